@@ -1,0 +1,89 @@
+"""Prometheus-style series selectors: ``name{label="v", other!="w", third=~"re"}``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from collectors.metrics import LABEL_NAME, METRIC_NAME
+
+OPERATORS = ("=", "!=", "=~", "!~")
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+class SelectorError(ValueError):
+    """A selector that cannot be parsed; the message says where and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label condition of a selector."""
+
+    label: str
+    op: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.op in ("=~", "!~"):
+            try:
+                object.__setattr__(self, "_regex", re.compile(self.value))
+            except re.error as exc:
+                raise SelectorError(
+                    f"label {self.label}: bad regular expression {self.value!r}: {exc}"
+                ) from None
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        actual = labels.get(self.label, "")
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        found = self._regex.fullmatch(actual) is not None  # anchored, as in PromQL
+        return found if self.op == "=~" else not found
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A metric name and label matchers."""
+
+    name: str
+    matchers: tuple[Matcher, ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+    def __str__(self) -> str:
+        if not self.matchers:
+            return self.name
+        inner = ", ".join(f'{m.label}{m.op}"{m.value}"' for m in self.matchers)
+        return f"{self.name}{{{inner}}}"
+
+
+@lru_cache(maxsize=4096)
+def parse_selector(text: str) -> Selector:
+    """Parse ``name{label op "value", ...}``; raise SelectorError naming what is wrong."""
+    text = text.strip()
+    brace = text.find("{")
+    name = text if brace < 0 else text[:brace].strip()
+    if not METRIC_NAME.match(name):
+        raise SelectorError(f"selector {text!r}: metric name {name!r} must match {METRIC_NAME.pattern}")
+    if brace < 0:
+        return Selector(name)
+    if not text.endswith("}"):
+        raise SelectorError(f"selector {text!r}: missing closing '}}'")
+    body = text[brace + 1 : -1]
+    matchers = []
+    pos = 0
+    while pos < len(body) and body[pos:].strip():
+        m = _MATCHER.match(body, pos)
+        if not m:
+            raise SelectorError(
+                f'selector {text!r}: expected label{{{"|".join(OPERATORS)}}}"value" at {body[pos:]!r}'
+            )
+        label, op, value = m.group(1), m.group(2), m.group(3).replace('\\"', '"').replace("\\\\", "\\")
+        if not LABEL_NAME.match(label):
+            raise SelectorError(f"selector {text!r}: label name {label!r} must match {LABEL_NAME.pattern}")
+        matchers.append(Matcher(label, op, value))
+        pos = m.end()
+    return Selector(name, tuple(matchers))

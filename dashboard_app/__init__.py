@@ -1,0 +1,1 @@
+"""The Pulseboard web application: settings, pages, callbacks and the running instance."""

@@ -1,0 +1,117 @@
+"""Thin callbacks: read the controls, render the panels through the source, return figures."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard_app.panels import Window, render_panel
+from dashboard_app.runtime import Runtime
+from layouts import ids
+from layouts.charts import apply_theme, no_data
+from layouts.components import CUSTOM, RANGE_SECONDS
+
+
+def _parse_local(value: str | None) -> float | None:
+    """Read a datetime-local input as UTC; None when empty or malformed."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def window_for(
+    range_value: str, custom_start: str | None, custom_end: str | None, now: float
+) -> Window | None:
+    """Return the window the controls select, or None for an incomplete custom range."""
+    if range_value == CUSTOM:
+        start, end = _parse_local(custom_start), _parse_local(custom_end)
+        if start is None or end is None or end <= start:
+            return None
+        return Window(start, end)
+    return Window(now - RANGE_SECONDS.get(range_value, 900), now)
+
+
+def register(app: Dash, runtime: Runtime) -> None:
+    """Attach every callback of the application."""
+    source = runtime.source
+    points = runtime.settings.dashboards.points
+
+    @app.callback(
+        Output({"type": ids.PANEL_GRAPH, "dashboard": ALL, "panel": ALL}, "figure"),
+        Output(ids.RENDER_STATE, "data"),
+        Output(ids.LAST_UPDATE, "children"),
+        Input(ids.INTERVAL, "n_intervals"),
+        Input(ids.TIME_RANGE, "value"),
+        Input(ids.CUSTOM_START, "value"),
+        Input(ids.CUSTOM_END, "value"),
+        Input(ids.THEME, "data"),
+        State(ids.RENDER_STATE, "data"),
+    )
+    def refresh_panels(_tick, range_value, custom_start, custom_end, theme, last):
+        outputs = ctx.outputs_list[0]
+        if not outputs:
+            raise PreventUpdate
+        dashboard = runtime.dashboards.get(outputs[0]["id"]["dashboard"])
+        if dashboard is None:
+            raise PreventUpdate
+        theme = theme if theme in ("light", "dark") else "light"
+        state = {
+            "dashboard": dashboard.id,
+            "range": [range_value, custom_start, custom_end],
+            "theme": theme,
+            "version": source.version(),
+        }
+        if ctx.triggered_id == ids.INTERVAL and state == last:
+            raise PreventUpdate  # nothing new arrived and nothing on the page changed
+        now = time.time()
+        window = window_for(range_value, custom_start, custom_end, now)
+        panels = [dashboard.panel(o["id"]["panel"]) for o in outputs]
+        if window is None:
+            message = "Choose a start and an end (UTC) for the custom range"
+            figures = [apply_theme(no_data(p, message), theme) for p in panels]
+            return figures, state, "Custom range: choose start and end"
+        figures = [render_panel(source, p, window, theme, points) for p in panels]
+        stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
+        return figures, state, f"Updated {stamp}"
+
+    @app.callback(
+        Output(ids.INTERVAL, "interval"), Output(ids.INTERVAL, "disabled"), Input(ids.REFRESH, "value")
+    )
+    def set_refresh(seconds):
+        seconds = int(seconds or 0)
+        return max(seconds, 1) * 1000, seconds == 0
+
+    @app.callback(Output(ids.REFRESH, "value"), Input(ids.PAGE_META, "data"), prevent_initial_call=True)
+    def page_refresh(meta):
+        if not meta or meta.get("refresh") is None:
+            return no_update
+        return meta["refresh"]
+
+    app.clientside_callback(
+        ClientsideFunction("pulseboard", "toggleTheme"),
+        Output(ids.THEME, "data"),
+        Input(ids.THEME_TOGGLE, "n_clicks"),
+        State(ids.THEME, "data"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("pulseboard", "applyTheme"),
+        Output(ids.THEME_TOGGLE, "children"),
+        Input(ids.THEME, "data"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("pulseboard", "customRangeStyle"),
+        Output(ids.CUSTOM_RANGE, "style"),
+        Input(ids.TIME_RANGE, "value"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("pulseboard", "markActiveLinks"),
+        [Output(ids.nav_link(d), "className") for d in runtime.dashboards],
+        Input(ids.URL, "pathname"),
+    )

@@ -1,0 +1,77 @@
+"""Run a panel's queries through a source and turn the result into a themed figure."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from collectors.aggregator import empty_frame
+from dashboard_app.sources import Source
+from layouts.charts import apply_theme, build_figure, no_data
+from layouts.schema import Dashboard, Panel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time range a page shows, in Unix seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def span(self) -> float:
+        return self.end - self.start
+
+
+def resolve_unit(source: Source, panel: Panel) -> Panel:
+    """Fill in a panel's unit from the metric table when the config leaves it out."""
+    if panel.unit is not None:
+        return panel
+    unit = source.unit(panel.queries[0].expr) or "none"
+    return panel.model_copy(update={"unit": unit})
+
+
+def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd.DataFrame:
+    """Query every series a panel shows; a stat panel also gets the period before the window."""
+    step = max(window.span / points, source.min_step)
+    start = window.start - window.span if panel.type == "stat" else window.start
+    frames = [source.query(q.expr, start, window.end, step, q.agg, q.legend) for q in panel.queries]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        frame = empty_frame()
+    elif len(frames) == 1:
+        frame = frames[0]
+    else:
+        frame = pd.concat(frames, axis=1, sort=True)
+    frame.attrs = {
+        "window": (
+            pd.Timestamp(window.start, unit="s", tz="UTC"),
+            pd.Timestamp(window.end, unit="s", tz="UTC"),
+        ),
+        "period": window.span,
+        "step": step,
+    }
+    return frame
+
+
+def render_panel(source: Source, panel: Panel, window: Window, theme: str, points: int) -> go.Figure:
+    """Return the figure a panel shows for a window and theme; a failure shows in that panel only."""
+    try:
+        panel = resolve_unit(source, panel)
+        figure = build_figure(panel_frame(source, panel, window, points), panel)
+    except Exception as exc:  # one broken panel must not blank the whole page
+        log.exception("panel %s failed", panel.id)
+        figure = no_data(panel, f"Cannot draw this panel: {type(exc).__name__}")
+    return apply_theme(figure, theme)
+
+
+def render_dashboard(
+    source: Source, dashboard: Dashboard, window: Window, theme: str, points: int
+) -> list[go.Figure]:
+    """Return every panel's figure, in the dashboard's order."""
+    return [render_panel(source, panel, window, theme, points) for panel in dashboard.panels]

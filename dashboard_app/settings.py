@@ -1,0 +1,134 @@
+"""Environment settings: config/<env>.yaml validated once, with PULSEBOARD_* overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from layouts.validation import ConfigError, Duration, load_model, read_yaml
+
+ENVIRONMENTS = ("development", "staging", "production")
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ENV_PREFIX = "PULSEBOARD_"
+REFRESH_CHOICES = (0, 1, 5, 30)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    max_connections: int = Field(10, ge=1, description="Live dashboard connections allowed at once.")
+
+
+class DashboardSettings(_Strict):
+    refresh: Literal[0, 1, 5, 30] = Field(5, description="Default refresh interval in seconds (0 is off).")
+    default_range: Duration = Field(900, description="Time range a dashboard opens with.")
+    points: int = Field(240, ge=10, le=2000, description="Points per series a panel asks for.")
+
+
+class CollectorSettings(_Strict):
+    enabled: bool = True
+    interval: Duration = Field(5, ge=1, description="Seconds between two collections.")
+
+
+class CollectorsSettings(_Strict):
+    system: CollectorSettings = CollectorSettings(interval=5)
+    disk_usage: CollectorSettings = CollectorSettings(interval=60)
+
+
+class TierSettings(_Strict):
+    step: Duration
+    retention: Duration
+
+    @model_validator(mode="after")
+    def _retention_holds_steps(self):
+        if self.retention < self.step:
+            raise ValueError("retention must be at least one step")
+        return self
+
+
+class RawSettings(_Strict):
+    retention: Duration = 900
+    resolution: Duration = Field(
+        1, description="Finest spacing kept at full retention; sets the raw buffer size."
+    )
+
+
+class StoreSettings(_Strict):
+    raw: RawSettings = RawSettings()
+    rollups: tuple[TierSettings, ...] = (TierSettings(step=60, retention=86400),)
+    flush_interval: Duration = 5
+    snapshot_interval: Duration = 300
+
+    @model_validator(mode="after")
+    def _rollups_coarsen(self):
+        steps = [t.step for t in self.rollups]
+        if steps != sorted(set(steps)):
+            raise ValueError("rollups must be listed from the finest step to the coarsest, each step once")
+        return self
+
+
+class QuerySettings(_Strict):
+    max_points: int = Field(2000, ge=10, description="Most points a query returns per series.")
+
+
+class Settings(_Strict):
+    """Everything an environment file may set."""
+
+    environment: Literal["development", "staging", "production"] = "development"
+    server: ServerSettings = ServerSettings()
+    dashboards: DashboardSettings = DashboardSettings()
+    collectors: CollectorsSettings = CollectorsSettings()
+    store: StoreSettings = StoreSettings()
+    query: QuerySettings = QuerySettings()
+
+
+def _override(data: dict, environ: dict[str, str]) -> dict[tuple, str]:
+    """Apply PULSEBOARD_A__B=value to data['a']['b']; return the paths set, by variable name."""
+    names = {}
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or var in ("PULSEBOARD_ENV", "PULSEBOARD_DATA_DIR"):
+            continue
+        path = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
+        node = data
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{var}: {'.'.join(path)} is not a section that can be overridden")
+            node = child
+        try:
+            node[path[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            node[path[-1]] = raw
+        names[path] = var
+    return names
+
+
+def load_settings(
+    environment: str = "development", environ: dict[str, str] | None = None, config_dir: Path = CONFIG_DIR
+) -> Settings:
+    """Read config/<environment>.yaml, apply PULSEBOARD_* overrides and validate; raise ConfigError."""
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"environment {environment!r} is not one of {', '.join(ENVIRONMENTS)}")
+    path = config_dir / f"{environment}.yaml"
+    data, lines = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the file must hold a mapping of settings")
+    names = _override(data, dict(os.environ if environ is None else environ))
+    for key in names:
+        lines.pop(key, None)
+    settings = load_model(
+        Settings, data, str(path), lines, lambda loc: ("environment", names[loc]) if loc in names else None
+    )
+    if settings.environment != environment:
+        raise ConfigError(
+            f"{path}: environment: says {settings.environment!r} in the file for {environment!r}"
+        )
+    return settings

@@ -1,0 +1,1 @@
+"""Dashboard schema, chart builders and the component tree built from dashboard configs."""

@@ -1,0 +1,156 @@
+"""Build the page tree from dashboard configs: navigation bar, controls and the panel grid."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from layouts import ids
+from layouts.schema import GRID_COLUMNS, Dashboard, Panel
+
+TIME_RANGES = (
+    ("5m", "Last 5 minutes", 300),
+    ("15m", "Last 15 minutes", 900),
+    ("1h", "Last hour", 3600),
+    ("6h", "Last 6 hours", 21600),
+    ("24h", "Last 24 hours", 86400),
+    ("7d", "Last 7 days", 604800),
+)
+CUSTOM = "custom"
+RANGE_SECONDS = {key: seconds for key, _, seconds in TIME_RANGES}
+REFRESH_OPTIONS = ((0, "Off"), (1, "1 s"), (5, "5 s"), (30, "30 s"))
+LOADING_FIGURE = {
+    "data": [],
+    "layout": {
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+        "annotations": [
+            {
+                "text": "Loading…",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "font": {"color": "#9ca3af"},
+            }
+        ],
+    },
+}
+
+
+def range_key(seconds: float) -> str:
+    """Return the picker entry closest to a default range in seconds."""
+    return min(RANGE_SECONDS, key=lambda k: abs(RANGE_SECONDS[k] - seconds))
+
+
+def navbar(dashboards: list[Dashboard], default_range: float, refresh: int) -> html.Header:
+    """Return the bar with the dashboard links, time range, refresh and theme controls."""
+    links = [
+        dcc.Link(d.title, href=f"/{d.id}", className="nav-link", id=ids.nav_link(d.id)) for d in dashboards
+    ]
+    return html.Header(
+        className="navbar",
+        children=[
+            html.A("Pulseboard", href="/", className="brand"),
+            html.Nav(links, className="nav-links"),
+            html.Div(
+                className="controls",
+                children=[
+                    html.Span(
+                        id=ids.LAST_UPDATE, className="last-update", title="Time of the newest data shown"
+                    ),
+                    dcc.Dropdown(
+                        id=ids.TIME_RANGE,
+                        options=[{"label": label, "value": key} for key, label, _ in TIME_RANGES]
+                        + [{"label": "Custom range (UTC)", "value": CUSTOM}],
+                        value=range_key(default_range),
+                        clearable=False,
+                        searchable=False,
+                        className="time-range",
+                    ),
+                    html.Div(
+                        id=ids.CUSTOM_RANGE,
+                        className="custom-range",
+                        style={"display": "none"},
+                        children=[
+                            dcc.Input(
+                                id=ids.CUSTOM_START, type="datetime-local", debounce=True, placeholder="Start (UTC)"
+                            ),
+                            html.Span("to"),
+                            dcc.Input(
+                                id=ids.CUSTOM_END, type="datetime-local", debounce=True, placeholder="End (UTC)"
+                            ),
+                        ],
+                    ),
+                    dcc.Dropdown(
+                        id=ids.REFRESH,
+                        options=[{"label": f"⟳ {label}", "value": value} for value, label in REFRESH_OPTIONS],
+                        value=refresh,
+                        clearable=False,
+                        searchable=False,
+                        className="refresh",
+                    ),
+                    html.Button(
+                        "◐ Dark", id=ids.THEME_TOGGLE, className="theme-toggle", title="Switch theme"
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+def shell(dashboards: list[Dashboard], default_range: float, refresh: int, page) -> html.Div:
+    """Return the layout around every page: stores, the refresh timer, the bar and the page."""
+    return html.Div(
+        className="app",
+        children=[
+            dcc.Location(id=ids.URL),
+            dcc.Store(id=ids.THEME, storage_type="local"),
+            dcc.Store(id=ids.RENDER_STATE),
+            dcc.Interval(id=ids.INTERVAL, interval=max(refresh, 1) * 1000, disabled=refresh == 0),
+            navbar(dashboards, default_range, refresh),
+            html.Main(page, className="page"),
+        ],
+    )
+
+
+def _grid_style(panel: Panel) -> dict[str, int | str]:
+    g = panel.grid
+    narrow = GRID_COLUMNS if g.w > GRID_COLUMNS // 2 else min(GRID_COLUMNS, g.w * 2)
+    return {"--x": g.x + 1, "--y": g.y + 1, "--w": g.w, "--h": g.h, "--wn": narrow}
+
+
+def panel_card(dashboard: Dashboard, panel: Panel) -> html.Section:
+    """Return one panel: its title and a graph the refresh callback fills."""
+    return html.Section(
+        id=ids.panel_dom_id(dashboard.id, panel.id),
+        className=f"panel panel-{panel.type}",
+        style=_grid_style(panel),
+        children=[
+            html.H2(panel.title, className="panel-title", title=panel.description or panel.title),
+            dcc.Graph(
+                id=ids.panel_graph(dashboard.id, panel.id),
+                figure=LOADING_FIGURE,
+                className="panel-graph",
+                config={"displaylogo": False, "responsive": True, "displayModeBar": False},
+                style={"height": "100%", "width": "100%"},
+            ),
+        ],
+    )
+
+
+def dashboard_page(dashboard: Dashboard, refresh: int) -> html.Div:
+    """Return a dashboard's page: a heading and its grid of panels."""
+    return html.Div(
+        className="dashboard",
+        id=f"dashboard-{dashboard.id}",
+        children=[
+            dcc.Store(id=ids.PAGE_META, data={"dashboard": dashboard.id, "refresh": refresh}),
+            html.Div(
+                className="dashboard-head",
+                children=[html.H1(dashboard.title), html.P(dashboard.description, className="muted")],
+            ),
+            html.Div([panel_card(dashboard, p) for p in dashboard.panels], className="grid"),
+        ],
+    )

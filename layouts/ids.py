@@ -1,0 +1,31 @@
+"""Every component id the page tree hands out; callbacks import them from here."""
+
+URL = "app-url"
+THEME = "app-theme"
+THEME_TOGGLE = "nav-theme-toggle"
+TIME_RANGE = "nav-time-range"
+CUSTOM_RANGE = "nav-custom-range"
+CUSTOM_START = "nav-custom-start"
+CUSTOM_END = "nav-custom-end"
+REFRESH = "nav-refresh"
+INTERVAL = "app-interval"
+LAST_UPDATE = "nav-last-update"
+RENDER_STATE = "app-render-state"
+PAGE_META = "page-meta"
+
+PANEL_GRAPH = "panel-graph"
+
+
+def panel_graph(dashboard_id: str, panel_id: str) -> dict[str, str]:
+    """Return the id of one panel's graph."""
+    return {"type": PANEL_GRAPH, "dashboard": dashboard_id, "panel": panel_id}
+
+
+def panel_dom_id(dashboard_id: str, panel_id: str) -> str:
+    """Return the DOM id of a panel's card, for links and tests."""
+    return f"panel-{dashboard_id}-{panel_id}"
+
+
+def nav_link(dashboard_id: str) -> str:
+    """Return the id of a dashboard's link in the navigation bar."""
+    return f"nav-link-{dashboard_id}"

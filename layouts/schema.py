@@ -1,0 +1,137 @@
+"""The dashboard schema: what a dashboard YAML file (or an API request) may say."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from collectors.aggregator import AGGREGATIONS
+from collectors.metrics import UNITS
+from collectors.selector import SelectorError, parse_selector
+
+CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
+ACCESS_LEVELS = ("executive", "operations", "development")
+GRID_COLUMNS = 12
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+ChartType = Literal["line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap"]
+Aggregation = Literal["avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate"]
+Unit = Literal[
+    "none", "ratio", "percent", "bytes", "bytes_per_second", "seconds", "per_second", "count", "currency"
+]
+assert set(Aggregation.__args__) == set(AGGREGATIONS) and set(Unit.__args__) == set(UNITS)  # noqa: S101
+assert set(ChartType.__args__) == set(CHART_TYPES)  # noqa: S101
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(
+            "an id is 1-63 lowercase letters, digits and dashes, starting with a letter or digit"
+        )
+    return value
+
+
+class PanelQuery(_Strict):
+    """One series selector a panel plots, with its aggregation and legend template."""
+
+    expr: str = Field(description='Series selector, e.g. pulseboard_system_cpu_core_usage_ratio{core="0"}')
+    agg: Aggregation = "avg"
+    legend: str | None = Field(None, description="Legend template using labels, e.g. '{interface} in'.")
+
+    @field_validator("expr")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            parse_selector(value)
+        except SelectorError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class Thresholds(_Strict):
+    """Where a value turns amber and red; ``below`` for values where low is bad."""
+
+    warn: float
+    crit: float
+    direction: Literal["above", "below"] = "above"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if (self.direction == "above" and self.crit < self.warn) or (
+            self.direction == "below" and self.crit > self.warn
+        ):
+            raise ValueError(f"crit must be at or past warn in the direction {self.direction!r}")
+        return self
+
+    def level(self, value: float) -> str:
+        """Return 'ok', 'warn' or 'crit' for a value."""
+        sign = 1 if self.direction == "above" else -1
+        if sign * value >= sign * self.crit:
+            return "crit"
+        if sign * value >= sign * self.warn:
+            return "warn"
+        return "ok"
+
+
+class Grid(_Strict):
+    """A panel's place on a 12-column grid: column x, row y, width w, height h (in rows)."""
+
+    x: int = Field(0, ge=0, lt=GRID_COLUMNS)
+    y: int = Field(0, ge=0)
+    w: int = Field(6, ge=1, le=GRID_COLUMNS)
+    h: int = Field(3, ge=1, le=12)
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if self.x + self.w > GRID_COLUMNS:
+            raise ValueError(f"x + w is {self.x + self.w}; a row has {GRID_COLUMNS} columns")
+        return self
+
+
+class Panel(_Strict):
+    """One chart on a dashboard."""
+
+    id: str
+    title: str = Field(min_length=1)
+    type: ChartType
+    queries: tuple[PanelQuery, ...] = Field(min_length=1)
+    unit: Unit | None = Field(None, description="Defaults to the unit the first query's metric declares.")
+    thresholds: Thresholds | None = None
+    max: float | None = Field(None, description="Top of a gauge's scale (default 100% for ratios).")
+    description: str = ""
+    grid: Grid = Grid()
+
+    _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+
+class Dashboard(_Strict):
+    """A dashboard: its panels and how it refreshes."""
+
+    id: str
+    title: str = Field(min_length=1)
+    access: Literal["executive", "operations", "development"]
+    description: str = ""
+    refresh: Literal[0, 1, 5, 30] | None = Field(
+        None, description="Seconds; None uses the environment default."
+    )
+    panels: tuple[Panel, ...] = Field(min_length=1)
+
+    _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @model_validator(mode="after")
+    def _unique_panels(self):
+        seen = set()
+        for panel in self.panels:
+            if panel.id in seen:
+                raise ValueError(f"panel id {panel.id!r} is used twice")
+            seen.add(panel.id)
+        return self
+
+    def panel(self, panel_id: str) -> Panel:
+        return next(p for p in self.panels if p.id == panel_id)

@@ -1,0 +1,76 @@
+"""Display units: scale base-unit values (bytes, seconds, ratios) into readable numbers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_SI = ("", "k", "M", "G", "T")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Divide values by ``factor`` and show them with ``suffix`` (or ``prefix``)."""
+
+    factor: float
+    suffix: str
+    prefix: str = ""
+
+    def apply(self, value: float) -> float:
+        return value / self.factor
+
+
+def scale_for(unit: str | None, magnitude: float) -> Scale:
+    """Pick the scale that shows numbers around ``magnitude`` best for a unit."""
+    magnitude = abs(magnitude) if magnitude and math.isfinite(magnitude) else 0.0
+    if unit == "ratio":
+        return Scale(0.01, "%")
+    if unit == "percent":
+        return Scale(1, "%")
+    if unit in ("bytes", "bytes_per_second"):
+        power = 0 if magnitude < 1024 else min(len(_BINARY) - 1, int(math.log(magnitude, 1024)))
+        return Scale(1024**power, " " + _BINARY[power] + ("/s" if unit == "bytes_per_second" else ""))
+    if unit == "seconds":
+        if magnitude == 0 or magnitude >= 1:
+            for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
+                if magnitude >= 2 * size:
+                    return Scale(size, " " + name)
+            return Scale(1, " s")
+        if magnitude >= 1e-3:
+            return Scale(1e-3, " ms")
+        return Scale(1e-6, " µs")
+    if unit == "per_second":
+        return _si(magnitude, "/s")
+    if unit == "currency":
+        return Scale(1, "", "$")
+    return _si(magnitude, "")
+
+
+def _si(magnitude: float, suffix: str) -> Scale:
+    power = 0 if magnitude < 1000 else min(len(_SI) - 1, int(math.log10(magnitude) // 3))
+    return Scale(1000**power, (_SI[power] + suffix) if power or suffix else "")
+
+
+def format_value(value: float | None, unit: str | None, digits: int = 3) -> str:
+    """Return a value as a person reads it: 1536 bytes -> '1.5 KiB', 0.4213 ratio -> '42.1%'."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    scale = scale_for(unit, value)
+    scaled = scale.apply(value)
+    if unit == "currency":
+        return f"{'-' if scaled < 0 else ''}${abs(scaled):,.2f}"
+    text = f"{scaled:.{digits}g}" if abs(scaled) < 10**digits else f"{scaled:,.0f}"
+    if "e" in text:
+        text = f"{scaled:.2f}"
+    return f"{scale.prefix}{text}{scale.suffix}"
+
+
+def scale_values(values, unit: str | None) -> tuple[Scale, object]:
+    """Scale an array (or frame) of values for one axis, choosing the scale from its largest value."""
+    try:
+        magnitude = float(abs(values).max().max()) if hasattr(values, "max") else 0.0
+    except (TypeError, ValueError):
+        magnitude = 0.0
+    scale = scale_for(unit, magnitude)
+    return scale, values / scale.factor
