@@ -134,15 +134,13 @@ class Aggregator:
         return out.index.to_numpy(dtype=float), out.to_numpy(dtype=float)
 
     def _rollup(self, tier: Tier, s: Series, start: float, end: float, step: float, agg: str):
-        r = self.store.read_rollup(tier, s.id, start - tier.step, end)
+        r = self.store.read_rollup(tier, s.id, start, end)
         if len(r) == 0:
             return r.start, r.sum
         if agg == "rate":
-            if len(r) < 2:
-                return r.start[:0], r.sum[:0]
-            t, v = _rate(r.start[1:], _increase(r.last), np.diff(r.start), step)
-            keep = t >= math.floor(start / step) * step
-            return t[keep], v[keep]
+            now = self.store.clock()
+            covered = np.minimum(tier.step, np.maximum(now - r.start, 1e-9))  # the newest bucket is partial
+            return _rate(r.start, r.increase, covered, step)
         frame = pd.DataFrame(
             {
                 "count": r.count,

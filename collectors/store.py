@@ -37,6 +37,7 @@ class Rollup:
     min: np.ndarray
     max: np.ndarray
     last: np.ndarray
+    increase: np.ndarray  # counter increase within the bucket, resets counted from zero
 
     def __len__(self) -> int:
         return len(self.start)
@@ -58,7 +59,7 @@ class Series:
 class _RollupBuffer:
     """Ring buffers indexed by bucket number: slot = bucket % slots."""
 
-    FIELDS = ("count", "sum", "min", "max", "last")
+    FIELDS = ("count", "sum", "min", "max", "last", "increase")
 
     def __init__(self, tier: Tier, rows: int):
         self.tier = tier
@@ -69,6 +70,7 @@ class _RollupBuffer:
         self.min = np.zeros((rows, self.slots))
         self.max = np.zeros((rows, self.slots))
         self.last = np.zeros((rows, self.slots))
+        self.increase = np.zeros((rows, self.slots))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"bucket": self.bucket, **{f: getattr(self, f) for f in self.FIELDS}}
@@ -80,7 +82,7 @@ class _RollupBuffer:
             )
             setattr(self, name, np.concatenate([arr, extra]))
 
-    def add(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> None:
+    def add(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, inc: np.ndarray) -> None:
         """Fold samples (sorted by series, then time) into their buckets."""
         b = np.floor(ts / self.tier.step).astype(np.int64)
         n = len(sid)
@@ -102,6 +104,7 @@ class _RollupBuffer:
         g_min = np.minimum.reduceat(val, starts)
         g_max = np.maximum.reduceat(val, starts)
         g_last = val[ends - 1]
+        g_inc = np.add.reduceat(inc, starts)
         slot = g_b % self.slots
         same = self.bucket[g_sid, slot] == g_b
         self.count[g_sid, slot] = np.where(same, self.count[g_sid, slot] + g_count, g_count)
@@ -109,7 +112,21 @@ class _RollupBuffer:
         self.min[g_sid, slot] = np.where(same, np.minimum(self.min[g_sid, slot], g_min), g_min)
         self.max[g_sid, slot] = np.where(same, np.maximum(self.max[g_sid, slot], g_max), g_max)
         self.last[g_sid, slot] = g_last
+        self.increase[g_sid, slot] = np.where(same, self.increase[g_sid, slot] + g_inc, g_inc)
         self.bucket[g_sid, slot] = g_b
+
+    def load(self, saved: dict[str, np.ndarray]) -> None:
+        """Put saved buckets of the same step back, whatever the saved number of slots."""
+        rows, cols = np.nonzero(saved["bucket"] != EMPTY_BUCKET)
+        buckets = saved["bucket"][rows, cols]
+        newest = np.full(saved["bucket"].shape[0], EMPTY_BUCKET)
+        np.maximum.at(newest, rows, buckets)
+        keep = buckets > newest[rows] - self.slots  # what the new retention still holds
+        rows, cols, buckets = rows[keep], cols[keep], buckets[keep]
+        slots = buckets % self.slots
+        self.bucket[rows, slots] = buckets
+        for field in self.FIELDS:
+            getattr(self, field)[rows, slots] = saved[field][rows, cols]
 
     def read(self, sid: int, start: float, end: float, now: float) -> Rollup:
         step = self.tier.step
@@ -125,6 +142,7 @@ class _RollupBuffer:
             min=self.min[sid, idx].copy(),
             max=self.max[sid, idx].copy(),
             last=self.last[sid, idx].copy(),
+            increase=self.increase[sid, idx].copy(),
         )
 
 
@@ -155,6 +173,7 @@ class Store:
         self._raw_val = np.full((initial_rows, self.capacity), np.nan)
         self._written = np.zeros(initial_rows, dtype=np.int64)
         self._newest = np.full(initial_rows, -np.inf)
+        self._last_value = np.full(initial_rows, np.nan)
         self._rollups = [_RollupBuffer(t, initial_rows) for t in self.tiers[1:]]
         self._ids: dict[tuple[str, Labels], int] = {}
         self._series: list[Series] = []
@@ -207,6 +226,7 @@ class Store:
         self._raw_val = np.concatenate([self._raw_val, np.full((extra, self.capacity), np.nan)])
         self._written = np.concatenate([self._written, np.zeros(extra, dtype=np.int64)])
         self._newest = np.concatenate([self._newest, np.full(extra, -np.inf)])
+        self._last_value = np.concatenate([self._last_value, np.full(extra, np.nan)])
         for r in self._rollups:
             r.grow(rows)
         self._rows = rows
@@ -240,6 +260,22 @@ class Store:
         n = len(sid)
         if n == 0:
             return 0
+        first = np.append(True, sid[1:] != sid[:-1])
+        previous = np.where(first, self._last_value[sid], np.roll(val, 1))
+        inc = np.where(val < previous, val, val - previous)  # a drop is a counter reset
+        inc[np.isnan(previous)] = 0.0
+        self._write_raw(sid, ts, val)
+        for r in self._rollups:
+            r.add(sid, ts, val, inc)
+        if log:
+            self._pending.append((sid, ts, val))
+        self.version += 1
+        self.appended += n
+        return n
+
+    def _write_raw(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> None:
+        """Write samples sorted by series then time into the raw rings."""
+        n = len(sid)
         starts = np.flatnonzero(np.append(True, sid[1:] != sid[:-1]))
         counts = np.diff(np.append(starts, n))
         g_sid = sid[starts]
@@ -250,13 +286,7 @@ class Store:
         self._raw_val[sid[keep], pos[keep]] = val[keep]
         self._written[g_sid] += counts
         self._newest[g_sid] = ts[starts + counts - 1]
-        for r in self._rollups:
-            r.add(sid, ts, val)
-        if log:
-            self._pending.append((sid, ts, val))
-        self.version += 1
-        self.appended += n
-        return n
+        self._last_value[g_sid] = val[starts + counts - 1]
 
     # ----- reading
     def read_raw(self, series_id: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
@@ -316,6 +346,7 @@ class Store:
                 "raw_val": self._raw_val[:n].copy(),
                 "written": self._written[:n].copy(),
                 "newest": self._newest[:n].copy(),
+                "last_value": self._last_value[:n].copy(),
                 "rollups": [
                     {"tier": r.tier, **{k: a[:n].copy() for k, a in r.arrays().items()}}
                     for r in self._rollups
@@ -323,24 +354,32 @@ class Store:
             }
 
     def import_state(self, state: dict) -> None:
-        """Load buffers saved by export_state; tiers whose shape changed are rebuilt from raw data."""
+        """Load buffers saved by export_state, fitting them to this store's retention."""
         with self._lock:
             for name, labels in state["series"]:
                 self._series_id(name, tuple(tuple(p) for p in labels))
             for spec in state["specs"]:
                 self.specs[spec.name] = spec
             n = len(state["series"])
+            self._newest[:n] = state["newest"]
+            self._last_value[:n] = state["last_value"]
             if state["capacity"] == self.capacity:
                 self._raw_ts[:n] = state["raw_ts"]
                 self._raw_val[:n] = state["raw_val"]
                 self._written[:n] = state["written"]
-            self._newest[:n] = state["newest"]
+            else:  # the raw buffer changed size: write the saved samples again, oldest first
+                order = np.argsort(state["raw_ts"], axis=1, kind="stable")
+                ts = np.take_along_axis(state["raw_ts"], order, axis=1)
+                val = np.take_along_axis(state["raw_val"], order, axis=1)
+                rows = np.repeat(np.arange(n), ts.shape[1])
+                ts, val = ts.ravel(), val.ravel()
+                present = ~np.isnan(ts)
+                if present.any():
+                    self._write_raw(rows[present], ts[present], val[present])
             for saved in state["rollups"]:
-                buf = next((r for r in self._rollups if r.tier == saved["tier"]), None)
-                if buf is None:
-                    continue
-                for k in buf.arrays():
-                    getattr(buf, k)[:n] = saved[k]
+                buf = next((r for r in self._rollups if r.tier.step == saved["tier"].step), None)
+                if buf is not None:  # a step no longer configured is dropped
+                    buf.load(saved)
             self.version += 1
 
     def replay(

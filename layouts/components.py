@@ -75,11 +75,17 @@ def navbar(dashboards: list[Dashboard], default_range: float, refresh: int) -> h
                         style={"display": "none"},
                         children=[
                             dcc.Input(
-                                id=ids.CUSTOM_START, type="datetime-local", debounce=True, placeholder="Start (UTC)"
+                                id=ids.CUSTOM_START,
+                                type="datetime-local",
+                                debounce=True,
+                                placeholder="Start (UTC)",
                             ),
                             html.Span("to"),
                             dcc.Input(
-                                id=ids.CUSTOM_END, type="datetime-local", debounce=True, placeholder="End (UTC)"
+                                id=ids.CUSTOM_END,
+                                type="datetime-local",
+                                debounce=True,
+                                placeholder="End (UTC)",
                             ),
                         ],
                     ),
