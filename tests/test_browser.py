@@ -1,0 +1,145 @@
+"""The dashboards in a real headless Chromium: they load, fill, refresh, switch theme and range."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+from selenium.webdriver.common.by import By
+
+from dashboard_app.runtime import Runtime
+from dashboard_app.settings import load_settings
+from dashboard_app.web import create_app
+from layouts import ids
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A running Pulseboard collecting the real host every second, with pages refreshing every second."""
+    settings = load_settings(
+        "development",
+        environ={
+            "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL": "1",
+            "PULSEBOARD_COLLECTORS__DISK_USAGE__INTERVAL": "1",
+            "PULSEBOARD_DASHBOARDS__REFRESH": "1",
+        },
+    )
+    runtime = Runtime(settings, tmp_path)
+    app = create_app(runtime)
+    runtime.start()
+    deadline = time.monotonic() + 15
+    while not runtime.store.series("pulseboard_system_cpu_usage_ratio") and time.monotonic() < deadline:
+        time.sleep(0.1)  # CPU shares need two readings
+    yield app, runtime
+    runtime.stop()
+
+
+def plot(dash_duo, dashboard: str, panel: str):
+    """Return the rendered Plotly data and layout of one panel."""
+    return dash_duo.driver.execute_script(
+        "var el = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "return el && el.data ? {data: el.data, layout: el.layout} : null;",
+        f"#{ids.panel_dom_id(dashboard, panel)}",
+    )
+
+
+def wait_until(check, timeout=20, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def has_data(figure) -> bool:
+    if not figure or not figure["data"]:
+        return False
+    return not (figure["layout"].get("meta") or {}).get("empty")
+
+
+def open_page(dash_duo, app, path):
+    dash_duo.start_server(app, host="127.0.0.1", port=8059)
+    dash_duo.driver.get(dash_duo.server_url + path)
+    dash_duo.wait_for_element(".grid .panel")
+
+
+@pytest.mark.parametrize("path", ["/executive", "/operations", "/development"])
+def test_dash001_each_dashboard_loads_without_console_errors(dash_duo, live, path):
+    app, runtime = live
+    open_page(dash_duo, app, path)
+    dashboard = runtime.dashboards[path.strip("/")]
+    dash_duo.wait_for_contains_text("h1", dashboard.title)
+    for panel in dashboard.panels:  # every panel gets a figure: data, or words saying why not
+        wait_until(lambda p=panel: plot(dash_duo, dashboard.id, p.id), message=f"panel {panel.id}")
+    assert dash_duo.get_logs() == []
+
+
+def test_dash002_every_operations_panel_shows_data(dash_duo, live):
+    app, runtime = live
+    open_page(dash_duo, app, "/operations")
+    for panel in runtime.dashboards["operations"].panels:
+        wait_until(lambda p=panel: has_data(plot(dash_duo, "operations", p.id)), message=f"data in {panel.id}")
+
+
+def test_dash003_empty_dashboards_say_no_data_yet(dash_duo, live):
+    app, _ = live
+    open_page(dash_duo, app, "/development")
+    wait_until(lambda: plot(dash_duo, "development", "api-latency"), message="latency panel")
+    dash_duo.wait_for_contains_text(f"#{ids.panel_dom_id('development', 'api-latency')}", "No data yet")
+
+
+def test_dash004_the_cpu_line_grows_after_a_refresh(dash_duo, live):
+    app, _ = live
+    open_page(dash_duo, app, "/operations")
+
+    def points():
+        figure = plot(dash_duo, "operations", "cpu-total")
+        return len(figure["data"][0]["x"]) if has_data(figure) else 0
+
+    before = wait_until(points, message="first CPU points")
+    wait_until(lambda: points() > before, message="more CPU points after a refresh")
+
+
+def test_dash005_theme_toggle_changes_the_background_and_is_remembered(dash_duo, live):
+    app, _ = live
+    open_page(dash_duo, app, "/operations")
+    background = lambda: dash_duo.driver.execute_script(  # noqa: E731
+        "return getComputedStyle(document.body).backgroundColor"
+    )
+    light = background()
+    dash_duo.find_element(f"#{ids.THEME_TOGGLE}").click()
+    dark = wait_until(lambda: background() if background() != light else None, message="dark background")
+    assert dark == "rgb(11, 17, 32)"
+    wait_until(
+        lambda: plot(dash_duo, "operations", "cpu-total")["layout"]["font"]["color"] == "#e5e7eb",
+        message="figures in dark colours",
+    )
+    dash_duo.driver.refresh()
+    dash_duo.wait_for_element(".grid .panel")
+    wait_until(lambda: background() == dark, message="the theme kept after a reload")
+
+
+def test_dash006_time_range_picker_changes_the_x_range(dash_duo, live):
+    app, _ = live
+    open_page(dash_duo, app, "/operations")
+
+    def span_seconds():
+        figure = plot(dash_duo, "operations", "cpu-total")
+        if not has_data(figure):
+            return None
+        start, end = (pd.Timestamp(x) for x in figure["layout"]["xaxis"]["range"])
+        return (end - start).total_seconds()
+
+    assert abs(wait_until(span_seconds, message="x-range") - 900) < 5
+    dash_duo.find_element(f"#{ids.TIME_RANGE}").click()
+    option = wait_until(
+        lambda: [o for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == "Last hour"],
+        message="the range options",
+    )
+    option[0].click()
+    wait_until(lambda: abs((span_seconds() or 0) - 3600) < 5, message="a one-hour x-range")

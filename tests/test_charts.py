@@ -1,0 +1,146 @@
+"""Every chart builder in the registry: data and no data, units, thresholds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import pytest
+
+from layouts.charts import CHARTS, NO_DATA, STATUS_COLORS, apply_theme, build_figure
+from layouts.schema import CHART_TYPES, Panel
+from layouts.units import format_value
+
+START = pd.Timestamp("2026-11-25 10:00", tz="UTC")
+
+
+def frame(columns=("eth0", "eth1"), n=60, scale=1.0) -> pd.DataFrame:
+    index = pd.date_range(START, periods=n, freq="5s", name="time")
+    data = {c: scale * (np.arange(n) + 10 * i + 1) for i, c in enumerate(columns)}
+    out = pd.DataFrame(data, index=index)
+    out.attrs = {"window": (index[0], index[-1]), "period": 150.0}
+    return out
+
+
+def panel(kind: str, unit: str = "bytes_per_second", **extra) -> Panel:
+    return Panel(id="p", title="P", type=kind, unit=unit, queries=[{"expr": "x"}], **extra)
+
+
+def test_the_registry_has_the_eight_chart_types():
+    assert set(CHARTS) == set(CHART_TYPES) and len(CHARTS) == 8
+
+
+@pytest.mark.parametrize("kind", CHART_TYPES)
+def test_every_builder_draws_data(kind):
+    fig = build_figure(frame(), panel(kind))
+    assert fig.data, f"{kind} drew no trace"
+    assert not (fig.layout.meta or {}).get("empty")
+    json.loads(pio.to_json(fig))  # serialisable for the browser
+
+
+@pytest.mark.parametrize("kind", CHART_TYPES)
+def test_every_builder_says_no_data_for_an_empty_frame(kind):
+    empty = pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC"))
+    fig = build_figure(empty, panel(kind))
+    assert fig.layout.meta["empty"] is True
+    assert fig.layout.annotations[0].text == NO_DATA
+
+
+@pytest.mark.parametrize("kind", CHART_TYPES)
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_themes_colour_the_text(kind, theme):
+    fig = apply_theme(build_figure(frame(), panel(kind)), theme)
+    assert fig.layout.font.color == ("#e5e7eb" if theme == "dark" else "#1f2937")
+    assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)"  # the page's own background shows through
+
+
+def test_line_axis_shows_binary_units():
+    fig = build_figure(frame(scale=3 * 2**20), panel("line"))
+    assert fig.layout.yaxis.ticksuffix == " MiB/s"
+    assert max(fig.data[1].y) == pytest.approx((60 + 10) * 3)
+
+
+def test_ratio_axis_is_percent_from_zero_to_a_hundred():
+    fig = build_figure(frame(scale=0.001), panel("line", unit="ratio"))
+    assert fig.layout.yaxis.ticksuffix == "%"
+    assert list(fig.layout.yaxis.range) == [0, 100]
+
+
+def test_line_x_range_is_the_window_shown():
+    data = frame()
+    fig = build_figure(data, panel("line"))
+    assert [pd.Timestamp(x) for x in fig.layout.xaxis.range] == list(data.attrs["window"])
+
+
+def test_thresholds_draw_lines_and_colour_bars():
+    p = panel("bar", unit="ratio", thresholds={"warn": 0.5, "crit": 0.9})
+    data = pd.DataFrame({"/": [0.2], "/var": [0.6], "/data": [0.95]}, index=[START])
+    fig = build_figure(data, p)
+    assert list(fig.data[0].marker.color) == [STATUS_COLORS["ok"], STATUS_COLORS["warn"], STATUS_COLORS["crit"]]
+    assert list(fig.data[0].text) == ["20%", "60%", "95%"]
+    line = build_figure(frame(scale=0.01), panel("line", unit="ratio", thresholds={"warn": 0.5, "crit": 0.9}))
+    assert len(line.layout.shapes) == 2
+
+
+def test_stat_shows_latest_value_delta_against_previous_period_and_sparkline():
+    data = frame(columns=("cpu",), scale=0.01)  # 0.01 .. 0.60 over 300 s, period 150 s
+    fig = build_figure(data, panel("stat", unit="ratio", thresholds={"warn": 0.7, "crit": 0.9}))
+    indicator = next(t for t in fig.data if t.type == "indicator")
+    assert indicator.value == pytest.approx(60.0)
+    assert indicator.delta.reference == pytest.approx(30.0)  # 150 s earlier
+    assert indicator.number.suffix == "%"
+    assert indicator.number.font.color == STATUS_COLORS["ok"]
+    sparkline = next(t for t in fig.data if t.type == "scatter")
+    assert len(sparkline.x) == 30  # the current period only
+
+
+def test_gauge_scale_and_bands_follow_thresholds():
+    data = pd.DataFrame({"mem": [0.85]}, index=[START])
+    fig = build_figure(data, panel("gauge", unit="ratio", thresholds={"warn": 0.8, "crit": 0.95}))
+    gauge = fig.data[0]
+    assert gauge.value == pytest.approx(85.0)
+    assert list(gauge.gauge.axis.range) == [0, 100]
+    assert gauge.gauge.bar.color == STATUS_COLORS["warn"]
+
+
+def test_table_lists_now_min_mean_max_with_units():
+    fig = build_figure(frame(scale=1024), panel("table"))
+    cells = fig.data[0].cells.values
+    assert list(cells[0]) == ["eth0", "eth1"]
+    assert cells[1][0] == "60 KiB/s" and cells[2][0] == "1 KiB/s"
+
+
+def test_heatmap_has_a_row_per_series():
+    fig = build_figure(frame(columns=("core 0", "core 1", "core 2"), scale=0.01), panel("heatmap", unit="ratio"))
+    assert list(fig.data[0].y) == ["core 0", "core 1", "core 2"]
+    assert fig.data[0].zmax == 100
+
+
+def test_pie_leaves_out_zero_slices():
+    data = pd.DataFrame({"500": [3.0], "404": [0.0], "502": [1.0]}, index=[START])
+    fig = build_figure(data, panel("pie", unit="count"))
+    assert list(fig.data[0].labels) == ["500", "502"]
+
+
+@pytest.mark.parametrize(
+    "value, unit, text",
+    [
+        (1536, "bytes", "1.5 KiB"),
+        (5 * 2**30, "bytes", "5 GiB"),
+        (2**20 * 12.5, "bytes_per_second", "12.5 MiB/s"),
+        (0.4213, "ratio", "42.1%"),
+        (0.0042, "seconds", "4.2 ms"),
+        (0.000042, "seconds", "42 µs"),
+        (3.5, "seconds", "3.5 s"),
+        (7200, "seconds", "2 h"),
+        (259200, "seconds", "3 d"),
+        (1234.5, "currency", "$1,234.50"),
+        (1500, "per_second", "1.5k/s"),
+        (42, "count", "42"),
+        (float("nan"), "bytes", "–"),
+    ],
+)
+def test_values_are_shown_with_units(value, unit, text):
+    assert format_value(value, unit) == text

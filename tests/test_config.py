@@ -1,0 +1,143 @@
+"""Settings and dashboard files: valid ones load, bad ones stop start-up naming file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collectors.registry import COLLECTORS
+from dashboard_app.settings import CollectorsSettings, load_settings
+from layouts.dashboards import load_dashboard, load_dashboards
+from layouts.schema import CHART_TYPES
+from layouts.validation import ConfigError, parse_duration
+
+
+@pytest.mark.parametrize(
+    "env, raw, tiers, connections",
+    [
+        ("development", 900, [(60, 86400)], 10),
+        ("staging", 1800, [(60, 3 * 86400)], 50),
+        ("production", 3600, [(60, 7 * 86400), (3600, 30 * 86400)], 100),
+    ],
+)
+def test_shipped_environments_set_their_retention(env, raw, tiers, connections):
+    settings = load_settings(env, environ={})
+    assert settings.store.raw.retention == raw
+    assert [(t.step, t.retention) for t in settings.store.rollups] == tiers
+    assert settings.server.max_connections == connections
+    assert settings.dashboards.refresh == 5
+
+
+def test_slow_categories_collect_less_often_in_development():
+    intervals = [load_settings(e, environ={}).collectors.disk_usage.interval for e in ("development", "staging", "production")]
+    assert intervals == [60, 30, 15]
+
+
+def test_environment_variables_override_single_keys():
+    settings = load_settings(
+        "development",
+        environ={"PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL": "1s", "PULSEBOARD_DASHBOARDS__REFRESH": "1"},
+    )
+    assert settings.collectors.system.interval == 1
+    assert settings.dashboards.refresh == 1
+    assert settings.store.raw.retention == 900
+
+
+def test_a_misspelt_override_names_the_variable():
+    with pytest.raises(ConfigError, match="PULSEBOARD_COLLECTORS__SYSTEM__INTERVL: unknown key"):
+        load_settings("development", environ={"PULSEBOARD_COLLECTORS__SYSTEM__INTERVL": "1"})
+
+
+def test_unknown_environment_lists_the_allowed_ones():
+    with pytest.raises(ConfigError, match="development, staging, production"):
+        load_settings("prod", environ={})
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_bad_settings_value_names_file_line_and_field(tmp_path):
+    write(tmp_path, "development.yaml", "environment: development\ndashboards:\n  refresh: 7\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings("development", environ={}, config_dir=tmp_path)
+    message = str(err.value)
+    assert "development.yaml:3: dashboards.refresh" in message
+    assert "0, 1, 5 or 30" in message
+
+
+def test_a_bad_duration_says_how_to_write_one(tmp_path):
+    write(tmp_path, "development.yaml", "store:\n  raw:\n    retention: forever\n")
+    with pytest.raises(ConfigError, match=r"development.yaml:3: store.raw.retention: 'forever' is not a duration"):
+        load_settings("development", environ={}, config_dir=tmp_path)
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    write(tmp_path, "development.yaml", "server:\n  max_connections: [1\n")
+    with pytest.raises(ConfigError, match=r"development.yaml:\d+: not valid YAML"):
+        load_settings("development", environ={}, config_dir=tmp_path)
+
+
+@pytest.mark.parametrize("text, seconds", [("500ms", 0.5), ("15s", 15), ("5m", 300), ("1h", 3600), ("7d", 604800), (30, 30)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_every_collector_has_a_config_section_and_every_section_a_collector():
+    assert set(CollectorsSettings.model_fields) == set(COLLECTORS)
+
+
+def test_shipped_dashboards_load_in_menu_order():
+    dashboards = load_dashboards()
+    assert list(dashboards) == ["executive", "operations", "development"]
+    used = {p.type for d in dashboards.values() for p in d.panels}
+    assert used == set(CHART_TYPES)  # the shipped dashboards show every chart type
+
+
+PANEL = """id: broken
+title: Broken
+access: operations
+panels:
+  - id: fine
+    title: Fine
+    type: line
+    queries: [{expr: up}]
+  - id: cpu
+    title: CPU
+    type: {chart}
+    queries: [{expr: '{expr}'}]
+    grid: {grid}
+"""
+
+
+@pytest.mark.parametrize(
+    "chart, expr, grid, expected",
+    [
+        ("sparkle", "up", "{x: 0, w: 6}", ["broken.yaml:11", "panel 'cpu' field type", "'line', 'area', 'bar'"]),
+        ("line", 'up{job="a"', "{x: 0, w: 6}", ["broken.yaml:12", "panel 'cpu' field queries.0.expr", "closing"]),
+        ("line", "up", "{x: 8, w: 6}", ["broken.yaml:13", "panel 'cpu' field grid", "a row has 12 columns"]),
+        ("line", "up", "{x: 0, w: 6, colour: red}", ["broken.yaml:13", "panel 'cpu' field grid.colour", "unknown key"]),
+    ],
+)
+def test_a_bad_dashboard_names_file_panel_field_and_allowed_values(tmp_path, chart, expr, grid, expected):
+    text = PANEL.replace("{chart}", chart).replace("{expr}", expr).replace("{grid}", grid)
+    path = write(tmp_path, "broken.yaml", text)
+    with pytest.raises(ConfigError) as err:
+        load_dashboard(path)
+    for part in expected:
+        assert part in str(err.value)
+
+
+def test_duplicate_panel_ids_are_refused(tmp_path):
+    text = PANEL.replace("{chart}", "line").replace("{expr}", "up").replace("{grid}", "{}").replace("id: cpu", "id: fine")
+    with pytest.raises(ConfigError, match="panel id 'fine' is used twice"):
+        load_dashboard(write(tmp_path, "broken.yaml", text))
+
+
+def test_dashboard_id_must_match_its_file_name(tmp_path):
+    text = PANEL.replace("{chart}", "line").replace("{expr}", "up").replace("{grid}", "{}")
+    with pytest.raises(ConfigError, match="must match the file name 'other'"):
+        load_dashboard(write(tmp_path, "other.yaml", text))
