@@ -59,15 +59,27 @@ class Aggregator:
         self.store = store
         self.max_points = max_points
 
-    def pick_tier(self, start: float, step: float, agg: str) -> Tier:
-        """Pick the coarsest tier whose step fits and whose retention reaches back to start."""
+    def plan(self, start: float, end: float, step: float, agg: str) -> list[tuple[Tier, float, float, float]]:
+        """Split [start, end] into (tier, start, end, step) segments, newest first.
+
+        The newest part comes from the coarsest tier whose step fits the query (raw for
+        quantiles, which rollups cannot answer exactly); older parts that tier no longer
+        holds come from the coarser tiers that do, at their own step.
+        """
         now = self.store.clock()
         tiers = self.store.tiers
-        covering = [t for t in tiers if now - t.retention <= start] or [tiers[-1]]
-        if agg in _QUANTILES and covering[0].raw:
-            return covering[0]  # exact quantiles need the raw samples
-        fitting = [t for t in covering if t.step <= step]
-        return fitting[-1] if fitting else covering[0]
+        fitting = [i for i, t in enumerate(tiers) if t.step <= step]
+        first = 0 if agg in _QUANTILES else fitting[-1]
+        segments = []
+        upper = end
+        for tier in tiers[first:]:
+            lower = max(start, now - tier.retention)
+            if lower < upper or (not segments and lower <= upper):
+                segments.append((tier, lower, upper, max(step, tier.step)))
+                upper = lower
+            if upper <= start:
+                break
+        return segments
 
     def query(
         self,
@@ -90,21 +102,22 @@ class Aggregator:
         series = [s for s in self.store.series(selector.name) if selector.matches(s.label_dict)]
         if not series:
             return empty_frame()
-        tier = self.pick_tier(start, step, agg)
-        step = max(step, tier.step)
+        segments = self.plan(start, end, step, agg)
         parts = []
         for i, s in enumerate(series):
-            part = (
-                self._raw(s, start, end, step, agg)
-                if tier.raw
-                else self._rollup(tier, s, start, end, step, agg)
-            )
-            if len(part[0]):
-                parts.append((np.full(len(part[0]), i), *part))
+            for tier, lo, hi, seg_step in segments:
+                if tier.raw:
+                    part = self._raw(s, lo, hi, seg_step, agg)
+                else:
+                    part = self._rollup(tier, s, lo, hi, seg_step, agg)
+                if len(part[0]):
+                    parts.append((np.full(len(part[0]), i), *part))
         if not parts:
             return empty_frame()
         sid, t, v = (np.concatenate(p) for p in zip(*parts))
         long = pd.DataFrame({"s": sid, "t": t, "v": v})
+        if len(segments) > 1:  # a bucket at a segment edge can appear twice: keep the finer tier's
+            long = long.drop_duplicates(["s", "t"], keep="first").sort_values(["s", "t"], ignore_index=True)
         long = self._cap(long, start, end)
         wide = long.pivot(index="t", columns="s", values="v")
         many_names = len({s.name for s in series}) > 1
@@ -115,7 +128,7 @@ class Aggregator:
         wide.attrs["series"] = {
             lab: SeriesInfo(series[i].name, series[i].label_dict) for lab, i in zip(labels, columns)
         }
-        wide.attrs["step"] = step
+        wide.attrs["step"] = segments[0][3]
         return wide
 
     def _raw(

@@ -134,9 +134,9 @@ def test_coarse_steps_read_the_rollup_tier_and_give_exact_avg_min_max(store, clo
     fill(store, "temp", np.arange(600), t0)
     clock.now = t0 + 600
     agg = Aggregator(store)
-    assert agg.pick_tier(t0, 300, "avg").step == 60
-    assert agg.pick_tier(t0, 5, "avg").step == 0
-    assert agg.pick_tier(t0, 300, "p95").step == 0  # quantiles want raw samples while they exist
+    assert [seg[0].step for seg in agg.plan(t0, t0 + 600, 300, "avg")] == [60]
+    assert [seg[0].step for seg in agg.plan(t0, t0 + 600, 5, "avg")] == [0]
+    assert [seg[0].step for seg in agg.plan(t0, t0 + 600, 300, "p95")] == [0]  # quantiles want raw samples
     frame = agg.query("temp", t0, t0 + 599, 300, "avg")
     assert frame.iloc[:, 0].tolist() == pytest.approx([149.5, 449.5])
     assert agg.query("temp", t0, t0 + 599, 300, "max").iloc[:, 0].tolist() == [299, 599]
@@ -149,6 +149,25 @@ def test_old_ranges_fall_back_to_the_tier_that_still_holds_them(store, clock, t0
     frame = Aggregator(store).query("temp", t0, t0 + 599, 1, "avg")
     assert len(frame) == 10  # one point per minute: the raw samples are gone
     assert frame.attrs["step"] == 60
+
+
+def test_a_range_longer_than_raw_retention_joins_minutes_and_raw_samples(store, clock, t0):
+    fill(store, "temp", np.arange(1800), t0)  # 30 min of 1 s samples; raw keeps the last 15 min
+    clock.now = t0 + 1800
+    frame = Aggregator(store).query("temp", t0, clock.now, 10, "avg")
+    times = (frame.index - frame.index[0]).total_seconds()
+    old, recent = times[times < 900], times[times >= 900]
+    assert len(old) == 15 and set(np.diff(old)) == {60}  # the older half from the minute tier
+    assert set(np.diff(recent)) == {10}  # the recent half at the asked step
+    assert frame.index.is_unique and frame.index.is_monotonic_increasing
+    assert frame.iloc[0, 0] == pytest.approx(29.5) and frame.iloc[-1, 0] == pytest.approx(1794.5)
+
+
+def test_a_window_as_long_as_raw_retention_still_reads_raw(store, clock, t0):
+    fill(store, "temp", np.arange(900), t0)
+    clock.now = t0 + 900
+    frame = Aggregator(store).query("temp", clock.now - 900, clock.now, 5, "avg")
+    assert len(frame) == 180
 
 
 def test_point_cap_downsamples_keeping_peaks(clock, t0):

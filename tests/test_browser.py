@@ -83,7 +83,9 @@ def test_dash002_every_operations_panel_shows_data(dash_duo, live):
     app, runtime = live
     open_page(dash_duo, app, "/operations")
     for panel in runtime.dashboards["operations"].panels:
-        wait_until(lambda p=panel: has_data(plot(dash_duo, "operations", p.id)), message=f"data in {panel.id}")
+        wait_until(
+            lambda p=panel: has_data(plot(dash_duo, "operations", p.id)), message=f"data in {panel.id}"
+        )
 
 
 def test_dash003_empty_dashboards_say_no_data_yet(dash_duo, live):
@@ -138,7 +140,11 @@ def test_dash006_time_range_picker_changes_the_x_range(dash_duo, live):
     assert abs(wait_until(span_seconds, message="x-range") - 900) < 5
     dash_duo.find_element(f"#{ids.TIME_RANGE}").click()
     option = wait_until(
-        lambda: [o for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == "Last hour"],
+        lambda: [
+            o
+            for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
+            if o.text == "Last hour"
+        ],
         message="the range options",
     )
     option[0].click()

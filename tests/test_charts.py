@@ -78,7 +78,11 @@ def test_thresholds_draw_lines_and_colour_bars():
     p = panel("bar", unit="ratio", thresholds={"warn": 0.5, "crit": 0.9})
     data = pd.DataFrame({"/": [0.2], "/var": [0.6], "/data": [0.95]}, index=[START])
     fig = build_figure(data, p)
-    assert list(fig.data[0].marker.color) == [STATUS_COLORS["ok"], STATUS_COLORS["warn"], STATUS_COLORS["crit"]]
+    assert list(fig.data[0].marker.color) == [
+        STATUS_COLORS["ok"],
+        STATUS_COLORS["warn"],
+        STATUS_COLORS["crit"],
+    ]
     assert list(fig.data[0].text) == ["20%", "60%", "95%"]
     line = build_figure(frame(scale=0.01), panel("line", unit="ratio", thresholds={"warn": 0.5, "crit": 0.9}))
     assert len(line.layout.shapes) == 2
@@ -113,7 +117,9 @@ def test_table_lists_now_min_mean_max_with_units():
 
 
 def test_heatmap_has_a_row_per_series():
-    fig = build_figure(frame(columns=("core 0", "core 1", "core 2"), scale=0.01), panel("heatmap", unit="ratio"))
+    fig = build_figure(
+        frame(columns=("core 0", "core 1", "core 2"), scale=0.01), panel("heatmap", unit="ratio")
+    )
     assert list(fig.data[0].y) == ["core 0", "core 1", "core 2"]
     assert fig.data[0].zmax == 100
 

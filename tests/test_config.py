@@ -30,7 +30,10 @@ def test_shipped_environments_set_their_retention(env, raw, tiers, connections):
 
 
 def test_slow_categories_collect_less_often_in_development():
-    intervals = [load_settings(e, environ={}).collectors.disk_usage.interval for e in ("development", "staging", "production")]
+    intervals = [
+        load_settings(e, environ={}).collectors.disk_usage.interval
+        for e in ("development", "staging", "production")
+    ]
     assert intervals == [60, 30, 15]
 
 
@@ -71,7 +74,9 @@ def test_a_bad_settings_value_names_file_line_and_field(tmp_path):
 
 def test_a_bad_duration_says_how_to_write_one(tmp_path):
     write(tmp_path, "development.yaml", "store:\n  raw:\n    retention: forever\n")
-    with pytest.raises(ConfigError, match=r"development.yaml:3: store.raw.retention: 'forever' is not a duration"):
+    with pytest.raises(
+        ConfigError, match=r"development.yaml:3: store.raw.retention: 'forever' is not a duration"
+    ):
         load_settings("development", environ={}, config_dir=tmp_path)
 
 
@@ -81,7 +86,9 @@ def test_broken_yaml_names_the_line(tmp_path):
         load_settings("development", environ={}, config_dir=tmp_path)
 
 
-@pytest.mark.parametrize("text, seconds", [("500ms", 0.5), ("15s", 15), ("5m", 300), ("1h", 3600), ("7d", 604800), (30, 30)])
+@pytest.mark.parametrize(
+    "text, seconds", [("500ms", 0.5), ("15s", 15), ("5m", 300), ("1h", 3600), ("7d", 604800), (30, 30)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -116,10 +123,25 @@ panels:
 @pytest.mark.parametrize(
     "chart, expr, grid, expected",
     [
-        ("sparkle", "up", "{x: 0, w: 6}", ["broken.yaml:11", "panel 'cpu' field type", "'line', 'area', 'bar'"]),
-        ("line", 'up{job="a"', "{x: 0, w: 6}", ["broken.yaml:12", "panel 'cpu' field queries.0.expr", "closing"]),
+        (
+            "sparkle",
+            "up",
+            "{x: 0, w: 6}",
+            ["broken.yaml:11", "panel 'cpu' field type", "'line', 'area', 'bar'"],
+        ),
+        (
+            "line",
+            'up{job="a"',
+            "{x: 0, w: 6}",
+            ["broken.yaml:12", "panel 'cpu' field queries.0.expr", "closing"],
+        ),
         ("line", "up", "{x: 8, w: 6}", ["broken.yaml:13", "panel 'cpu' field grid", "a row has 12 columns"]),
-        ("line", "up", "{x: 0, w: 6, colour: red}", ["broken.yaml:13", "panel 'cpu' field grid.colour", "unknown key"]),
+        (
+            "line",
+            "up",
+            "{x: 0, w: 6, colour: red}",
+            ["broken.yaml:13", "panel 'cpu' field grid.colour", "unknown key"],
+        ),
     ],
 )
 def test_a_bad_dashboard_names_file_panel_field_and_allowed_values(tmp_path, chart, expr, grid, expected):
@@ -132,7 +154,12 @@ def test_a_bad_dashboard_names_file_panel_field_and_allowed_values(tmp_path, cha
 
 
 def test_duplicate_panel_ids_are_refused(tmp_path):
-    text = PANEL.replace("{chart}", "line").replace("{expr}", "up").replace("{grid}", "{}").replace("id: cpu", "id: fine")
+    text = (
+        PANEL.replace("{chart}", "line")
+        .replace("{expr}", "up")
+        .replace("{grid}", "{}")
+        .replace("id: cpu", "id: fine")
+    )
     with pytest.raises(ConfigError, match="panel id 'fine' is used twice"):
         load_dashboard(write(tmp_path, "broken.yaml", text))
 
