@@ -13,7 +13,6 @@ from collectors.store import Series, Store, Tier
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate")
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
-_PANDAS = {"avg": "mean", "min": "min", "max": "max", "sum": "sum", "last": "last", "count": "count"}
 
 
 class QueryError(ValueError):
@@ -103,33 +102,28 @@ class Aggregator:
         if not series:
             return empty_frame()
         segments = self.plan(start, end, step, agg)
-        parts = []
-        for i, s in enumerate(series):
-            for tier, lo, hi, seg_step in segments:
-                if tier.raw:
-                    part = self._raw(s, lo, hi, seg_step, agg)
-                else:
-                    part = self._rollup(tier, s, lo, hi, seg_step, agg)
-                if len(part[0]):
-                    parts.append((np.full(len(part[0]), i), *part))
-        if not parts:
+        columns: list[tuple[Series, np.ndarray, np.ndarray]] = []
+        for s in series:
+            pieces = [
+                self._raw(s, lo, hi, seg_step, agg)
+                if tier.raw
+                else self._rollup(tier, s, lo, hi, seg_step, agg)
+                for tier, lo, hi, seg_step in segments
+            ]
+            t, v = _join_segments(pieces)
+            if len(t):
+                t, v = self._cap(t, v, start, end)
+                columns.append((s, t, v))
+        if not columns:
             return empty_frame()
-        sid, t, v = (np.concatenate(p) for p in zip(*parts))
-        long = pd.DataFrame({"s": sid, "t": t, "v": v})
-        if len(segments) > 1:  # a bucket at a segment edge can appear twice: keep the finer tier's
-            long = long.drop_duplicates(["s", "t"], keep="first").sort_values(["s", "t"], ignore_index=True)
-        long = self._cap(long, start, end)
-        wide = long.pivot(index="t", columns="s", values="v")
         many_names = len({s.name for s in series}) > 1
-        columns = wide.columns.tolist()
-        labels = _unique([column_label(series[i], legend, many_names) for i in columns])
-        wide.columns = labels
-        wide.index = pd.to_datetime(wide.index, unit="s", utc=True).rename("time")
-        wide.attrs["series"] = {
-            lab: SeriesInfo(series[i].name, series[i].label_dict) for lab, i in zip(labels, columns)
+        labels = _unique([column_label(s, legend, many_names) for s, _, _ in columns])
+        frame = _wide(labels, [(t, v) for _, t, v in columns])
+        frame.attrs["series"] = {
+            lab: SeriesInfo(s.name, s.label_dict) for lab, (s, _, _) in zip(labels, columns)
         }
-        wide.attrs["step"] = segments[0][3]
-        return wide
+        frame.attrs["step"] = segments[0][3]
+        return frame
 
     def _raw(
         self, s: Series, start: float, end: float, step: float, agg: str
@@ -141,50 +135,86 @@ class Aggregator:
             if len(ts) < 2:
                 return ts[:0], val[:0]
             return _rate(ts[1:], _increase(val), np.diff(ts), step)
-        keys = np.floor(ts / step) * step
-        grouped = pd.Series(val).groupby(keys, sort=True)
-        out = grouped.quantile(_QUANTILES[agg]) if agg in _QUANTILES else grouped.agg(_PANDAS[agg])
-        return out.index.to_numpy(dtype=float), out.to_numpy(dtype=float)
+        keys, starts, ends = _buckets(ts, step)
+        if agg in _QUANTILES:
+            out = pd.Series(val).groupby(np.repeat(keys, ends - starts), sort=True).quantile(_QUANTILES[agg])
+            return keys, out.to_numpy(dtype=float)
+        if agg == "avg":
+            return keys, np.add.reduceat(val, starts) / (ends - starts)
+        if agg == "count":
+            return keys, (ends - starts).astype(float)
+        if agg == "last":
+            return keys, val[ends - 1]
+        return keys, _REDUCE[agg].reduceat(val, starts)
 
     def _rollup(self, tier: Tier, s: Series, start: float, end: float, step: float, agg: str):
         r = self.store.read_rollup(tier, s.id, start, end)
         if len(r) == 0:
-            return r.start, r.sum
+            return r.start.astype(float), r.sum
         if agg == "rate":
             now = self.store.clock()
             covered = np.minimum(tier.step, np.maximum(now - r.start, 1e-9))  # the newest bucket is partial
             return _rate(r.start, r.increase, covered, step)
-        frame = pd.DataFrame(
-            {
-                "count": r.count,
-                "sum": r.sum,
-                "min": r.min,
-                "max": r.max,
-                "last": r.last,
-                "mean": r.sum / r.count,
-            },
-            index=np.floor(r.start / step) * step,
-        )
-        grouped = frame.groupby(level=0, sort=True)
+        keys, starts, ends = _buckets(r.start.astype(float), step)
         if agg == "avg":
-            sums = grouped[["sum", "count"]].sum()
-            out = sums["sum"] / sums["count"]
-        elif agg in _QUANTILES:
-            out = grouped["mean"].quantile(_QUANTILES[agg])  # rollups keep no samples: quantile of step means
-        else:
-            column = {"count": "count", "sum": "sum", "min": "min", "max": "max", "last": "last"}[agg]
-            out = grouped[column].agg("sum" if agg in ("count", "sum") else _PANDAS[agg])
-        return out.index.to_numpy(dtype=float), out.to_numpy(dtype=float)
+            return keys, np.add.reduceat(r.sum, starts) / np.add.reduceat(r.count, starts)
+        if agg in ("count", "sum"):
+            return keys, np.add.reduceat(getattr(r, agg), starts).astype(float)
+        if agg == "last":
+            return keys, r.last[ends - 1]
+        if agg in _QUANTILES:  # rollups keep no samples: the quantile of the step means
+            means = pd.Series(r.sum / r.count)
+            out = means.groupby(np.repeat(keys, ends - starts), sort=True).quantile(_QUANTILES[agg])
+            return keys, out.to_numpy(dtype=float)
+        return keys, _REDUCE[agg].reduceat(getattr(r, agg), starts)
 
-    def _cap(self, long: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
-        """Keep at most max_points per series: beyond that, the min and the max of each bucket."""
-        if long.groupby("s").size().max() <= self.max_points:
-            return long
+    def _cap(self, t: np.ndarray, v: np.ndarray, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Keep at most max_points: beyond that, the lowest and the highest point of each bucket."""
+        if len(t) <= self.max_points:
+            return t, v
         width = max((end - start) / (self.max_points // 2), 1e-9)
-        long = long.assign(c=np.floor((long["t"] - start) / width))
-        grouped = long.groupby(["s", "c"])["v"]
+        bucket = np.floor((t - start) / width)
+        frame = pd.DataFrame({"b": bucket, "v": v})
+        grouped = frame.groupby("b")["v"]
         keep = np.union1d(grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy())
-        return long.loc[keep, ["s", "t", "v"]]
+        return t[keep], v[keep]
+
+
+_REDUCE = {"min": np.minimum, "max": np.maximum, "sum": np.add}
+
+
+def _buckets(ts: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group sorted timestamps into step buckets: return bucket starts and each group's [start, end)."""
+    keys = np.floor(ts / step) * step
+    starts = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
+    ends = np.append(starts[1:], len(ts))
+    return keys[starts], starts, ends
+
+
+def _join_segments(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Join segments given newest first into one series, oldest first, keeping the finer at an edge."""
+    pieces = [p for p in pieces if len(p[0])]
+    if not pieces:
+        return np.zeros(0), np.zeros(0)
+    t, v = pieces[0]
+    for older_t, older_v in pieces[1:]:
+        keep = older_t < t[0]
+        t, v = np.concatenate([older_t[keep], t]), np.concatenate([older_v[keep], v])
+    return t, v
+
+
+def _wide(labels: list[str], columns: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Return a frame indexed by UTC time with one column per series; gaps are NaN."""
+    first = columns[0][0]
+    if all(len(t) == len(first) and np.array_equal(t, first) for t, _ in columns):
+        times, data = first, np.column_stack([v for _, v in columns])
+    else:
+        times = np.unique(np.concatenate([t for t, _ in columns]))
+        data = np.full((len(times), len(columns)), np.nan)
+        for i, (t, v) in enumerate(columns):
+            data[np.searchsorted(times, t), i] = v
+    index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="time")
+    return pd.DataFrame(data, index=index, columns=labels)
 
 
 def _increase(values: np.ndarray) -> np.ndarray:
@@ -194,10 +224,10 @@ def _increase(values: np.ndarray) -> np.ndarray:
 
 
 def _rate(ts: np.ndarray, increase: np.ndarray, dt: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    keys = np.floor(ts / step) * step
-    sums = pd.DataFrame({"inc": increase, "dt": dt}).groupby(keys, sort=True).sum()
-    sums = sums[sums["dt"] > 0]
-    return sums.index.to_numpy(dtype=float), (sums["inc"] / sums["dt"]).to_numpy(dtype=float)
+    keys, starts, _ = _buckets(ts, step)
+    inc, spent = np.add.reduceat(increase, starts), np.add.reduceat(dt, starts)
+    ok = spent > 0
+    return keys[ok], inc[ok] / spent[ok]
 
 
 def _unique(labels: list[str]) -> list[str]:

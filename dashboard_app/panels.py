@@ -6,11 +6,10 @@ import logging
 from dataclasses import dataclass
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from collectors.aggregator import empty_frame
 from dashboard_app.sources import Source
-from layouts.charts import apply_theme, build_figure, no_data
+from layouts.charts import Figure, apply_theme, build_figure, no_data
 from layouts.schema import Dashboard, Panel
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd
     return frame
 
 
-def render_panel(source: Source, panel: Panel, window: Window, theme: str, points: int) -> go.Figure:
+def render_panel(source: Source, panel: Panel, window: Window, theme: str, points: int) -> Figure:
     """Return the figure a panel shows for a window and theme; a failure shows in that panel only."""
     try:
         panel = resolve_unit(source, panel)
@@ -72,6 +71,6 @@ def render_panel(source: Source, panel: Panel, window: Window, theme: str, point
 
 def render_dashboard(
     source: Source, dashboard: Dashboard, window: Window, theme: str, points: int
-) -> list[go.Figure]:
+) -> list[Figure]:
     """Return every panel's figure, in the dashboard's order."""
     return [render_panel(source, panel, window, theme, points) for panel in dashboard.panels]

@@ -1,5 +1,10 @@
 """The eight chart builders: pure functions of a frame and a panel that return a Plotly figure.
 
+Figures are plain Plotly figure dicts (``{"data": [...], "layout": {...}}``): the browser
+draws them as it would a ``go.Figure``, without the cost of validating every property on
+each refresh (tests validate them through ``go.Figure``). Times are sent as epoch
+milliseconds, which Plotly date axes read directly.
+
 A frame has a UTC time index and one column per series. ``frame.attrs`` may carry
 ``window`` (start, end as pandas Timestamps) for the x-range and ``period`` (seconds)
 for a stat panel's comparison with the previous period.
@@ -11,46 +16,77 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from layouts.schema import Panel
-from layouts.units import Scale, format_value, scale_for, scale_values
+from layouts.units import Scale, format_value, scale_for
 
+Figure = dict
 STATUS_COLORS = {"ok": "#2e9e5b", "warn": "#d99a00", "crit": "#d64545"}
 SERIES_COLORS = ("#3b82f6", "#f97316", "#10b981", "#a855f7", "#ef4444", "#14b8a6", "#eab308", "#ec4899")
 THEMES = {
-    "light": {"font": "#1f2937", "grid": "#e5e7eb", "muted": "#6b7280", "track": "#e5e7eb"},
-    "dark": {"font": "#e5e7eb", "grid": "#374151", "muted": "#9ca3af", "track": "#374151"},
+    "light": {
+        "font": "#1f2937",
+        "grid": "#e5e7eb",
+        "muted": "#6b7280",
+        "track": "#e5e7eb",
+        "hover": "#ffffff",
+    },
+    "dark": {
+        "font": "#e5e7eb",
+        "grid": "#374151",
+        "muted": "#9ca3af",
+        "track": "#374151",
+        "hover": "#111827",
+    },
 }
 NO_DATA = "No data yet"
+DIGITS = 4  # decimals kept after scaling: far below what a screen shows, and a smaller payload
 
-Builder = Callable[[pd.DataFrame, Panel], go.Figure]
+Builder = Callable[[pd.DataFrame, Panel], Figure]
 
 
-def _base(**layout) -> go.Figure:
-    fig = go.Figure()
-    defaults = {
+def _figure(traces: list[dict], **layout) -> Figure:
+    base = {
         "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "showlegend": False,
         "hovermode": "x unified",
-        "colorway": SERIES_COLORS,
+        "colorway": list(SERIES_COLORS),
     }
-    fig.update_layout(**{**defaults, **layout})
-    return fig
+    base.update(layout)
+    return {"data": traces, "layout": base}
 
 
-def no_data(panel: Panel, message: str = NO_DATA) -> go.Figure:
+def no_data(panel: Panel, message: str = NO_DATA) -> Figure:
     """Return an empty figure that says, in words, why there is nothing to show."""
-    fig = _base()
-    fig.add_annotation(
-        text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 15}
+    return _figure(
+        [],
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        meta={"empty": True, "panel": panel.id},
+        annotations=[
+            {
+                "text": message,
+                "showarrow": False,
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+                "font": {"size": 15},
+            }
+        ],
     )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(meta={"empty": True, "panel": panel.id})
-    return fig
+
+
+def _ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Return UTC times as epoch milliseconds."""
+    return index.asi8 // 1_000_000 if index.unit == "ns" else index.as_unit("ms").asi8
+
+
+def _window(frame: pd.DataFrame) -> list[float] | None:
+    window = frame.attrs.get("window")
+    return [w.value // 1_000_000 for w in window] if window else None
 
 
 def _latest(frame: pd.DataFrame) -> pd.Series:
@@ -58,228 +94,245 @@ def _latest(frame: pd.DataFrame) -> pd.Series:
     return frame.ffill().iloc[-1].dropna()
 
 
-def _scale(frame: pd.DataFrame, panel: Panel) -> tuple[Scale, pd.DataFrame]:
-    return scale_values(frame, panel.unit)
+def _values(values: np.ndarray, scale: Scale) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=float) / scale.factor, DIGITS)
 
 
-def _time_axes(fig: go.Figure, frame: pd.DataFrame, scale: Scale, panel: Panel) -> None:
-    window = frame.attrs.get("window")
-    fig.update_xaxes(type="date", range=list(window) if window else None, showgrid=False, title=None)
-    fig.update_yaxes(ticksuffix=scale.suffix, tickprefix=scale.prefix, rangemode="tozero", title=None)
+def _axis_scale(frame: pd.DataFrame, panel: Panel) -> Scale:
+    values = frame.to_numpy(dtype=float)
+    magnitude = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 0.0
+    return scale_for(panel.unit, magnitude)
+
+
+def _hover(scale: Scale) -> str:
+    return f"%{{fullData.name}}: {scale.prefix}%{{y:.3~f}}{scale.suffix}<extra></extra>"
+
+
+def _threshold_shapes(panel: Panel, scale: Scale) -> list[dict]:
+    if not panel.thresholds:
+        return []
+    return [
+        {
+            "type": "line",
+            "xref": "paper",
+            "x0": 0,
+            "x1": 1,
+            "yref": "y",
+            "y0": getattr(panel.thresholds, level) / scale.factor,
+            "y1": getattr(panel.thresholds, level) / scale.factor,
+            "line": {"color": STATUS_COLORS[level], "dash": "dot", "width": 1},
+        }
+        for level in ("warn", "crit")
+    ]
+
+
+def _time_layout(frame: pd.DataFrame, panel: Panel, scale: Scale, **extra) -> dict:
+    yaxis = {"ticksuffix": scale.suffix, "tickprefix": scale.prefix, "rangemode": "tozero"}
     if panel.unit == "ratio":
-        fig.update_yaxes(range=[0, 100 * max(1.0, float(np.nanmax(frame.to_numpy())))])
+        top = float(np.nanmax(frame.to_numpy(dtype=float)))
+        yaxis["range"] = [0, 100 * max(1.0, top)]
+    layout = {
+        "xaxis": {"type": "date", "range": _window(frame), "showgrid": False},
+        "yaxis": yaxis,
+        "shapes": _threshold_shapes(panel, scale),
+    }
     if len(frame.columns) > 1:
-        fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.15, "x": 0})
+        layout.update(showlegend=True, legend={"orientation": "h", "y": -0.15, "x": 0})
+    layout.update(extra)
+    return layout
 
 
-def _threshold_lines(fig: go.Figure, panel: Panel, scale: Scale) -> None:
-    if panel.thresholds:
-        for level in ("warn", "crit"):
-            fig.add_hline(
-                y=scale.apply(getattr(panel.thresholds, level)),
-                line={"color": STATUS_COLORS[level], "dash": "dot", "width": 1},
-            )
-
-
-def _hover(scale: Scale, name: str = "%{fullData.name}") -> str:
-    return f"{name}: {scale.prefix}%{{y:.3~f}}{scale.suffix}<extra></extra>"
-
-
-def line(frame: pd.DataFrame, panel: Panel, fill: str | None = None) -> go.Figure:
+def line(frame: pd.DataFrame, panel: Panel, fill: str | None = None, stack: bool = False) -> Figure:
     """Plot one line per series over time."""
     if frame.empty:
         return no_data(panel)
-    scale, scaled = _scale(frame, panel)
-    fig = _base()
-    for column in scaled.columns:
-        values = scaled[column].dropna()
-        fig.add_trace(
-            go.Scatter(
-                x=values.index,
-                y=values.to_numpy(),
-                name=str(column),
-                mode="lines",
-                line={"width": 2},
-                fill=fill,
-                hovertemplate=_hover(scale),
-            )
-        )
-    _time_axes(fig, frame, scale, panel)
-    _threshold_lines(fig, panel, scale)
-    return fig
+    scale = _axis_scale(frame, panel)
+    traces = []
+    for column in frame.columns:
+        values = frame[column].dropna()
+        trace = {
+            "type": "scatter",
+            "mode": "lines",
+            "name": str(column),
+            "x": _ms(values.index),
+            "y": _values(values.to_numpy(), scale),
+            "line": {"width": 2},
+            "hovertemplate": _hover(scale),
+        }
+        if stack:
+            trace["stackgroup"] = "one"
+        elif fill:
+            trace["fill"] = fill
+        traces.append(trace)
+    return _figure(traces, **_time_layout(frame, panel, scale))
 
 
-def area(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def area(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Plot series as filled areas, stacked when there are several."""
-    fig = line(frame, panel, fill="tozeroy")
-    if len(frame.columns) > 1 and not frame.empty:
-        fig.update_traces(stackgroup="one", fill=None)
-    return fig
+    return line(frame, panel, fill="tozeroy", stack=len(frame.columns) > 1)
 
 
-def bar(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def bar(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Compare series by their newest value, one horizontal bar each."""
     if frame.empty:
         return no_data(panel)
     latest = _latest(frame)
-    scale, scaled = scale_values(latest, panel.unit)
-    colors = (
-        [STATUS_COLORS[panel.thresholds.level(v)] for v in latest]
-        if panel.thresholds
-        else [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(len(latest))]
-    )
-    fig = _base(hovermode="closest")
-    fig.add_trace(
-        go.Bar(
-            x=scaled.to_numpy(),
-            y=[str(c) for c in latest.index],
-            orientation="h",
-            marker={"color": colors},
-            text=[format_value(v, panel.unit) for v in latest],
-            textposition="auto",
-            hovertemplate="%{y}: %{text}<extra></extra>",
-        )
-    )
-    fig.update_xaxes(ticksuffix=scale.suffix, tickprefix=scale.prefix, rangemode="tozero")
+    scale = scale_for(panel.unit, float(latest.abs().max()))
+    if panel.thresholds:
+        colors = [STATUS_COLORS[panel.thresholds.level(v)] for v in latest]
+    else:
+        colors = [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(len(latest))]
+    trace = {
+        "type": "bar",
+        "orientation": "h",
+        "x": _values(latest.to_numpy(), scale),
+        "y": [str(c) for c in latest.index],
+        "marker": {"color": colors},
+        "text": [format_value(v, panel.unit) for v in latest],
+        "textposition": "auto",
+        "hovertemplate": "%{y}: %{text}<extra></extra>",
+    }
+    xaxis = {"ticksuffix": scale.suffix, "tickprefix": scale.prefix, "rangemode": "tozero"}
     if panel.unit == "ratio":
-        fig.update_xaxes(range=[0, 100])
-    fig.update_yaxes(automargin=True, autorange="reversed")
-    return fig
+        xaxis["range"] = [0, 100]
+    return _figure(
+        [trace], hovermode="closest", xaxis=xaxis, yaxis={"automargin": True, "autorange": "reversed"}
+    )
 
 
-def pie(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def pie(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show how the newest values of the series share a whole."""
     latest = _latest(frame) if not frame.empty else pd.Series(dtype=float)
     latest = latest[latest > 0]
     if latest.empty:
         return no_data(panel)
-    fig = _base(hovermode="closest", showlegend=True, legend={"orientation": "v", "x": 1, "y": 0.5})
-    fig.add_trace(
-        go.Pie(
-            labels=[str(c) for c in latest.index],
-            values=latest.to_numpy(),
-            hole=0.5,
-            text=[format_value(v, panel.unit) for v in latest],
-            textinfo="percent",
-            hovertemplate="%{label}: %{text} (%{percent})<extra></extra>",
-            sort=False,
-        )
+    trace = {
+        "type": "pie",
+        "labels": [str(c) for c in latest.index],
+        "values": latest.to_numpy(),
+        "hole": 0.5,
+        "text": [format_value(v, panel.unit) for v in latest],
+        "textinfo": "percent",
+        "hovertemplate": "%{label}: %{text} (%{percent})<extra></extra>",
+        "sort": False,
+    }
+    return _figure(
+        [trace], hovermode="closest", showlegend=True, legend={"orientation": "v", "x": 1, "y": 0.5}
     )
-    return fig
 
 
-def _number_format(panel: Panel, value: float) -> tuple[Scale, dict]:
-    scale = scale_for(panel.unit, value)
-    digits = (
-        ",.2f" if panel.unit == "currency" else ".3~s" if panel.unit in (None, "none", "count") else ".3~g"
-    )
+def _number(panel: Panel, value: float) -> tuple[Scale, dict]:
     if panel.unit in (None, "none", "count"):
-        scale = Scale(1, "")
-    return scale, {"prefix": scale.prefix, "suffix": scale.suffix, "valueformat": digits}
+        return Scale(1, ""), {"valueformat": ",.3~r"}
+    scale = scale_for(panel.unit, value)
+    fmt = ",.2f" if panel.unit == "currency" else ".3~g"
+    return scale, {"prefix": scale.prefix, "suffix": scale.suffix, "valueformat": fmt}
 
 
-def gauge(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show the newest value of the first series on a dial with threshold bands."""
     if frame.empty:
         return no_data(panel)
     value = float(_latest(frame).iloc[0])
     top = panel.max if panel.max is not None else (1.0 if panel.unit == "ratio" else max(value * 1.25, 1e-9))
-    scale, number = _number_format(panel, top)
+    scale, number = _number(panel, top)
     steps = []
     if panel.thresholds:
         t = panel.thresholds
-        bands = (
-            [(0, t.warn, "ok"), (t.warn, t.crit, "warn"), (t.crit, top, "crit")]
-            if t.direction == "above"
-            else [(0, t.crit, "crit"), (t.crit, t.warn, "warn"), (t.warn, top, "ok")]
-        )
+        if t.direction == "above":
+            bands = [(0, t.warn, "ok"), (t.warn, t.crit, "warn"), (t.crit, top, "crit")]
+        else:
+            bands = [(0, t.crit, "crit"), (t.crit, t.warn, "warn"), (t.warn, top, "ok")]
         steps = [
-            {"range": [scale.apply(a), scale.apply(b)], "color": STATUS_COLORS[level], "thickness": 0.25}
+            {"range": [a / scale.factor, b / scale.factor], "color": STATUS_COLORS[level], "thickness": 0.25}
             for a, b, level in bands
         ]
     color = STATUS_COLORS[panel.thresholds.level(value)] if panel.thresholds else SERIES_COLORS[0]
-    fig = _base(margin={"l": 24, "r": 24, "t": 16, "b": 0})
-    fig.add_trace(
-        go.Indicator(
-            mode="gauge+number",
-            value=scale.apply(value),
-            number=number,
-            gauge={
-                "axis": {"range": [0, scale.apply(top)], "ticksuffix": scale.suffix.strip()},
-                "bar": {"color": color, "thickness": 0.6},
-                "steps": steps,
-                "borderwidth": 0,
-            },
-        )
-    )
-    return fig
+    trace = {
+        "type": "indicator",
+        "mode": "gauge+number",
+        "value": value / scale.factor,
+        "number": number,
+        "gauge": {
+            "axis": {"range": [0, top / scale.factor], "ticksuffix": scale.suffix.strip()},
+            "bar": {"color": color, "thickness": 0.6},
+            "steps": steps,
+            "borderwidth": 0,
+        },
+    }
+    return _figure([trace], margin={"l": 24, "r": 24, "t": 16, "b": 0})
 
 
-def stat(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show a big number, its change against the previous period and a sparkline."""
     column = frame[frame.columns[0]].dropna() if not frame.empty else pd.Series(dtype=float)
     if column.empty:
         return no_data(panel)
     now, value = column.index[-1], float(column.iloc[-1])
+    current, reference = column, None
     period = frame.attrs.get("period")
-    current = column
-    reference = None
     if period:
         cut = now - pd.Timedelta(seconds=period)
         current = column[column.index > cut]
         earlier = column[column.index <= cut]
         if not earlier.empty:
             reference = float(earlier.iloc[-1])
-    scale, number = _number_format(panel, value)
+    scale, number = _number(panel, value)
     level = panel.thresholds.level(value) if panel.thresholds else None
     number["font"] = {"size": 40, **({"color": STATUS_COLORS[level]} if level else {})}
-    fig = _base(margin={"l": 4, "r": 4, "t": 4, "b": 4}, hovermode=False)
+    traces = []
     if len(current) > 1:
-        sparkline = scale.apply(current.to_numpy())
-        fig.add_trace(
-            go.Scatter(
-                x=current.index,
-                y=sparkline,
-                mode="lines",
-                fill="tozeroy",
-                line={"width": 1.5, "color": STATUS_COLORS.get(level, SERIES_COLORS[0])},
-                opacity=0.3,
-                hoverinfo="skip",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": _ms(current.index),
+                "y": _values(current.to_numpy(), scale),
+                "fill": "tozeroy",
+                "line": {"width": 1.5, "color": STATUS_COLORS.get(level, SERIES_COLORS[0])},
+                "opacity": 0.3,
+                "hoverinfo": "skip",
+            }
         )
     indicator = {
+        "type": "indicator",
         "mode": "number+delta" if reference is not None else "number",
-        "value": scale.apply(value),
+        "value": value / scale.factor,
         "number": number,
         "domain": {"x": [0, 1], "y": [0.25, 1]},
     }
     if reference is not None:
         # Rising is good unless thresholds say that high values are the bad ones.
         rising_bad = panel.thresholds is not None and panel.thresholds.direction == "above"
-        up, down = (
-            (STATUS_COLORS["crit"], STATUS_COLORS["ok"])
-            if rising_bad
-            else (STATUS_COLORS["ok"], STATUS_COLORS["crit"])
-        )
+        up, down = (STATUS_COLORS["crit"], STATUS_COLORS["ok"])
+        if not rising_bad:
+            up, down = down, up
         indicator["delta"] = {
-            "reference": scale.apply(reference),
+            "reference": reference / scale.factor,
             "valueformat": number["valueformat"],
             "suffix": scale.suffix,
             "increasing": {"color": up},
             "decreasing": {"color": down},
         }
-    fig.add_trace(go.Indicator(**indicator))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, domain=[0, 0.3])
-    return fig
+    traces.append(indicator)
+    return _figure(
+        traces,
+        margin={"l": 4, "r": 4, "t": 4, "b": 4},
+        hovermode=False,
+        xaxis={"visible": False},
+        yaxis={"visible": False, "domain": [0, 0.3]},
+    )
 
 
-def table(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def table(frame: pd.DataFrame, panel: Panel) -> Figure:
     """List each series with its newest, lowest, mean and highest value in the window."""
     if frame.empty:
         return no_data(panel)
     rows = [(str(c), frame[c].dropna()) for c in frame.columns if frame[c].notna().any()]
-    fmt = lambda v: format_value(float(v), panel.unit)  # noqa: E731
+
+    def fmt(v) -> str:
+        return format_value(float(v), panel.unit)
+
     cells = [
         [name for name, _ in rows],
         [fmt(col.iloc[-1]) for _, col in rows],
@@ -287,42 +340,38 @@ def table(frame: pd.DataFrame, panel: Panel) -> go.Figure:
         [fmt(col.mean()) for _, col in rows],
         [fmt(col.max()) for _, col in rows],
     ]
-    fig = _base(margin={"l": 2, "r": 2, "t": 2, "b": 2})
-    fig.add_trace(
-        go.Table(
-            header={"values": ["Series", "Now", "Min", "Mean", "Max"], "align": "left"},
-            cells={"values": cells, "align": ["left", "right", "right", "right", "right"]},
-            columnwidth=[3, 1.2, 1.2, 1.2, 1.2],
-        )
-    )
-    return fig
+    trace = {
+        "type": "table",
+        "header": {"values": ["Series", "Now", "Min", "Mean", "Max"], "align": "left"},
+        "cells": {"values": cells, "align": ["left", "right", "right", "right", "right"]},
+        "columnwidth": [3, 1.2, 1.2, 1.2, 1.2],
+    }
+    return _figure([trace], margin={"l": 2, "r": 2, "t": 2, "b": 2})
 
 
-def heatmap(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def heatmap(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show many series over time as rows of colour, e.g. CPU cores."""
     if frame.empty:
         return no_data(panel)
-    scale, scaled = _scale(frame, panel)
-    zmax = 100.0 if panel.unit == "ratio" else None
-    fig = _base(hovermode="closest")
-    fig.add_trace(
-        go.Heatmap(
-            x=scaled.index,
-            y=[str(c) for c in scaled.columns],
-            z=scaled.T.to_numpy(),
-            zmin=0 if zmax else None,
-            zmax=zmax,
-            colorscale="Turbo",
-            colorbar={"ticksuffix": scale.suffix, "thickness": 10},
-            hovertemplate=f"%{{y}} %{{x}}: %{{z:.3~f}}{scale.suffix}<extra></extra>",
-            xgap=0,
-            ygap=1,
-        )
+    scale = _axis_scale(frame, panel)
+    trace = {
+        "type": "heatmap",
+        "x": _ms(frame.index),
+        "y": [str(c) for c in frame.columns],
+        "z": _values(frame.to_numpy(dtype=float).T, scale),
+        "colorscale": "Turbo",
+        "colorbar": {"ticksuffix": scale.suffix, "thickness": 10},
+        "hovertemplate": f"%{{y}} %{{x}}: %{{z:.3~f}}{scale.suffix}<extra></extra>",
+        "ygap": 1,
+    }
+    if panel.unit == "ratio":
+        trace.update(zmin=0, zmax=100)
+    return _figure(
+        [trace],
+        hovermode="closest",
+        xaxis={"type": "date", "range": _window(frame)},
+        yaxis={"type": "category", "automargin": True},
     )
-    window = frame.attrs.get("window")
-    fig.update_xaxes(type="date", range=list(window) if window else None)
-    fig.update_yaxes(type="category", automargin=True)
-    return fig
 
 
 CHARTS: dict[str, Builder] = {
@@ -337,35 +386,26 @@ CHARTS: dict[str, Builder] = {
 }
 
 
-def build_figure(frame: pd.DataFrame, panel: Panel) -> go.Figure:
+def build_figure(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Build a panel's figure with the builder its chart type names."""
     return CHARTS[panel.type](frame, panel)
 
 
-def apply_theme(fig: go.Figure, theme: str) -> go.Figure:
-    """Colour a figure's text, grid and tables for the light or dark theme."""
+def apply_theme(fig: Figure, theme: str) -> Figure:
+    """Colour a figure's text, grid, tables and dials for the light or dark theme (in place)."""
     colors = THEMES.get(theme, THEMES["light"])
-    fig.update_layout(
-        font={"color": colors["font"], "family": "Inter, system-ui, sans-serif", "size": 12},
-        hoverlabel={
-            "bgcolor": "#111827" if theme == "dark" else "#ffffff",
-            "font": {"color": colors["font"]},
-        },
-    )
-    fig.update_xaxes(gridcolor=colors["grid"], linecolor=colors["grid"], zerolinecolor=colors["grid"])
-    fig.update_yaxes(gridcolor=colors["grid"], linecolor=colors["grid"], zerolinecolor=colors["grid"])
-    fig.update_traces(
-        selector={"type": "table"},
-        header={
-            "fill": {"color": colors["track"]},
-            "font": {"color": colors["font"]},
-            "line": {"color": colors["grid"]},
-        },
-        cells={
-            "fill": {"color": "rgba(0,0,0,0)"},
-            "font": {"color": colors["font"]},
-            "line": {"color": colors["grid"]},
-        },
-    )
-    fig.update_traces(selector={"type": "indicator"}, gauge_bgcolor=colors["track"])
+    layout = fig["layout"]
+    layout["font"] = {"color": colors["font"], "family": "Inter, system-ui, sans-serif", "size": 12}
+    layout["hoverlabel"] = {"bgcolor": colors["hover"], "font": {"color": colors["font"]}}
+    for axis in ("xaxis", "yaxis"):
+        layout.setdefault(axis, {}).update(
+            gridcolor=colors["grid"], linecolor=colors["grid"], zerolinecolor=colors["grid"]
+        )
+    for trace in fig["data"]:
+        if trace["type"] == "table":
+            line = {"color": colors["grid"]}
+            trace["header"].update(fill={"color": colors["track"]}, font={"color": colors["font"]}, line=line)
+            trace["cells"].update(fill={"color": "rgba(0,0,0,0)"}, font={"color": colors["font"]}, line=line)
+        elif trace["type"] == "indicator" and "gauge" in trace:
+            trace["gauge"]["bgcolor"] = colors["track"]
     return fig

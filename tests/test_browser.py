@@ -134,7 +134,10 @@ def test_dash006_time_range_picker_changes_the_x_range(dash_duo, live):
         figure = plot(dash_duo, "operations", "cpu-total")
         if not has_data(figure):
             return None
-        start, end = (pd.Timestamp(x) for x in figure["layout"]["xaxis"]["range"])
+        start, end = (
+            pd.Timestamp(x, unit="ms") if isinstance(x, (int, float)) else pd.Timestamp(x)
+            for x in figure["layout"]["xaxis"]["range"]
+        )
         return (end - start).total_seconds()
 
     assert abs(wait_until(span_seconds, message="x-range") - 900) < 5

@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from layouts.charts import CHARTS, NO_DATA, STATUS_COLORS, apply_theme, build_figure
+from layouts.charts import CHARTS, NO_DATA, STATUS_COLORS, apply_theme
+from layouts.charts import build_figure as build
 from layouts.schema import CHART_TYPES, Panel
 from layouts.units import format_value
 
@@ -22,6 +24,11 @@ def frame(columns=("eth0", "eth1"), n=60, scale=1.0) -> pd.DataFrame:
     out = pd.DataFrame(data, index=index)
     out.attrs = {"window": (index[0], index[-1]), "period": 150.0}
     return out
+
+
+def build_figure(data: pd.DataFrame, p: Panel) -> go.Figure:
+    """Build a figure and validate it as Plotly would, property by property."""
+    return go.Figure(build(data, p))
 
 
 def panel(kind: str, unit: str = "bytes_per_second", **extra) -> Panel:
@@ -51,7 +58,7 @@ def test_every_builder_says_no_data_for_an_empty_frame(kind):
 @pytest.mark.parametrize("kind", CHART_TYPES)
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_themes_colour_the_text(kind, theme):
-    fig = apply_theme(build_figure(frame(), panel(kind)), theme)
+    fig = go.Figure(apply_theme(build(frame(), panel(kind)), theme))
     assert fig.layout.font.color == ("#e5e7eb" if theme == "dark" else "#1f2937")
     assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)"  # the page's own background shows through
 
@@ -71,7 +78,9 @@ def test_ratio_axis_is_percent_from_zero_to_a_hundred():
 def test_line_x_range_is_the_window_shown():
     data = frame()
     fig = build_figure(data, panel("line"))
-    assert [pd.Timestamp(x) for x in fig.layout.xaxis.range] == list(data.attrs["window"])
+    assert [pd.Timestamp(x, unit="ms", tz="UTC") for x in fig.layout.xaxis.range] == list(
+        data.attrs["window"]
+    )
 
 
 def test_thresholds_draw_lines_and_colour_bars():
