@@ -126,7 +126,8 @@ class _RollupBuffer:
         slots = buckets % self.slots
         self.bucket[rows, slots] = buckets
         for field in self.FIELDS:
-            getattr(self, field)[rows, slots] = saved[field][rows, cols]
+            if field in saved:  # a field older snapshots lack stays zero
+                getattr(self, field)[rows, slots] = saved[field][rows, cols]
 
     def read(self, sid: int, start: float, end: float, now: float) -> Rollup:
         step = self.tier.step
@@ -362,7 +363,8 @@ class Store:
                 self.specs[spec.name] = spec
             n = len(state["series"])
             self._newest[:n] = state["newest"]
-            self._last_value[:n] = state["last_value"]
+            if "last_value" in state:  # older snapshots lack it: the next sample then starts counting afresh
+                self._last_value[:n] = state["last_value"]
             if state["capacity"] == self.capacity:
                 self._raw_ts[:n] = state["raw_ts"]
                 self._raw_val[:n] = state["raw_val"]

@@ -79,6 +79,24 @@ def no_data(panel: Panel, message: str = NO_DATA) -> Figure:
     )
 
 
+def _break_gaps(x: np.ndarray, y: np.ndarray, step: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Insert a missing point where samples stop for a while, so a line breaks instead of bridging."""
+    if len(x) < 3:
+        return x, y
+    spacing = np.diff(x)
+    typical = max(float(np.median(spacing)), 1000.0 * (step or 0))
+    gaps = np.flatnonzero(spacing > 2.5 * typical)
+    if not len(gaps):
+        return x, y
+    # Two missing points, just after the last sample and just before the next: a heatmap cell
+    # reaches halfway to its neighbour, so one marker would let the next value fill half the pause.
+    where = np.repeat(gaps + 1, 2)
+    marks = np.column_stack([x[gaps] + typical, x[gaps + 1] - typical]).ravel()
+    axis = 0 if y.ndim == 1 else 1
+    fill = np.nan if y.ndim == 1 else np.full((y.shape[0], len(where)), np.nan)
+    return np.insert(x.astype(float), where, marks), np.insert(y, where, fill, axis=axis)
+
+
 def _ms(index: pd.DatetimeIndex) -> np.ndarray:
     """Return UTC times as epoch milliseconds."""
     return index.asi8 // 1_000_000 if index.unit == "ns" else index.as_unit("ms").asi8
@@ -127,12 +145,17 @@ def _threshold_shapes(panel: Panel, scale: Scale) -> list[dict]:
 
 
 def _time_layout(frame: pd.DataFrame, panel: Panel, scale: Scale, **extra) -> dict:
-    yaxis = {"ticksuffix": scale.suffix, "tickprefix": scale.prefix, "rangemode": "tozero"}
+    yaxis = {
+        "ticksuffix": scale.suffix,
+        "tickprefix": scale.prefix,
+        "rangemode": "tozero",
+        "automargin": True,
+    }
     if panel.unit == "ratio":
         top = float(np.nanmax(frame.to_numpy(dtype=float)))
         yaxis["range"] = [0, 100 * max(1.0, top)]
     layout = {
-        "xaxis": {"type": "date", "range": _window(frame), "showgrid": False},
+        "xaxis": {"type": "date", "range": _window(frame), "showgrid": False, "automargin": True},
         "yaxis": yaxis,
         "shapes": _threshold_shapes(panel, scale),
     }
@@ -142,34 +165,37 @@ def _time_layout(frame: pd.DataFrame, panel: Panel, scale: Scale, **extra) -> di
     return layout
 
 
-def line(frame: pd.DataFrame, panel: Panel, fill: str | None = None, stack: bool = False) -> Figure:
+def line(frame: pd.DataFrame, panel: Panel, fill: str | None = None) -> Figure:
     """Plot one line per series over time."""
     if frame.empty:
         return no_data(panel)
     scale = _axis_scale(frame, panel)
     traces = []
-    for column in frame.columns:
+    for i, column in enumerate(frame.columns):
         values = frame[column].dropna()
+        x, y = _break_gaps(_ms(values.index), _values(values.to_numpy(), scale), frame.attrs.get("step"))
         trace = {
             "type": "scatter",
             "mode": "lines",
             "name": str(column),
-            "x": _ms(values.index),
-            "y": _values(values.to_numpy(), scale),
-            "line": {"width": 2},
+            "legendgroup": str(column),
+            "line": {"width": 2, "color": SERIES_COLORS[i % len(SERIES_COLORS)]},
             "hovertemplate": _hover(scale),
         }
-        if stack:
-            trace["stackgroup"] = "one"
-        elif fill:
-            trace["fill"] = fill
-        traces.append(trace)
+        if not fill:
+            traces.append({**trace, "x": x, "y": y})
+            continue
+        # Plotly fills across missing points (plotly.js #7448): one trace per unbroken run instead.
+        runs = np.split(np.arange(len(y)), np.flatnonzero(np.isnan(y)))
+        for n, run in enumerate(r[~np.isnan(y[r])] for r in runs):
+            if len(run):
+                traces.append({**trace, "x": x[run], "y": y[run], "fill": fill, "showlegend": n == 0})
     return _figure(traces, **_time_layout(frame, panel, scale))
 
 
 def area(frame: pd.DataFrame, panel: Panel) -> Figure:
-    """Plot series as filled areas, stacked when there are several."""
-    return line(frame, panel, fill="tozeroy", stack=len(frame.columns) > 1)
+    """Plot series as filled areas (not stacked: a pause must show as a gap, and stacks bridge it)."""
+    return line(frame, panel, fill="tozeroy")
 
 
 def bar(frame: pd.DataFrame, panel: Panel) -> Figure:
@@ -192,7 +218,12 @@ def bar(frame: pd.DataFrame, panel: Panel) -> Figure:
         "textposition": "auto",
         "hovertemplate": "%{y}: %{text}<extra></extra>",
     }
-    xaxis = {"ticksuffix": scale.suffix, "tickprefix": scale.prefix, "rangemode": "tozero"}
+    xaxis = {
+        "ticksuffix": scale.suffix,
+        "tickprefix": scale.prefix,
+        "rangemode": "tozero",
+        "automargin": True,
+    }
     if panel.unit == "ratio":
         xaxis["range"] = [0, 100]
     return _figure(
@@ -260,7 +291,7 @@ def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
             "borderwidth": 0,
         },
     }
-    return _figure([trace], margin={"l": 24, "r": 24, "t": 16, "b": 0})
+    return _figure([trace], margin={"l": 48, "r": 48, "t": 20, "b": 4})
 
 
 def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
@@ -354,12 +385,15 @@ def heatmap(frame: pd.DataFrame, panel: Panel) -> Figure:
     if frame.empty:
         return no_data(panel)
     scale = _axis_scale(frame, panel)
+    x, z = _break_gaps(
+        _ms(frame.index), _values(frame.to_numpy(dtype=float).T, scale), frame.attrs.get("step")
+    )
     trace = {
         "type": "heatmap",
-        "x": _ms(frame.index),
+        "x": x,
         "y": [str(c) for c in frame.columns],
-        "z": _values(frame.to_numpy(dtype=float).T, scale),
-        "colorscale": "Turbo",
+        "z": z,
+        "colorscale": "Viridis",
         "colorbar": {"ticksuffix": scale.suffix, "thickness": 10},
         "hovertemplate": f"%{{y}} %{{x}}: %{{z:.3~f}}{scale.suffix}<extra></extra>",
         "ygap": 1,
@@ -369,7 +403,7 @@ def heatmap(frame: pd.DataFrame, panel: Panel) -> Figure:
     return _figure(
         [trace],
         hovermode="closest",
-        xaxis={"type": "date", "range": _window(frame)},
+        xaxis={"type": "date", "range": _window(frame), "automargin": True},
         yaxis={"type": "category", "automargin": True},
     )
 

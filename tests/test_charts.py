@@ -159,3 +159,26 @@ def test_pie_leaves_out_zero_slices():
 )
 def test_values_are_shown_with_units(value, unit, text):
     assert format_value(value, unit) == text
+
+
+def test_a_pause_in_the_data_breaks_the_line_instead_of_bridging_it():
+    data = frame(columns=("cpu",), n=40)
+    data = data.drop(data.index[10:30])  # 100 s with no samples, e.g. Pulseboard was stopped
+    fig = build_figure(data, panel("line"))
+    y = list(fig.data[0].y)
+    assert [i for i, v in enumerate(y) if v is None or v != v] == [10, 11]  # the break between the two runs
+    assert len(y) == 22
+
+
+def test_steady_data_has_no_breaks():
+    fig = build_figure(frame(columns=("cpu",)), panel("line"))
+    assert all(v == v for v in fig.data[0].y)
+
+
+def test_an_area_with_a_pause_is_drawn_as_separate_fills():
+    data = frame(columns=("memory",), n=40)
+    data = data.drop(data.index[10:30])
+    fig = build_figure(data, panel("area", unit="bytes"))
+    assert [len(t.x) for t in fig.data] == [10, 10]
+    assert [t.showlegend for t in fig.data] == [True, False]
+    assert fig.data[0].line.color == fig.data[1].line.color
