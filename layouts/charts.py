@@ -58,8 +58,11 @@ def _figure(traces: list[dict], **layout) -> Figure:
     return {"data": traces, "layout": base}
 
 
-def no_data(panel: Panel, message: str = NO_DATA) -> Figure:
+def no_data(panel: Panel, message: str | None = None) -> Figure:
     """Return an empty figure that says, in words, why there is nothing to show."""
+    if message is None:
+        waiting = ", ".join(dict.fromkeys(q.expr.split("{")[0] for q in panel.queries))
+        message = f"{NO_DATA}<br><span style='font-size:11px;opacity:0.7'>waiting for {waiting}</span>"
     return _figure(
         [],
         xaxis={"visible": False},

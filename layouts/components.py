@@ -123,7 +123,8 @@ def shell(dashboards: list[Dashboard], default_range: float, refresh: int, page)
 
 def _grid_style(panel: Panel) -> dict[str, int | str]:
     g = panel.grid
-    narrow = GRID_COLUMNS if g.w > GRID_COLUMNS // 2 else min(GRID_COLUMNS, g.w * 2)
+    # At tablet width: small panels three to a row, middle ones two to a row, wide ones alone.
+    narrow = 4 if g.w <= 2 else 6 if g.w <= 4 else GRID_COLUMNS
     return {"--x": g.x + 1, "--y": g.y + 1, "--w": g.w, "--h": g.h, "--wn": narrow}
 
 

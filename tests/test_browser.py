@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
 
+from collectors.metrics import Sample
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
 from dashboard_app.web import create_app
@@ -152,3 +153,28 @@ def test_dash006_time_range_picker_changes_the_x_range(dash_duo, live):
     )
     option[0].click()
     wait_until(lambda: abs((span_seconds() or 0) - 3600) < 5, message="a one-hour x-range")
+
+
+def test_dash007_history_from_before_a_restart_is_on_the_page(dash_duo, tmp_path):
+    settings = load_settings("development", environ={"PULSEBOARD_DASHBOARDS__REFRESH": "1"})
+    first = Runtime(settings, tmp_path)
+    ten_minutes_ago = time.time() - 600
+    first.store.append(
+        Sample("pulseboard_system_cpu_usage_ratio", (), 0.5, ten_minutes_ago + 5 * i) for i in range(60)
+    )
+    first.stop()  # saves everything to tmp_path
+
+    second = Runtime(settings, tmp_path)
+    app = create_app(second)
+    second.start()
+    try:
+        open_page(dash_duo, app, "/operations")
+
+        def oldest_point():
+            figure = plot(dash_duo, "operations", "cpu-total")
+            return has_data(figure) and min(x for x in figure["data"][0]["x"] if x is not None)
+
+        oldest = wait_until(oldest_point, message="CPU history")
+        assert oldest / 1000 <= ten_minutes_ago + 5  # epoch ms of the first sample from before the restart
+    finally:
+        second.stop()
