@@ -213,7 +213,9 @@ def _wide(labels: list[str], columns: list[tuple[np.ndarray, np.ndarray]]) -> pd
         data = np.full((len(times), len(columns)), np.nan)
         for i, (t, v) in enumerate(columns):
             data[np.searchsorted(times, t), i] = v
-    index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="time")
+    # Millisecond resolution, built straight from integers: pd.to_datetime costs ten times as much.
+    stamps = np.round(np.asarray(times) * 1000).astype("int64").astype("datetime64[ms]")
+    index = pd.DatetimeIndex(stamps, tz="UTC", name="time")
     return pd.DataFrame(data, index=index, columns=labels)
 
 

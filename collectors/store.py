@@ -181,7 +181,6 @@ class Store:
         self._by_name: dict[str, list[Series]] = {}
         self.specs: dict[str, MetricSpec] = {}
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.version = 0
         self.appended = 0
         self.out_of_order = 0
         self.not_finite = 0
@@ -270,7 +269,6 @@ class Store:
             r.add(sid, ts, val, inc)
         if log:
             self._pending.append((sid, ts, val))
-        self.version += 1
         self.appended += n
         return n
 
@@ -382,7 +380,6 @@ class Store:
                 buf = next((r for r in self._rollups if r.tier.step == saved["tier"].step), None)
                 if buf is not None:  # a step no longer configured is dropped
                     buf.load(saved)
-            self.version += 1
 
     def replay(
         self, series: list[tuple[str, Labels]], sid: np.ndarray, ts: np.ndarray, val: np.ndarray

@@ -61,22 +61,26 @@ def register(app: Dash, runtime: Runtime) -> None:
         if dashboard is None:
             raise PreventUpdate
         theme = theme if theme in ("light", "dark") else "light"
-        state = {
-            "dashboard": dashboard.id,
-            "range": [range_value, custom_start, custom_end],
-            "theme": theme,
-            "version": source.version(),
-        }
-        if ctx.triggered_id == ids.INTERVAL and state == last:
-            raise PreventUpdate  # nothing new arrived and nothing on the page changed
+        panels = [dashboard.panel(o["id"]["panel"]) for o in outputs]
+        view = {"dashboard": dashboard.id, "range": [range_value, custom_start, custom_end], "theme": theme}
+        fresh = {p.id: max((source.newest(q.expr) or 0 for q in p.queries), default=0) for p in panels}
+        state = {"view": view, "fresh": fresh}
+        todo = panels
+        if ctx.triggered_id == ids.INTERVAL and last and last.get("view") == view:
+            # A tick with the same view: redraw only the panels whose series got new samples.
+            todo = [p for p in panels if fresh[p.id] != last["fresh"].get(p.id)]
+            if not todo:
+                raise PreventUpdate
         now = time.time()
         window = window_for(range_value, custom_start, custom_end, now)
-        panels = [dashboard.panel(o["id"]["panel"]) for o in outputs]
         if window is None:
             message = "Choose a start and an end (UTC) for the custom range"
             figures = [apply_theme(no_data(p, message), theme) for p in panels]
             return figures, state, "Custom range: choose start and end"
-        figures = [render_panel(source, p, window, theme, points) for p in panels]
+        redraw = {p.id for p in todo}
+        figures = [
+            render_panel(source, p, window, theme, points) if p.id in redraw else no_update for p in panels
+        ]
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
         return figures, state, f"Updated {stamp}"
 

@@ -48,10 +48,7 @@ def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd
     else:
         frame = pd.concat(frames, axis=1, sort=True)
     frame.attrs = {
-        "window": (
-            pd.Timestamp(window.start, unit="s", tz="UTC"),
-            pd.Timestamp(window.end, unit="s", tz="UTC"),
-        ),
+        "window": (window.start, window.end),  # plain floats: pandas deep-copies attrs on every operation
         "period": window.span,
         "step": step,
     }

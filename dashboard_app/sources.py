@@ -26,8 +26,8 @@ class Source(Protocol):
         """Return the unit the metric behind a selector declares, if known."""
         ...
 
-    def version(self) -> int:
-        """Return a number that changes whenever new data arrives."""
+    def newest(self, expr: str) -> float | None:
+        """Return the time of the newest sample of any series a selector matches (None: unknown)."""
         ...
 
 
@@ -48,5 +48,11 @@ class EmbeddedSource:
         spec = self.store.specs.get(parse_selector(expr).name)
         return spec.unit if spec else None
 
-    def version(self) -> int:
-        return self.store.version
+    def newest(self, expr: str) -> float | None:
+        selector = parse_selector(expr)
+        times = [
+            self.store.newest(s.id)
+            for s in self.store.series(selector.name)
+            if selector.matches(s.label_dict)
+        ]
+        return max(times, default=None)

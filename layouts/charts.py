@@ -6,7 +6,7 @@ each refresh (tests validate them through ``go.Figure``). Times are sent as epoc
 milliseconds, which Plotly date axes read directly.
 
 A frame has a UTC time index and one column per series. ``frame.attrs`` may carry
-``window`` (start, end as pandas Timestamps) for the x-range and ``period`` (seconds)
+``window`` (start, end in Unix seconds) for the x-range and ``period`` (seconds)
 for a stat panel's comparison with the previous period.
 """
 
@@ -102,12 +102,12 @@ def _break_gaps(x: np.ndarray, y: np.ndarray, step: float | None) -> tuple[np.nd
 
 def _ms(index: pd.DatetimeIndex) -> np.ndarray:
     """Return UTC times as epoch milliseconds."""
-    return index.asi8 // 1_000_000 if index.unit == "ns" else index.as_unit("ms").asi8
+    return index.as_unit("ms").asi8
 
 
 def _window(frame: pd.DataFrame) -> list[float] | None:
     window = frame.attrs.get("window")
-    return [w.value // 1_000_000 for w in window] if window else None
+    return [w * 1000 for w in window] if window else None
 
 
 def _latest(frame: pd.DataFrame) -> pd.Series:
