@@ -61,8 +61,9 @@ def _figure(traces: list[dict], **layout) -> Figure:
 def no_data(panel: Panel, message: str | None = None) -> Figure:
     """Return an empty figure that says, in words, why there is nothing to show."""
     if message is None:
-        waiting = ", ".join(dict.fromkeys(q.expr.split("{")[0] for q in panel.queries))
-        message = f"{NO_DATA}<br><span style='font-size:11px;opacity:0.7'>waiting for {waiting}</span>"
+        # One metric name a line: a narrow stat card would clip them side by side.
+        waiting = "<br>".join(dict.fromkeys(q.expr.split("{")[0] for q in panel.queries))
+        message = f"{NO_DATA}<br><span style='font-size:11px;opacity:0.7'>waiting for<br>{waiting}</span>"
     return _figure(
         [],
         xaxis={"visible": False},

@@ -53,7 +53,7 @@ def test_every_builder_says_no_data_for_an_empty_frame(kind):
     fig = build_figure(empty, panel(kind))
     assert fig.layout.meta["empty"] is True
     assert fig.layout.annotations[0].text.startswith(NO_DATA)
-    assert "waiting for x" in fig.layout.annotations[0].text  # names the metric that would feed it
+    assert "waiting for<br>x" in fig.layout.annotations[0].text  # names the metric that would feed it
 
 
 @pytest.mark.parametrize("kind", CHART_TYPES)
