@@ -12,12 +12,5 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     customRangeStyle: function (value) {
       return { display: value === "custom" ? "flex" : "none" };
     },
-    markActiveLinks: function (pathname) {
-      var outputs = window.dash_clientside.callback_context.outputs_list;
-      return outputs.map(function (o) {
-        var active = pathname === "/" + o.id.replace("nav-link-", "");
-        return active ? "nav-link active" : "nav-link";
-      });
-    },
   },
 });

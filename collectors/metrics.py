@@ -9,7 +9,10 @@ from typing import NamedTuple, Protocol
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-METRIC_TYPES = ("gauge", "counter")
+METRIC_TYPES = ("gauge", "counter", "histogram", "summary")
+# A histogram or summary keeps each observation as a sample of its own series (so percentiles
+# come from the samples) and running totals in <name>_count and <name>_sum.
+OBSERVED_TYPES = ("histogram", "summary")
 # Units are base units (Prometheus conventions); charts scale them for display.
 UNITS = (
     "none",

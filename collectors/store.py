@@ -311,6 +311,27 @@ class Store:
         with self._lock:
             return buf.read(series_id, start, end, now)
 
+    def lookup(self, name: str, labels: Labels) -> Series | None:
+        """Return the series of a name and label set, if it exists."""
+        with self._lock:
+            sid = self._ids.get((name, labels))
+            return None if sid is None else self._series[sid]
+
+    def last_value(self, series_id: int) -> float:
+        """Return the newest value of a series (NaN when it has none)."""
+        return float(self._last_value[series_id])
+
+    def latest(self, names: Iterable[str] | None = None) -> list[tuple[Series, float, float]]:
+        """Return (series, timestamp, value) of the newest sample of every series, or of some names."""
+        with self._lock:
+            if names is None:
+                series = list(self._series)
+            else:
+                series = [s for n in names for s in self._by_name.get(n, ())]
+            rows = np.fromiter((s.id for s in series), dtype=np.int64, count=len(series))
+            ts, val = self._newest[rows].copy(), self._last_value[rows].copy()
+        return [(s, float(t), float(v)) for s, t, v in zip(series, ts, val) if np.isfinite(t)]
+
     def newest(self, series_id: int) -> float:
         """Return the timestamp of a series' newest sample (-inf when it has none)."""
         return float(self._newest[series_id])

@@ -12,7 +12,10 @@ from dashboard_app.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.charts import apply_theme, no_data
-from layouts.components import CUSTOM, RANGE_SECONDS
+from layouts.components import CUSTOM, RANGE_SECONDS, nav_links
+
+CACHE = "pulseboard_panel_cache_requests_total"
+CALLBACK = "pulseboard_callback_duration_seconds"
 
 
 def _parse_local(value: str | None) -> float | None:
@@ -41,6 +44,7 @@ def register(app: Dash, runtime: Runtime) -> None:
     """Attach every callback of the application."""
     source = runtime.source
     points = runtime.settings.dashboards.points
+    instruments = runtime.instruments
 
     @app.callback(
         Output({"type": ids.PANEL_GRAPH, "dashboard": ALL, "panel": ALL}, "figure"),
@@ -69,8 +73,11 @@ def register(app: Dash, runtime: Runtime) -> None:
         if ctx.triggered_id == ids.INTERVAL and last and last.get("view") == view:
             # A tick with the same view: redraw only the panels whose series got new samples.
             todo = [p for p in panels if fresh[p.id] != last["fresh"].get(p.id)]
+            instruments.count(CACHE, {"result": "hit"}, len(panels) - len(todo))
             if not todo:
                 raise PreventUpdate
+        instruments.count(CACHE, {"result": "miss"}, len(todo))
+        t0 = time.perf_counter()
         now = time.time()
         window = window_for(range_value, custom_start, custom_end, now)
         if window is None:
@@ -82,6 +89,7 @@ def register(app: Dash, runtime: Runtime) -> None:
             render_panel(source, p, window, theme, points) if p.id in redraw else no_update for p in panels
         ]
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
+        instruments.observe(CALLBACK, {"dashboard": dashboard.id}, time.perf_counter() - t0)
         return figures, state, f"Updated {stamp}"
 
     @app.callback(
@@ -114,8 +122,7 @@ def register(app: Dash, runtime: Runtime) -> None:
         Output(ids.CUSTOM_RANGE, "style"),
         Input(ids.TIME_RANGE, "value"),
     )
-    app.clientside_callback(
-        ClientsideFunction("pulseboard", "markActiveLinks"),
-        [Output(ids.nav_link(d), "className") for d in runtime.dashboards],
-        Input(ids.URL, "pathname"),
-    )
+
+    @app.callback(Output(ids.NAV_LINKS, "children"), Input(ids.URL, "pathname"))
+    def links(pathname):
+        return nav_links(list(runtime.dashboards.values()), pathname)

@@ -10,7 +10,7 @@ import pandas as pd
 from collectors.aggregator import empty_frame
 from dashboard_app.sources import Source
 from layouts.charts import Figure, apply_theme, build_figure, no_data
-from layouts.schema import Dashboard, Panel
+from layouts.schema import Dashboard, Panel, PanelQuery
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,29 @@ def resolve_unit(source: Source, panel: Panel) -> Panel:
     return panel.model_copy(update={"unit": unit})
 
 
+def query_frame(source: Source, q: PanelQuery, start: float, end: float, step: float) -> pd.DataFrame:
+    """Run one panel query: the selector, divided by ``over`` when set, times ``scale``."""
+    frame = source.query(q.expr, start, end, step, q.agg, q.legend)
+    if q.over is not None and not frame.empty:
+        total = source.query(q.over, start, end, step, q.agg, None)
+        if total.empty:
+            return empty_frame()
+        denominator = total.sum(axis=1, min_count=1).reindex(frame.index)
+        attrs = frame.attrs
+        frame = frame.div(denominator.where(denominator != 0), axis=0)
+        frame.attrs = attrs
+    if q.scale != 1.0 and not frame.empty:
+        attrs = frame.attrs
+        frame = frame * q.scale
+        frame.attrs = attrs
+    return frame
+
+
 def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd.DataFrame:
     """Query every series a panel shows; a stat panel also gets the period before the window."""
     step = max(window.span / points, source.min_step)
     start = window.start - window.span if panel.type == "stat" else window.start
-    frames = [source.query(q.expr, start, window.end, step, q.agg, q.legend) for q in panel.queries]
+    frames = [query_frame(source, q, start, window.end, step) for q in panel.queries]
     frames = [f for f in frames if not f.empty]
     if not frames:
         frame = empty_frame()

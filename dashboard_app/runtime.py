@@ -9,14 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from collectors.aggregator import Aggregator
+from collectors.catalog import CATALOG
+from collectors.custom import CustomMetrics
+from collectors.demo import DemoWorkload
+from collectors.instruments import Instruments, SelfCollector
 from collectors.persistence import StoreArchive
 from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
+from collectors.scrape import ScrapeCollector
 from collectors.store import Store, Tier
+from dashboard_app.connections import ConnectionPool
+from dashboard_app.library import DashboardLibrary
 from dashboard_app.settings import Settings
 from dashboard_app.sources import EmbeddedSource, Source
-from layouts.dashboards import load_dashboards
 from layouts.schema import Dashboard
+
+API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far fewer
+DEMO_BACKFILL = 3600.0
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +54,77 @@ class Runtime:
     ):
         self.settings = settings
         self.clock = clock
-        self.dashboards = dashboards if dashboards is not None else load_dashboards()
+        self.started_at = clock()
+        data_dir = Path(data_dir)
+        self.library = DashboardLibrary(data_dir / "dashboards", dashboards)
         self.store = build_store(settings, clock)
         flushes_per_snapshot = round(settings.store.snapshot_interval / settings.store.flush_interval)
-        self.archive = StoreArchive(Path(data_dir) / "store", snapshot_every=flushes_per_snapshot)
+        self.archive = StoreArchive(data_dir / "store", snapshot_every=flushes_per_snapshot)
         self.archive.load(self.store)
         self.source: Source = EmbeddedSource(self.store, Aggregator(self.store, settings.query.max_points))
+        self.api_aggregator = Aggregator(self.store, API_MAX_POINTS)
+        self.metrics = CustomMetrics(
+            self.store,
+            data_dir / "custom_metrics.json",
+            clock,
+            settings.ingest.series_cap,
+            settings.ingest.sample_cap,
+        )
+        for definition in CATALOG:
+            self.metrics.register(definition, save=False)
+        self.instruments = Instruments(clock)
+        self.connections = ConnectionPool(settings.server.max_connections, clock)
         self.scheduler = Scheduler(clock)
         for name, collector_class in COLLECTORS.items():
             cfg = getattr(settings.collectors, name)
             if cfg.enabled:
                 self.scheduler.collect(collector_class(ps=ps, clock=clock), self.store, cfg.interval)
+        if settings.collectors.self.enabled:
+            own = SelfCollector(
+                self.instruments,
+                self.scheduler.health,
+                lambda: (self.store.series_count, self.store.memory_bytes()),
+                lambda: len(self.connections),
+                clock,
+            )
+            self.scheduler.collect(own, self.store, settings.collectors.self.interval)
+        self.targets: list[ScrapeCollector] = []
+        for target in settings.scrape:
+            scraper = ScrapeCollector(
+                target.url,
+                target.job,
+                target.instance,
+                target.labels,
+                target.timeout,
+                target.max_bytes,
+                clock,
+                self._declare_scraped,
+            )
+            self.targets.append(scraper)
+            self.scheduler.collect(scraper, self.store, target.interval)
+        self.demo = DemoWorkload(self.metrics, clock) if settings.demo else None
+        if self.demo is not None:
+            self.scheduler.every("demo", 5.0, self.demo.run)
         self.scheduler.every("flush", settings.store.flush_interval, lambda: self.archive.flush(self.store))
         self.started = False
+
+    @property
+    def dashboards(self) -> dict[str, Dashboard]:
+        """Every dashboard served now, shipped ones first."""
+        return self.library.dashboards
+
+    def _declare_scraped(self, spec) -> None:
+        if spec.name not in self.store.specs:
+            try:
+                self.store.declare(spec)
+            except ValueError:
+                pass  # declared meanwhile under another type: the first declaration stands
 
     def start(self) -> None:
         """Start collecting and flushing in the background."""
         if not self.started:
+            if self.demo is not None and not self.store.series("pulseboard_business_sessions_total"):
+                self.demo.backfill(DEMO_BACKFILL)  # a first start opens on an hour of history
             self.scheduler.start()
             self.started = True
 

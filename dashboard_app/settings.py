@@ -39,6 +39,25 @@ class CollectorSettings(_Strict):
 class CollectorsSettings(_Strict):
     system: CollectorSettings = CollectorSettings(interval=5)
     disk_usage: CollectorSettings = CollectorSettings(interval=60)
+    self: CollectorSettings = CollectorSettings(interval=5)
+
+
+class ScrapeTarget(_Strict):
+    """A Prometheus /metrics endpoint Pulseboard reads."""
+
+    url: str = Field(pattern=r"^https?://\S+$", description="http(s) URL of a /metrics endpoint.")
+    job: str = Field("scrape", pattern=r"^[a-zA-Z_][a-zA-Z0-9_:.-]*$")
+    instance: str | None = Field(None, description="Defaults to the URL's host:port.")
+    interval: Duration = Field(15, ge=1)
+    timeout: Duration = Field(5, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict, description="Added to every scraped series.")
+    max_bytes: int = Field(10 * 2**20, ge=1024, description="Largest response accepted.")
+
+
+class IngestSettings(_Strict):
+    series_cap: int = Field(10_000, ge=1, description="Most series (label sets) one pushed metric may have.")
+    sample_cap: int = Field(10_000, ge=1, description="Most samples one request may carry.")
+    max_body: int = Field(2**20, ge=1024, description="Largest request body in bytes.")
 
 
 class TierSettings(_Strict):
@@ -86,6 +105,9 @@ class Settings(_Strict):
     collectors: CollectorsSettings = CollectorsSettings()
     store: StoreSettings = StoreSettings()
     query: QuerySettings = QuerySettings()
+    ingest: IngestSettings = IngestSettings()
+    demo: bool = Field(False, description="Run the simulated shop and search service.")
+    scrape: tuple[ScrapeTarget, ...] = ()
 
 
 def _override(data: dict, environ: dict[str, str]) -> dict[tuple, str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dash
 from dash import Dash, html
-from flask import redirect, request
+from flask import Response, g, redirect, request
 
-from dashboard_app import callbacks
+from dashboard_app import api_dashboards, api_metrics, api_system, callbacks, live
+from dashboard_app.api import Api
+from dashboard_app.exposition import CONTENT_TYPE, render
 from dashboard_app.runtime import Runtime
 from layouts.components import dashboard_page, shell
 
@@ -17,7 +20,7 @@ HOME = "operations"
 
 
 def create_app(runtime: Runtime) -> Dash:
-    """Return the Dash app that serves a runtime's dashboards."""
+    """Return the Dash app that serves a runtime's dashboards, its API, /metrics and the live channel."""
     settings = runtime.settings
     app = Dash(
         __name__,
@@ -28,37 +31,84 @@ def create_app(runtime: Runtime) -> Dash:
         update_title=None,
         suppress_callback_exceptions=True,
     )
-    dashboards = list(runtime.dashboards.values())
-    for dashboard in dashboards:
-        refresh = settings.dashboards.refresh if dashboard.refresh is None else dashboard.refresh
-        dash.register_page(
-            f"pulseboard_{dashboard.id}",
-            path=f"/{dashboard.id}",
-            name=dashboard.title,
-            title=f"{dashboard.title} · Pulseboard",
-            layout=dashboard_page(dashboard, refresh),
-        )
-    dash.register_page(
-        "not_found_404",
-        path="/404",
-        layout=html.Div(
-            [
-                html.H1("No such dashboard"),
-                html.P(["Pick one above, or go to ", html.A("Operations", href="/operations"), "."]),
-            ],
-            className="dashboard-head not-found",
-        ),
-    )
-    app.layout = shell(
-        dashboards, settings.dashboards.default_range, settings.dashboards.refresh, dash.page_container
-    )
-    home = HOME if HOME in runtime.dashboards else dashboards[0].id
 
-    @app.server.before_request
-    def _home():
+    def refresh_of(dashboard) -> int:
+        return settings.dashboards.refresh if dashboard.refresh is None else dashboard.refresh
+
+    def page(dashboard_id: str | None = None, **_):
+        dashboard = runtime.dashboards.get(dashboard_id or "")
+        if dashboard is None:
+            return not_found(dashboard_id)
+        return dashboard_page(dashboard, refresh_of(dashboard))
+
+    def title(dashboard_id: str | None = None, **_):
+        dashboard = runtime.dashboards.get(dashboard_id or "")
+        return f"{dashboard.title} · Pulseboard" if dashboard else "No such dashboard · Pulseboard"
+
+    # One page for every dashboard, so those created through the API are served at once.
+    dash.register_page("pulseboard_dashboard", path_template="/<dashboard_id>", title=title, layout=page)
+    dash.register_page("not_found_404", path="/404", layout=not_found(None))
+    app.layout = shell(
+        list(runtime.dashboards.values()),
+        settings.dashboards.default_range,
+        settings.dashboards.refresh,
+        dash.page_container,
+        demo=runtime.demo is not None,
+    )
+    server = app.server
+    instruments = runtime.instruments
+
+    @server.before_request
+    def _start():
+        g.pulseboard_t0 = time.perf_counter()
+        instruments.request_started()
         if request.path == "/":
+            home = HOME if HOME in runtime.dashboards else next(iter(runtime.dashboards))
             return redirect(f"/{home}")
         return None
 
+    @server.teardown_request
+    def _finish(exc):
+        t0 = g.pop("pulseboard_t0", None)
+        if t0 is None:
+            return
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        status = getattr(g, "pulseboard_status", 500 if exc else 200)
+        instruments.request_finished(rule, request.method, status, time.perf_counter() - t0)
+
+    @server.after_request
+    def _status(response):
+        g.pulseboard_status = response.status_code
+        return response
+
+    api = Api(settings.ingest.max_body)
+    api_metrics.add_routes(api, runtime)
+    api_dashboards.add_routes(api, runtime)
+    api_system.add_routes(api, runtime)
+    api.attach(server)
+    server.add_url_rule(
+        "/metrics",
+        "metrics_exposition",
+        lambda: Response(render(runtime.exposition), content_type=CONTENT_TYPE),
+    )
+    live.attach(server, runtime)
     callbacks.register(app, runtime)
     return app
+
+
+def not_found(dashboard_id: str | None) -> html.Div:
+    """Return the page for an unknown dashboard."""
+    return html.Div(
+        [
+            html.H1("No such dashboard"),
+            html.P(
+                [
+                    f"There is no dashboard {dashboard_id!r}. " if dashboard_id else "",
+                    "Pick one above, or go to ",
+                    html.A("Operations", href="/operations"),
+                    ".",
+                ]
+            ),
+        ],
+        className="dashboard-head not-found",
+    )

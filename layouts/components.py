@@ -44,16 +44,42 @@ def range_key(seconds: float) -> str:
     return min(RANGE_SECONDS, key=lambda k: abs(RANGE_SECONDS[k] - seconds))
 
 
-def navbar(dashboards: list[Dashboard], default_range: float, refresh: int) -> html.Header:
-    """Return the bar with the dashboard links, time range, refresh and theme controls."""
-    links = [
-        dcc.Link(d.title, href=f"/{d.id}", className="nav-link", id=ids.nav_link(d.id)) for d in dashboards
+def nav_links(dashboards: list[Dashboard], pathname: str | None = None) -> list:
+    """Return one link per dashboard, the one at ``pathname`` marked active."""
+    return [
+        dcc.Link(
+            d.title,
+            href=f"/{d.id}",
+            className="nav-link active" if pathname == f"/{d.id}" else "nav-link",
+            id=ids.nav_link(d.id),
+        )
+        for d in dashboards
     ]
+
+
+def navbar(
+    dashboards: list[Dashboard], default_range: float, refresh: int, demo: bool = False
+) -> html.Header:
+    """Return the bar with the dashboard links, time range, refresh and theme controls."""
+    badge = (
+        [
+            html.Span(
+                "demo data",
+                id=ids.DEMO_BADGE,
+                className="demo-badge",
+                title="A simulated shop and search service feeds the business, application and search "
+                "metrics. Set demo: false in the environment's settings to turn it off.",
+            )
+        ]
+        if demo
+        else []
+    )
     return html.Header(
         className="navbar",
         children=[
             html.A("Pulseboard", href="/", className="brand"),
-            html.Nav(links, className="nav-links"),
+            *badge,
+            html.Nav(nav_links(dashboards), className="nav-links", id=ids.NAV_LINKS),
             html.Div(
                 className="controls",
                 children=[
@@ -106,7 +132,9 @@ def navbar(dashboards: list[Dashboard], default_range: float, refresh: int) -> h
     )
 
 
-def shell(dashboards: list[Dashboard], default_range: float, refresh: int, page) -> html.Div:
+def shell(
+    dashboards: list[Dashboard], default_range: float, refresh: int, page, demo: bool = False
+) -> html.Div:
     """Return the layout around every page: stores, the refresh timer, the bar and the page."""
     return html.Div(
         className="app",
@@ -115,7 +143,7 @@ def shell(dashboards: list[Dashboard], default_range: float, refresh: int, page)
             dcc.Store(id=ids.THEME, storage_type="local"),
             dcc.Store(id=ids.RENDER_STATE),
             dcc.Interval(id=ids.INTERVAL, interval=max(refresh, 1) * 1000, disabled=refresh == 0),
-            navbar(dashboards, default_range, refresh),
+            navbar(dashboards, default_range, refresh, demo),
             html.Main(page, className="page"),
         ],
     )

@@ -12,6 +12,8 @@ INTERVAL = "app-interval"
 LAST_UPDATE = "nav-last-update"
 RENDER_STATE = "app-render-state"
 PAGE_META = "page-meta"
+NAV_LINKS = "nav-links"
+DEMO_BADGE = "nav-demo-badge"
 
 PANEL_GRAPH = "panel-graph"
 

@@ -43,10 +43,18 @@ class PanelQuery(_Strict):
     expr: str = Field(description='Series selector, e.g. pulseboard_system_cpu_core_usage_ratio{core="0"}')
     agg: Aggregation = "avg"
     legend: str | None = Field(None, description="Legend template using labels, e.g. '{interface} in'.")
+    over: str | None = Field(
+        None,
+        description="Divide by this selector (its series summed), with the same aggregation: "
+        "conversions over sessions with agg rate is a conversion rate exact at any step.",
+    )
+    scale: float = Field(1.0, gt=0, description="Multiply values, e.g. 3600 for a per-second rate per hour.")
 
-    @field_validator("expr")
+    @field_validator("expr", "over")
     @classmethod
-    def _parses(cls, value: str) -> str:
+    def _parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             parse_selector(value)
         except SelectorError as exc:

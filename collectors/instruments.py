@@ -1,0 +1,163 @@
+"""Pulseboard's own health: requests, callbacks, panel cache, collectors and the process itself.
+
+Request threads only bump counters and queue observations here (no store lock on the hot path);
+``SelfCollector`` turns them into samples at its interval, through the store's one append path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import psutil
+
+from collectors.metrics import MetricSpec, Sample, freeze_labels
+
+MAX_OBSERVATIONS = 2000  # per collection and metric; the running count and sum stay exact beyond it
+
+OBSERVED = {
+    "pulseboard_http_request_duration_seconds": ("seconds", "Time Pulseboard took to answer a request."),
+    "pulseboard_callback_duration_seconds": ("seconds", "Time a dashboard refresh took on the server."),
+}
+COUNTERS = {
+    "pulseboard_http_requests_total": "Requests Pulseboard answered, by route, method and status.",
+    "pulseboard_http_errors_total": "Requests Pulseboard answered with a 4xx or 5xx status.",
+    "pulseboard_panel_cache_requests_total": "Panels asked for on a refresh: hit (unchanged, not redrawn) "
+    "or miss (redrawn).",
+}
+
+
+class Instruments:
+    """Thread-safe counters, gauges and observation queues that request handlers update."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._counters: dict[tuple[str, tuple], float] = defaultdict(float)
+        self._observed: dict[tuple[str, tuple], list[tuple[float, float]]] = defaultdict(list)
+        self._totals: dict[tuple[str, tuple], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.in_flight = 0
+
+    def count(self, name: str, labels: dict[str, str], inc: float = 1.0) -> None:
+        """Add to a counter."""
+        with self._lock:
+            self._counters[(name, freeze_labels(labels))] += inc
+
+    def observe(self, name: str, labels: dict[str, str], value: float) -> None:
+        """Record one observation of a histogram."""
+        key = (name, freeze_labels(labels))
+        now = self.clock()
+        with self._lock:
+            queue = self._observed[key]
+            if len(queue) < MAX_OBSERVATIONS:
+                queue.append((now, value))
+            totals = self._totals[key]
+            totals[0] += 1
+            totals[1] += value
+
+    def request_started(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+
+    def request_finished(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one answered HTTP request."""
+        with self._lock:
+            self.in_flight -= 1
+        self.count(
+            "pulseboard_http_requests_total", {"route": route, "method": method, "status": str(status)}
+        )
+        if status >= 400:
+            self.count("pulseboard_http_errors_total", {"status": str(status)})
+        self.observe("pulseboard_http_request_duration_seconds", {"route": route}, seconds)
+
+    def drain(self, now: float) -> list[Sample]:
+        """Return counter totals, queued observations and their running totals as samples."""
+        out = []
+        with self._lock:
+            observed, self._observed = self._observed, defaultdict(list)
+            for (name, labels), total in self._counters.items():
+                out.append(Sample(name, labels, total, now))
+            for (name, labels), (count, total) in self._totals.items():
+                out.extend(Sample(name, labels, value, ts) for ts, value in observed.get((name, labels), ()))
+                out.append(Sample(f"{name}_count", labels, count, now))
+                out.append(Sample(f"{name}_sum", labels, total, now))
+            out.append(Sample("pulseboard_http_requests_in_flight", (), float(self.in_flight), now))
+        return out
+
+
+class SelfCollector:
+    """Collect Pulseboard's own metrics: instruments, collector health, store and process."""
+
+    name = "self"
+    metrics = (
+        *(MetricSpec(n, "counter", "count", h) for n, h in COUNTERS.items()),
+        *(MetricSpec(n, "histogram", unit, h) for n, (unit, h) in OBSERVED.items()),
+        *(MetricSpec(f"{n}_count", "counter", "count", f"Observations of {n}.") for n in OBSERVED),
+        *(
+            MetricSpec(f"{n}_sum", "counter", u, f"Sum of observations of {n}.")
+            for n, (u, _) in OBSERVED.items()
+        ),
+        MetricSpec("pulseboard_http_requests_in_flight", "gauge", "count", "Requests being answered now."),
+        MetricSpec(
+            "pulseboard_collector_duration_seconds",
+            "gauge",
+            "seconds",
+            "How long a collector's last run took.",
+        ),
+        MetricSpec("pulseboard_collector_failures_total", "counter", "count", "Collector runs that failed."),
+        MetricSpec("pulseboard_store_series", "gauge", "count", "Series the store holds."),
+        MetricSpec(
+            "pulseboard_store_memory_bytes", "gauge", "bytes", "Memory of the store's sample buffers."
+        ),
+        MetricSpec("pulseboard_live_connections", "gauge", "count", "Open live dashboard connections."),
+        MetricSpec(
+            "pulseboard_process_cpu_seconds_total", "counter", "seconds", "CPU time Pulseboard has used."
+        ),
+        MetricSpec(
+            "pulseboard_process_resident_memory_bytes", "gauge", "bytes", "Pulseboard's resident memory."
+        ),
+    )
+
+    def __init__(
+        self,
+        instruments: Instruments,
+        health: Callable[[], list[dict]],
+        store_stats: Callable[[], tuple[int, int]],
+        connections: Callable[[], int] = lambda: 0,
+        clock: Callable[[], float] = time.time,
+        process: psutil.Process | None = None,
+    ):
+        self.instruments = instruments
+        self.health = health
+        self.store_stats = store_stats
+        self.connections = connections
+        self.clock = clock
+        self.process = process or psutil.Process(os.getpid())
+
+    def collect(self) -> list[Sample]:
+        """Return one collection of Pulseboard's own metrics."""
+        now = self.clock()
+        out = self.instruments.drain(now)
+        for job in self.health():
+            labels = (("collector", job["name"]),)
+            if job["last_duration"] is not None:
+                out.append(Sample("pulseboard_collector_duration_seconds", labels, job["last_duration"], now))
+            out.append(Sample("pulseboard_collector_failures_total", labels, float(job["failures"]), now))
+        series, memory = self.store_stats()
+        out.append(Sample("pulseboard_store_series", (), float(series), now))
+        out.append(Sample("pulseboard_store_memory_bytes", (), float(memory), now))
+        out.append(Sample("pulseboard_live_connections", (), float(self.connections()), now))
+        try:
+            cpu = self.process.cpu_times()
+            out.append(Sample("pulseboard_process_cpu_seconds_total", (), cpu.user + cpu.system, now))
+            out.append(
+                Sample(
+                    "pulseboard_process_resident_memory_bytes", (), float(self.process.memory_info().rss), now
+                )
+            )
+        except psutil.Error:
+            pass  # the process table can refuse; the rest of the collection stands
+        return out

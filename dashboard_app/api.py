@@ -1,0 +1,221 @@
+"""The REST API's frame: one route table (which also writes the OpenAPI spec), one error shape, bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import wraps
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from collectors.aggregator import QueryError
+from collectors.custom import MetricError
+from collectors.selector import SelectorError
+
+PREFIX = "/api/v1/monitoring"
+OPENAPI_PATH = "/api/v1/openapi.json"
+VERSION = "0.3.0"
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A request the API refuses: the message says what is wrong and what is allowed."""
+
+    def __init__(self, message: str, status: int = 400, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+def error_response(message: str, status: int, field: str | None = None) -> Response:
+    """Return the one error shape every endpoint uses."""
+    body = {"ok": False, "error": message, "status": status}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@dataclass
+class Route:
+    method: str
+    path: str  # OpenAPI form: /dashboards/{id}
+    summary: str
+    tag: str
+    body: dict | None = None
+    params: list[dict] = field(default_factory=list)
+    status: int = 200
+
+
+class Api:
+    """Collect the endpoints of the API under one prefix, with their documentation."""
+
+    def __init__(self, max_body: int = 1 << 20):
+        self.blueprint = Blueprint("pulseboard_api", __name__)
+        self.routes: list[Route] = []
+        self.max_body = max_body
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        tag: str,
+        body: dict | None = None,
+        params: list[dict] | None = None,
+        status: int = 200,
+    ) -> Callable:
+        """Register a handler for METHOD path; it returns a JSON-able value or a Response."""
+
+        def decorate(handler: Callable) -> Callable:
+            @wraps(handler)
+            def run(**kwargs):
+                try:
+                    out = handler(**kwargs)
+                except (ApiError, MetricError) as exc:
+                    return error_response(str(exc), exc.status, exc.field)
+                except (QueryError, SelectorError) as exc:
+                    return error_response(str(exc), 400, "query")
+                if isinstance(out, Response):
+                    return out
+                code = status
+                if isinstance(out, tuple):
+                    out, code = out
+                response = jsonify({"ok": True, **out})
+                response.status_code = code
+                return response
+
+            flask_path = path.replace("{", "<").replace("}", ">")
+            endpoint = f"{method.lower()}_{handler.__name__}"
+            self.blueprint.add_url_rule(flask_path, endpoint, run, methods=[method])
+            self.routes.append(Route(method, path, summary, tag, body, params or [], status))
+            return handler
+
+        return decorate
+
+    def json_body(self) -> object:
+        """Read the request's JSON body: at most max_body bytes, with no NaN or Infinity."""
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise ApiError(f"the body is {length:,} bytes; at most {self.max_body:,} are accepted", 413)
+        raw = request.stream.read(self.max_body + 1)
+        if len(raw) > self.max_body:
+            raise ApiError(f"the body is larger than {self.max_body:,} bytes", 413)
+        if not raw:
+            raise ApiError("the body must be a JSON object", field="body")
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise ApiError(f"the body is not valid JSON: {exc}", field="body") from None
+
+    def attach(self, server: Flask) -> None:
+        """Mount the API on the Flask server, with JSON errors for unknown paths and methods."""
+        server.register_blueprint(self.blueprint, url_prefix=PREFIX)
+        server.add_url_rule(OPENAPI_PATH, "openapi", lambda: jsonify(self.openapi()))
+
+        @server.errorhandler(HTTPException)
+        def _http_error(exc: HTTPException):
+            if request.path.startswith("/api/"):
+                message = exc.description or exc.name
+                if exc.code == 404:
+                    message = f"no endpoint {request.method} {request.path}; the list is at {OPENAPI_PATH}"
+                elif exc.code == 405:
+                    message = f"{request.method} is not allowed on {request.path}"
+                return error_response(message, exc.code or 500)
+            return exc
+
+        @server.errorhandler(Exception)
+        def _crash(exc: Exception):
+            if isinstance(exc, HTTPException):
+                return exc
+            log.exception("request %s %s failed", request.method, request.path)
+            if request.path.startswith("/api/"):
+                return error_response("Pulseboard failed to answer; the log has the details", 500)
+            return Response("Pulseboard failed to answer; the log has the details", 500)
+
+    def openapi(self) -> dict:
+        """Return the OpenAPI 3 document of every registered endpoint."""
+        paths: dict[str, dict] = {}
+        error = {"$ref": "#/components/schemas/Error"}
+        for r in self.routes:
+            op: dict = {
+                "summary": r.summary,
+                "tags": [r.tag],
+                "operationId": r.method.lower() + re.sub(r"[/{}-]+", "_", r.path).rstrip("_"),
+                "responses": {
+                    str(r.status): {"description": "Success", "content": _json({"type": "object"})},
+                    "400": {"description": "Bad request", "content": _json(error)},
+                    "404": {"description": "Not found", "content": _json(error)},
+                },
+            }
+            params = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _path_params(r.path)
+            ] + r.params
+            if params:
+                op["parameters"] = params
+            if r.body is not None:
+                op["requestBody"] = {"required": True, "content": _json(r.body)}
+                op["responses"]["413"] = {"description": "Body too large", "content": _json(error)}
+            paths.setdefault(PREFIX + r.path, {})[r.method.lower()] = op
+        return {
+            "openapi": "3.0.3",
+            "info": {"title": "Pulseboard monitoring API", "version": VERSION},
+            "paths": paths,
+            "components": {
+                "schemas": {
+                    "Error": {
+                        "type": "object",
+                        "required": ["ok", "error", "status"],
+                        "properties": {
+                            "ok": {"type": "boolean", "enum": [False]},
+                            "error": {"type": "string"},
+                            "status": {"type": "integer"},
+                            "field": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        }
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number; values must be finite")
+
+
+def parse_time(value: object, field_name: str) -> float:
+    """Read Unix seconds or an RFC 3339 string; raise ApiError naming the field."""
+    if isinstance(value, bool):
+        raise ApiError(f"{field_name} must be Unix seconds or an RFC 3339 time", field=field_name)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(
+                f"{field_name} must be Unix seconds or an RFC 3339 time such as 2026-11-25T10:00:00Z",
+                field=field_name,
+            ) from None
+        if moment.tzinfo is None:
+            raise ApiError(f"{field_name} needs a time zone (Z or +00:00)", field=field_name)
+        return moment.timestamp()
+    raise ApiError(f"{field_name} must be Unix seconds or an RFC 3339 time", field=field_name)

@@ -1,0 +1,225 @@
+"""Metric endpoints: health, stats, latest values, range queries, exposition and pushed metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from flask import Response, request
+
+from collectors.aggregator import AGGREGATIONS
+from collectors.custom import CATEGORIES
+from collectors.metrics import METRIC_TYPES, UNITS
+from collectors.selector import parse_selector
+from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.exposition import CONTENT_TYPE, exposition_registry, render
+from dashboard_app.runtime import Runtime
+
+MAX_POINTS = 11_000
+
+REGISTER_BODY = {
+    "type": "object",
+    "required": ["name", "type"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+        "type": {"type": "string", "enum": list(METRIC_TYPES)},
+        "help": {"type": "string"},
+        "unit": {"type": "string", "enum": ["", *UNITS]},
+        "labels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
+        "category": {"type": "string", "enum": list(CATEGORIES)},
+    },
+    "additionalProperties": False,
+}
+RECORD_BODY = {
+    "type": "object",
+    "required": ["samples"],
+    "properties": {
+        "samples": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "value"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "value": {"type": "number"},
+                    "timestamp": {"type": "number", "description": "Unix seconds; default now"},
+                },
+                "additionalProperties": False,
+            },
+        }
+    },
+}
+QUERY_BODY = {
+    "type": "object",
+    "required": ["query"],
+    "properties": {
+        "query": {"type": "string", "description": 'Series selector, e.g. shop_orders_total{region="eu"}'},
+        "start": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "end": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "step": {"type": "number", "exclusiveMinimum": 0},
+        "aggregation": {"type": "string", "enum": list(AGGREGATIONS)},
+    },
+}
+SELECTOR_PARAM = {
+    "name": "query",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Series selector; default: every series",
+}
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def add_routes(api: Api, runtime: Runtime) -> None:
+    """Register the metric endpoints."""
+    store, metrics = runtime.store, runtime.metrics
+    registry = exposition_registry(store)
+
+    @api.route("GET", "/metrics/health", "Whether every collector and the store are working", "metrics")
+    def health():
+        jobs = runtime.scheduler.health()
+        failing = [j["name"] for j in jobs if j["hung"] or (j["last_error"] or 0) > (j["last_success"] or 0)]
+        return {
+            "status": "degraded" if failing else "healthy",
+            "failing": failing,
+            "series": store.series_count,
+            "uptime_seconds": runtime.clock() - runtime.started_at,
+        }
+
+    @api.route("GET", "/metrics/stats", "Store size, sample counts and ingest counters", "metrics")
+    def stats():
+        return {
+            "series": store.series_count,
+            "metrics": len(store.names()),
+            "samples_appended": store.appended,
+            "samples_out_of_order": store.out_of_order,
+            "samples_not_finite": store.not_finite,
+            "memory_bytes": store.memory_bytes(),
+            "tiers": [{"step": t.step, "retention": t.retention} for t in store.tiers],
+            "custom": {
+                "registered": len(metrics.definitions),
+                "samples_recorded": metrics.recorded,
+                "requests_rejected": metrics.rejected,
+            },
+        }
+
+    @api.route(
+        "GET",
+        "/metrics/latest",
+        "Newest value of every series a selector matches",
+        "metrics",
+        params=[SELECTOR_PARAM],
+    )
+    def latest():
+        text = request.args.get("query")
+        if text:
+            selector = parse_selector(text)
+            rows = [r for r in store.latest([selector.name]) if selector.matches(r[0].label_dict)]
+        else:
+            rows = store.latest()
+        return {
+            "series": [
+                {"name": s.name, "labels": s.label_dict, "value": v, "timestamp": t}
+                for s, t, v in rows
+                if math.isfinite(v)
+            ]
+        }
+
+    @api.route(
+        "POST",
+        "/metrics/query",
+        "Range query: selector, start, end, step, aggregation",
+        "metrics",
+        QUERY_BODY,
+    )
+    def query():
+        body = api.json_body()
+        if not isinstance(body, Mapping):
+            raise ApiError("the body must be a JSON object", field="body")
+        text = body.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(
+                'query must be a series selector such as shop_orders_total{region="eu"}', field="query"
+            )
+        now = runtime.clock()
+        end = parse_time(body.get("end", now), "end")
+        start = parse_time(body.get("start", end - 3600), "start")
+        if end < start:
+            raise ApiError("end must not be before start", field="end")
+        step = body.get("step", max((end - start) / 250, 1.0))
+        if (
+            isinstance(step, bool)
+            or not isinstance(step, int | float)
+            or not math.isfinite(step)
+            or step <= 0
+        ):
+            raise ApiError("step must be a positive number of seconds", field="step")
+        if (end - start) / step > MAX_POINTS:
+            raise ApiError(
+                f"{(end - start) / step:,.0f} points per series asked for; at most {MAX_POINTS:,}: "
+                "raise the step or narrow the range",
+                field="step",
+            )
+        agg = body.get("aggregation", "avg")
+        if agg not in AGGREGATIONS:
+            raise ApiError(f"aggregation must be one of {', '.join(AGGREGATIONS)}", field="aggregation")
+        frame = runtime.api_aggregator.query(text, start, end, float(step), agg)
+        info = frame.attrs.get("series", {})
+        seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
+        series = []
+        for column in frame.columns:
+            values = frame[column].to_numpy()
+            ok = np.isfinite(values)
+            series.append(
+                {
+                    "name": info[column].name,
+                    "labels": info[column].labels,
+                    "points": [[_number(t), float(v)] for t, v in zip(seconds[ok], values[ok])],
+                }
+            )
+        return {"series": series}
+
+    @api.route("GET", "/metrics/prometheus", "Every series in Prometheus text format", "metrics")
+    def prometheus():
+        return Response(render(registry), mimetype=None, content_type=CONTENT_TYPE)
+
+    @api.route(
+        "POST", "/metrics/custom/register", "Register a metric", "custom metrics", REGISTER_BODY, status=201
+    )
+    def register_metric():
+        body = api.json_body()
+        created = metrics.register(body)
+        definition = metrics.definitions[body["name"]]
+        return {"created": created, "metric": definition.as_dict()}, (201 if created else 200)
+
+    @api.route(
+        "POST",
+        "/metrics/custom/record",
+        "Record samples of registered metrics",
+        "custom metrics",
+        RECORD_BODY,
+    )
+    def record():
+        body = api.json_body()
+        if not isinstance(body, Mapping):
+            raise ApiError("the body must be a JSON object with samples", field="body")
+        unknown = sorted(set(body) - {"samples"})
+        if unknown:
+            raise ApiError(f"unknown field {unknown[0]!r}; the body holds samples", field=unknown[0])
+        stored = metrics.record(body.get("samples"))
+        return {"stored": stored}
+
+    @api.route("GET", "/metrics/custom/list", "Registered metrics and their series counts", "custom metrics")
+    def list_metrics():
+        return {
+            "metrics": [
+                {**d.as_dict(), "series": len(store.series(d.name))} for d in metrics.definitions.values()
+            ]
+        }
+
+    runtime.exposition = registry

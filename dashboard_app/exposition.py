@@ -1,0 +1,73 @@
+"""Prometheus text exposition of the store: the newest value of every series, typed by its declaration."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+
+from collectors.metrics import OBSERVED_TYPES
+from collectors.store import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A scraped target's health stays inside Pulseboard: a Prometheus scraping Pulseboard keeps its own `up`.
+NOT_EXPOSED = frozenset({"up"})
+
+
+class StoreCollector:
+    """A prometheus_client collector over the store; ``collect()`` reads the newest samples once."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self):
+        specs = dict(self.store.specs)
+        observed = {name for name, spec in specs.items() if spec.type in OBSERVED_TYPES}
+        parts = {f"{name}_count": name for name in observed} | {f"{name}_sum": name for name in observed}
+        by_name: dict[str, list] = defaultdict(list)
+        totals: dict[str, dict] = defaultdict(dict)  # observed name -> labels -> {"count", "sum"}
+        for series, _, value in self.store.latest():
+            name = series.name
+            if name in observed or name in NOT_EXPOSED:
+                continue  # the observations themselves: exposed through their running totals
+            owner = parts.get(name)
+            if owner is not None:
+                totals[owner].setdefault(series.labels, {})[name[len(owner) + 1 :]] = value
+                continue
+            by_name[name].append((series.labels, value))
+        for name in sorted(by_name):
+            spec = specs.get(name)
+            kind = spec.type if spec and spec.type in ("counter", "gauge") else "gauge"
+            doc = spec.help if spec else ""
+            if kind == "counter":
+                base = name[: -len("_total")] if name.endswith("_total") else name
+                metric = Metric(base, doc, "counter")
+                sample_name = f"{base}_total"
+            else:
+                metric, sample_name = Metric(name, doc, "gauge"), name
+            for labels, value in by_name[name]:
+                metric.add_sample(sample_name, dict(labels), value)
+            yield metric
+        for name in sorted(totals):
+            spec = specs[name]
+            metric = Metric(name, spec.help, spec.type)
+            for labels, parts_of in totals[name].items():
+                count, total = parts_of.get("count", 0.0), parts_of.get("sum", 0.0)
+                if spec.type == "histogram":
+                    metric.add_sample(f"{name}_bucket", {**dict(labels), "le": "+Inf"}, count)
+                metric.add_sample(f"{name}_count", dict(labels), count)
+                metric.add_sample(f"{name}_sum", dict(labels), total)
+            yield metric
+
+
+def exposition_registry(store: Store) -> CollectorRegistry:
+    """Return a registry whose exposition is the store's series."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """Return the text exposition of a registry."""
+    return generate_latest(registry)
