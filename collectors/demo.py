@@ -17,6 +17,7 @@ from collectors.custom import CustomMetrics, MetricError
 
 REGIONS = (("eu", 0.45), ("us", 0.4), ("apac", 0.15))
 ENDPOINTS = (("/api/products", 0.045), ("/api/cart", 0.07), ("/api/search", 0.16))
+OBSERVATIONS = 3  # per histogram and tick: the raw tier (one slot a second) holds 25 min of them
 ERROR_TYPES = (("validation", 0.02), ("timeout", 0.006), ("server", 0.003))
 
 
@@ -94,10 +95,10 @@ class DemoWorkload:
         self._at = t
         m, rng = self.m, self.rng
         busy = traffic_shape(t)
-        sessions = self._poisson(1.6 * busy * dt)
+        sessions = self._poisson(16 * busy * dt)
         conversion = min(0.2, max(0.0, rng.gauss(0.034, 0.004)))
         orders = sum(rng.random() < conversion for _ in range(sessions))
-        carts = sum(rng.random() < 0.11 for _ in range(sessions)) + orders
+        carts = sum(rng.random() < 0.075 for _ in range(sessions)) + orders
         m["pulseboard_business_sessions_total"].inc(sessions)
         m["pulseboard_business_conversions_total"].inc(orders)
         m["pulseboard_business_carts_created_total"].inc(carts)
@@ -117,9 +118,12 @@ class DemoWorkload:
         m["pulseboard_business_satisfaction_score"].set(round(self.satisfaction, 3))
 
         load = 1 + 0.6 * busy  # slower answers when busy
-        m["pulseboard_rag_search_latency_seconds"].observe(rng.lognormvariate(math.log(0.12 * load), 0.35))
-        m["pulseboard_rag_embedding_seconds"].observe(rng.lognormvariate(math.log(0.018 * load), 0.25))
-        m["pulseboard_rag_vector_search_seconds"].observe(rng.lognormvariate(math.log(0.035 * load), 0.3))
+        for _ in range(OBSERVATIONS):  # a few sampled requests a tick: enough for percentiles per minute
+            m["pulseboard_rag_search_latency_seconds"].observe(
+                rng.lognormvariate(math.log(0.12 * load), 0.35)
+            )
+            m["pulseboard_rag_embedding_seconds"].observe(rng.lognormvariate(math.log(0.018 * load), 0.25))
+            m["pulseboard_rag_vector_search_seconds"].observe(rng.lognormvariate(math.log(0.035 * load), 0.3))
         m["pulseboard_rag_search_accuracy_ratio"].set(min(1.0, max(0.0, rng.gauss(0.87, 0.02))))
         m["pulseboard_rag_recommendation_relevance_ratio"].set(min(1.0, max(0.0, rng.gauss(0.79, 0.03))))
         m["pulseboard_rag_knowledge_coverage_ratio"].set(min(1.0, max(0.0, rng.gauss(0.92, 0.01))))
@@ -127,9 +131,10 @@ class DemoWorkload:
 
         requests = max(1, self._poisson(12 * busy * dt / 5))
         for endpoint, typical in ENDPOINTS:
-            m["pulseboard_app_request_duration_seconds"].observe(
-                rng.lognormvariate(math.log(typical * load), 0.4), endpoint=endpoint
-            )
+            for _ in range(OBSERVATIONS):
+                m["pulseboard_app_request_duration_seconds"].observe(
+                    rng.lognormvariate(math.log(typical * load), 0.4), endpoint=endpoint
+                )
         for kind, share in ERROR_TYPES:
             m["pulseboard_app_errors_total"].inc(self._poisson(requests * share), type=kind)
         hits = sum(rng.random() < 0.91 for _ in range(requests))

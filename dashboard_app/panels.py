@@ -36,26 +36,37 @@ def resolve_unit(source: Source, panel: Panel) -> Panel:
 
 
 def query_frame(source: Source, q: PanelQuery, start: float, end: float, step: float) -> pd.DataFrame:
-    """Run one panel query: the selector, divided by ``over`` when set, times ``scale``."""
-    frame = source.query(q.expr, start, end, step, q.agg, q.legend)
+    """Run one panel query: the selector, smoothed, divided by ``over`` when set, times ``scale``."""
+    lead = q.smooth or 0.0  # read one smoothing span earlier, so the first points average a full span
+    frame = _trailing(source.query(q.expr, start - lead, end, step, q.agg, q.legend), q.smooth)
     if q.over is not None and not frame.empty:
-        total = source.query(q.over, start, end, step, q.agg, None)
+        total = _trailing(source.query(q.over, start - lead, end, step, q.agg, None), q.smooth)
         if total.empty:
             return empty_frame()
         denominator = total.sum(axis=1, min_count=1).reindex(frame.index)
-        attrs = frame.attrs
-        frame = frame.div(denominator.where(denominator != 0), axis=0)
-        frame.attrs = attrs
+        frame = _keep_attrs(frame, frame.div(denominator.where(denominator != 0), axis=0))
     if q.scale != 1.0 and not frame.empty:
-        attrs = frame.attrs
-        frame = frame * q.scale
-        frame.attrs = attrs
+        frame = _keep_attrs(frame, frame * q.scale)
+    if lead and not frame.empty:
+        frame = _keep_attrs(frame, frame[frame.index >= pd.Timestamp(start, unit="s", tz="UTC")])
     return frame
+
+
+def _keep_attrs(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    new.attrs = old.attrs
+    return new
+
+
+def _trailing(frame: pd.DataFrame, span: float | None) -> pd.DataFrame:
+    """Average each point with the points of the trailing span before it."""
+    if not span or frame.empty:
+        return frame
+    return _keep_attrs(frame, frame.rolling(pd.Timedelta(seconds=span), min_periods=1).mean())
 
 
 def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd.DataFrame:
     """Query every series a panel shows; a stat panel also gets the period before the window."""
-    step = max(window.span / points, source.min_step)
+    step = max(window.span / points, source.min_step, panel.step or 0.0)
     start = window.start - window.span if panel.type == "stat" else window.start
     frames = [query_frame(source, q, start, window.end, step) for q in panel.queries]
     frames = [f for f in frames if not f.empty]

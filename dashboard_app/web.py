@@ -72,7 +72,7 @@ def create_app(runtime: Runtime) -> Dash:
         t0 = g.pop("pulseboard_t0", None)
         if t0 is None:
             return
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        rule = route_name(request.url_rule.rule if request.url_rule is not None else None)
         status = getattr(g, "pulseboard_status", 500 if exc else 200)
         instruments.request_finished(rule, request.method, status, time.perf_counter() - t0)
 
@@ -94,6 +94,21 @@ def create_app(runtime: Runtime) -> Dash:
     live.attach(server, runtime)
     callbacks.register(app, runtime)
     return app
+
+
+def route_name(rule: str | None) -> str:
+    """Name a URL rule for the request metrics: API paths as they are, the page machinery by its role."""
+    if rule is None:
+        return "unmatched"
+    if rule.startswith(("/api/", "/metrics")):
+        return rule
+    if rule == "/_dash-update-component":
+        return "dashboard refresh"
+    if rule.startswith(("/_dash-component-suites", "/assets", "/_favicon")):
+        return "static files"
+    if rule.startswith("/_dash-"):
+        return "page setup"
+    return "page"
 
 
 def not_found(dashboard_id: str | None) -> html.Div:

@@ -345,6 +345,7 @@ def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
         indicator["delta"] = {
             "reference": reference / scale.factor,
             "valueformat": number["valueformat"],
+            "prefix": scale.prefix,
             "suffix": scale.suffix,
             "increasing": {"color": up},
             "decreasing": {"color": down},

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from collectors.aggregator import AGGREGATIONS
 from collectors.metrics import UNITS
 from collectors.selector import SelectorError, parse_selector
+from layouts.validation import Duration
 
 CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
 ACCESS_LEVELS = ("executive", "operations", "development")
@@ -49,6 +50,12 @@ class PanelQuery(_Strict):
         "conversions over sessions with agg rate is a conversion rate exact at any step.",
     )
     scale: float = Field(1.0, gt=0, description="Multiply values, e.g. 3600 for a per-second rate per hour.")
+    smooth: Duration | None = Field(
+        None,
+        gt=0,
+        description="Average over this trailing duration (like rate(x[5m]) in PromQL): steady KPIs "
+        "from sparse events. With ``over``, numerator and denominator are averaged before dividing.",
+    )
 
     @field_validator("expr", "over")
     @classmethod
@@ -113,6 +120,9 @@ class Panel(_Strict):
     thresholds: Thresholds | None = None
     max: float | None = Field(None, description="Top of a gauge's scale (default 100% for ratios).")
     description: str = ""
+    step: Duration | None = Field(
+        None, gt=0, description="Smallest bucket, e.g. 1m so each percentile has enough observations."
+    )
     grid: Grid = Grid()
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
