@@ -68,6 +68,7 @@ class Api:
         summary: str,
         tag: str,
         body: dict | None = None,
+        *,
         params: list[dict] | None = None,
         status: int = 200,
     ) -> Callable:
@@ -116,6 +117,26 @@ class Api:
 
     def attach(self, server: Flask) -> None:
         """Mount the API on the Flask server, with JSON errors for unknown paths and methods."""
+
+        def unknown(rest: str):
+            # Without this, the pages' catch-all route would answer unknown API paths with HTML.
+            adapter = server.url_map.bind("localhost")
+            for method in ("GET", "POST", "PUT", "DELETE"):
+                if method == request.method:
+                    continue
+                try:
+                    endpoint, _ = adapter.match(request.path, method=method)
+                except HTTPException:
+                    continue
+                if endpoint != f"{self.blueprint.name}.unknown":
+                    return error_response(f"{request.method} is not allowed on {request.path}", 405)
+            return error_response(
+                f"no endpoint {request.method} {request.path}; the list is at {OPENAPI_PATH}", 404
+            )
+
+        self.blueprint.add_url_rule(
+            "/<path:rest>", "unknown", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
+        )
         server.register_blueprint(self.blueprint, url_prefix=PREFIX)
         server.add_url_rule(OPENAPI_PATH, "openapi", lambda: jsonify(self.openapi()))
 

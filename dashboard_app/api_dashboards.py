@@ -65,7 +65,12 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         return {"dashboard": dashboard.model_dump(mode="json"), **_summary(runtime, dashboard)}
 
     @api.route(
-        "POST", "/dashboards/create", "Create a dashboard (the YAML files' schema)", "dashboards", schema, 201
+        "POST",
+        "/dashboards/create",
+        "Create a dashboard (the YAML files' schema)",
+        "dashboards",
+        schema,
+        status=201,
     )
     def create_dashboard():
         body = api.json_body()

@@ -48,7 +48,8 @@ def create_app(runtime: Runtime) -> Dash:
     # One page for every dashboard, so those created through the API are served at once.
     dash.register_page("pulseboard_dashboard", path_template="/<dashboard_id>", title=title, layout=page)
     dash.register_page("not_found_404", path="/404", layout=not_found(None))
-    app.layout = shell(
+    # A function, so a page load lists the dashboards made through the API since the start.
+    app.layout = lambda: shell(
         list(runtime.dashboards.values()),
         settings.dashboards.default_range,
         settings.dashboards.refresh,

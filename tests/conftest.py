@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from selenium.webdriver.chrome.options import Options
 
 from collectors.store import Store, Tier
+from dashboard_app.runtime import Runtime
 from tests.fakes import FakeClock, FakePs
+from tests.servers import Running, quiet_settings, serving
 
 
 def pytest_setup_options():
@@ -41,3 +45,12 @@ def fake_ps() -> FakePs:
 def store(clock) -> Store:
     """A store shaped like development: 15 min raw at 1 s, 1 day of minutes."""
     return Store(Tier(0, 900), 1, [Tier(60, 86400)], clock=clock)
+
+
+@pytest.fixture
+def pulseboard(tmp_path) -> Iterator[Running]:
+    """A Pulseboard without the demo on a real port; its jobs run only when a test runs them."""
+    runtime = Runtime(quiet_settings(), tmp_path)
+    with serving(runtime) as running:
+        yield running
+    runtime.archive.close()
