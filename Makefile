@@ -20,9 +20,11 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.app
 
+# Debian packages the tests drive: a headless browser and a real Prometheus server with promtool.
 browsers:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v prometheus >/dev/null \
+		&& command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus; }
 
 run: $(VENV)/.app
 	$(BIN)/python app.py --env $(ENV) --port $(PORT)

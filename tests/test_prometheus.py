@@ -1,0 +1,178 @@
+"""Prometheus both ways: promtool accepts /metrics, a real Prometheus scrapes it, Pulseboard scrapes targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+import requests
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from dashboard_app.runtime import Runtime
+from layouts.validation import ConfigError
+from tests.servers import quiet_settings, serving
+
+PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def push_examples(pb) -> None:
+    """Register and record one metric of every type."""
+    for name, kind, labels in (
+        ("shop_orders_total", "counter", ["region"]),
+        ("shop_queue_depth", "gauge", []),
+        ("shop_checkout_seconds", "histogram", []),
+        ("shop_search_seconds", "summary", []),
+    ):
+        body = {"name": name, "type": kind, "help": f"{name} help", "labels": labels}
+        assert pb.call("POST", "/metrics/custom/register", body).status_code == 201
+    samples = [
+        {"name": "shop_orders_total", "labels": {"region": "eu"}, "value": 3},
+        {"name": "shop_orders_total", "labels": {"region": "eu"}, "value": 2},
+        {"name": "shop_queue_depth", "value": 21.5},
+        {"name": "shop_checkout_seconds", "value": 0.25},
+        {"name": "shop_search_seconds", "value": 0.5},
+    ]
+    assert pb.call("POST", "/metrics/custom/record", {"samples": samples}).ok
+
+
+def test_metrics_exposition_passes_promtool(pulseboard):
+    assert PROMTOOL, "promtool is installed by `make test` (Debian package prometheus)"
+    push_examples(pulseboard)
+    runtime = pulseboard.runtime
+    for job in ("system", "disk_usage", "self"):
+        runtime.scheduler.run_once(job)
+    text = requests.get(pulseboard.url + "/metrics", timeout=10).text
+    assert 'shop_orders_total{region="eu"} 5.0' in text
+    assert "# TYPE shop_checkout_seconds histogram" in text and "shop_checkout_seconds_count 1.0" in text
+    assert "pulseboard_system_cpu_core_usage_ratio" in text or "pulseboard_system_memory_used_bytes" in text
+    assert "pulseboard_http_requests_total" in text  # Pulseboard's own metrics
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    same = pulseboard.call("GET", "/metrics/prometheus")
+    assert same.headers["Content-Type"].startswith("text/plain") and "shop_queue_depth 21.5" in same.text
+
+
+def prometheus_query(port: int, expr: str):
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())["data"]["result"]
+
+
+def test_a_real_prometheus_scrapes_a_pushed_value(pulseboard, tmp_path):
+    assert PROMETHEUS, "prometheus is installed by `make test` (Debian package prometheus)"
+    push_examples(pulseboard)
+    port = free_port()
+    target = pulseboard.url.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        f"scrape_configs:\n  - job_name: pulseboard\n    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    proc = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            "--storage.tsdb.retention.time=1h",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        result = []
+        while time.monotonic() < deadline and not result:
+            try:
+                result = prometheus_query(port, 'shop_orders_total{region="eu"}')
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert result, "Prometheus did not scrape Pulseboard within 60 s"
+        assert float(result[0]["value"][1]) == 5.0
+        assert float(prometheus_query(port, "shop_queue_depth")[0]["value"][1]) == 21.5
+        up = prometheus_query(port, 'up{job="pulseboard"}')
+        assert float(up[0]["value"][1]) == 1.0  # the whole exposition parsed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def exporter():
+    """A real prometheus_client exporter on a loopback port."""
+    registry = CollectorRegistry()
+    jobs = Counter("jobs_done", "Jobs done.", ["queue"], registry=registry)
+    jobs.labels("mail").inc(7)
+    Gauge("queue_length", "Jobs waiting.", registry=registry).set(3)
+    Histogram("job_seconds", "Job time.", registry=registry).observe(0.4)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server.registry = registry
+    yield f"http://127.0.0.1:{port}/metrics", server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def scraping(tmp_path, url: str, **extra) -> Runtime:
+    target = {"url": url, "job": "worker", "interval": "15s", "labels": {"team": "ops"}, **extra}
+    settings = quiet_settings(scrape=json.dumps([target]))
+    return Runtime(settings, tmp_path)
+
+
+def test_a_scrape_target_lands_in_the_store_with_job_and_instance(tmp_path, exporter):
+    url, server = exporter
+    runtime = scraping(tmp_path, url)
+    [scraper] = runtime.targets
+    runtime.scheduler.run_once(scraper.name)
+    store = runtime.store
+    instance = url.split("/")[2]
+    [jobs] = store.latest(["jobs_done_total"])
+    assert jobs[0].label_dict == {"queue": "mail", "job": "worker", "instance": instance, "team": "ops"}
+    assert jobs[2] == 7.0
+    assert store.specs["jobs_done_total"].type == "counter"
+    assert store.latest(["job_seconds_count"])[0][2] == 1.0
+    assert store.latest(["up"])[0][2] == 1.0
+
+    server.shutdown()  # the target goes away: up drops to 0, the other collectors go on
+    server.server_close()
+    runtime.scheduler.run_once(scraper.name)
+    runtime.scheduler.run_once("system")
+    assert store.latest(["up"])[0][2] == 0.0
+    assert scraper.last_error
+    health = {j["name"]: j for j in runtime.scheduler.health()}
+    assert health["system"]["last_success"] is not None
+    runtime.archive.close()
+
+
+def test_a_response_over_the_size_cap_is_refused(tmp_path, exporter):
+    url, server = exporter
+    wide = Gauge("wide", "Many series.", ["n"], registry=server.registry)
+    for n in range(100):
+        wide.labels(str(n)).set(n)
+    runtime = scraping(tmp_path, url, max_bytes=1024)
+    [scraper] = runtime.targets
+    runtime.scheduler.run_once(scraper.name)
+    assert runtime.store.latest(["up"])[0][2] == 0.0
+    assert "cap" in scraper.last_error
+    assert not runtime.store.series("jobs_done_total")
+    runtime.archive.close()
+
+
+def test_a_bad_scrape_target_in_the_settings_names_the_field():
+    with pytest.raises(ConfigError, match=r"scrape\.0\.url"):
+        quiet_settings(scrape=json.dumps([{"url": "ftp://example"}]))
