@@ -189,7 +189,9 @@ class Pulse:
                 batch = [self._samples.popleft() for _ in range(min(self.batch_size, len(self._samples)))]
             if not batch:
                 return sent
-            batch = [s for s in batch if s["name"] in self._registered]
+            kept = [s for s in batch if s["name"] in self._registered]
+            self.dropped += len(batch) - len(kept)  # their definition was refused
+            batch = kept
             if not batch:
                 continue
             status, body = self.transport.post(f"{API}/record", {"samples": batch})

@@ -44,14 +44,15 @@ def quiet_settings(**overrides: str):
 
 
 @contextmanager
-def serving(runtime: Runtime):
-    """Serve a runtime's app over HTTP."""
+def serving(runtime: Runtime, port: int = 0):
+    """Serve a runtime's app over HTTP (on a free port unless one is given)."""
     app = create_app(runtime)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="pulseboard-test-server", daemon=True)
     thread.start()
     try:
         yield Running(runtime, f"http://127.0.0.1:{server.server_port}", app.server)
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(5)

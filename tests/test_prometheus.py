@@ -1,4 +1,4 @@
-"""Prometheus both ways: promtool accepts /metrics, a real Prometheus scrapes it, Pulseboard scrapes targets."""
+"""Prometheus both ways: promtool accepts /metrics, a real Prometheus scrapes it, Pulseboard scrapes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from dashboard_app.runtime import Runtime
 from layouts.validation import ConfigError
-from tests.servers import quiet_settings, serving
+from tests.servers import quiet_settings
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")

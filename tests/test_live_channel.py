@@ -1,0 +1,102 @@
+"""The live WebSocket channel: it streams panel points, answers pings and enforces the connection cap."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from simple_websocket import Client, ConnectionClosed
+
+from collectors.metrics import Sample
+from dashboard_app.runtime import Runtime
+from tests.servers import quiet_settings, serving
+
+CPU = "pulseboard_system_cpu_usage_ratio"
+
+
+def ws_url(pb, dashboard: str) -> str:
+    return pb.url.replace("http://", "ws://") + f"/api/v1/monitoring/ws/dashboard/{dashboard}"
+
+
+def receive(client: Client, kind: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = client.receive(timeout=max(0.1, deadline - time.monotonic()))
+        if message is not None and json.loads(message)["type"] == kind:
+            return json.loads(message)
+    raise AssertionError(f"no {kind} message within {timeout} s")
+
+
+@pytest.fixture
+def live_pb(tmp_path):
+    runtime = Runtime(quiet_settings(server__max_connections="1", dashboards__refresh="1"), tmp_path)
+    with serving(runtime) as pb:
+        yield pb
+    runtime.archive.close()
+
+
+def test_a_viewer_gets_points_then_new_points(live_pb):
+    store = live_pb.runtime.store
+    now = time.time()
+    store.append(Sample(CPU, (), 0.25, now - 30 + i) for i in range(20))
+    client = Client.connect(ws_url(live_pb, "operations"))
+    try:
+        hello = receive(client, "hello")
+        assert hello["dashboard"] == "operations" and hello["refresh"] == 1
+        first = receive(client, "update")
+        points = first["panels"]["cpu-total"]["all cores"]
+        assert points and all(v == 0.25 for _, v in points)
+        store.append([Sample(CPU, (), 0.75, time.time())])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            update = receive(client, "update")
+            newest = update["panels"]["cpu-total"].get("all cores", [])
+            if any(v == 0.75 for _, v in newest):
+                break
+        else:
+            raise AssertionError("the new CPU point never arrived")
+        client.send(json.dumps({"type": "ping"}))
+        assert receive(client, "pong")["time"] > 0
+    finally:
+        client.close()
+
+
+def test_the_connection_cap_is_enforced_with_a_reason(live_pb):
+    first = Client.connect(ws_url(live_pb, "operations"))
+    try:
+        receive(first, "hello")
+        second = Client.connect(ws_url(live_pb, "operations"))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                second.receive(timeout=10)
+        assert closed.value.reason == 1013 and "1 live connections" in closed.value.message
+    finally:
+        first.close()
+    # The slot frees when the first viewer leaves.
+    deadline = time.monotonic() + 10
+    while len(live_pb.runtime.connections) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    third = Client.connect(ws_url(live_pb, "operations"))
+    try:
+        assert receive(third, "hello")["dashboard"] == "operations"
+    finally:
+        third.close()
+
+
+def test_an_unknown_dashboard_is_closed_with_a_reason(live_pb):
+    client = Client.connect(ws_url(live_pb, "nope"))
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            client.receive(timeout=10)
+    assert closed.value.reason == 1008 and "nope" in closed.value.message
+
+
+def test_closing_a_connection_through_the_api_ends_the_stream(live_pb):
+    client = Client.connect(ws_url(live_pb, "operations"))
+    hello = receive(client, "hello")
+    assert live_pb.call("DELETE", f"/dashboards/connections/{hello['connection_id']}").status_code == 200
+    with pytest.raises(ConnectionClosed):
+        while True:
+            client.receive(timeout=10)
+            client.send(json.dumps({"type": "ping"}))
