@@ -39,6 +39,7 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

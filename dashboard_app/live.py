@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 
 from flask import Flask
 from flask_sock import Sock
@@ -40,11 +41,35 @@ def panel_points(runtime: Runtime, dashboard: Dashboard, start: float, end: floa
     return out
 
 
+class SharedUpdates:
+    """Compute a dashboard's update once per refresh tick, whatever the number of viewers."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._latest: dict[tuple[str, float], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def message(self, dashboard: Dashboard, refresh: float) -> str:
+        """Return the update of the current tick: the points of the last two refresh periods."""
+        now = self.runtime.clock()
+        tick = math.floor(now / refresh)
+        key = (dashboard.id, refresh)
+        with self._lock:  # one viewer computes, the others wait for it and reuse it
+            cached = self._latest.get(key)
+            if cached is not None and cached[0] == tick:
+                return cached[1]
+            points = panel_points(self.runtime, dashboard, now - 2 * refresh, now, refresh)
+            text = json.dumps({"type": "update", "time": now, "panels": points})
+            self._latest[key] = (tick, text)
+            return text
+
+
 def attach(server: Flask, runtime: Runtime) -> None:
     """Serve the live channel on the Flask server."""
     server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 20}  # protocol pings find dead peers
     sock = Sock(server)
     pool, settings = runtime.connections, runtime.settings
+    shared = SharedUpdates(runtime)
 
     @sock.route(PATH)
     def live(ws, dashboard_id: str):
@@ -71,12 +96,11 @@ def attach(server: Flask, runtime: Runtime) -> None:
                     }
                 )
             )
-            since = now - FIRST_WINDOW
+            # The first update carries recent history; later ones the last two periods, shared by
+            # every viewer of the dashboard. A point at a time already sent replaces it.
+            points = panel_points(runtime, dashboard, now - FIRST_WINDOW, now, refresh)
+            ws.send(json.dumps({"type": "update", "time": now, "panels": points}))
             while True:
-                now = runtime.clock()
-                points = panel_points(runtime, dashboard, since, now, refresh)
-                ws.send(json.dumps({"type": "update", "time": now, "panels": points}))
-                since = now - refresh  # the newest bucket may still fill: send it again, it replaces
                 message = ws.receive(timeout=refresh)
                 while message is not None:
                     if not pool.touch(conn.id):
@@ -88,6 +112,7 @@ def attach(server: Flask, runtime: Runtime) -> None:
                 if not pool.alive(conn.id):
                     ws.close(CLOSE_GOING_AWAY, "no message from the client within the idle timeout")
                     return
+                ws.send(shared.message(dashboard, refresh))
         except ConnectionClosed:
             pass
         finally:

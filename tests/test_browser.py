@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import pytest
+import requests
 from selenium.webdriver.common.by import By
 
 from collectors.metrics import Sample
@@ -204,3 +205,29 @@ def test_dash007_history_from_before_a_restart_is_on_the_page(dash_duo, tmp_path
         assert oldest / 1000 <= ten_minutes_ago + 5  # epoch ms of the first sample from before the restart
     finally:
         second.stop()
+
+
+def test_dash009_an_application_pushes_a_metric_and_sees_it_on_its_own_dashboard(dash_duo, tmp_path):
+    runtime = Runtime(load_settings("development", environ={"PULSEBOARD_DEMO": "false"}), tmp_path)
+    app = create_app(runtime)
+    dash_duo.start_server(app, host="127.0.0.1", port=8059)
+    api = dash_duo.server_url + "/api/v1/monitoring"
+    definition = {"name": "shop_queue_depth", "type": "gauge", "help": "Jobs waiting", "unit": "count"}
+    assert requests.post(api + "/metrics/custom/register", json=definition, timeout=10).status_code == 201
+    now = time.time()
+    samples = [
+        {"name": "shop_queue_depth", "value": v, "timestamp": now - 60 + 10 * i}
+        for i, v in enumerate([3, 5, 8, 6, 4, 7])
+    ]
+    assert requests.post(api + "/metrics/custom/record", json={"samples": samples}, timeout=10).ok
+    panel = {"id": "queue", "title": "Queue depth", "type": "line", "queries": [{"expr": "shop_queue_depth"}]}
+    body = {"id": "shop", "title": "Shop", "access": "operations", "panels": [panel]}
+    assert requests.post(api + "/dashboards/create", json=body, timeout=10).status_code == 201
+
+    dash_duo.driver.get(dash_duo.server_url + "/operations")
+    dash_duo.wait_for_element(".grid .panel")
+    dash_duo.find_element(f"#{ids.nav_link('shop')}").click()  # the new dashboard is in the bar
+    dash_duo.wait_for_contains_text("h1", "Shop")
+    figure = wait_until(lambda: has_data(plot(dash_duo, "shop", "queue")) and plot(dash_duo, "shop", "queue"))
+    assert [y for y in figure["data"][0]["y"] if y is not None] == [3, 5, 8, 6, 4, 7]
+    assert dash_duo.get_logs() == []
