@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import requests
 from simple_websocket import Client
 
+from bench.report import free_port, print_results
 from collectors.metrics import MetricSpec, Sample
 from dashboard_app.exposition import exposition_registry, render
 from dashboard_app.runtime import build_store
@@ -28,12 +28,6 @@ from dashboard_app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/monitoring"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -132,7 +126,7 @@ def push_throughput(batches: int = 200, batch: int = 1000, clients: int = 2) -> 
             "clients": clients,
             "request_p50_ms": statistics.median(latencies) * 1000,
             "request_p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-            "server_cpu_seconds_per_1k_samples": cpu / (batches * batch) * 1000,
+            "server_cpu_ms_per_1k_samples": cpu / (batches * batch) * 1e6,
         }
     finally:
         server.stop()
@@ -206,18 +200,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fanout-seconds", type=float, default=30.0)
     args = parser.parse_args()
-    print(f"cores: {os.cpu_count()}")
     results = {
         "HTTP push, batches of 1,000": push_throughput(),
         "/metrics exposition, 10,000 series": exposition_time(),
         "WebSocket fan-out, 100 viewers at 1 s": websocket_fanout(seconds=args.fanout_seconds),
     }
-    print("| benchmark | result |\n|---|---|")
-    for name, values in results.items():
-        text = ", ".join(
-            f"{k} = {v:,.2f}" if isinstance(v, float) else f"{k} = {v:,}" for k, v in values.items()
-        )
-        print(f"| {name} | {text} |")
+    print_results(results)
 
 
 if __name__ == "__main__":

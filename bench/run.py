@@ -13,6 +13,7 @@ import time
 import numpy as np
 from plotly.io.json import to_json_plotly
 
+from bench.report import print_results
 from collectors.aggregator import Aggregator
 from collectors.metrics import Sample
 from collectors.scheduler import Scheduler
@@ -149,7 +150,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--collector-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    print(f"cores: {os.cpu_count()}")
     results = {
         "collector (system, 1 s interval)": collector_overhead(args.collector_seconds),
         "store append (batches of 1,000)": append_rate(),
@@ -157,12 +157,7 @@ def main() -> None:
         "query (7 d of 15 s data -> 1,000 points)": seven_day_query(),
         "operations refresh (server side, 16 panels)": operations_refresh(),
     }
-    print("| benchmark | result |\n|---|---|")
-    for name, values in results.items():
-        text = ", ".join(
-            f"{k} = {v:,.2f}" if isinstance(v, float) else f"{k} = {v:,}" for k, v in values.items()
-        )
-        print(f"| {name} | {text} |")
+    print_results(results)
 
 
 if __name__ == "__main__":

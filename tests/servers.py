@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,13 @@ from dashboard_app.api import PREFIX as API
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
 from dashboard_app.web import create_app
+
+
+def free_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ import pytest
 
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = "pulseboard_system_cpu_usage_ratio"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(data_dir: Path, port: int, **env) -> subprocess.Popen:

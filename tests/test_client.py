@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 from collectors.client import Pulse
 from dashboard_app.runtime import Runtime
-from tests.servers import quiet_settings, serving
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import free_port, quiet_settings, serving
 
 
 def value(runtime, name):

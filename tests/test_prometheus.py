@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -16,16 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from dashboard_app.runtime import Runtime
 from layouts.validation import ConfigError
-from tests.servers import quiet_settings
+from tests.servers import free_port, quiet_settings
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def push_examples(pb) -> None:

@@ -1,0 +1,24 @@
+"""What every benchmark module shares: a free loopback port and the Markdown table of results."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def free_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def print_results(results: dict[str, dict]) -> None:
+    """Print the core count and one table row per benchmark."""
+    print(f"cores: {os.cpu_count()}")
+    print("| benchmark | result |\n|---|---|")
+    for name, values in results.items():
+        text = ", ".join(
+            f"{k} = {v:,.2f}" if isinstance(v, float) else f"{k} = {v:,}" for k, v in values.items()
+        )
+        print(f"| {name} | {text} |")
