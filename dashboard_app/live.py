@@ -12,6 +12,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from dashboard_app.connections import PoolFull
+from dashboard_app.panels import query_frame
 from dashboard_app.runtime import Runtime
 from layouts.schema import Dashboard
 
@@ -28,13 +29,14 @@ def panel_points(runtime: Runtime, dashboard: Dashboard, start: float, end: floa
     out = {}
     for panel in dashboard.panels:
         series = {}
-        for q in panel.queries:
-            frame = runtime.source.query(q.expr, start, end, step, q.agg, q.legend)
+        panel_step = max(step, panel.step or 0.0, runtime.source.min_step)
+        for q in panel.queries:  # the same query path as the pages: over, scale and smooth apply
+            frame = query_frame(runtime.source, q, start, end, panel_step)
             if frame.empty:
                 continue
             times = frame.index.as_unit("ms").asi8.tolist()
             for column in frame.columns:
-                points = [[t, v * q.scale] for t, v in zip(times, frame[column].tolist()) if math.isfinite(v)]
+                points = [[t, v] for t, v in zip(times, frame[column].tolist()) if math.isfinite(v)]
                 if points:
                     series[str(column)] = points
         out[panel.id] = series

@@ -100,3 +100,26 @@ def test_closing_a_connection_through_the_api_ends_the_stream(live_pb):
         while True:
             client.receive(timeout=10)
             client.send(json.dumps({"type": "ping"}))
+
+
+def test_streamed_ratios_are_the_ratios_the_page_shows(tmp_path):
+    runtime = Runtime(quiet_settings(dashboards__refresh="1"), tmp_path)
+    now = time.time()
+    samples = []
+    for i in range(60):  # 10 sessions and 1 conversion every 5 s: a 10 % conversion rate
+        t = now - 300 + 5 * i
+        samples += [
+            {"name": "pulseboard_business_sessions_total", "value": 10, "timestamp": t},
+            {"name": "pulseboard_business_conversions_total", "value": 1, "timestamp": t},
+        ]
+    runtime.metrics.record(samples)
+    with serving(runtime) as pb:
+        client = Client.connect(ws_url(pb, "executive"))
+        try:
+            receive(client, "hello")
+            points = receive(client, "update")["panels"]["conversion-rate"]
+            [values] = [[v for _, v in p] for p in points.values()]
+            assert values and all(abs(v - 0.1) < 1e-9 for v in values[-10:])
+        finally:
+            client.close()
+    runtime.archive.close()
