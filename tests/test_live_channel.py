@@ -9,6 +9,7 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from collectors.metrics import Sample
+from dashboard_app.connections import ConnectionPool, PoolFull
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
 
@@ -123,3 +124,17 @@ def test_streamed_ratios_are_the_ratios_the_page_shows(tmp_path):
         finally:
             client.close()
     runtime.archive.close()
+
+
+def test_idle_connections_are_dropped_and_free_their_slot(clock):
+    pool = ConnectionPool(cap=1, clock=clock, idle_timeout=120)
+    first = pool.open("operations", "websocket")
+    with pytest.raises(PoolFull, match="1 live connections"):
+        pool.open("operations", "rest")
+    clock.advance(100)
+    assert pool.touch(first.id)  # a sign of life keeps it
+    clock.advance(100)
+    assert pool.alive(first.id)
+    clock.advance(121)
+    assert not pool.alive(first.id) and len(pool) == 0
+    assert pool.open("executive", "rest").dashboard == "executive"
