@@ -125,6 +125,89 @@ class Aggregator:
         frame.attrs["step"] = segments[0][3]
         return frame
 
+    def window(
+        self,
+        selector: str | Selector,
+        start: float,
+        end: float,
+        agg: str = "avg",
+        predict: float | None = None,
+    ) -> list[tuple[Series, float]]:
+        """Return one value per matching series over [start, end]: the aggregation of the whole window.
+
+        With ``predict`` (seconds), the value is a least-squares line through the window's points,
+        read that far past ``end`` (Prometheus' ``predict_linear``). The raw tier answers when it
+        still holds the start of the window, the finest rollup otherwise.
+        """
+        if isinstance(selector, str):
+            selector = parse_selector(selector)
+        if agg not in AGGREGATIONS:
+            raise QueryError(f"aggregation {agg!r} is not one of {', '.join(AGGREGATIONS)}")
+        if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
+            raise QueryError("a window needs an end after its start")
+        raw_from = self.store.clock() - self.store.tiers[0].retention
+        rollup = self.store.tiers[1] if start < raw_from and len(self.store.tiers) > 1 else None
+        out = []
+        for s in self.store.series(selector.name):
+            if not selector.matches(s.label_dict):
+                continue
+            value = (
+                self._window_raw(s, start, end, agg, predict)
+                if rollup is None
+                else self._window_rollup(rollup, s, start, end, agg, predict)
+            )
+            if value is not None and math.isfinite(value):
+                out.append((s, value))
+        return out
+
+    def _window_raw(
+        self, s: Series, start: float, end: float, agg: str, predict: float | None
+    ) -> float | None:
+        ts, val = self.store.read_raw(s.id, start, end)
+        if len(ts) == 0:
+            return None
+        if predict is not None:
+            return _predict(ts, val, end + predict)
+        if agg == "rate":
+            if len(ts) < 2 or ts[-1] <= ts[0]:
+                return None
+            return float(_increase(val).sum() / (ts[-1] - ts[0]))
+        if agg in _QUANTILES:
+            return float(np.quantile(val, _QUANTILES[agg]))
+        return float(
+            {
+                "avg": np.mean,
+                "min": np.min,
+                "max": np.max,
+                "sum": np.sum,
+                "count": len,
+                "last": lambda v: v[-1],
+            }[agg](val)
+        )
+
+    def _window_rollup(
+        self, tier: Tier, s: Series, start: float, end: float, agg: str, predict: float | None
+    ) -> float | None:
+        r = self.store.read_rollup(tier, s.id, start, end)
+        if len(r) == 0:
+            return None
+        if predict is not None:
+            return _predict(r.start + tier.step / 2, r.sum / r.count, end + predict)
+        if agg == "rate":
+            span = min(end, self.store.clock()) - max(start, float(r.start[0]))
+            return float(r.increase.sum() / span) if span > 0 else None
+        if agg in _QUANTILES:  # rollups keep no samples: the quantile of the step means
+            return float(np.quantile(r.sum / r.count, _QUANTILES[agg]))
+        reduce = {
+            "avg": lambda: r.sum.sum() / r.count.sum(),
+            "min": lambda: r.min.min(),
+            "max": lambda: r.max.max(),
+            "sum": lambda: r.sum.sum(),
+            "count": lambda: r.count.sum(),
+            "last": lambda: r.last[-1],
+        }
+        return float(reduce[agg]())
+
     def _raw(
         self, s: Series, start: float, end: float, step: float, agg: str
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +313,14 @@ def _rate(ts: np.ndarray, increase: np.ndarray, dt: np.ndarray, step: float) -> 
     inc, spent = np.add.reduceat(increase, starts), np.add.reduceat(dt, starts)
     ok = spent > 0
     return keys[ok], inc[ok] / spent[ok]
+
+
+def _predict(ts: np.ndarray, values: np.ndarray, at: float) -> float | None:
+    """Fit a least-squares line and read it at a time; None with fewer than two distinct times."""
+    if len(ts) < 2 or ts[-1] == ts[0]:
+        return None
+    slope, intercept = np.polyfit(ts - ts[0], values, 1)
+    return float(intercept + slope * (at - ts[0]))
 
 
 def _unique(labels: list[str]) -> list[str]:

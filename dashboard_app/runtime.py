@@ -18,8 +18,11 @@ from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
 from collectors.store import Store, Tier
+from dashboard_app.alert_engine import AlertEngine
+from dashboard_app.alert_rules import RuleBook
 from dashboard_app.connections import ConnectionPool
 from dashboard_app.library import DashboardLibrary
+from dashboard_app.notify import Notifier
 from dashboard_app.settings import Settings
 from dashboard_app.sources import EmbeddedSource, Source
 from layouts.schema import Dashboard
@@ -105,6 +108,19 @@ class Runtime:
         self.demo = DemoWorkload(self.metrics, clock) if settings.demo else None
         if self.demo is not None:
             self.scheduler.every("demo", 5.0, self.demo.run)
+        alerts = settings.alerts
+        self.rules = RuleBook(data_dir / "alert_rules.json")
+        self.notifier = Notifier(
+            alerts.alertmanager, alerts.webhooks, alerts.external_url, alerts.resend_interval
+        )
+        self.alerts = AlertEngine(self.rules, self.api_aggregator, clock, self.notifier.send)
+        self.scheduler.every("alerts", alerts.interval, self.alerts.evaluate)
+        if self.notifier.enabled:
+            self.scheduler.every(
+                "alerts-resend",
+                alerts.resend_interval,
+                lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
+            )
         self.scheduler.every("flush", settings.store.flush_interval, lambda: self.archive.flush(self.store))
         self.started = False
 
@@ -125,12 +141,14 @@ class Runtime:
         if not self.started:
             if self.demo is not None and not self.store.series("pulseboard_business_sessions_total"):
                 self.demo.backfill(DEMO_BACKFILL)  # a first start opens on an hour of history
+            self.notifier.start()
             self.scheduler.start()
             self.started = True
 
     def stop(self) -> None:
         """Stop the background jobs and save everything for the next start."""
         self.scheduler.stop()
+        self.notifier.stop()
         self.archive.snapshot(self.store)
         self.archive.close()
         self.started = False

@@ -96,6 +96,25 @@ class QuerySettings(_Strict):
     max_points: int = Field(2000, ge=10, description="Most points a query returns per series.")
 
 
+class AlertSettings(_Strict):
+    interval: Duration = Field(15, ge=1, description="Seconds between two evaluations of every rule.")
+    alertmanager: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Alertmanager base URL, e.g. http://127.0.0.1:9093."
+    )
+    webhooks: tuple[str, ...] = Field(
+        (), description="URLs that get a JSON POST per firing or resolved change."
+    )
+    resend_interval: Duration = Field(60, ge=1, description="Seconds between resends of firing alerts.")
+    external_url: str = Field("http://127.0.0.1:8050", description="Pulseboard's URL, for links in alerts.")
+
+    @model_validator(mode="after")
+    def _urls(self):
+        for url in self.webhooks:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook {url!r} must be an http(s) URL")
+        return self
+
+
 class Settings(_Strict):
     """Everything an environment file may set."""
 
@@ -108,6 +127,7 @@ class Settings(_Strict):
     ingest: IngestSettings = IngestSettings()
     demo: bool = Field(False, description="Run the simulated shop and search service.")
     scrape: tuple[ScrapeTarget, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
 
 def _override(data: dict, environ: dict[str, str]) -> dict[tuple, str]:

@@ -1,0 +1,129 @@
+"""Alert endpoints: rules (list, create, change, delete, export, backtest), active alerts and history."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from flask import Response
+from pydantic import ValidationError
+
+from dashboard_app.alert_engine import backtest
+from dashboard_app.alert_rules import AlertRule, prometheus_rule_file
+from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.runtime import Runtime
+from layouts.validation import describe
+
+BACKTEST_MAX_STEPS = 20_000
+RULE_SCHEMA = AlertRule.model_json_schema(by_alias=True)
+BACKTEST_BODY = {
+    "type": "object",
+    "properties": {
+        "rule": RULE_SCHEMA,
+        "rule_id": {"type": "string"},
+        "start": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "end": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "step": {"type": "number", "description": "Seconds between evaluations; default the rule interval"},
+    },
+}
+
+
+def parse_rule_body(body: object) -> AlertRule:
+    """Validate a rule sent to the API; raise ApiError naming the first field at fault."""
+    if not isinstance(body, Mapping):
+        raise ApiError("the body must be an alert rule object", field="body")
+    try:
+        return AlertRule.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]["loc"]
+        field = ".".join(str(p) for p in first) or "body"
+        raise ApiError(describe(exc, "rule", {}).replace("\n", "; "), field=field) from None
+
+
+def add_routes(api: Api, runtime: Runtime) -> None:
+    """Register the alert endpoints."""
+    book, engine = runtime.rules, runtime.alerts
+
+    def listed(rule: AlertRule) -> dict:
+        return {**rule.as_json(), "status": engine.rule_status(rule.id), "shipped": rule.id in book.shipped}
+
+    @api.route("GET", "/alerts/rules", "Every alert rule with its state and last error", "alerts")
+    def list_rules():
+        return {"rules": [listed(r) for r in book.rules.values()]}
+
+    @api.route("POST", "/alerts/rules", "Create an alert rule", "alerts", RULE_SCHEMA, status=201)
+    def create_rule():
+        rule = parse_rule_body(api.json_body())
+        if rule.id in book.rules:
+            raise ApiError(f"a rule {rule.id!r} exists; PUT /alerts/rules/{rule.id} changes it", 409, "id")
+        book.put(rule)
+        return {"rule": listed(rule)}, 201
+
+    @api.route(
+        "PUT", "/alerts/rules/{id}", "Replace an alert rule (a shipped one too)", "alerts", RULE_SCHEMA
+    )
+    def update_rule(id: str):
+        rule = parse_rule_body(api.json_body())
+        if rule.id != id:
+            raise ApiError(f"id {rule.id!r} does not match the path's {id!r}", field="id")
+        if id not in book.rules:
+            raise ApiError(f"no rule {id!r}; POST /alerts/rules creates one", 404, "id")
+        book.put(rule)
+        return {"rule": listed(rule)}
+
+    @api.route("DELETE", "/alerts/rules/{id}", "Delete a rule made through the API", "alerts")
+    def delete_rule(id: str):
+        if id not in book.rules:
+            raise ApiError(f"no rule {id!r}", 404, "id")
+        if not book.is_own(id):
+            raise ApiError(
+                f"{id!r} ships in config/alerts; set enabled: false with PUT to silence it", 403, "id"
+            )
+        book.delete(id)
+        return {"deleted": id, "restored_from_file": id in book.rules}
+
+    @api.route("GET", "/alerts/rules/export", "Enabled rules as a Prometheus rule file", "alerts")
+    def export_rules():
+        text = prometheus_rule_file(list(book.rules.values()))
+        return Response(text, content_type="application/yaml; charset=utf-8")
+
+    @api.route("POST", "/alerts/rules/backtest", "Run a rule over stored history", "alerts", BACKTEST_BODY)
+    def backtest_rule():
+        body = api.json_body()
+        if not isinstance(body, Mapping):
+            raise ApiError("the body must be an object with rule or rule_id, start and end", field="body")
+        if "rule" in body:
+            rule = parse_rule_body(body["rule"])
+        elif isinstance(body.get("rule_id"), str) and body["rule_id"] in book.rules:
+            rule = book.rules[body["rule_id"]]
+        else:
+            raise ApiError("give a rule, or the rule_id of an existing rule", field="rule_id")
+        now = runtime.clock()
+        end = parse_time(body.get("end", now), "end")
+        start = parse_time(body.get("start", end - 3600), "start")
+        if end <= start:
+            raise ApiError("end must be after start", field="end")
+        step = body.get("step", runtime.settings.alerts.interval)
+        if (
+            isinstance(step, bool)
+            or not isinstance(step, int | float)
+            or not math.isfinite(step)
+            or step <= 0
+        ):
+            raise ApiError("step must be a positive number of seconds", field="step")
+        if (end - start) / step > BACKTEST_MAX_STEPS:
+            raise ApiError(f"at most {BACKTEST_MAX_STEPS:,} evaluations: raise the step", field="step")
+        events = backtest(rule, runtime.api_aggregator, start, end, float(step))
+        return {
+            "rule": rule.id,
+            "evaluations": int((end - start - rule.window) // step) + 1,
+            "events": events,
+        }
+
+    @api.route("GET", "/alerts/active", "Pending and firing alerts", "alerts")
+    def active():
+        return {"alerts": engine.active()}
+
+    @api.route("GET", "/alerts/history", "Alerts that fired and resolved, newest first", "alerts")
+    def history():
+        return {"alerts": list(reversed(engine.history))}
