@@ -20,11 +20,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.app
 
-# Debian packages the tests drive: a headless browser and a real Prometheus server with promtool.
+# Debian packages the tests drive: a headless browser, a real Prometheus with promtool, a real Alertmanager.
 browsers:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v prometheus >/dev/null \
-		&& command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus; }
+		&& command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver prometheus prometheus-alertmanager; }
 
 run: $(VENV)/.app
 	$(BIN)/python app.py --env $(ENV) --port $(PORT)

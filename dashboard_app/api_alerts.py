@@ -15,6 +15,7 @@ from dashboard_app.runtime import Runtime
 from layouts.validation import describe
 
 BACKTEST_MAX_STEPS = 20_000
+READ_ONLY = ("status", "shipped")
 RULE_SCHEMA = AlertRule.model_json_schema(by_alias=True)
 BACKTEST_BODY = {
     "type": "object",
@@ -32,6 +33,7 @@ def parse_rule_body(body: object) -> AlertRule:
     """Validate a rule sent to the API; raise ApiError naming the first field at fault."""
     if not isinstance(body, Mapping):
         raise ApiError("the body must be an alert rule object", field="body")
+    body = {k: v for k, v in body.items() if k not in READ_ONLY}  # what GET adds may be sent back
     try:
         return AlertRule.model_validate(body)
     except ValidationError as exc:

@@ -1,0 +1,191 @@
+"""Alert rules: the state machine on an injected clock, validation, backtests, engine isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors.aggregator import Aggregator
+from collectors.metrics import Sample
+from dashboard_app.alert_engine import AlertEngine, RuleState, backtest
+from dashboard_app.alert_rules import AlertRule, RuleBook, load_rule_files
+from layouts.validation import ConfigError
+
+CPU = "pulseboard_system_cpu_usage_ratio"
+
+
+def rule(**change) -> AlertRule:
+    base = {
+        "id": "high-cpu",
+        "name": "High CPU",
+        "query": CPU,
+        "aggregation": "avg",
+        "window": 60,
+        "condition": ">",
+        "threshold": 0.9,
+        "for": 300,
+        "severity": "critical",
+        "labels": {"team": "ops"},
+        "annotations": {"summary": "CPU at {{ value }} on {{ labels.host }}"},
+    }
+    return AlertRule.model_validate({**base, **change})
+
+
+HOST = (("host", "a"),)
+
+
+def test_pending_then_firing_after_for_then_resolved():
+    state = RuleState(rule())
+    assert state.step([(HOST, 0.95)], 1000) == []
+    assert state.alerts[HOST].state == "pending"
+    assert state.step([(HOST, 0.96)], 1299) == []  # 299 s: not yet
+    [fired] = state.step([(HOST, 0.97)], 1300)
+    assert fired.state == "firing" and fired.fired_at == 1300 and fired.active_at == 1000
+    assert fired.labels == {"host": "a", "team": "ops", "alertname": "High CPU", "severity": "critical"}
+    assert fired.annotations["summary"] == "CPU at 0.97 on a"
+    [resolved] = state.step([(HOST, 0.5)], 1315)
+    assert resolved.state == "resolved" and resolved.resolved_at == 1315
+    assert state.alerts == {}
+
+
+def test_a_pending_alert_that_clears_leaves_no_event():
+    state = RuleState(rule())
+    state.step([(HOST, 0.95)], 1000)
+    assert state.step([(HOST, 0.2)], 1100) == []
+    assert state.alerts == {}
+    state.step([(HOST, 0.95)], 1200)
+    assert state.alerts[HOST].active_at == 1200  # the for clock starts again
+
+
+def test_keep_firing_for_holds_through_a_short_dip():
+    state = RuleState(rule(**{"for": 0, "keep_firing_for": 60}))
+    [fired] = state.step([(HOST, 0.95)], 1000)
+    assert fired.state == "firing"
+    assert state.step([(HOST, 0.5)], 1030) == []  # 30 s into the dip: still firing
+    assert state.alerts[HOST].state == "firing"
+    assert state.step([(HOST, 0.95)], 1045) == []  # back up: the same alert
+    [resolved] = state.step([(HOST, 0.5)], 1106)  # 61 s after the last true evaluation
+    assert resolved.state == "resolved"
+
+
+def test_a_series_that_disappears_resolves_its_alert():
+    state = RuleState(rule(**{"for": 0}))
+    state.step([(HOST, 0.95), ((("host", "b"),), 0.99)], 1000)
+    [gone] = state.step([((("host", "b"),), 0.99)], 1015)
+    assert gone.labels["host"] == "a" and gone.state == "resolved"
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"condition": "=>"}, "condition"),
+        ({"severity": "page"}, "severity"),
+        ({"query": "cpu{host=a}"}, "query"),
+        ({"window": 0}, "window"),
+        ({"for": -5}, "for"),
+        ({"id": "High CPU"}, "id"),
+        ({"aggregation": "median"}, "aggregation"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_invalid_rules_name_the_field(change, words):
+    with pytest.raises(ValueError, match=words):
+        rule(**change)
+
+
+def test_a_bad_rules_file_names_the_file_line_rule_and_field(tmp_path):
+    (tmp_path / "mine.yaml").write_text(
+        "rules:\n  - id: ok\n    name: Ok\n    query: up\n    condition: '<'\n    threshold: 1\n"
+        "  - id: broken\n    name: Broken\n    query: up\n    condition: '=<'\n    threshold: 1\n"
+    )
+    with pytest.raises(ConfigError, match=r"mine.yaml:10: rule 'broken': condition: must be one of"):
+        load_rule_files(tmp_path)
+
+
+def test_shipped_rules_load():
+    rules = load_rule_files()
+    assert {
+        "high-cpu",
+        "high-memory",
+        "disk-almost-full",
+        "disk-full-within-a-day",
+        "scrape-target-down",
+    } <= set(rules)
+
+
+def cpu_history(store, clock, start, spike=(600, 1200)):
+    """Twenty minutes of CPU every 5 s: 50 %, with 95 % between the spike's offsets."""
+    samples = [
+        Sample(CPU, HOST, 0.95 if spike[0] <= t < spike[1] else 0.5, start + t) for t in range(0, 1800, 5)
+    ]
+    store.append(samples)
+
+
+def test_backtest_reports_a_known_episode_at_the_right_times(store, clock):
+    start = clock.now - 1800
+    cpu_history(store, clock, start)
+    events = backtest(rule(**{"for": 120}), Aggregator(store), start, clock.now, 15)
+    assert [e["state"] for e in events] == ["firing", "resolved"]
+    firing, resolved = events
+    # The 1-minute average passes 90 % once most of its window is in the spike (about +55 s),
+    # then has to stay there 120 s.
+    assert start + 600 + 120 + 45 <= firing["at"] <= start + 600 + 120 + 75
+    assert firing["value"] > 0.9 and firing["labels"]["host"] == "a"
+    assert start + 1200 <= resolved["at"] <= start + 1200 + 60
+
+
+class BrokenAggregator(Aggregator):
+    """The real aggregator, except that one query fails."""
+
+    def window(self, selector, start, end, agg="avg", predict=None):
+        if str(selector).startswith("broken"):
+            raise RuntimeError("the store could not answer")
+        return super().window(selector, start, end, agg, predict)
+
+
+def test_a_failing_rule_shows_its_error_and_the_others_still_fire(store, clock, tmp_path):
+    cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
+    book = RuleBook(tmp_path / "rules.json", shipped={})
+    book.put(rule(**{"for": 0}))
+    book.put(rule(id="broken", name="Broken", query="broken_metric", **{"for": 0}))
+    sent = []
+    engine = AlertEngine(book, BrokenAggregator(store), clock, sent.extend)
+    assert engine.evaluate() == 1
+    assert engine.rule_status("broken")["error"] == "RuntimeError: the store could not answer"
+    assert engine.rule_status("high-cpu")["state"] == "firing"
+    assert [a.rule_id for a in sent] == ["high-cpu"]
+    [active] = engine.active()
+    assert active["state"] == "firing" and active["value"] == pytest.approx(0.95)
+
+
+def test_a_disabled_or_deleted_rule_resolves_its_alerts(store, clock, tmp_path):
+    cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
+    book = RuleBook(tmp_path / "rules.json", shipped={})
+    book.put(rule(**{"for": 0}))
+    engine = AlertEngine(book, Aggregator(store), clock)
+    engine.evaluate()
+    book.put(rule(**{"for": 0, "enabled": False}))
+    clock.advance(15)
+    assert engine.evaluate() == 1
+    assert engine.active() == [] and engine.history[-1]["state"] == "resolved"
+
+
+def test_predicted_disk_full(store, clock):
+    usage = "pulseboard_system_disk_usage_ratio"
+    mount = (("mount", "/"),)
+    start = clock.now - 3600
+    store.append(Sample(usage, mount, 0.5 + 0.4 * t / 3600, start + t) for t in range(0, 3600, 60))
+    values = dict(
+        (s.labels, v) for s, v in Aggregator(store).window(usage, start, clock.now, "last", predict=86400)
+    )
+    assert values[mount] > 1.0  # at 40 % an hour it is full well within a day
+    filling = rule(
+        id="disk",
+        query=usage,
+        aggregation="last",
+        window=3600,
+        predict=86400,
+        condition=">=",
+        threshold=1,
+        **{"for": 0},
+    )
+    assert RuleState(filling).step(list(values.items()), clock.now)[0].state == "firing"
