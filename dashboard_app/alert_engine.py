@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from collectors.aggregator import Aggregator
 from collectors.metrics import Labels
 from dashboard_app.alert_rules import AlertRule, RuleBook
+from layouts.units import format_value
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view
@@ -39,7 +40,12 @@ class Alert:
 
 
 def render(text: str, value: float, labels: dict[str, str]) -> str:
-    """Fill ``{{ value }}`` and ``{{ labels.name }}`` (``$`` prefixes allowed) into an annotation."""
+    """Fill ``{{ value }}`` and ``{{ labels.name }}`` (``$`` prefixes allowed) into an annotation.
+
+    ``{{ value | percent }}`` shows a ratio as a percentage, ``{{ value | seconds }}`` a duration.
+    """
+    text = re.sub(r"\{\{\s*\$?value\s*\|\s*percent\s*\}\}", f"{value * 100:.1f}%", text)
+    text = re.sub(r"\{\{\s*\$?value\s*\|\s*seconds\s*\}\}", format_value(value, "seconds"), text)
     text = re.sub(r"\{\{\s*\$?value\s*\}\}", f"{value:.4g}", text)
     return re.sub(r"\{\{\s*\$?labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), text)
 

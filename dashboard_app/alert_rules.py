@@ -193,6 +193,8 @@ def promql(rule: AlertRule) -> str:
 
 def _template(text: str) -> str:
     """Turn {{ value }} and {{ labels.x }} into Prometheus' {{ $value }} and {{ $labels.x }}."""
+    text = re.sub(r"\{\{\s*\$?value\s*\|\s*percent\s*\}\}", "{{ $value | humanizePercentage }}", text)
+    text = re.sub(r"\{\{\s*\$?value\s*\|\s*seconds\s*\}\}", "{{ $value | humanizeDuration }}", text)
     text = re.sub(r"\{\{\s*\$?value\s*\}\}", "{{ $value }}", text)
     return re.sub(r"\{\{\s*\$?labels\.(\w+)\s*\}\}", r"{{ $labels.\1 }}", text)
 

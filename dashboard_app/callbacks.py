@@ -11,6 +11,7 @@ from dash.exceptions import PreventUpdate
 from dashboard_app.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from layouts import ids
+from layouts.alert_views import alerts_body, banner
 from layouts.charts import apply_theme, no_data
 from layouts.components import CUSTOM, RANGE_SECONDS, nav_links
 
@@ -86,7 +87,10 @@ def register(app: Dash, runtime: Runtime) -> None:
             return figures, state, "Custom range: choose start and end"
         redraw = {p.id for p in todo}
         figures = [
-            render_panel(source, p, window, theme, points) if p.id in redraw else no_update for p in panels
+            render_panel(source, p, window, theme, points, runtime.alerts.episodes)
+            if p.id in redraw
+            else no_update
+            for p in panels
         ]
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
         instruments.observe(CALLBACK, {"dashboard": dashboard.id}, time.perf_counter() - t0)
@@ -122,6 +126,20 @@ def register(app: Dash, runtime: Runtime) -> None:
         Output(ids.CUSTOM_RANGE, "style"),
         Input(ids.TIME_RANGE, "value"),
     )
+
+    @app.callback(
+        Output(ids.ALERT_BANNER, "children"), Input(ids.INTERVAL, "n_intervals"), Input(ids.URL, "pathname")
+    )
+    def alert_banner(_tick, _path):
+        return banner(runtime.alerts.active(), time.time())
+
+    @app.callback(
+        Output(ids.ALERTS_BODY, "children"), Input(ids.INTERVAL, "n_intervals"), Input(ids.URL, "pathname")
+    )
+    def alerts_view(_tick, _path):
+        engine, book = runtime.alerts, runtime.rules
+        rules = [{**r.as_json(), "status": engine.rule_status(r.id)} for r in book.rules.values()]
+        return alerts_body(rules, engine.active(), list(reversed(engine.history)), time.time())
 
     @app.callback(Output(ids.NAV_LINKS, "children"), Input(ids.URL, "pathname"))
     def links(pathname):

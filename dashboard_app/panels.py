@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from collectors.aggregator import empty_frame
+from collectors.selector import parse_selector
 from dashboard_app.sources import Source
-from layouts.charts import Figure, apply_theme, build_figure, no_data
+from layouts.charts import TIME_CHARTS, Figure, apply_theme, build_figure, mark_episodes, no_data
 from layouts.schema import Dashboard, Panel, PanelQuery
 
 log = logging.getLogger(__name__)
@@ -84,11 +86,31 @@ def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd
     return frame
 
 
-def render_panel(source: Source, panel: Panel, window: Window, theme: str, points: int) -> Figure:
-    """Return the figure a panel shows for a window and theme; a failure shows in that panel only."""
+def render_panel(
+    source: Source,
+    panel: Panel,
+    window: Window,
+    theme: str,
+    points: int,
+    episodes: Callable[[str, float, float], list[dict]] | None = None,
+) -> Figure:
+    """Return the figure a panel shows for a window and theme; a failure shows in that panel only.
+
+    ``episodes(metric, start, end)`` gives the firing periods of alert rules on a metric, which
+    time charts shade.
+    """
     try:
         panel = resolve_unit(source, panel)
         figure = build_figure(panel_frame(source, panel, window, points), panel)
+        if (
+            episodes is not None
+            and panel.type in TIME_CHARTS
+            and not figure["layout"].get("meta", {}).get("empty")
+        ):
+            names = dict.fromkeys(parse_selector(q.expr).name for q in panel.queries)
+            marked = [e for name in names for e in episodes(name, window.start, window.end)]
+            if marked:
+                figure = mark_episodes(figure, marked, window.start, window.end)
     except Exception as exc:  # one broken panel must not blank the whole page
         log.exception("panel %s failed", panel.id)
         figure = no_data(panel, f"Cannot draw this panel: {type(exc).__name__}")

@@ -13,6 +13,7 @@ from dashboard_app import api_alerts, api_dashboards, api_metrics, api_system, c
 from dashboard_app.api import Api
 from dashboard_app.exposition import CONTENT_TYPE, render
 from dashboard_app.runtime import Runtime
+from layouts.alert_views import alerts_page
 from layouts.components import dashboard_page, shell
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -45,6 +46,8 @@ def create_app(runtime: Runtime) -> Dash:
         dashboard = runtime.dashboards.get(dashboard_id or "")
         return f"{dashboard.title} · Pulseboard" if dashboard else "No such dashboard · Pulseboard"
 
+    # Fixed pages first: Dash matches pages in the order they were registered.
+    dash.register_page("pulseboard_alerts", path="/alerts", title="Alerts · Pulseboard", layout=alerts_page())
     # One page for every dashboard, so those created through the API are served at once.
     dash.register_page("pulseboard_dashboard", path_template="/<dashboard_id>", title=title, layout=page)
     dash.register_page("not_found_404", path="/404", layout=not_found(None))

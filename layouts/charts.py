@@ -430,6 +430,50 @@ def build_figure(frame: pd.DataFrame, panel: Panel) -> Figure:
     return CHARTS[panel.type](frame, panel)
 
 
+TIME_CHARTS = ("line", "area")
+EPISODE_FILL = "rgba(220, 38, 38, 0.12)"
+
+
+def mark_episodes(fig: Figure, episodes: list[dict], window_start: float, now: float) -> Figure:
+    """Shade the periods in which alerts fired, with the alert's name at the top of each."""
+    late = window_start + 0.7 * (now - window_start)  # a label that starts late is set to the left
+    layout = dict(fig["layout"])
+    shapes = list(layout.get("shapes", []))
+    notes = list(layout.get("annotations", []))
+    for e in episodes:
+        start, end = e["fired_at"] * 1000, min(e["until"], now) * 1000
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": start,
+                "x1": max(end, start + 1000),
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": EPISODE_FILL,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        right = e["fired_at"] > late
+        notes.append(
+            {
+                "x": max(end, start + 1000) if right else start,
+                "xref": "x",
+                "y": 1,
+                "yref": "paper",
+                "text": f"⚠ {e['name']}",
+                "showarrow": False,
+                "xanchor": "right" if right else "left",
+                "yanchor": "top",
+                "font": {"size": 10, "color": STATUS_COLORS["crit"]},
+            }
+        )
+    layout.update(shapes=shapes, annotations=notes, meta={**layout.get("meta", {}), "alerts": len(episodes)})
+    return {**fig, "layout": layout}
+
+
 def apply_theme(fig: Figure, theme: str) -> Figure:
     """Colour a figure's text, grid, tables and dials for the light or dark theme (in place)."""
     colors = THEMES.get(theme, THEMES["light"])

@@ -44,16 +44,20 @@ def range_key(seconds: float) -> str:
     return min(RANGE_SECONDS, key=lambda k: abs(RANGE_SECONDS[k] - seconds))
 
 
+TOOL_PAGES = (("alerts", "Alerts"),)
+
+
 def nav_links(dashboards: list[Dashboard], pathname: str | None = None) -> list:
-    """Return one link per dashboard, the one at ``pathname`` marked active."""
+    """Return one link per dashboard and tool page, the one at ``pathname`` marked active."""
+    pages = [(d.id, d.title) for d in dashboards] + list(TOOL_PAGES)
     return [
         dcc.Link(
-            d.title,
-            href=f"/{d.id}",
-            className="nav-link active" if pathname == f"/{d.id}" else "nav-link",
-            id=ids.nav_link(d.id),
+            title,
+            href=f"/{page}",
+            className="nav-link active" if pathname == f"/{page}" else "nav-link",
+            id=ids.nav_link(page),
         )
-        for d in dashboards
+        for page, title in pages
     ]
 
 
@@ -144,6 +148,7 @@ def shell(
             dcc.Store(id=ids.RENDER_STATE),
             dcc.Interval(id=ids.INTERVAL, interval=max(refresh, 1) * 1000, disabled=refresh == 0),
             navbar(dashboards, default_range, refresh, demo),
+            html.Div(id=ids.ALERT_BANNER, className="alert-banner"),
             html.Main(page, className="page"),
         ],
     )

@@ -14,6 +14,8 @@ RENDER_STATE = "app-render-state"
 PAGE_META = "page-meta"
 NAV_LINKS = "nav-links"
 DEMO_BADGE = "nav-demo-badge"
+ALERT_BANNER = "app-alert-banner"
+ALERTS_BODY = "alerts-body"
 
 PANEL_GRAPH = "panel-graph"
 

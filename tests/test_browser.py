@@ -231,3 +231,48 @@ def test_dash009_an_application_pushes_a_metric_and_sees_it_on_its_own_dashboard
     figure = wait_until(lambda: has_data(plot(dash_duo, "shop", "queue")) and plot(dash_duo, "shop", "queue"))
     assert [y for y in figure["data"][0]["y"] if y is not None] == [3, 5, 8, 6, 4, 7]
     assert dash_duo.get_logs() == []
+
+
+def test_dash010_a_firing_rule_shows_in_the_banner_on_the_alerts_page_and_on_its_chart(dash_duo, tmp_path):
+    settings = load_settings(
+        "development", environ={"PULSEBOARD_DEMO": "false", "PULSEBOARD_DASHBOARDS__REFRESH": "1"}
+    )
+    runtime = Runtime(settings, tmp_path)
+    now = time.time()
+    runtime.store.append(
+        Sample("pulseboard_system_cpu_usage_ratio", (), 0.97, now - 60 + i) for i in range(60)
+    )
+    app = create_app(runtime)
+    dash_duo.start_server(app, host="127.0.0.1", port=8059)
+    rule = {
+        "id": "cpu-test",
+        "name": "CPU test",
+        "query": "pulseboard_system_cpu_usage_ratio",
+        "aggregation": "avg",
+        "window": 30,
+        "condition": ">",
+        "threshold": 0.9,
+        "for": 0,
+        "severity": "critical",
+        "annotations": {"summary": "CPU at {{ value | percent }}"},
+    }
+    api = dash_duo.server_url + "/api/v1/monitoring"
+    assert requests.post(api + "/alerts/rules", json=rule, timeout=10).status_code == 201
+    assert runtime.alerts.evaluate() == 1
+
+    dash_duo.driver.get(dash_duo.server_url + "/operations")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERT_BANNER}", "CPU test")
+    assert "CPU at 97.0%" in dash_duo.find_element(f"#{ids.ALERT_BANNER}").text
+    shaded = wait_until(
+        lambda: (
+            (plot(dash_duo, "operations", "cpu-total") or {"layout": {}})["layout"]
+            .get("meta", {})
+            .get("alerts")
+        ),
+        message="the firing period shaded on the CPU chart",
+    )
+    assert shaded == 1
+    dash_duo.find_element(f"#{ids.nav_link('alerts')}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_BODY}", "CPU test")
+    assert "firing" in dash_duo.find_element(f"#{ids.ALERTS_BODY}").text
+    assert dash_duo.get_logs() == []
