@@ -20,7 +20,6 @@ from collectors.selector import SelectorError
 PREFIX = "/api/v1/monitoring"
 OPENAPI_PATH = "/api/v1/openapi.json"
 VERSION = "0.3.0"
-RESERVED = ("analysis",)  # paths kept for the analyst's endpoints
 log = logging.getLogger(__name__)
 
 
@@ -121,8 +120,6 @@ class Api:
 
         def unknown(rest: str):
             # Without this, the pages' catch-all route would answer unknown API paths with HTML.
-            if rest.split("/")[0] in RESERVED:
-                return error_response(f"/{rest.split('/')[0]} is reserved for analysis, not served yet", 501)
             adapter = server.url_map.bind("localhost")
             for method in ("GET", "POST", "PUT", "DELETE"):
                 if method == request.method:

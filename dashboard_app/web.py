@@ -9,7 +9,7 @@ import dash
 from dash import Dash, html
 from flask import Response, g, redirect, request
 
-from dashboard_app import api_alerts, api_dashboards, api_metrics, api_system, callbacks, live
+from dashboard_app import api_alerts, api_analysis, api_dashboards, api_metrics, api_system, callbacks, live
 from dashboard_app.api import Api
 from dashboard_app.exposition import CONTENT_TYPE, render
 from dashboard_app.runtime import Runtime
@@ -90,6 +90,7 @@ def create_app(runtime: Runtime) -> Dash:
     api_dashboards.add_routes(api, runtime)
     api_system.add_routes(api, runtime)
     api_alerts.add_routes(api, runtime)
+    api_analysis.add_routes(api, runtime)
     api.attach(server)
     server.add_url_rule(
         "/metrics",

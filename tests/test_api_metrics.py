@@ -254,4 +254,3 @@ def test_health_stats_and_unknown_paths(pulseboard):
     assert stats["tiers"][0] == {"step": 0, "retention": 900.0}
     assert "openapi" in error(pulseboard.call("GET", "/nothing/here"), 404)
     assert "not allowed" in error(pulseboard.call("DELETE", "/metrics/stats"), 405)
-    assert "reserved" in error(pulseboard.call("GET", "/analysis/whatever"), 501)

@@ -1,0 +1,204 @@
+"""The analyst's answers: performance against thresholds with evidence, trends with forecasts, anomalies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collectors.aggregator import Aggregator
+from collectors.trends import anomalies, forecast, linear_trend, time_to_threshold
+from layouts.units import format_value
+
+WEEK = 7 * 86400.0
+APP_LATENCY = "pulseboard_app_request_duration_seconds"
+APP_REQUESTS = "pulseboard_app_request_duration_seconds_count"
+APP_ERRORS = "pulseboard_app_errors_total"
+CPU = "pulseboard_system_cpu_usage_ratio"
+MEMORY = "pulseboard_system_memory_usage_ratio"
+DISK = "pulseboard_system_disk_usage_ratio"
+LOAD = 'pulseboard_system_load_average{period="1m"}'
+CORES = "pulseboard_system_cpu_core_usage_ratio"
+# What counts as too much, for one host: amber at the first number, red at the second.
+THRESHOLDS = {
+    "latency_p95_seconds": (0.5, 1.0),
+    "error_rate": (0.01, 0.05),
+    "cpu": (0.8, 0.9),
+    "memory": (0.85, 0.95),
+    "disk": (0.85, 0.95),
+    "load_per_core": (1.0, 2.0),
+}
+
+
+def _level(name: str, value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    warn, crit = THRESHOLDS[name]
+    return "crit" if value >= crit else "warn" if value >= warn else "ok"
+
+
+def _one(agg: Aggregator, selector: str, start: float, end: float, how: str, combine=max) -> float | None:
+    values = [v for _, v in agg.window(selector, start, end, how)]
+    return combine(values) if values else None
+
+
+def _measure(agg: Aggregator, start: float, end: float) -> dict:
+    """Every figure of the performance view for one window."""
+    latency = {q: _one(agg, APP_LATENCY, start, end, q) for q in ("p50", "p95", "p99")}
+    throughput = _one(agg, APP_REQUESTS, start, end, "rate", sum)
+    errors = _one(agg, APP_ERRORS, start, end, "rate", sum)
+    cores = len(agg.store.series(CORES)) or None
+    load = _one(agg, LOAD, start, end, "avg")
+    return {
+        "latency_seconds": latency,
+        "throughput_per_second": throughput,
+        "error_rate": errors / throughput if errors is not None and throughput else None,
+        "cpu": {"avg": _one(agg, CPU, start, end, "avg"), "max": _one(agg, CPU, start, end, "max")},
+        "memory": {"avg": _one(agg, MEMORY, start, end, "avg"), "max": _one(agg, MEMORY, start, end, "max")},
+        "disk": {s.label_dict.get("mount", s.name): v for s, v in agg.window(DISK, start, end, "max")},
+        "load_per_core": load / cores if load is not None and cores else None,
+    }
+
+
+def _times(now: float | None, before: float | None) -> str:
+    if now is None or before is None or before == 0:
+        return ""
+    return f", {now / before:.1f}× the comparison window's"
+
+
+def performance(agg: Aggregator, start: float, end: float) -> dict:
+    """Measure the window, compare it with a week before (or the window before), and recommend."""
+    now = _measure(agg, start, end)
+    span = end - start
+    week_ago = _measure(agg, start - WEEK, end - WEEK)
+    if week_ago["throughput_per_second"] is None and week_ago["cpu"]["avg"] is None:
+        baseline, compared_with = _measure(agg, start - span, start), "the window before"
+    else:
+        baseline, compared_with = week_ago, "the same window a week earlier"
+    p95 = now["latency_seconds"]["p95"]
+    disk_max = max(now["disk"].values(), default=None)
+    status = {
+        "latency_p95_seconds": _level("latency_p95_seconds", p95),
+        "error_rate": _level("error_rate", now["error_rate"]),
+        "cpu": _level("cpu", now["cpu"]["max"]),
+        "memory": _level("memory", now["memory"]["max"]),
+        "disk": _level("disk", disk_max),
+        "load_per_core": _level("load_per_core", now["load_per_core"]),
+    }
+    return {
+        "window": {"start": start, "end": end},
+        "compared_with": compared_with,
+        "current": now,
+        "baseline": baseline,
+        "status": status,
+        "thresholds": {k: {"warn": w, "crit": c} for k, (w, c) in THRESHOLDS.items()},
+        "recommendations": _recommend(now, baseline, status, disk_max),
+    }
+
+
+def _recommend(now: dict, before: dict, status: dict, disk_max: float | None) -> list[str]:
+    """Say what to look at, quoting the numbers behind each word."""
+    out = []
+    p95 = now["latency_seconds"]["p95"]
+    cpu = now["cpu"]["max"]
+    if status["latency_p95_seconds"] in ("warn", "crit"):
+        evidence = (
+            f"p95 latency {format_value(p95, 'seconds')}{_times(p95, before['latency_seconds']['p95'])}"
+        )
+        if cpu is not None and cpu >= THRESHOLDS["cpu"][0]:
+            out.append(
+                f"{evidence}; CPU peaked at {cpu:.0%} in the same window: CPU-bound, add cores or cut work."
+            )
+        elif status["memory"] in ("warn", "crit"):
+            out.append(
+                f"{evidence}; memory peaked at {now['memory']['max']:.0%}: look for swapping and caches."
+            )
+        else:
+            out.append(
+                f"{evidence} while CPU stayed at {cpu or 0:.0%}: the time goes elsewhere (I/O, locks or a "
+                "downstream service)."
+            )
+    if status["error_rate"] in ("warn", "crit"):
+        out.append(
+            f"Error rate {now['error_rate']:.1%} of {now['throughput_per_second']:.2f} requests/s"
+            f"{_times(now['error_rate'], before['error_rate'])}: see errors by type on the development "
+            "dashboard."
+        )
+    if status["cpu"] in ("warn", "crit") and status["latency_p95_seconds"] not in ("warn", "crit"):
+        out.append(
+            f"CPU peaked at {cpu:.0%} (average {now['cpu']['avg']:.0%}); latency still holds, "
+            "but headroom is thin."
+        )
+    if status["memory"] in ("warn", "crit"):
+        out.append(f"Memory peaked at {now['memory']['max']:.0%} of total.")
+    if status["disk"] in ("warn", "crit"):
+        fullest = max(now["disk"], key=now["disk"].get)
+        out.append(f"{fullest} is {disk_max:.0%} full: free space or grow it (see the disk trend).")
+    if status["load_per_core"] in ("warn", "crit"):
+        out.append(f"Load is {now['load_per_core']:.2f} per core: more runnable work than cores.")
+    if not out:
+        parts = []
+        if p95 is not None:
+            parts.append(f"p95 latency {format_value(p95, 'seconds')}")
+        if cpu is not None:
+            parts.append(f"CPU peak {cpu:.0%}")
+        if now["error_rate"] is not None:
+            parts.append(f"error rate {now['error_rate']:.1%}")
+        out.append("Nothing needs attention: " + (", ".join(parts) or "no data in this window") + ".")
+    return out
+
+
+def trends(
+    agg: Aggregator,
+    selector: str,
+    start: float,
+    end: float,
+    step: float,
+    aggregation: str,
+    horizon: float,
+    threshold: float | None,
+) -> list[dict]:
+    """Per series: the linear trend, a forecast (saying which method and why) and time to a threshold."""
+    frame = agg.query(selector, start, end, step, aggregation)
+    info = frame.attrs.get("series", {})
+    ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
+    out = []
+    for column in frame.columns:
+        values = frame[column].to_numpy(dtype=float)
+        trend = linear_trend(ts, values)
+        item = {
+            "name": info[column].name,
+            "labels": info[column].labels,
+            "current": float(values[np.isfinite(values)][-1]) if np.isfinite(values).any() else None,
+            "trend": trend.as_dict() if trend else None,
+        }
+        predicted = forecast(ts, values, horizon, step)
+        item["forecast"] = predicted.as_dict() if predicted else None
+        if threshold is not None and trend is not None:
+            seconds = time_to_threshold(trend, end, threshold)
+            item["time_to_threshold"] = {
+                "threshold": threshold,
+                "seconds": seconds,
+                "at": end + seconds if seconds is not None else None,
+            }
+        out.append(item)
+    return out
+
+
+def anomaly_points(
+    agg: Aggregator, selector: str, start: float, end: float, step: float, aggregation: str, threshold: float
+) -> list[dict]:
+    """Per series: the points that stand out from their neighbourhood (rolling median and MAD)."""
+    frame = agg.query(selector, start, end, step, aggregation)
+    info = frame.attrs.get("series", {})
+    ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
+    out = []
+    for column in frame.columns:
+        values = frame[column].to_numpy(dtype=float)
+        found = anomalies(values, threshold=threshold)
+        out.append(
+            {
+                "name": info[column].name,
+                "labels": info[column].labels,
+                "points": [[float(ts[i]), float(values[i])] for i in found],
+            }
+        )
+    return out

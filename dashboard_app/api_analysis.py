@@ -1,0 +1,111 @@
+"""Analysis endpoints: performance with evidence, trends with forecasts, anomalies."""
+
+from __future__ import annotations
+
+import math
+
+from flask import request
+
+from dashboard_app import analysis
+from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.runtime import Runtime
+
+MAX_POINTS = 11_000
+
+
+def _query_params(required: bool = True) -> list[dict]:
+    names = [("start", "Unix seconds or RFC 3339"), ("end", "Unix seconds or RFC 3339 (default now)")]
+    params = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}, "description": d}
+        for n, d in names
+    ]
+    if required:
+        params.insert(0, {"name": "query", "in": "query", "required": True, "schema": {"type": "string"}})
+        for name in ("step", "horizon", "threshold"):
+            params.append({"name": name, "in": "query", "required": False, "schema": {"type": "number"}})
+        params.append({"name": "aggregation", "in": "query", "required": False, "schema": {"type": "string"}})
+    return params
+
+
+def _number(name: str, default: float | None) -> float | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be a number", field=name) from None
+    if not math.isfinite(value):
+        raise ApiError(f"{name} must be a finite number", field=name)
+    return value
+
+
+def _window(runtime: Runtime, default_span: float) -> tuple[float, float]:
+    end = parse_time(request.args.get("end") or runtime.clock(), "end")
+    start = parse_time(request.args.get("start") or end - default_span, "start")
+    if end <= start:
+        raise ApiError("end must be after start", field="end")
+    return start, end
+
+
+def _series_request(runtime: Runtime, default_span: float) -> tuple[str, float, float, float, str]:
+    selector = request.args.get("query")
+    if not selector:
+        raise ApiError(
+            "query must be a series selector such as pulseboard_system_disk_usage_ratio", field="query"
+        )
+    start, end = _window(runtime, default_span)
+    step = _number("step", max((end - start) / 500, runtime.source.min_step))
+    if step <= 0:
+        raise ApiError("step must be a positive number of seconds", field="step")
+    if (end - start) / step > MAX_POINTS:
+        raise ApiError(f"at most {MAX_POINTS:,} points per series: raise the step", field="step")
+    aggregation = request.args.get("aggregation", "avg")
+    return selector, start, end, step, aggregation
+
+
+def add_routes(api: Api, runtime: Runtime) -> None:
+    """Register the analysis endpoints."""
+    agg = runtime.api_aggregator
+
+    @api.route(
+        "GET",
+        "/analysis/performance",
+        "Latency, throughput, errors and saturation against thresholds, with recommendations",
+        "analysis",
+        params=_query_params(required=False),
+    )
+    def performance():
+        start, end = _window(runtime, 3600)
+        return analysis.performance(agg, start, end)
+
+    @api.route(
+        "GET",
+        "/analysis/trends",
+        "Per series: linear trend, forecast and time to a threshold",
+        "analysis",
+        params=_query_params(),
+    )
+    def trends():
+        selector, start, end, step, aggregation = _series_request(runtime, 6 * 3600)
+        horizon = _number("horizon", (end - start) / 4)
+        if horizon <= 0 or horizon / step > MAX_POINTS:
+            raise ApiError(f"horizon must be positive and at most {MAX_POINTS:,} steps", field="horizon")
+        threshold = _number("threshold", None)
+        series = analysis.trends(agg, selector, start, end, step, aggregation, horizon, threshold)
+        return {"window": {"start": start, "end": end, "step": step}, "horizon": horizon, "series": series}
+
+    @api.route(
+        "GET",
+        "/analysis/anomalies",
+        "Per series: points far from their rolling median (robust z-score over MAD)",
+        "analysis",
+        params=_query_params(),
+    )
+    def anomalies():
+        selector, start, end, step, aggregation = _series_request(runtime, 6 * 3600)
+        threshold = _number("threshold", 4.0)
+        if threshold <= 0:
+            raise ApiError("threshold must be positive (robust standard deviations)", field="threshold")
+        series = analysis.anomaly_points(agg, selector, start, end, step, aggregation, threshold)
+        return {"method": "rolling median and MAD", "threshold": threshold, "series": series}
