@@ -13,7 +13,7 @@ from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.alert_views import alerts_body, banner
 from layouts.charts import apply_theme, no_data
-from layouts.components import CUSTOM, RANGE_SECONDS, nav_links
+from layouts.components import CUSTOM, RANGE_SECONDS, export_url, nav_links
 
 CACHE = "pulseboard_panel_cache_requests_total"
 CALLBACK = "pulseboard_callback_duration_seconds"
@@ -27,6 +27,16 @@ def _parse_local(value: str | None) -> float | None:
         return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
+
+
+def export_query(range_value: str, custom_start: str | None, custom_end: str | None) -> str:
+    """Return the query string that gives an export the time range the controls show."""
+    if range_value == CUSTOM:
+        start, end = _parse_local(custom_start), _parse_local(custom_end)
+        if start is not None and end is not None and end > start:
+            return f"start={start:.0f}&end={end:.0f}"
+        return "range=15m"
+    return f"range={range_value}" if range_value in RANGE_SECONDS else "range=15m"
 
 
 def window_for(
@@ -95,6 +105,20 @@ def register(app: Dash, runtime: Runtime) -> None:
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
         instruments.observe(CALLBACK, {"dashboard": dashboard.id}, time.perf_counter() - t0)
         return figures, state, f"Updated {stamp}"
+
+    @app.callback(
+        Output({"type": ids.PANEL_CSV, "dashboard": ALL, "panel": ALL}, "href"),
+        Output({"type": ids.DASHBOARD_ZIP, "dashboard": ALL}, "href"),
+        Input(ids.TIME_RANGE, "value"),
+        Input(ids.CUSTOM_START, "value"),
+        Input(ids.CUSTOM_END, "value"),
+        Input(ids.URL, "pathname"),
+    )
+    def export_links(range_value, custom_start, custom_end, _path):
+        query = export_query(range_value, custom_start, custom_end)
+        panels = [export_url(o["id"]["dashboard"], o["id"]["panel"], query) for o in ctx.outputs_list[0]]
+        zips = [export_url(o["id"]["dashboard"], None, query) for o in ctx.outputs_list[1]]
+        return panels, zips
 
     @app.callback(
         Output(ids.INTERVAL, "interval"), Output(ids.INTERVAL, "disabled"), Input(ids.REFRESH, "value")

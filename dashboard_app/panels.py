@@ -11,7 +11,8 @@ import pandas as pd
 from collectors.aggregator import empty_frame
 from collectors.selector import parse_selector
 from dashboard_app.sources import Source
-from layouts.charts import TIME_CHARTS, Figure, apply_theme, build_figure, mark_episodes, no_data
+from layouts.charts import Figure, apply_theme, build_figure, no_data
+from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
 from layouts.schema import Dashboard, Panel, PanelQuery
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,10 @@ def render_panel(
     """
     try:
         panel = resolve_unit(source, panel)
-        figure = build_figure(panel_frame(source, panel, window, points), panel)
+        frame = panel_frame(source, panel, window, points)
+        figure = build_figure(frame, panel)
+        if panel.anomalies and panel.type in TIME_CHARTS and not frame.empty:
+            figure = mark_anomalies(figure, frame, panel)
         if (
             episodes is not None
             and panel.type in TIME_CHARTS

@@ -9,12 +9,23 @@ import dash
 from dash import Dash, html
 from flask import Response, g, redirect, request
 
-from dashboard_app import api_alerts, api_analysis, api_dashboards, api_metrics, api_system, callbacks, live
+from dashboard_app import (
+    api_alerts,
+    api_analysis,
+    api_dashboards,
+    api_export,
+    api_metrics,
+    api_system,
+    callbacks,
+    live,
+)
+from dashboard_app import trends_page as trends_page_callbacks
 from dashboard_app.api import Api
 from dashboard_app.exposition import CONTENT_TYPE, render
 from dashboard_app.runtime import Runtime
 from layouts.alert_views import alerts_page
 from layouts.components import dashboard_page, shell
+from layouts.trends_view import trends_page
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HOME = "operations"
@@ -46,10 +57,17 @@ def create_app(runtime: Runtime) -> Dash:
         dashboard = runtime.dashboards.get(dashboard_id or "")
         return f"{dashboard.title} · Pulseboard" if dashboard else "No such dashboard · Pulseboard"
 
-    # Fixed pages first: Dash matches pages in the order they were registered.
-    dash.register_page("pulseboard_alerts", path="/alerts", title="Alerts · Pulseboard", layout=alerts_page())
+    # Fixed pages before the catch-all dashboard page: Dash matches pages in ``order``.
+    dash.register_page(
+        "pulseboard_alerts", path="/alerts", title="Alerts · Pulseboard", layout=alerts_page(), order=0
+    )
+    dash.register_page(
+        "pulseboard_trends", path="/trends", title="Trends · Pulseboard", layout=trends_page(), order=1
+    )
     # One page for every dashboard, so those created through the API are served at once.
-    dash.register_page("pulseboard_dashboard", path_template="/<dashboard_id>", title=title, layout=page)
+    dash.register_page(
+        "pulseboard_dashboard", path_template="/<dashboard_id>", title=title, layout=page, order=10
+    )
     dash.register_page("not_found_404", path="/404", layout=not_found(None))
     # A function, so a page load lists the dashboards made through the API since the start.
     app.layout = lambda: shell(
@@ -91,6 +109,7 @@ def create_app(runtime: Runtime) -> Dash:
     api_system.add_routes(api, runtime)
     api_alerts.add_routes(api, runtime)
     api_analysis.add_routes(api, runtime)
+    api_export.add_routes(api, runtime)
     api.attach(server)
     server.add_url_rule(
         "/metrics",
@@ -99,6 +118,7 @@ def create_app(runtime: Runtime) -> Dash:
     )
     live.attach(server, runtime)
     callbacks.register(app, runtime)
+    trends_page_callbacks.register(app, runtime)
     return app
 
 

@@ -120,6 +120,11 @@ def _values(values: np.ndarray, scale: Scale) -> np.ndarray:
     return np.round(np.asarray(values, dtype=float) / scale.factor, DIGITS)
 
 
+def axis_scale(frame: pd.DataFrame, panel: Panel) -> Scale:
+    """Return the scale a time chart's y axis uses for a frame."""
+    return _axis_scale(frame, panel)
+
+
 def _axis_scale(frame: pd.DataFrame, panel: Panel) -> Scale:
     values = frame.to_numpy(dtype=float)
     magnitude = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 0.0
@@ -428,50 +433,6 @@ CHARTS: dict[str, Builder] = {
 def build_figure(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Build a panel's figure with the builder its chart type names."""
     return CHARTS[panel.type](frame, panel)
-
-
-TIME_CHARTS = ("line", "area")
-EPISODE_FILL = "rgba(220, 38, 38, 0.12)"
-
-
-def mark_episodes(fig: Figure, episodes: list[dict], window_start: float, now: float) -> Figure:
-    """Shade the periods in which alerts fired, with the alert's name at the top of each."""
-    late = window_start + 0.7 * (now - window_start)  # a label that starts late is set to the left
-    layout = dict(fig["layout"])
-    shapes = list(layout.get("shapes", []))
-    notes = list(layout.get("annotations", []))
-    for e in episodes:
-        start, end = e["fired_at"] * 1000, min(e["until"], now) * 1000
-        shapes.append(
-            {
-                "type": "rect",
-                "xref": "x",
-                "yref": "paper",
-                "x0": start,
-                "x1": max(end, start + 1000),
-                "y0": 0,
-                "y1": 1,
-                "fillcolor": EPISODE_FILL,
-                "line": {"width": 0},
-                "layer": "below",
-            }
-        )
-        right = e["fired_at"] > late
-        notes.append(
-            {
-                "x": max(end, start + 1000) if right else start,
-                "xref": "x",
-                "y": 1,
-                "yref": "paper",
-                "text": f"⚠ {e['name']}",
-                "showarrow": False,
-                "xanchor": "right" if right else "left",
-                "yanchor": "top",
-                "font": {"size": 10, "color": STATUS_COLORS["crit"]},
-            }
-        )
-    layout.update(shapes=shapes, annotations=notes, meta={**layout.get("meta", {}), "alerts": len(episodes)})
-    return {**fig, "layout": layout}
 
 
 def apply_theme(fig: Figure, theme: str) -> Figure:

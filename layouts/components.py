@@ -44,7 +44,7 @@ def range_key(seconds: float) -> str:
     return min(RANGE_SECONDS, key=lambda k: abs(RANGE_SECONDS[k] - seconds))
 
 
-TOOL_PAGES = (("alerts", "Alerts"),)
+TOOL_PAGES = (("trends", "Trends"), ("alerts", "Alerts"))
 
 
 def nav_links(dashboards: list[Dashboard], pathname: str | None = None) -> list:
@@ -161,14 +161,32 @@ def _grid_style(panel: Panel) -> dict[str, int | str]:
     return {"--x": g.x + 1, "--y": g.y + 1, "--w": g.w, "--h": g.h, "--wn": narrow}
 
 
-def panel_card(dashboard: Dashboard, panel: Panel) -> html.Section:
-    """Return one panel: its title and a graph the refresh callback fills."""
+def export_url(dashboard_id: str, panel_id: str | None, query: str) -> str:
+    """Return the CSV link of a panel (or the zip of a dashboard) for a time range query string."""
+    base = f"/api/v1/monitoring/dashboards/{dashboard_id}"
+    return f"{base}/panels/{panel_id}/export.csv?{query}" if panel_id else f"{base}/export.zip?{query}"
+
+
+def panel_card(dashboard: Dashboard, panel: Panel, query: str = "range=15m") -> html.Section:
+    """Return one panel: its title, a Download CSV link and a graph the refresh callback fills."""
     return html.Section(
         id=ids.panel_dom_id(dashboard.id, panel.id),
         className=f"panel panel-{panel.type}",
         style=_grid_style(panel),
         children=[
-            html.H2(panel.title, className="panel-title", title=panel.description or panel.title),
+            html.Div(
+                className="panel-head",
+                children=[
+                    html.H2(panel.title, className="panel-title", title=panel.description or panel.title),
+                    html.A(
+                        "CSV",
+                        id=ids.panel_csv(dashboard.id, panel.id),
+                        href=export_url(dashboard.id, panel.id, query),
+                        className="panel-csv",
+                        title="Download this panel's data for the time range shown, as CSV",
+                    ),
+                ],
+            ),
             dcc.Graph(
                 id=ids.panel_graph(dashboard.id, panel.id),
                 figure=LOADING_FIGURE,
@@ -189,7 +207,16 @@ def dashboard_page(dashboard: Dashboard, refresh: int) -> html.Div:
             dcc.Store(id=ids.PAGE_META, data={"dashboard": dashboard.id, "refresh": refresh}),
             html.Div(
                 className="dashboard-head",
-                children=[html.H1(dashboard.title), html.P(dashboard.description, className="muted")],
+                children=[
+                    html.H1(dashboard.title),
+                    html.P(dashboard.description, className="muted"),
+                    html.A(
+                        "Download all (zip of CSV)",
+                        id=ids.dashboard_zip(dashboard.id),
+                        href=export_url(dashboard.id, None, "range=15m"),
+                        className="dashboard-zip",
+                    ),
+                ],
             ),
             html.Div([panel_card(dashboard, p) for p in dashboard.panels], className="grid"),
         ],

@@ -16,8 +16,17 @@ NAV_LINKS = "nav-links"
 DEMO_BADGE = "nav-demo-badge"
 ALERT_BANNER = "app-alert-banner"
 ALERTS_BODY = "alerts-body"
+TRENDS_SERIES = "trends-series"
+TRENDS_RESOLUTION = "trends-resolution"
+TRENDS_AGGREGATION = "trends-aggregation"
+TRENDS_OVERLAYS = "trends-overlays"
+TRENDS_CSV = "trends-csv"
+TRENDS_NOTE = "trends-note"
+TRENDS_GRAPH = "trends-graph"
 
 PANEL_GRAPH = "panel-graph"
+PANEL_CSV = "panel-csv"
+DASHBOARD_ZIP = "dashboard-zip"
 
 
 def panel_graph(dashboard_id: str, panel_id: str) -> dict[str, str]:
@@ -33,3 +42,13 @@ def panel_dom_id(dashboard_id: str, panel_id: str) -> str:
 def nav_link(dashboard_id: str) -> str:
     """Return the id of a dashboard's link in the navigation bar."""
     return f"nav-link-{dashboard_id}"
+
+
+def panel_csv(dashboard_id: str, panel_id: str) -> dict[str, str]:
+    """Return the id of a panel's Download CSV link."""
+    return {"type": PANEL_CSV, "dashboard": dashboard_id, "panel": panel_id}
+
+
+def dashboard_zip(dashboard_id: str) -> dict[str, str]:
+    """Return the id of a dashboard's Download all link."""
+    return {"type": DASHBOARD_ZIP, "dashboard": dashboard_id}

@@ -123,6 +123,7 @@ class Panel(_Strict):
     step: Duration | None = Field(
         None, gt=0, description="Smallest bucket, e.g. 1m so each percentile has enough observations."
     )
+    anomalies: bool = Field(False, description="Mark points far from their rolling median (line and area).")
     grid: Grid = Grid()
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))

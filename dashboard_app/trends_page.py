@@ -1,0 +1,120 @@
+"""Callbacks of the Trends page: the series list, the chart with forecasts and anomalies, the CSV link."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pandas as pd
+from dash import Dash, Input, Output
+from dash.exceptions import PreventUpdate
+
+from collectors.trends import forecast
+from dashboard_app.callbacks import window_for
+from dashboard_app.export import series_label
+from dashboard_app.runtime import Runtime
+from layouts import ids
+from layouts.charts import apply_theme, line, no_data
+from layouts.overlays import add_forecasts, mark_anomalies
+from layouts.schema import Panel, PanelQuery
+
+MAX_POINTS = 10_000  # per series: the query API's cap, with room to spare
+MAX_OPTIONS = 5000
+MAX_FORECASTS = 6
+
+
+def series_options(runtime: Runtime) -> list[dict]:
+    """Every metric (all its series) and every single series, as selectors to pick from."""
+    store = runtime.store
+    names = store.names()
+    options = [{"label": f"{n} (all series)", "value": n} for n in names]
+    for name in names:
+        for s in store.series(name):
+            if s.labels:
+                options.append(
+                    {"label": series_label(name, s.label_dict), "value": series_label(name, s.label_dict)}
+                )
+    return options[:MAX_OPTIONS]
+
+
+def register(app: Dash, runtime: Runtime) -> None:
+    """Attach the Trends page's callbacks."""
+    source = runtime.source
+
+    @app.callback(Output(ids.TRENDS_SERIES, "options"), Input(ids.URL, "pathname"))
+    def options(pathname):
+        if pathname != "/trends":
+            raise PreventUpdate
+        return series_options(runtime)
+
+    @app.callback(
+        Output(ids.TRENDS_GRAPH, "figure"),
+        Output(ids.TRENDS_CSV, "href"),
+        Output(ids.TRENDS_NOTE, "children"),
+        Input(ids.TRENDS_SERIES, "value"),
+        Input(ids.TRENDS_RESOLUTION, "value"),
+        Input(ids.TRENDS_AGGREGATION, "value"),
+        Input(ids.TRENDS_OVERLAYS, "value"),
+        Input(ids.TIME_RANGE, "value"),
+        Input(ids.CUSTOM_START, "value"),
+        Input(ids.CUSTOM_END, "value"),
+        Input(ids.THEME, "data"),
+        Input(ids.INTERVAL, "n_intervals"),
+    )
+    def draw(
+        selected, resolution, aggregation, overlays, range_value, custom_start, custom_end, theme, _tick
+    ):
+        theme = theme if theme in ("light", "dark") else "light"
+        selected = selected or []
+        placeholder = Panel(id="trends", title="Trends", type="line", queries=[PanelQuery(expr="up")])
+        if not selected:
+            message = "Pick one or more series above"
+            return apply_theme(no_data(placeholder, message), theme), "#", ""
+        window = window_for(range_value, custom_start, custom_end, time.time())
+        if window is None:
+            return apply_theme(no_data(placeholder, "Choose a start and an end (UTC)"), theme), "#", ""
+        wanted = float(resolution or 0) or source.min_step
+        step = max(wanted, window.span / MAX_POINTS)
+        note = ""
+        if step > wanted:
+            note = f"Resolution raised to {step:,.0f} s to stay under {MAX_POINTS:,} points per series."
+        panel = Panel(
+            id="trends",
+            title="Trends",
+            type="line",
+            unit=source.unit(selected[0]) or "none",
+            queries=[PanelQuery(expr=s, agg=aggregation) for s in selected],
+        )
+        frames = [source.query(s, window.start, window.end, step, aggregation, None) for s in selected]
+        frames = [f for f in frames if not f.empty]
+        query = urlencode(
+            [("query", s) for s in selected]
+            + [
+                ("start", f"{window.start:.3f}"),
+                ("end", f"{window.end:.3f}"),
+                ("step", f"{step:g}"),
+                ("agg", aggregation),
+            ]
+        )
+        href = f"/api/v1/monitoring/metrics/export.csv?{query}"
+        if not frames:
+            return apply_theme(no_data(panel, "No samples in this range"), theme), href, note
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1, sort=True)
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+        frame.attrs = {"window": (window.start, window.end), "step": step}
+        figure = line(frame, panel)
+        overlays = overlays or []
+        if "forecast" in overlays:
+            ts = frame.index.as_unit("ms").asi8 / 1e3
+            predicted = {}
+            for column in list(frame.columns)[:MAX_FORECASTS]:
+                result = forecast(ts, frame[column].to_numpy(dtype=float), window.span / 4, step)
+                if result is not None:
+                    predicted[column] = result
+            if predicted:
+                figure = add_forecasts(figure, frame, panel, predicted)
+                methods = sorted({f"{f.method}: {f.reason}" for f in predicted.values()})
+                note = " ".join([note, "Forecast " + "; ".join(methods) + "."]).strip()
+        if "anomalies" in overlays:
+            figure = mark_anomalies(figure, frame, panel)
+        return apply_theme(figure, theme), href, note
