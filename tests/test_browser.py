@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import requests
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from collectors.metrics import Sample
 from dashboard_app.runtime import Runtime
@@ -276,3 +277,64 @@ def test_dash010_a_firing_rule_shows_in_the_banner_on_the_alerts_page_and_on_its
     dash_duo.wait_for_contains_text(f"#{ids.ALERTS_BODY}", "CPU test")
     assert "firing" in dash_duo.find_element(f"#{ids.ALERTS_BODY}").text
     assert dash_duo.get_logs() == []
+
+
+def test_dash011_the_trends_page_downloads_what_its_chart_shows(dash_duo, tmp_path):
+    runtime = Runtime(load_settings("development", environ={"PULSEBOARD_DEMO": "false"}), tmp_path)
+    now = time.time()
+    runtime.store.append(Sample("shop_queue_depth", (), float(i % 17), now - 600 + 5 * i) for i in range(120))
+    app = create_app(runtime)
+    dash_duo.start_server(app, host="127.0.0.1", port=8059)
+    dash_duo.driver.get(dash_duo.server_url + "/trends")
+    dash_duo.find_element(f"#{ids.TRENDS_SERIES}").click()
+    typing = dash_duo.driver.switch_to.active_element
+    typing.send_keys("shop_queue")
+    wait_until(
+        lambda: dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]"), message="series options"
+    )
+    typing.send_keys(Keys.ENTER)
+    typing.send_keys(Keys.ESCAPE)
+
+    def chart():
+        figure = dash_duo.driver.execute_script(
+            f"var el = document.querySelector('#{ids.TRENDS_GRAPH} .js-plotly-plot');"
+            "return el && el.data ? {data: el.data, layout: el.layout} : null;"
+        )
+        return figure if has_data(figure) else None
+
+    figure = wait_until(chart, message="the trend chart")
+    line = figure["data"][0]
+    shown = {round(x / 1000, 3): y for x, y in zip(line["x"], line["y"]) if y is not None}
+    assert any(t.get("name", "").endswith("(linear)") for t in figure["data"])  # the forecast line
+    href = dash_duo.find_element(f"#{ids.TRENDS_CSV}").get_attribute("href")
+    text = requests.get(href, timeout=10).text
+    header, *body = [r.split(",") for r in text.strip().splitlines()]
+    assert header == ["time", "shop_queue_depth [none]"]
+    exported = {
+        round(pd.Timestamp(t).timestamp(), 3): float(v)
+        for t, v in body  # ISO 8601 UTC times
+    }
+    assert exported.keys() == shown.keys()
+    assert all(exported[t] == pytest.approx(shown[t], abs=1e-4) for t in shown)  # the chart keeps 4 decimals
+    assert dash_duo.get_logs() == []
+
+
+def test_dash012_each_panel_links_its_csv_for_the_range_shown(dash_duo, live):
+    app, _ = live
+    open_page(dash_duo, app, "/operations")
+    link = lambda: dash_duo.find_element(f"#{ids.panel_dom_id('operations', 'cpu-total')} .panel-csv")  # noqa: E731
+    wait_until(lambda: "range=15m" in link().get_attribute("href"), message="the 15 minute CSV link")
+    dash_duo.find_element(f"#{ids.TIME_RANGE}").click()
+    option = wait_until(
+        lambda: [
+            o
+            for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
+            if o.text == "Last hour"
+        ],
+        message="the range options",
+    )
+    option[0].click()
+    wait_until(lambda: "range=1h" in link().get_attribute("href"), message="the link follows the range")
+    response = requests.get(link().get_attribute("href"), timeout=10)
+    assert response.ok and response.text.startswith("time,all cores [ratio]")
+    assert len(response.text.splitlines()) >= 2  # a header and the readings of the last hour
