@@ -121,13 +121,18 @@ def add_forecasts(fig: Figure, frame: pd.DataFrame, panel: Panel, forecasts: dic
                 "fillcolor": _faint(color),
             }
         )
+        observed = frame[column].dropna() if column in frame else None
+        x_line, y_line = x, f.values
+        if observed is not None and len(observed):  # start the dashed line at the last reading: no gap
+            x_line = np.concatenate([[int(observed.index[-1].value // 1_000_000)], x])
+            y_line = np.concatenate([[float(observed.iloc[-1])], f.values])
         traces.append(
             {
                 "type": "scatter",
                 "mode": "lines",
                 "name": f"{column} forecast ({f.method})",
-                "x": x,
-                "y": np.round(f.values / scale.factor, 4),
+                "x": x_line,
+                "y": np.round(y_line / scale.factor, 4),
                 "line": {"width": 2, "dash": "dash", "color": color},
                 "hovertemplate": f"forecast: {scale.prefix}%{{y:.3~f}}{scale.suffix}<extra></extra>",
             }
