@@ -41,6 +41,7 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.export
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

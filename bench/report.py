@@ -19,6 +19,11 @@ def print_results(results: dict[str, dict]) -> None:
     print("| benchmark | result |\n|---|---|")
     for name, values in results.items():
         text = ", ".join(
-            f"{k} = {v:,.2f}" if isinstance(v, float) else f"{k} = {v:,}" for k, v in values.items()
+            f"{k} = {v:,.2f}"
+            if isinstance(v, float)
+            else f"{k} = {v:,}"
+            if isinstance(v, int)
+            else f"{k} = {v}"
+            for k, v in values.items()
         )
         print(f"| {name} | {text} |")
