@@ -31,6 +31,8 @@ POSTS = [
     "/metrics/query",
     "/dashboards/create",
     "/dashboards/operations/connect",
+    "/alerts/rules",
+    "/alerts/rules/backtest",
 ]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -79,3 +81,33 @@ def test_any_dashboard_or_connection_id_gets_a_reasoned_answer(pulseboard, segme
         ("DELETE", f"/dashboards/connections/{segment}"),
     ):
         check(pulseboard.call(method, path, raw=b"{}"))
+
+
+PARAM = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(10**12), 10**12).map(str),
+    st.sampled_from(["", "nan", "inf", "1e308"]),
+)
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(
+        [
+            "/analysis/performance",
+            "/analysis/trends",
+            "/analysis/anomalies",
+            "/metrics/export.csv",
+            "/metrics/latest",
+        ]
+    ),
+    params=st.dictionaries(
+        st.sampled_from(
+            ["query", "start", "end", "step", "horizon", "threshold", "aggregation", "agg", "range"]
+        ),
+        PARAM,
+        max_size=6,
+    ),
+)
+def test_any_query_string_gets_a_reasoned_answer(pulseboard, path, params):
+    check(pulseboard.call("GET", path, params=params))
