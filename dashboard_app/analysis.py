@@ -146,6 +146,14 @@ def _recommend(now: dict, before: dict, status: dict, disk_max: float | None) ->
     return out
 
 
+def _series(agg: Aggregator, selector: str, start: float, end: float, step: float, aggregation: str):
+    """Yield (series info, times in seconds, values) for each series a range query returns."""
+    frame = agg.query(selector, start, end, step, aggregation)
+    ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
+    for column in frame.columns:
+        yield frame.attrs["series"][column], ts, frame[column].to_numpy(dtype=float)
+
+
 def trends(
     agg: Aggregator,
     selector: str,
@@ -157,16 +165,12 @@ def trends(
     threshold: float | None,
 ) -> list[dict]:
     """Per series: the linear trend, a forecast (saying which method and why) and time to a threshold."""
-    frame = agg.query(selector, start, end, step, aggregation)
-    info = frame.attrs.get("series", {})
-    ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
     out = []
-    for column in frame.columns:
-        values = frame[column].to_numpy(dtype=float)
+    for info, ts, values in _series(agg, selector, start, end, step, aggregation):
         trend = linear_trend(ts, values)
         item = {
-            "name": info[column].name,
-            "labels": info[column].labels,
+            "name": info.name,
+            "labels": info.labels,
             "current": float(values[np.isfinite(values)][-1]) if np.isfinite(values).any() else None,
             "trend": trend.as_dict() if trend else None,
         }
@@ -187,17 +191,13 @@ def anomaly_points(
     agg: Aggregator, selector: str, start: float, end: float, step: float, aggregation: str, threshold: float
 ) -> list[dict]:
     """Per series: the points that stand out from their neighbourhood (rolling median and MAD)."""
-    frame = agg.query(selector, start, end, step, aggregation)
-    info = frame.attrs.get("series", {})
-    ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
     out = []
-    for column in frame.columns:
-        values = frame[column].to_numpy(dtype=float)
+    for info, ts, values in _series(agg, selector, start, end, step, aggregation):
         found = anomalies(values, threshold=threshold)
         out.append(
             {
-                "name": info[column].name,
-                "labels": info[column].labels,
+                "name": info.name,
+                "labels": info.labels,
                 "points": [[float(ts[i]), float(values[i])] for i in found],
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,6 +217,18 @@ def _path_params(path: str) -> list[str]:
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number; values must be finite")
+
+
+def parse_step(value: object, field_name: str = "step") -> float:
+    """Read a positive, finite number of seconds; raise ApiError naming the field."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ApiError(f"{field_name} must be a positive number of seconds", field=field_name)
+    return float(value)
 
 
 def parse_time(value: object, field_name: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from flask import Response
@@ -10,7 +9,7 @@ from pydantic import ValidationError
 
 from dashboard_app.alert_engine import backtest
 from dashboard_app.alert_rules import AlertRule, prometheus_rule_file
-from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.api import Api, ApiError, parse_step, parse_time
 from dashboard_app.runtime import Runtime
 from layouts.validation import describe
 
@@ -105,17 +104,10 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         start = parse_time(body.get("start", end - 3600), "start")
         if end <= start:
             raise ApiError("end must be after start", field="end")
-        step = body.get("step", runtime.settings.alerts.interval)
-        if (
-            isinstance(step, bool)
-            or not isinstance(step, int | float)
-            or not math.isfinite(step)
-            or step <= 0
-        ):
-            raise ApiError("step must be a positive number of seconds", field="step")
+        step = parse_step(body.get("step", runtime.settings.alerts.interval))
         if (end - start) / step > BACKTEST_MAX_STEPS:
             raise ApiError(f"at most {BACKTEST_MAX_STEPS:,} evaluations: raise the step", field="step")
-        events = backtest(rule, runtime.api_aggregator, start, end, float(step))
+        events = backtest(rule, runtime.api_aggregator, start, end, step)
         return {
             "rule": rule.id,
             "evaluations": int((end - start - rule.window) // step) + 1,

@@ -12,7 +12,7 @@ from collectors.aggregator import AGGREGATIONS
 from collectors.custom import CATEGORIES
 from collectors.metrics import METRIC_TYPES, UNITS
 from collectors.selector import parse_selector
-from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.api import Api, ApiError, parse_step, parse_time
 from dashboard_app.exposition import CONTENT_TYPE, exposition_registry, render
 from dashboard_app.runtime import Runtime
 
@@ -151,14 +151,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         start = parse_time(body.get("start", end - 3600), "start")
         if end < start:
             raise ApiError("end must not be before start", field="end")
-        step = body.get("step", max((end - start) / 250, 1.0))
-        if (
-            isinstance(step, bool)
-            or not isinstance(step, int | float)
-            or not math.isfinite(step)
-            or step <= 0
-        ):
-            raise ApiError("step must be a positive number of seconds", field="step")
+        step = parse_step(body.get("step", max((end - start) / 250, 1.0)))
         if (end - start) / step > MAX_POINTS:
             raise ApiError(
                 f"{(end - start) / step:,.0f} points per series asked for; at most {MAX_POINTS:,}: "
@@ -168,7 +161,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         agg = body.get("aggregation", "avg")
         if agg not in AGGREGATIONS:
             raise ApiError(f"aggregation must be one of {', '.join(AGGREGATIONS)}", field="aggregation")
-        frame = runtime.api_aggregator.query(text, start, end, float(step), agg)
+        frame = runtime.api_aggregator.query(text, start, end, step, agg)
         info = frame.attrs.get("series", {})
         seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
         series = []
