@@ -125,9 +125,15 @@ class CustomMetrics:
         self._lock = threading.Lock()
         self.recorded = 0
         self.rejected = 0
+        self.problems: list[str] = []
         if self.path and self.path.exists():
-            for item in json.loads(self.path.read_text()):
-                self._add(MetricDefinition(**{**item, "labels": tuple(item["labels"])}))
+            try:
+                for item in json.loads(self.path.read_text()):
+                    self._add(MetricDefinition(**{**item, "labels": tuple(item["labels"])}))
+            except (ValueError, TypeError, KeyError) as exc:  # a damaged file must not stop a start
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                self.path.rename(aside)
+                self.problems.append(f"{self.path}: unreadable ({exc}); moved to {aside}")
 
     # ----- registration
     def register(self, definition: MetricDefinition | Mapping, save: bool = True) -> bool:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -128,10 +129,17 @@ class RuleBook:
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
         self._own: dict[str, AlertRule] = {}
+        self.problems: list[str] = []
         if self.path and self.path.exists():
-            for item in json.loads(self.path.read_text()):
-                rule = AlertRule.model_validate(item)
-                self._own[rule.id] = rule
+            try:
+                for item in json.loads(self.path.read_text()):
+                    rule = AlertRule.model_validate(item)
+                    self._own[rule.id] = rule
+            except (ValueError, TypeError) as exc:  # a damaged file must not stop a start
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                self.path.rename(aside)
+                self._own = {}
+                self.problems.append(f"{self.path}: unreadable ({exc}); moved to {aside}")
         self.rules: dict[str, AlertRule] = {**self.shipped, **self._own}
 
     def put(self, rule: AlertRule) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Mapping
 
 import numpy as np
@@ -84,9 +85,11 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def health():
         jobs = runtime.scheduler.health()
         failing = [j["name"] for j in jobs if j["hung"] or (j["last_error"] or 0) > (j["last_success"] or 0)]
+        problems = runtime.archive.problems
         return {
-            "status": "degraded" if failing else "healthy",
+            "status": "degraded" if failing or problems else "healthy",
             "failing": failing,
+            "storage_problems": problems,
             "series": store.series_count,
             "uptime_seconds": runtime.clock() - runtime.started_at,
         }
@@ -205,6 +208,14 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if unknown:
             raise ApiError(f"unknown field {unknown[0]!r}; the body holds samples", field=unknown[0])
         stored = metrics.record(body.get("samples"))
+        try:
+            runtime.archive.commit(store)  # on disk before answering: an acknowledged sample survives a crash
+        except (OSError, sqlite3.Error) as exc:
+            raise ApiError(
+                f"the samples are in memory but could not be written to the data directory ({exc}); "
+                "free space or fix its permissions, then send them again",
+                507,
+            ) from None
         return {"stored": stored}
 
     @api.route("GET", "/metrics/custom/list", "Registered metrics and their series counts", "custom metrics")

@@ -49,6 +49,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
                 "series": store.series_count,
                 "samples_appended": store.appended,
                 "memory_bytes": store.memory_bytes(),
+                "problems": runtime.archive.problems,
             },
             "scrape_targets": [
                 {
@@ -63,6 +64,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             ],
             "connections": {"open": runtime.connections.snapshot(), "max": runtime.connections.cap},
             "demo": runtime.demo is not None,
+            "problems": runtime.problems,
         }
 
     @api.route("GET", "/version", "Pulseboard's version and the versions it runs on", "status")

@@ -30,9 +30,14 @@ class DashboardLibrary:
         self._lock = threading.Lock()
         # One dict that readers use as is: it is replaced, never changed in place.
         self.dashboards: dict[str, Dashboard] = dict(self.shipped)
+        self.problems: list[str] = []
         if self.directory and self.directory.is_dir():
             for path in sorted(self.directory.glob("*.yaml")):
-                dashboard = load_dashboard(path)
+                try:
+                    dashboard = load_dashboard(path)
+                except ValueError as exc:  # one damaged file: that dashboard is missing, not the server
+                    self.problems.append(str(exc))
+                    continue
                 if dashboard.id not in self.shipped:
                     self.dashboards = {**self.dashboards, dashboard.id: dashboard}
 

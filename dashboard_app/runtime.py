@@ -122,7 +122,14 @@ class Runtime:
                 lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
             )
         self.scheduler.every("flush", settings.store.flush_interval, lambda: self.archive.flush(self.store))
+        for problem in self.problems:
+            log.error("data directory: %s", problem)
         self.started = False
+
+    @property
+    def problems(self) -> list[str]:
+        """Files in the data directory that could not be read at start (each one logged)."""
+        return self.library.problems + self.metrics.problems + self.rules.problems
 
     @property
     def dashboards(self) -> dict[str, Dashboard]:

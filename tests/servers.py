@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from flask import Flask
@@ -64,3 +71,48 @@ def serving(runtime: Runtime, port: int = 0):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(data_dir: Path, port: int, **env) -> subprocess.Popen:
+    """Start `python app.py` as a newcomer would, collecting every second; output goes to a pipe."""
+    environ = {
+        **os.environ,
+        "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL": "1",
+        "PULSEBOARD_STORE__FLUSH_INTERVAL": "1",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
+    """Wait until a URL answers; fail at once if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"Pulseboard exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"no answer from {url}")
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:
+    """Signal the process and wait for it (killing it after 20 s)."""
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,49 +13,9 @@ import pytest
 
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
-from tests.servers import free_port
+from tests.servers import ROOT, free_port, start, stop, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
 CPU = "pulseboard_system_cpu_usage_ratio"
-
-
-def start(data_dir: Path, port: int, **env) -> subprocess.Popen:
-    environ = {
-        **os.environ,
-        "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL": "1",
-        "PULSEBOARD_STORE__FLUSH_INTERVAL": "1",
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"Pulseboard exited early:\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"no answer from {url}")
-
-
-def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:
-    proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def history(data_dir: Path) -> list[float]:

@@ -1,0 +1,135 @@
+"""Crash safety with the real server and real files: kill -9 keeps acknowledged pushes, damage is survived."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from collectors.metrics import Sample
+from dashboard_app.runtime import Runtime
+from tests.servers import free_port, quiet_settings, serving, start, stop, wait_http
+
+API = "/api/v1/monitoring"
+JOBS = "jobs_done_total"
+
+
+def test_every_acknowledged_push_survives_kill_9(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Flushing every minute: only the write a push makes before answering can keep its samples.
+    env = {"PULSEBOARD_DEMO": "false", "PULSEBOARD_STORE__FLUSH_INTERVAL": "60"}
+    proc = start(tmp_path, port, **env)
+    acknowledged = 0
+    try:
+        wait_http(url + API + "/version", proc)
+        body = {"name": JOBS, "type": "counter", "help": "Jobs done"}
+        assert requests.post(url + API + "/metrics/custom/register", json=body, timeout=5).status_code == 201
+        batch = {"samples": [{"name": JOBS, "value": 1}] * 50}
+        stop_pushing = threading.Event()
+
+        def push():
+            nonlocal acknowledged
+            session = requests.Session()
+            while not stop_pushing.is_set():
+                try:
+                    if session.post(url + API + "/metrics/custom/record", json=batch, timeout=5).ok:
+                        acknowledged += 50
+                except requests.RequestException:
+                    return  # the server is gone
+
+        pusher = threading.Thread(target=push)
+        pusher.start()
+        deadline = time.monotonic() + 20
+        while acknowledged < 2000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)  # in the middle of the push loop
+        proc.wait(10)
+        stop_pushing.set()
+        pusher.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert acknowledged >= 2000
+
+    proc = start(tmp_path, port, **env)
+    try:
+        wait_http(url + API + "/version", proc)
+        [series] = requests.get(url + API + "/metrics/latest", params={"query": JOBS}, timeout=5).json()[
+            "series"
+        ]
+        # Every acknowledged increment is there; at most the one batch in flight at the kill is extra.
+        assert acknowledged <= series["value"] <= acknowledged + 50
+    finally:
+        stop(proc)
+
+
+def damage(path: Path, offset: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(offset, min(len(data), offset + 64)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_snapshot_is_logged_and_the_readable_rest_kept(tmp_path):
+    settings = quiet_settings()
+    first = Runtime(settings, tmp_path)
+    now = time.time()
+    first.store.append(Sample("pulseboard_system_cpu_usage_ratio", (), 0.5, now - 100 + i) for i in range(50))
+    first.stop()  # a snapshot, in a file of its own (it is large)
+    second = Runtime(settings, tmp_path)
+    second.store.append(Sample("pulseboard_system_cpu_usage_ratio", (), 0.7, now - 40 + i) for i in range(20))
+    second.archive.commit(second.store)  # a chunk after the snapshot, as a push leaves one
+    second.scheduler.stop()
+    second.archive.close()
+    values = sorted((tmp_path / "store").rglob("*.val"), key=lambda p: p.stat().st_size)
+    damage(values[-1], offset=100)  # the largest file is the snapshot
+
+    third = Runtime(settings, tmp_path)
+    try:
+        assert any("snapshot unreadable" in p for p in third.archive.problems)
+        with serving(third) as pb:
+            health = pb.call("GET", "/metrics/health").json()
+            assert health["status"] == "degraded" and health["storage_problems"]
+            [series] = third.store.series("pulseboard_system_cpu_usage_ratio")
+            _, kept = third.store.read_raw(series.id, 0, time.time() + 1)
+            assert list(kept) == [0.7] * 20  # the chunk after the snapshot
+    finally:
+        third.archive.close()
+
+
+def test_an_unreadable_index_is_moved_aside_and_pulseboard_starts(tmp_path):
+    settings = quiet_settings()
+    first = Runtime(settings, tmp_path)
+    first.store.append([Sample("pulseboard_system_cpu_usage_ratio", (), 0.5, time.time())])
+    first.stop()
+    (tmp_path / "store" / "cache.db").write_bytes(b"this is not a database" * 100)
+    port = free_port()
+    proc = start(tmp_path, port, PULSEBOARD_DEMO="false")
+    try:
+        wait_http(f"http://127.0.0.1:{port}{API}/version", proc)
+        status = requests.get(f"http://127.0.0.1:{port}{API}/status", timeout=5).json()
+        assert "moved to" in status["store"]["problems"][0]
+        assert list(tmp_path.glob("store.corrupt-*"))  # kept for a person to look at
+    finally:
+        stop(proc)
+
+
+def test_damaged_files_of_metrics_rules_and_dashboards_do_not_stop_a_start(tmp_path):
+    settings = quiet_settings()
+    Runtime(settings, tmp_path).stop()
+    (tmp_path / "custom_metrics.json").write_text('[{"name": "x", "ty')
+    (tmp_path / "alert_rules.json").write_text("{not json")
+    (tmp_path / "dashboards").mkdir(exist_ok=True)
+    (tmp_path / "dashboards" / "mine.yaml").write_text("id: mine\ntitle: [unclosed\n")
+    runtime = Runtime(settings, tmp_path)
+    try:
+        assert "executive" in runtime.dashboards and "mine" not in runtime.dashboards
+        assert "high-cpu" in runtime.rules.rules
+        assert "pulseboard_business_revenue_total" in runtime.metrics.definitions
+        assert len(runtime.archive.problems) == 0 and len(runtime.problems) == 3
+    finally:
+        runtime.archive.close()
