@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
+from flask import g
 
+from dashboard_app.auth import OPEN
 from dashboard_app.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from layouts import ids
@@ -167,4 +169,9 @@ def register(app: Dash, runtime: Runtime) -> None:
 
     @app.callback(Output(ids.NAV_LINKS, "children"), Input(ids.URL, "pathname"))
     def links(pathname):
-        return nav_links(list(runtime.dashboards.values()), pathname)
+        identity = getattr(g, "identity", OPEN)
+        visible = [d for d in runtime.dashboards.values() if identity.sees(d.access)]
+        out = nav_links(visible, pathname)
+        if identity.kind == "user":
+            out.append(html.A(f"Log out {identity.name}", href="/logout", className="nav-link logout"))
+        return out

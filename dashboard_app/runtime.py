@@ -20,6 +20,7 @@ from collectors.scrape import ScrapeCollector
 from collectors.store import Store, Tier
 from dashboard_app.alert_engine import AlertEngine
 from dashboard_app.alert_rules import RuleBook
+from dashboard_app.auth import AuditLog, Keys, Secrets, Users, load_secrets
 from dashboard_app.connections import ConnectionPool
 from dashboard_app.library import DashboardLibrary
 from dashboard_app.notify import Notifier
@@ -54,11 +55,22 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         ps: Any = None,
         dashboards: dict[str, Dashboard] | None = None,
+        secrets: Secrets | None = None,
     ):
         self.settings = settings
         self.clock = clock
         self.started_at = clock()
         data_dir = Path(data_dir)
+        auth = settings.auth
+        # Staging and production refuse to start without secrets, before anything else is touched.
+        self.secrets = (secrets or load_secrets()) if auth.enabled else None
+        self.users = Users(
+            data_dir / "users.json" if auth.enabled else None, clock, auth.lockout_after, auth.lockout_for
+        )
+        if self.secrets is not None:
+            self.users.set("admin", self.secrets.admin_password, "admin")
+        self.keys = Keys(data_dir / "api_keys.json", clock)
+        self.audit = AuditLog(data_dir / "audit.log", clock)
         self.library = DashboardLibrary(data_dir / "dashboards", dashboards)
         self.store = build_store(settings, clock)
         flushes_per_snapshot = round(settings.store.snapshot_interval / settings.store.flush_interval)

@@ -14,6 +14,14 @@ from layouts.validation import ConfigError, Duration, load_model, read_yaml
 ENVIRONMENTS = ("development", "staging", "production")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "PULSEBOARD_"
+# Variables that are not settings keys: the command line's and the secrets (kept out of the settings).
+NOT_SETTINGS = (
+    "PULSEBOARD_ENV",
+    "PULSEBOARD_DATA_DIR",
+    "PULSEBOARD_SECRET_KEY",
+    "PULSEBOARD_ADMIN_PASSWORD",
+    "PULSEBOARD_SECRETS_FILE",
+)
 REFRESH_CHOICES = (0, 1, 5, 30)
 
 
@@ -115,6 +123,20 @@ class AlertSettings(_Strict):
         return self
 
 
+class AuthSettings(_Strict):
+    enabled: bool = Field(
+        False,
+        description="Require a login or an API key; needs PULSEBOARD_SECRET_KEY "
+        "and PULSEBOARD_ADMIN_PASSWORD.",
+    )
+    session_idle: Duration = Field(1800, description="A session unused this long ends.")
+    session_max: Duration = Field(43200, description="A session ends this long after its login, used or not.")
+    lockout_after: int = Field(5, ge=1, description="Failed logins in a row before a user is locked out.")
+    lockout_for: Duration = Field(900, description="How long a locked-out user waits.")
+    rate_limit: int = Field(1200, ge=1, description="Requests per minute per user, key or address.")
+    login_rate_limit: int = Field(10, ge=1, description="Login attempts per minute per address.")
+
+
 class Settings(_Strict):
     """Everything an environment file may set."""
 
@@ -128,13 +150,14 @@ class Settings(_Strict):
     demo: bool = Field(False, description="Run the simulated shop and search service.")
     scrape: tuple[ScrapeTarget, ...] = ()
     alerts: AlertSettings = AlertSettings()
+    auth: AuthSettings = AuthSettings()
 
 
 def _override(data: dict, environ: dict[str, str]) -> dict[tuple, str]:
     """Apply PULSEBOARD_A__B=value to data['a']['b']; return the paths set, by variable name."""
     names = {}
     for var, raw in sorted(environ.items()):
-        if not var.startswith(ENV_PREFIX) or var in ("PULSEBOARD_ENV", "PULSEBOARD_DATA_DIR"):
+        if not var.startswith(ENV_PREFIX) or var in NOT_SETTINGS:
             continue
         path = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
         node = data

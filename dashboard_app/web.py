@@ -10,6 +10,7 @@ from dash import Dash, html
 from flask import Response, g, redirect, request
 
 from dashboard_app import (
+    api_access,
     api_alerts,
     api_analysis,
     api_dashboards,
@@ -17,6 +18,7 @@ from dashboard_app import (
     api_metrics,
     api_system,
     callbacks,
+    guard,
     live,
 )
 from dashboard_app import trends_page as trends_page_callbacks
@@ -79,6 +81,7 @@ def create_app(runtime: Runtime) -> Dash:
     )
     server = app.server
     instruments = runtime.instruments
+    guard.install(app, runtime)  # before every other hook: a refused request goes no further
 
     @server.before_request
     def _start():
@@ -110,6 +113,7 @@ def create_app(runtime: Runtime) -> Dash:
     api_alerts.add_routes(api, runtime)
     api_analysis.add_routes(api, runtime)
     api_export.add_routes(api, runtime)
+    api_access.add_routes(api, runtime)
     api.attach(server)
     server.add_url_rule(
         "/metrics",
