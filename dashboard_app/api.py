@@ -106,7 +106,7 @@ class Api:
         length = request.content_length
         if length is not None and length > self.max_body:
             raise ApiError(f"the body is {length:,} bytes; at most {self.max_body:,} are accepted", 413)
-        raw = request.stream.read(self.max_body + 1)
+        raw = request.get_data(cache=True)  # cached: the access checks may have read it first
         if len(raw) > self.max_body:
             raise ApiError(f"the body is larger than {self.max_body:,} bytes", 413)
         if not raw:
@@ -139,6 +139,8 @@ class Api:
             "/<path:rest>", "unknown", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
         )
         server.register_blueprint(self.blueprint, url_prefix=PREFIX)
+        # No request body is read past this, with or without a Content-Length (413 otherwise).
+        server.config["MAX_CONTENT_LENGTH"] = max(16 * 2**20, self.max_body)
         server.add_url_rule(OPENAPI_PATH, "openapi", lambda: jsonify(self.openapi()))
 
         @server.errorhandler(HTTPException)

@@ -1,0 +1,255 @@
+"""Access control over real HTTP: roles and access levels, keys, refused callbacks, secrets, limits, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from collectors.metrics import Sample
+from dashboard_app.auth import Secrets
+from dashboard_app.runtime import Runtime
+from tests.servers import ROOT, quiet_settings, serving
+
+SECRETS = Secrets("s" * 48, "correct-horse-battery")
+API = "/api/v1/monitoring"
+PEOPLE = {
+    "olga": ("operator", ["operations"]),
+    "vic": ("viewer", ["operations"]),
+    "ann": ("analyst", ["executive"]),
+}
+PASSWORD = "a-long-enough-password"
+
+
+class Client:
+    """A logged-in browser-like session (sends Origin like a page would) or an API key holder."""
+
+    def __init__(self, url: str, user: str | None = None, key: str | None = None):
+        self.url = url
+        self.http = requests.Session()
+        self.http.headers["Origin"] = url
+        if key:
+            self.http.headers["Authorization"] = f"Bearer {key}"
+        if user:
+            password = SECRETS.admin_password if user == "admin" else PASSWORD
+            answer = self.http.post(
+                url + "/login", data={"user": user, "password": password}, allow_redirects=False
+            )
+            assert answer.status_code == 302, answer.text
+
+
+@pytest.fixture
+def secured(tmp_path):
+    runtime = Runtime(quiet_settings(auth__enabled="true"), tmp_path, secrets=SECRETS)
+    for name, (role, access) in PEOPLE.items():
+        runtime.users.set(name, PASSWORD, role, access)
+    now = time.time()
+    runtime.store.append(
+        Sample("pulseboard_system_cpu_usage_ratio", (), 0.4, now - 60 + i) for i in range(60)
+    )
+    runtime.store.append(
+        Sample("pulseboard_business_sessions_total", (), float(i), now - 60 + i) for i in range(60)
+    )
+    with serving(runtime) as pb:
+        yield pb
+    runtime.archive.close()
+
+
+def api(client: Client, method: str, path: str, **kwargs) -> int:
+    return client.http.request(method, client.url + API + path, timeout=10, **kwargs).status_code
+
+
+RULE = {"id": "r1", "name": "R1", "query": "up", "condition": "<", "threshold": 1}
+QUERY_BUSINESS = {"query": "pulseboard_business_sessions_total", "step": 60}
+QUERY_SYSTEM = {"query": "pulseboard_system_cpu_usage_ratio", "step": 60}
+
+
+def test_the_role_matrix(secured):
+    url = secured.url
+    clients = {name: Client(url, name) for name in ("vic", "ann", "olga", "admin")}
+    # (method, path, kwargs) -> expected status for vic, ann, olga, admin
+    matrix = [
+        ("GET", "/dashboards/operations", {}, (200, 403, 200, 200)),
+        ("GET", "/dashboards/executive", {}, (403, 200, 403, 200)),
+        ("GET", "/dashboards/executive/panels/revenue/export.csv", {}, (403, 200, 403, 200)),
+        ("GET", "/dashboards/operations/export.zip", {}, (403, 403, 200, 200)),
+        ("POST", "/metrics/query", {"json": QUERY_BUSINESS}, (403, 200, 403, 200)),
+        ("POST", "/metrics/query", {"json": QUERY_SYSTEM}, (200, 403, 200, 200)),
+        ("GET", "/analysis/trends", {"params": QUERY_SYSTEM}, (403, 403, 200, 200)),
+        (
+            "GET",
+            "/metrics/export.csv",
+            {"params": {**QUERY_BUSINESS, "start": time.time() - 60}},
+            (403, 200, 403, 200),
+        ),
+        ("POST", "/alerts/rules", {"json": RULE}, (403, 403, 201, 409)),
+        ("GET", "/alerts/active", {}, (200, 200, 200, 200)),
+        (
+            "POST",
+            "/dashboards/create",
+            {
+                "json": {
+                    "id": "x",
+                    "title": "X",
+                    "access": "operations",
+                    "panels": [{"id": "p", "title": "P", "type": "line", "queries": [{"expr": "up"}]}],
+                }
+            },
+            (403, 403, 403, 201),
+        ),
+        ("POST", "/keys", {"json": {"name": "k", "scopes": ["read"]}}, (403, 403, 403, 201)),
+        ("GET", "/audit", {}, (403, 403, 403, 200)),
+        ("GET", "/config/collector", {}, (403, 403, 403, 200)),
+        (
+            "POST",
+            "/metrics/custom/record",
+            {"json": {"samples": []}},
+            (403, 403, 403, 403),
+        ),  # pushes need a key
+    ]
+    failures = []
+    for method, path, kwargs, expected in matrix:
+        for name, want in zip(("vic", "ann", "olga", "admin"), expected):
+            got = api(clients[name], method, path, **kwargs)
+            if got != want:
+                failures.append(f"{name} {method} {path}: {got}, expected {want}")
+    assert failures == []
+    # Pages: another level's dashboard is refused, one's own is served; without a login, the login page.
+    assert clients["vic"].http.get(url + "/executive", timeout=10).status_code == 403
+    assert clients["vic"].http.get(url + "/operations", timeout=10).status_code == 200
+    assert clients["vic"].http.get(url + "/trends", timeout=10).status_code == 403
+    anonymous = requests.get(url + "/operations", allow_redirects=False, timeout=10)
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/login")
+    assert requests.get(url + API + "/version", timeout=10).status_code == 401
+
+
+def test_a_forbidden_callback_is_refused_before_it_runs(secured):
+    runtime = secured.runtime
+    calls = []
+    real = runtime.source.query
+    runtime.source.query = lambda *a, **k: calls.append(a) or real(*a, **k)
+    vic = Client(secured.url, "vic")
+    outputs = [
+        {"id": {"type": "panel-graph", "dashboard": "executive", "panel": "revenue"}, "property": "figure"}
+    ]
+    body = {
+        "output": "..forged..",
+        "outputs": [outputs, {"id": "app-render-state", "property": "data"}],
+        "inputs": [{"id": "app-interval", "property": "n_intervals", "value": 1}],
+        "changedPropIds": ["app-interval.n_intervals"],
+    }
+    answer = vic.http.post(secured.url + "/_dash-update-component", json=body, timeout=10)
+    assert answer.status_code == 403 and "executive" in answer.json()["error"]
+    router = {
+        "output": "_pages_content.children",
+        "outputs": {"id": "_pages_content", "property": "children"},
+        "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/executive"}],
+        "changedPropIds": ["_pages_location.pathname"],
+    }
+    assert vic.http.post(secured.url + "/_dash-update-component", json=router, timeout=10).status_code == 403
+    assert calls == []  # no query ran for the refused callbacks
+
+
+def test_keys_are_scoped_shown_once_revocable_and_never_in_a_url(secured):
+    admin = Client(secured.url, "admin")
+    made = admin.http.post(
+        secured.url + API + "/keys", json={"name": "shop", "scopes": ["ingest"]}, timeout=10
+    ).json()
+    token = made["key"]
+    assert token.startswith("pb_") and token not in json.dumps(
+        admin.http.get(secured.url + API + "/keys", timeout=10).json()
+    )
+    assert token not in secured.runtime.keys.path.read_text()  # only its digest is kept
+    shop = Client(secured.url, key=token)
+    definition = {"name": "shop_orders_total", "type": "counter"}
+    assert api(shop, "POST", "/metrics/custom/register", json=definition) == 201
+    assert (
+        api(
+            shop,
+            "POST",
+            "/metrics/custom/record",
+            json={"samples": [{"name": "shop_orders_total", "value": 1}]},
+        )
+        == 200
+    )
+    assert api(shop, "GET", "/dashboards/list") == 403  # ingest only
+    assert (
+        requests.get(secured.url + API + "/metrics/latest", params={"api_key": token}, timeout=10).status_code
+        == 400
+    )
+    assert admin.http.delete(secured.url + API + f"/keys/{made['id']}", timeout=10).status_code == 200
+    assert (
+        api(
+            shop,
+            "POST",
+            "/metrics/custom/record",
+            json={"samples": [{"name": "shop_orders_total", "value": 1}]},
+        )
+        == 401
+    )
+    entries = admin.http.get(secured.url + API + "/audit", timeout=10).json()["entries"]
+    assert any(e["who"] == "admin" and e["action"] == "DELETE" and made["id"] in e["target"] for e in entries)
+
+
+def test_logins_lock_out_and_cookies_are_httponly(secured):
+    http = requests.Session()
+    http.headers["Origin"] = secured.url
+    for _ in range(5):
+        http.post(secured.url + "/login", data={"user": "vic", "password": "wrong"}, timeout=10)
+    locked = http.post(secured.url + "/login", data={"user": "vic", "password": PASSWORD}, timeout=10)
+    assert locked.status_code == 401 and "too many failed logins" in locked.text
+    ok = requests.post(
+        secured.url + "/login",
+        data={"user": "olga", "password": PASSWORD},
+        headers={"Origin": secured.url},
+        allow_redirects=False,
+        timeout=10,
+    )
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_change_without_pulseboards_origin_is_refused(secured):
+    olga = Client(secured.url, "olga")
+    del olga.http.headers["Origin"]
+    answer = olga.http.post(secured.url + API + "/alerts/rules", json=RULE, timeout=10)
+    assert answer.status_code == 403 and "Origin" in answer.json()["error"]
+
+
+def test_requests_past_the_rate_limit_get_429_with_retry_after(tmp_path):
+    runtime = Runtime(quiet_settings(auth__enabled="true", auth__rate_limit="5"), tmp_path, secrets=SECRETS)
+    with serving(runtime) as pb:
+        admin = Client(pb.url, "admin")
+        codes = [admin.http.get(pb.url + API + "/version", timeout=10) for _ in range(7)]
+        assert [c.status_code for c in codes[:5]] == [200] * 5
+        assert codes[-1].status_code == 429 and int(codes[-1].headers["Retry-After"]) >= 1
+    runtime.archive.close()
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({}, "PULSEBOARD_SECRET_KEY, PULSEBOARD_ADMIN_PASSWORD"),
+        ({"PULSEBOARD_SECRET_KEY": "s" * 48, "PULSEBOARD_ADMIN_PASSWORD": "admin"}, "well-known or short"),
+        (
+            {"PULSEBOARD_SECRET_KEY": "short", "PULSEBOARD_ADMIN_PASSWORD": "correct-horse-battery"},
+            "32 random",
+        ),
+    ],
+)
+def test_production_will_not_start_without_secrets(tmp_path, env, words):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    done = subprocess.run(
+        [sys.executable, "app.py", "--env", "production", "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,  # it refuses before opening a port; a hang would fail here
+    )
+    assert done.returncode == 2 and words in done.stderr
