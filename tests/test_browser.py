@@ -286,14 +286,18 @@ def test_dash011_the_trends_page_downloads_what_its_chart_shows(dash_duo, tmp_pa
     app = create_app(runtime)
     dash_duo.start_server(app, host="127.0.0.1", port=8059)
     dash_duo.driver.get(dash_duo.server_url + "/trends")
-    dash_duo.find_element(f"#{ids.TRENDS_SERIES}").click()
-    typing = dash_duo.driver.switch_to.active_element
-    typing.send_keys("shop_queue")
-    wait_until(
-        lambda: dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]"), message="series options"
-    )
-    typing.send_keys(Keys.ENTER)
-    typing.send_keys(Keys.ESCAPE)
+    picker = f"#{ids.TRENDS_SERIES}"
+
+    def picked():
+        if "shop_queue_depth" in dash_duo.find_element(picker).text:
+            return True
+        dash_duo.select_dcc_dropdown(
+            picker, value="shop_queue_depth (all series)"
+        )  # once the list has loaded
+        dash_duo.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        return "shop_queue_depth" in dash_duo.find_element(picker).text
+
+    wait_until(picked, message="the series picked")
 
     def chart():
         figure = dash_duo.driver.execute_script(
