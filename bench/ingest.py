@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -37,13 +38,25 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
+
+
 class Server:
-    """`python app.py` in production settings, without the demo, on a free port."""
+    """`python app.py` in production settings (logins and keys on), without the demo, on a free port.
+
+    ``headers`` carries an API key with every scope, made by the admin through the API.
+    """
 
     def __init__(self, **env: str):
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory()
-        environ = {**os.environ, "PULSEBOARD_DEMO": "false", **env}
+        environ = {
+            **os.environ,
+            "PULSEBOARD_DEMO": "false",
+            "PULSEBOARD_SECRET_KEY": secrets.token_urlsafe(48),
+            "PULSEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **env,
+        }
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -64,11 +77,26 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + API + "/version", timeout=1).ok:
-                    return
+                if requests.get(self.url + "/login", timeout=1).ok:
+                    break
             except requests.RequestException:
                 time.sleep(0.2)
-        raise RuntimeError("Pulseboard did not start")
+        else:
+            raise RuntimeError("Pulseboard did not start")
+        admin = requests.Session()
+        admin.headers["Origin"] = self.url
+        admin.post(self.url + "/login", data={"user": "admin", "password": ADMIN_PASSWORD}, timeout=10)
+        made = admin.post(
+            self.url + API + "/keys", json={"name": "bench", "scopes": ["ingest", "read", "admin"]}
+        )
+        made.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {made.json()['key']}"}
+
+    def session(self) -> requests.Session:
+        """Return an HTTP session that sends the key."""
+        http = requests.Session()
+        http.headers.update(self.headers)
+        return http
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -80,7 +108,7 @@ def push_throughput(batches: int = 200, batch: int = 1000, clients: int = 2) -> 
     """Samples per second pushed over HTTP in batches of 1,000 by a few concurrent clients."""
     server = Server()
     try:
-        session = requests.Session()
+        session = server.session()
         body = {"name": "bench_requests_total", "type": "counter", "labels": ["route", "worker"]}
         session.post(server.url + API + "/metrics/custom/register", json=body).raise_for_status()
         t_start = time.time() - 3000
@@ -101,7 +129,7 @@ def push_throughput(batches: int = 200, batch: int = 1000, clients: int = 2) -> 
         latencies: list[float] = []
 
         def run(bodies: list[bytes]) -> None:
-            s = requests.Session()
+            s = server.session()
             for data in bodies:
                 t0 = time.perf_counter()
                 r = s.post(
@@ -164,7 +192,7 @@ def websocket_fanout(clients: int = 100, seconds: float = 30.0) -> dict:
     stop = threading.Event()
     try:
         url = server.url.replace("http://", "ws://") + API + "/ws/dashboard/operations"
-        sockets = [Client.connect(url) for _ in range(clients)]
+        sockets = [Client.connect(url, headers=server.headers) for _ in range(clients)]
 
         def drain(i: int, ws: Client) -> None:
             while not stop.is_set():
