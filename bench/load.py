@@ -55,7 +55,8 @@ def run(seconds: float, viewers: int = 100, rate: int = 10_000, batch: int = 100
                         ws.send(json.dumps({"type": "ping"}))
                         last_ping = time.monotonic()
                 except Exception as exc:
-                    errors.append(f"viewer {i}: {exc}")
+                    if not stop.is_set():  # closing at the end is not an error
+                        errors.append(f"viewer {i}: {exc}")
                     return
 
         def push(worker: int, per_second: int) -> None:

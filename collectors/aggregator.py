@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,10 @@ _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 class QueryError(ValueError):
     """A query that cannot be answered as asked; the message says what is allowed."""
+
+
+class QueryTimeout(QueryError):
+    """A query that ran past its deadline; what it had read is dropped."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,12 @@ class Aggregator:
         step: float,
         agg: str = "avg",
         legend: str | None = None,
+        deadline: float | None = None,
     ) -> pd.DataFrame:
-        """Return one column per matching series, one row per step bucket (UTC index)."""
+        """Return one column per matching series, one row per step bucket (UTC index).
+
+        ``deadline`` (a ``time.monotonic()`` value) stops a query that runs too long, between series.
+        """
         if isinstance(selector, str):
             selector = parse_selector(selector)
         if agg not in AGGREGATIONS:
@@ -104,6 +113,11 @@ class Aggregator:
         segments = self.plan(start, end, step, agg)
         columns: list[tuple[Series, np.ndarray, np.ndarray]] = []
         for s in series:
+            if deadline is not None and time.monotonic() > deadline:
+                raise QueryTimeout(
+                    f"the query ran out of time after {len(columns)} of {len(series)} series: "
+                    "narrow the selector or the range, or raise the step"
+                )
             pieces = [
                 self._raw(s, lo, hi, seg_step, agg)
                 if tier.raw

@@ -6,7 +6,10 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import wraps
@@ -14,7 +17,7 @@ from functools import wraps
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from collectors.aggregator import QueryError
+from collectors.aggregator import QueryError, QueryTimeout
 from collectors.custom import MetricError
 from collectors.selector import SelectorError
 
@@ -27,20 +30,54 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """A request the API refuses: the message says what is wrong and what is allowed."""
 
-    def __init__(self, message: str, status: int = 400, field: str | None = None):
+    def __init__(
+        self, message: str, status: int = 400, field: str | None = None, retry_after: int | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.field = field
+        self.retry_after = retry_after
 
 
-def error_response(message: str, status: int, field: str | None = None) -> Response:
+def error_response(
+    message: str, status: int, field: str | None = None, retry_after: int | None = None
+) -> Response:
     """Return the one error shape every endpoint uses."""
     body = {"ok": False, "error": message, "status": status}
     if field:
         body["field"] = field
     response = jsonify(body)
     response.status_code = status
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+class QueryGate:
+    """Let at most ``limit`` heavy queries run at once; the next one is told to come back (503)."""
+
+    def __init__(self, limit: int, timeout: float):
+        self.limit = limit
+        self.timeout = timeout
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def acquire(self) -> float:
+        """Take a slot or raise a 503; return the deadline (a time.monotonic() value) to finish by."""
+        if not self._slots.acquire(blocking=False):
+            raise ApiError(f"{self.limit} queries are running; try again in a moment", 503, retry_after=1)
+        return time.monotonic() + self.timeout
+
+    def release(self) -> None:
+        self._slots.release()
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """Hold a slot for a block; yield its deadline."""
+        deadline = self.acquire()
+        try:
+            yield deadline
+        finally:
+            self.release()
 
 
 @dataclass
@@ -80,8 +117,12 @@ class Api:
             def run(**kwargs):
                 try:
                     out = handler(**kwargs)
-                except (ApiError, MetricError) as exc:
+                except ApiError as exc:
+                    return error_response(str(exc), exc.status, exc.field, exc.retry_after)
+                except MetricError as exc:
                     return error_response(str(exc), exc.status, exc.field)
+                except QueryTimeout as exc:
+                    return error_response(str(exc), 503, "query", retry_after=1)
                 except (QueryError, SelectorError) as exc:
                     return error_response(str(exc), 400, "query")
                 if isinstance(out, Response):

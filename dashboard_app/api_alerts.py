@@ -107,7 +107,8 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         step = parse_step(body.get("step", runtime.settings.alerts.interval))
         if (end - start) / step > BACKTEST_MAX_STEPS:
             raise ApiError(f"at most {BACKTEST_MAX_STEPS:,} evaluations: raise the step", field="step")
-        events = backtest(rule, runtime.api_aggregator, start, end, step)
+        with runtime.query_gate.slot():
+            events = backtest(rule, runtime.api_aggregator, start, end, step)
         return {
             "rule": rule.id,
             "evaluations": int((end - start - rule.window) // step) + 1,

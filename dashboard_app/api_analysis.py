@@ -77,7 +77,8 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def performance():
         start, end = _window(runtime, 3600)
-        return analysis.performance(agg, start, end)
+        with runtime.query_gate.slot():
+            return analysis.performance(agg, start, end)
 
     @api.route(
         "GET",
@@ -92,7 +93,8 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if horizon <= 0 or horizon / step > MAX_POINTS:
             raise ApiError(f"horizon must be positive and at most {MAX_POINTS:,} steps", field="horizon")
         threshold = _number("threshold", None)
-        series = analysis.trends(agg, selector, start, end, step, aggregation, horizon, threshold)
+        with runtime.query_gate.slot():
+            series = analysis.trends(agg, selector, start, end, step, aggregation, horizon, threshold)
         return {"window": {"start": start, "end": end, "step": step}, "horizon": horizon, "series": series}
 
     @api.route(
@@ -107,5 +109,6 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         threshold = _number("threshold", 4.0)
         if threshold <= 0:
             raise ApiError("threshold must be positive (robust standard deviations)", field="threshold")
-        series = analysis.anomaly_points(agg, selector, start, end, step, aggregation, threshold)
+        with runtime.query_gate.slot():
+            series = analysis.anomaly_points(agg, selector, start, end, step, aggregation, threshold)
         return {"method": "rolling median and MAD", "threshold": threshold, "series": series}

@@ -91,14 +91,21 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         lines = stream_query(
             exporter, selectors, start, end, step, how, lambda n: runtime.source.unit(n) or "none"
         )
-        first = next(lines)  # parses the selector now, so a bad one is a 400 rather than a broken stream
+        runtime.query_gate.acquire()  # held until the last row is sent (or the client goes away)
+        try:
+            first = next(lines)  # parses the selector now, so a bad one is a 400 rather than a broken stream
+        except BaseException:
+            runtime.query_gate.release()
+            raise
         name = selectors[0].split("{")[0] if len(selectors) == 1 else "pulseboard-export"
 
         def body():
             yield first
             yield from lines
 
-        return _attachment(stream_with_context(body()), f"{name}.csv", "text/csv")
+        response = _attachment(stream_with_context(body()), f"{name}.csv", "text/csv")
+        response.call_on_close(runtime.query_gate.release)
+        return response
 
     def found(dashboard_id: str):
         dashboard = runtime.dashboards.get(dashboard_id)

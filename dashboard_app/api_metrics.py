@@ -164,7 +164,8 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         agg = body.get("aggregation", "avg")
         if agg not in AGGREGATIONS:
             raise ApiError(f"aggregation must be one of {', '.join(AGGREGATIONS)}", field="aggregation")
-        frame = runtime.api_aggregator.query(text, start, end, step, agg)
+        with runtime.query_gate.slot() as deadline:
+            frame = runtime.api_aggregator.query(text, start, end, step, agg, deadline=deadline)
         info = frame.attrs.get("series", {})
         seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
         series = []

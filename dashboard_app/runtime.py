@@ -20,6 +20,7 @@ from collectors.scrape import ScrapeCollector
 from collectors.store import Store, Tier
 from dashboard_app.alert_engine import AlertEngine
 from dashboard_app.alert_rules import RuleBook
+from dashboard_app.api import QueryGate
 from dashboard_app.auth import AuditLog, Keys, Secrets, Users, load_secrets
 from dashboard_app.connections import ConnectionPool
 from dashboard_app.library import DashboardLibrary
@@ -78,6 +79,7 @@ class Runtime:
         self.archive.load(self.store)
         self.source: Source = EmbeddedSource(self.store, Aggregator(self.store, settings.query.max_points))
         self.api_aggregator = Aggregator(self.store, API_MAX_POINTS)
+        self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
         self.metrics = CustomMetrics(
             self.store,
             data_dir / "custom_metrics.json",

@@ -102,6 +102,8 @@ class StoreSettings(_Strict):
 
 class QuerySettings(_Strict):
     max_points: int = Field(2000, ge=10, description="Most points a query returns per series.")
+    max_concurrent: int = Field(8, ge=1, description="API queries, exports and analyses running at once.")
+    timeout: Duration = Field(10, description="Seconds an API query may run before it is stopped.")
 
 
 class AlertSettings(_Strict):

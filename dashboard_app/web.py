@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from html import escape
 from pathlib import Path
 
 import dash
@@ -31,6 +32,7 @@ from layouts.trends_view import trends_page
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HOME = "operations"
+FIXED_PAGES = ("/alerts", "/trends", "/404")
 
 
 def create_app(runtime: Runtime) -> Dash:
@@ -90,6 +92,11 @@ def create_app(runtime: Runtime) -> Dash:
         if request.path == "/":
             home = HOME if HOME in runtime.dashboards else next(iter(runtime.dashboards))
             return redirect(f"/{home}")
+        page = request.url_rule is not None and request.url_rule.endpoint == "/<path:path>"
+        if page and request.path.strip("/") not in runtime.dashboards and request.path not in FIXED_PAGES:
+            # The page shell would answer anything with 200: an unknown address is a plain 404.
+            body = f"No such page: {escape(request.path)}. Try <a href='/{HOME}'>Operations</a>."
+            return Response(body, 404, mimetype="text/html")
         return None
 
     @server.teardown_request
