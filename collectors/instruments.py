@@ -27,6 +27,7 @@ COUNTERS = {
     "pulseboard_http_errors_total": "Requests Pulseboard answered with a 4xx or 5xx status.",
     "pulseboard_panel_cache_requests_total": "Panels asked for on a refresh: hit (unchanged, not redrawn) "
     "or miss (redrawn).",
+    "pulseboard_storage_write_errors_total": "Writes to the data directory that failed (a full disk, permissions).",
 }
 
 
@@ -40,6 +41,7 @@ class Instruments:
         self._observed: dict[tuple[str, tuple], list[tuple[float, float]]] = defaultdict(list)
         self._totals: dict[tuple[str, tuple], list[float]] = defaultdict(lambda: [0.0, 0.0])
         self.in_flight = 0
+        self._counters[("pulseboard_storage_write_errors_total", ())] = 0.0  # an alert reads it from zero
 
     def count(self, name: str, labels: dict[str, str], inc: float = 1.0) -> None:
         """Add to a counter."""

@@ -212,6 +212,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         try:
             runtime.archive.commit(store)  # on disk before answering: an acknowledged sample survives a crash
         except (OSError, sqlite3.Error) as exc:
+            runtime.instruments.count("pulseboard_storage_write_errors_total", {})
             raise ApiError(
                 f"the samples are in memory but could not be written to the data directory ({exc}); "
                 "free space or fix its permissions, then send them again",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -135,10 +136,17 @@ class Runtime:
                 alerts.resend_interval,
                 lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
             )
-        self.scheduler.every("flush", settings.store.flush_interval, lambda: self.archive.flush(self.store))
+        self.scheduler.every("flush", settings.store.flush_interval, self._flush)
         for problem in self.problems:
             log.error("data directory: %s", problem)
         self.started = False
+
+    def _flush(self) -> None:
+        try:
+            self.archive.flush(self.store)
+        except (OSError, sqlite3.Error):
+            self.instruments.count("pulseboard_storage_write_errors_total", {})
+            raise  # the scheduler records the failure; the samples stay in memory for the next flush
 
     @property
     def problems(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
@@ -133,3 +134,22 @@ def test_damaged_files_of_metrics_rules_and_dashboards_do_not_stop_a_start(tmp_p
         assert len(runtime.archive.problems) == 0 and len(runtime.problems) == 3
     finally:
         runtime.archive.close()
+
+
+def test_a_data_directory_that_cannot_be_written_answers_507_and_fires_an_alert(pulseboard):
+    runtime = pulseboard.runtime
+    body = {"name": "shop_orders_total", "type": "counter", "labels": ["order"]}
+    assert pulseboard.call("POST", "/metrics/custom/register", body).status_code == 201
+    first = [{"name": "shop_orders_total", "labels": {"order": "a"}, "value": 1}]
+    assert pulseboard.call("POST", "/metrics/custom/record", {"samples": first}).ok
+    runtime.scheduler.run_once("self")  # Pulseboard's own metrics, collected every few seconds
+    shutil.rmtree(runtime.archive.directory)  # the disk under the data directory is gone
+    many = [{"name": "shop_orders_total", "labels": {"order": str(i)}, "value": 1} for i in range(3000)]
+    answer = pulseboard.call("POST", "/metrics/custom/record", {"samples": many})
+    assert answer.status_code == 507 and "could not be written" in answer.json()["error"]
+    latest = pulseboard.call("GET", "/metrics/latest", params={"query": 'shop_orders_total{order="a"}'})
+    assert latest.json()["series"][0]["value"] == 1.0  # what was stored is still served
+    runtime.scheduler.run_once("self")
+    runtime.alerts.evaluate()
+    firing = [a for a in runtime.alerts.active() if a["rule_id"] == "storage-failing"]
+    assert firing and firing[0]["state"] == "firing"
