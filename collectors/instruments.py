@@ -27,7 +27,7 @@ COUNTERS = {
     "pulseboard_http_errors_total": "Requests Pulseboard answered with a 4xx or 5xx status.",
     "pulseboard_panel_cache_requests_total": "Panels asked for on a refresh: hit (unchanged, not redrawn) "
     "or miss (redrawn).",
-    "pulseboard_storage_write_errors_total": "Writes to the data directory that failed (disk full, permissions).",
+    "pulseboard_storage_write_errors_total": "Failed writes to the data directory (disk full, permissions).",
 }
 
 
