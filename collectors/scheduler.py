@@ -42,6 +42,7 @@ class Scheduler:
     def __init__(self, clock: Callable[[], float] = time.time):
         self.clock = clock
         self._jobs: dict[str, tuple[float, Callable[[], int]]] = {}
+        self.producers: dict[str, str] = {}  # metric name -> the job that collects it
         self._health: dict[str, JobHealth] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -57,7 +58,21 @@ class Scheduler:
         """Schedule a collector whose samples go to the store."""
         for spec in collector.metrics:
             store.declare(spec)
+            self.producers.setdefault(spec.name, collector.name)
         self.every(collector.name, interval, lambda: store.append(collector.collect()))
+
+    def trouble(self, metric: str) -> str | None:
+        """Say why a metric's collector is not delivering (failing or hung), or None when it is."""
+        name = self.producers.get(metric)
+        health = self._health.get(name) if name else None
+        if health is None:
+            return None
+        now = self.clock()
+        if health.running_since is not None and now - health.running_since > 3 * health.interval:
+            return f"the {name} collector has hung for {now - health.running_since:.0f} s"
+        if health.last_error is not None and health.last_error >= (health.last_success or 0):
+            return f"the {name} collector is failing: {health.last_error_message}"
+        return None
 
     def run_once(self, name: str) -> None:
         """Run one job now, recording its health, and never raise."""

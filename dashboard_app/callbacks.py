@@ -10,7 +10,7 @@ from dash.exceptions import PreventUpdate
 from flask import g
 
 from dashboard_app.auth import OPEN
-from dashboard_app.panels import Window, render_panel
+from dashboard_app.panels import Window, panel_trouble, render_panel
 from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.alert_views import alerts_body, banner
@@ -80,7 +80,14 @@ def register(app: Dash, runtime: Runtime) -> None:
         theme = theme if theme in ("light", "dark") else "light"
         panels = [dashboard.panel(o["id"]["panel"]) for o in outputs]
         view = {"dashboard": dashboard.id, "range": [range_value, custom_start, custom_end], "theme": theme}
-        fresh = {p.id: max((source.newest(q.expr) or 0 for q in p.queries), default=0) for p in panels}
+        trouble = runtime.scheduler.trouble
+        fresh = {
+            p.id: [
+                max((source.newest(q.expr) or 0 for q in p.queries), default=0),
+                panel_trouble(p, trouble) or "",
+            ]
+            for p in panels
+        }
         state = {"view": view, "fresh": fresh}
         todo = panels
         if ctx.triggered_id == ids.INTERVAL and last and last.get("view") == view:

@@ -94,11 +94,13 @@ def render_panel(
     theme: str,
     points: int,
     episodes: Callable[[str, float, float], list[dict]] | None = None,
+    trouble: Callable[[str], str | None] | None = None,
 ) -> Figure:
     """Return the figure a panel shows for a window and theme; a failure shows in that panel only.
 
     ``episodes(metric, start, end)`` gives the firing periods of alert rules on a metric, which
-    time charts shade.
+    time charts shade; ``trouble(metric)`` says why a metric's collector is not delivering, which
+    the panel then says too (and stops saying once the collector recovers).
     """
     try:
         panel = resolve_unit(source, panel)
@@ -115,10 +117,41 @@ def render_panel(
             marked = [e for name in names for e in episodes(name, window.start, window.end)]
             if marked:
                 figure = mark_episodes(figure, marked, window.start, window.end)
+        problem = panel_trouble(panel, trouble)
+        if problem:
+            figure = say_unavailable(figure, panel, problem)
     except Exception as exc:  # one broken panel must not blank the whole page
         log.exception("panel %s failed", panel.id)
         figure = no_data(panel, f"Cannot draw this panel: {type(exc).__name__}")
     return apply_theme(figure, theme)
+
+
+def panel_trouble(panel: Panel, trouble: Callable[[str], str | None] | None) -> str | None:
+    """Return why a panel's data is not arriving, if one of its collectors is failing or hung."""
+    if trouble is None:
+        return None
+    names = dict.fromkeys(parse_selector(q.expr).name for q in panel.queries)
+    return next((t for t in map(trouble, names) if t), None)
+
+
+def say_unavailable(figure: Figure, panel: Panel, problem: str) -> Figure:
+    """Put the reason on the panel: instead of "no data", or above the last data it has."""
+    if (figure["layout"].get("meta") or {}).get("empty"):
+        return no_data(panel, f"Unavailable<br><span style='font-size:11px'>{problem}</span>")
+    note = {
+        "text": f"⚠ not updating: {problem}",
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 1,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 11, "color": "#d64545"},
+    }
+    layout = {**figure["layout"], "annotations": [*figure["layout"].get("annotations", []), note]}
+    layout["meta"] = {**(layout.get("meta") or {}), "unavailable": problem}
+    return {**figure, "layout": layout}
 
 
 def render_dashboard(

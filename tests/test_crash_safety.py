@@ -10,7 +10,8 @@ from pathlib import Path
 
 import requests
 
-from collectors.metrics import Sample
+from collectors.metrics import MetricSpec, Sample
+from dashboard_app.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from tests.servers import free_port, quiet_settings, serving, start, stop, wait_http
 
@@ -153,3 +154,65 @@ def test_a_data_directory_that_cannot_be_written_answers_507_and_fires_an_alert(
     runtime.alerts.evaluate()
     firing = [a for a in runtime.alerts.active() if a["rule_id"] == "storage-failing"]
     assert firing and firing[0]["state"] == "firing"
+
+
+class Sensor:
+    """A collector whose source goes away and comes back, as a flaky device or endpoint does."""
+
+    name = "sensor"
+    metrics = (MetricSpec("pulseboard_system_sensor_ratio", "gauge", "ratio", "A sensor reading."),)
+
+    def __init__(self):
+        self.broken = False
+
+    def collect(self):
+        if self.broken:
+            raise RuntimeError("sensor gone")
+        return [Sample("pulseboard_system_sensor_ratio", (), 0.4, time.time())]
+
+
+def test_a_failing_collector_is_named_on_its_panels_which_recover_by_themselves(tmp_path):
+    runtime = Runtime(quiet_settings(), tmp_path)
+    sensor = Sensor()
+    runtime.scheduler.collect(sensor, runtime.store, 1)
+    board = {
+        "id": "lab",
+        "title": "Lab",
+        "access": "operations",
+        "panels": [
+            {
+                "id": "s",
+                "title": "Sensor",
+                "type": "line",
+                "queries": [{"expr": "pulseboard_system_sensor_ratio"}],
+            }
+        ],
+    }
+    dashboard = runtime.library.create(board)
+    panel = dashboard.panels[0]
+
+    def draw():
+        now = time.time()
+        return render_panel(
+            runtime.source, panel, Window(now - 300, now), "light", 240, trouble=runtime.scheduler.trouble
+        )
+
+    runtime.scheduler.run_once("system")  # the other collectors go on whatever the sensor does
+    sensor.broken = True
+    runtime.scheduler.run_once("sensor")
+    empty = draw()
+    assert "Unavailable" in empty["layout"]["annotations"][0]["text"]
+    assert (
+        "sensor collector is failing: RuntimeError: sensor gone" in empty["layout"]["annotations"][0]["text"]
+    )
+    sensor.broken = False
+    runtime.scheduler.run_once("sensor")
+    runtime.scheduler.run_once("sensor")
+    healthy = draw()
+    assert healthy["data"] and "unavailable" not in (healthy["layout"].get("meta") or {})
+    sensor.broken = True
+    runtime.scheduler.run_once("sensor")
+    stale = draw()
+    assert stale["data"] and "not updating" in stale["layout"]["annotations"][-1]["text"]
+    assert {j["name"]: j for j in runtime.scheduler.health()}["system"]["failures"] == 0
+    runtime.archive.close()
