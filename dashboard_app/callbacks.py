@@ -15,9 +15,10 @@ from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.alert_views import alerts_body, banner
 from layouts.charts import apply_theme, no_data
-from layouts.components import CUSTOM, RANGE_SECONDS, export_url, nav_links
+from layouts.components import CUSTOM, RANGE_SECONDS, TOOL_PAGES, export_url, nav_links
 
 CACHE = "pulseboard_panel_cache_requests_total"
+PAGE_ROLES = {"trends": "analyst", "alerts": "viewer", "admin": "admin"}
 CALLBACK = "pulseboard_callback_duration_seconds"
 
 
@@ -178,7 +179,8 @@ def register(app: Dash, runtime: Runtime) -> None:
     def links(pathname):
         identity = getattr(g, "identity", OPEN)
         visible = [d for d in runtime.dashboards.values() if identity.sees(d.access)]
-        out = nav_links(visible, pathname)
+        tools = tuple(t for t in TOOL_PAGES if identity.at_least(PAGE_ROLES[t[0]]))
+        out = nav_links(visible, pathname, tools)
         if identity.kind == "user":
             out.append(html.A(f"Log out {identity.name}", href="/logout", className="nav-link logout"))
         return out

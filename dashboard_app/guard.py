@@ -21,8 +21,8 @@ from dashboard_app.api import PREFIX, error_response
 from dashboard_app.auth import OPEN, Identity
 from dashboard_app.runtime import Runtime
 
-PUBLIC = ("/login", "/logout", "/_favicon.ico", "/assets/", "/_dash-component-suites/")
-TOOL_PAGES = {"/trends": "analyst", "/alerts": "viewer"}
+PUBLIC = ("/login", "/logout", "/_favicon.ico", "/favicon.ico", "/assets/", "/_dash-component-suites/")
+TOOL_PAGES = {"/trends": "analyst", "/alerts": "viewer", "/admin": "admin"}
 DASH_INTERNAL = ("/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_reload-hash")
 # Which access level a metric belongs to, by name: the dashboards that show it.
 METRIC_LEVELS = (
@@ -304,6 +304,8 @@ def _authorize_callback(runtime: Runtime, identity: Identity) -> None:
     text = json.dumps(outputs)
     if "trends-" in text:
         _need(identity, "analyst")
+    if "admin-" in text:
+        _need(identity, "admin")
     for value in _values(body.get("inputs")):  # the page router: pathname names the page to draw
         if isinstance(value, str) and value.startswith("/"):
             if value in TOOL_PAGES:

@@ -10,6 +10,7 @@ import dash
 from dash import Dash, html
 from flask import Response, g, redirect, request
 
+from dashboard_app import admin_page as admin_page_callbacks
 from dashboard_app import (
     api_access,
     api_alerts,
@@ -26,13 +27,14 @@ from dashboard_app import trends_page as trends_page_callbacks
 from dashboard_app.api import Api
 from dashboard_app.exposition import CONTENT_TYPE, render
 from dashboard_app.runtime import Runtime
+from layouts.admin_view import admin_page
 from layouts.alert_views import alerts_page
 from layouts.components import dashboard_page, shell
 from layouts.trends_view import trends_page
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HOME = "operations"
-FIXED_PAGES = ("/alerts", "/trends", "/404")
+FIXED_PAGES = ("/alerts", "/trends", "/admin", "/404")
 
 
 def create_app(runtime: Runtime) -> Dash:
@@ -67,6 +69,9 @@ def create_app(runtime: Runtime) -> Dash:
     )
     dash.register_page(
         "pulseboard_trends", path="/trends", title="Trends · Pulseboard", layout=trends_page(), order=1
+    )
+    dash.register_page(
+        "pulseboard_admin", path="/admin", title="API keys · Pulseboard", layout=admin_page(), order=2
     )
     # One page for every dashboard, so those created through the API are served at once.
     dash.register_page(
@@ -122,6 +127,8 @@ def create_app(runtime: Runtime) -> Dash:
     api_export.add_routes(api, runtime)
     api_access.add_routes(api, runtime)
     api.attach(server)
+    # Plain pages (login, refusals, 404) make browsers ask for /favicon.ico: point them at Dash's.
+    server.add_url_rule("/favicon.ico", "favicon", lambda: redirect("/_favicon.ico", 301))
     server.add_url_rule(
         "/metrics",
         "metrics_exposition",
@@ -130,6 +137,7 @@ def create_app(runtime: Runtime) -> Dash:
     live.attach(server, runtime)
     callbacks.register(app, runtime)
     trends_page_callbacks.register(app, runtime)
+    admin_page_callbacks.register(app, runtime)
     secure_headers(app)
     return app
 

@@ -44,12 +44,12 @@ def range_key(seconds: float) -> str:
     return min(RANGE_SECONDS, key=lambda k: abs(RANGE_SECONDS[k] - seconds))
 
 
-TOOL_PAGES = (("trends", "Trends"), ("alerts", "Alerts"))
+TOOL_PAGES = (("trends", "Trends"), ("alerts", "Alerts"), ("admin", "Keys"))
 
 
-def nav_links(dashboards: list[Dashboard], pathname: str | None = None) -> list:
+def nav_links(dashboards: list[Dashboard], pathname: str | None = None, tools: tuple = TOOL_PAGES) -> list:
     """Return one link per dashboard and tool page, the one at ``pathname`` marked active."""
-    pages = [(d.id, d.title) for d in dashboards] + list(TOOL_PAGES)
+    pages = [(d.id, d.title) for d in dashboards] + list(tools)
     return [
         dcc.Link(
             title,

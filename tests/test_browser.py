@@ -11,6 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from collectors.metrics import Sample
+from dashboard_app.auth import Secrets
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
 from dashboard_app.web import create_app
@@ -380,3 +381,56 @@ def test_dash013_titles_and_labels_from_the_api_render_as_text(dash_duo, tmp_pat
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     api_response = requests.get(api + "/version", timeout=10)
     assert api_response.headers["Cache-Control"] == "no-store"
+
+
+def login(dash_duo, user: str, password: str) -> None:
+    dash_duo.driver.get(dash_duo.server.url + "/login")
+    dash_duo.find_element("input[name=user]").send_keys(user)
+    dash_duo.find_element("input[name=password]").send_keys(password)
+    dash_duo.find_element("button[type=submit]").click()
+
+
+def test_dash014_people_see_their_dashboards_and_an_admin_makes_and_revokes_a_key(dash_duo, tmp_path):
+    password = "a-long-enough-password"
+    settings = load_settings(
+        "development", environ={"PULSEBOARD_DEMO": "false", "PULSEBOARD_AUTH__ENABLED": "true"}
+    )
+    runtime = Runtime(settings, tmp_path, secrets=Secrets("s" * 48, password))
+    runtime.users.set("vic", password, "viewer", ["operations"])
+    app = create_app(runtime)
+    dash_duo.start_server(app, navigate=False, host="127.0.0.1", port=8059)  # the first page is the login
+
+    login(dash_duo, "vic", password)
+    dash_duo.wait_for_element(".grid .panel")
+    links = wait_until(
+        lambda: [a.text for a in dash_duo.driver.find_elements(By.CSS_SELECTOR, ".nav-links .nav-link")],
+        message="the navigation",
+    )
+    assert "Operations" in links and "Executive" not in links and "Keys" not in links
+    dash_duo.driver.get(dash_duo.server.url + "/executive")
+    assert "may not see the executive dashboards" in dash_duo.driver.find_element(By.TAG_NAME, "body").text
+    dash_duo.driver.get(dash_duo.server.url + "/logout")
+
+    login(dash_duo, "admin", password)
+    dash_duo.wait_for_element(".grid .panel")
+    dash_duo.driver.get(dash_duo.server.url + "/admin")
+    dash_duo.find_element(f"#{ids.ADMIN_KEY_NAME}").send_keys("shop-backend")
+    dash_duo.find_element(f"#{ids.ADMIN_KEY_CREATE}").click()
+    token = wait_until(
+        lambda: dash_duo.driver.find_elements(By.ID, ids.ADMIN_NEW_KEY_TOKEN), message="the new key"
+    )[0].text
+    push = dash_duo.server.url + "/api/v1/monitoring/metrics/custom/register"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.post(
+        push, json={"name": "shop_jobs_total", "type": "counter"}, headers=headers, timeout=10
+    ).ok
+    dash_duo.find_element(f"#{ids.ADMIN_KEYS} button").click()  # revoke
+    dash_duo.wait_for_contains_text(f"#{ids.ADMIN_KEYS}", "revoked")
+    refused = requests.post(
+        push, json={"name": "shop_jobs_total", "type": "counter"}, headers=headers, timeout=10
+    )
+    assert refused.status_code == 401
+    unexpected = [
+        e for e in dash_duo.get_logs() if "/executive" not in e["message"]
+    ]  # that 403 was the point
+    assert unexpected == []
