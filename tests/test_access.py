@@ -253,3 +253,34 @@ def test_production_will_not_start_without_secrets(tmp_path, env, words):
         timeout=60,  # it refuses before opening a port; a hang would fail here
     )
     assert done.returncode == 2 and words in done.stderr
+
+
+def fill(path: str) -> str:
+    return (
+        path.replace("{id}", "operations")
+        .replace("{panel_id}", "cpu-total")
+        .replace("{connection_id}", "none")
+        .replace("{key_id}", "none")
+    )
+
+
+def test_every_route_needs_a_login_and_no_viewer_may_change_anything(secured):
+    spec = Client(secured.url, "admin").http.get(secured.url + "/api/v1/openapi.json", timeout=10).json()
+    routes = [(m.upper(), path) for path, ops in spec["paths"].items() for m in ops]
+    assert len(routes) >= 40
+    vic = Client(secured.url, "vic")  # a viewer of operations
+    viewer_may = {  # a query is a read sent as POST; live connections are a viewer's own
+        ("POST", f"{API}/metrics/query"),
+        ("POST", f"{API}/dashboards/{{id}}/connect"),
+        ("DELETE", f"{API}/dashboards/connections/{{connection_id}}"),
+    }
+    opened = []
+    for method, path in routes:
+        anonymous = requests.request(method, secured.url + fill(path), json={}, timeout=10)
+        if anonymous.status_code != 401:
+            opened.append(f"anonymous {method} {path}: {anonymous.status_code}")
+        if method != "GET" and (method, path) not in viewer_may:
+            answer = vic.http.request(method, secured.url + fill(path), json={}, timeout=10)
+            if answer.status_code != 403:
+                opened.append(f"viewer {method} {path}: {answer.status_code}")
+    assert opened == []
