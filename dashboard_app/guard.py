@@ -166,7 +166,7 @@ def _identify(runtime: Runtime) -> Identity | None:
     name = session.get("user")
     if not name:
         return None
-    now = time.time()
+    now = runtime.clock()
     cfg = runtime.settings.auth
     if now - session.get("login", 0) > cfg.session_max or now - session.get("seen", 0) > cfg.session_idle:
         session.clear()
@@ -355,7 +355,7 @@ def _login(runtime: Runtime, logins: RateLimiter):
         )
         if identity is not None:
             session.clear()
-            now = time.time()
+            now = runtime.clock()
             session.update(user=identity.name, login=now, seen=now)
             return redirect(next_path)
         message = f"<p class=login-error role=alert>{html.escape(reason)}</p>"

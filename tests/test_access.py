@@ -284,3 +284,29 @@ def test_every_route_needs_a_login_and_no_viewer_may_change_anything(secured):
             if answer.status_code != 403:
                 opened.append(f"viewer {method} {path}: {answer.status_code}")
     assert opened == []
+
+
+def test_login_attempts_are_rate_limited_and_sessions_expire(tmp_path):
+    settings = quiet_settings(auth__enabled="true", auth__login_rate_limit="3", auth__session_idle="1ms")
+    runtime = Runtime(settings, tmp_path, secrets=SECRETS)
+    with serving(runtime) as pb:
+        http = requests.Session()
+        http.headers["Origin"] = pb.url
+        tries = [
+            http.post(pb.url + "/login", data={"user": "x", "password": "y"}, timeout=10) for _ in range(4)
+        ]
+        assert [t.status_code for t in tries[:3]] == [401] * 3
+        assert tries[3].status_code == 429 and int(tries[3].headers["Retry-After"]) >= 1
+    runtime.archive.close()
+    runtime = Runtime(
+        quiet_settings(auth__enabled="true", auth__session_idle="1ms"), tmp_path / "b", secrets=SECRETS
+    )
+    with serving(runtime) as pb:
+        admin = Client(pb.url, "admin")
+        time.sleep(0.01)  # longer than the idle timeout of one millisecond
+        expired = admin.http.get(pb.url + API + "/version", timeout=10)
+        assert expired.status_code == 401
+        page = admin.http.get(pb.url + "/operations", allow_redirects=False, timeout=10)
+        assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+        assert page.headers["Referrer-Policy"] == "same-origin" and page.headers["X-Frame-Options"] == "DENY"
+    runtime.archive.close()
