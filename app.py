@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from dashboard_app.agent import Agent
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import ENVIRONMENTS, load_settings
 from dashboard_app.web import create_app
@@ -30,6 +31,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Pulseboard: live monitoring dashboards for one host and its services."
     )
     parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=("serve", "agent"),
+        default="serve",
+        help="serve: the dashboards (default); agent: only this host's collectors and /metrics, "
+        "for a Prometheus server to scrape",
+    )
+    parser.add_argument(
         "--env",
         choices=ENVIRONMENTS,
         default=os.environ.get("PULSEBOARD_ENV", "development"),
@@ -45,8 +54,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def agent(args: argparse.Namespace) -> int:
+    """Run agent mode: collectors and /metrics only."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        runner = Agent(load_settings(args.env))
+    except ConfigError as exc:
+        print(f"pulseboard: configuration error\n{exc}", file=sys.stderr)
+        return 2
+    runner.start()
+    atexit.register(runner.stop)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"Pulseboard agent ({args.env}): metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    runner.server.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.mode == "agent":
+        return agent(args)
     try:
         app = build(args.env, args.data_dir)
     except ConfigError as exc:

@@ -21,6 +21,7 @@ NOT_SETTINGS = (
     "PULSEBOARD_SECRET_KEY",
     "PULSEBOARD_ADMIN_PASSWORD",
     "PULSEBOARD_SECRETS_FILE",
+    "PULSEBOARD_SYSTEM_INTERVAL",
 )
 REFRESH_CHOICES = (0, 1, 5, 30)
 
@@ -188,7 +189,10 @@ def load_settings(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the file must hold a mapping of settings")
-    names = _override(data, dict(os.environ if environ is None else environ))
+    environ = dict(os.environ if environ is None else environ)
+    if "PULSEBOARD_SYSTEM_INTERVAL" in environ:  # a short name for the one interval benchmarks and agents set
+        environ.setdefault("PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL", environ["PULSEBOARD_SYSTEM_INTERVAL"])
+    names = _override(data, environ)
     for key in names:
         lines.pop(key, None)
     settings = load_model(

@@ -1,0 +1,49 @@
+"""Agent mode: only the host's collectors and /metrics, for a Prometheus server to scrape.
+
+No pages, no history on disk, no alerts: Prometheus keeps the history and the dashboards read it.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from collectors.instruments import Instruments, SelfCollector
+from collectors.registry import COLLECTORS
+from collectors.scheduler import Scheduler
+from dashboard_app.exposition import CONTENT_TYPE, exposition_registry, render
+from dashboard_app.runtime import build_store
+from dashboard_app.settings import Settings
+
+HOME = (
+    "Pulseboard agent: this host's metrics are at /metrics for a Prometheus server to scrape.\n"
+    "Dashboards run elsewhere (python app.py).\n"
+)
+
+
+class Agent:
+    """Collect this host's metrics into a short in-memory store and expose them."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store = build_store(settings)
+        self.scheduler = Scheduler()
+        for name, collector_class in COLLECTORS.items():
+            cfg = getattr(settings.collectors, name)
+            if cfg.enabled:
+                self.scheduler.collect(collector_class(), self.store, cfg.interval)
+        own = SelfCollector(
+            Instruments(), self.scheduler.health, lambda: (self.store.series_count, self.store.memory_bytes())
+        )
+        self.scheduler.collect(own, self.store, settings.collectors.self.interval)
+        self.registry = exposition_registry(self.store)
+        self.server = Flask("pulseboard-agent")
+        self.server.add_url_rule("/", "home", lambda: Response(HOME, mimetype="text/plain"))
+        self.server.add_url_rule(
+            "/metrics", "metrics", lambda: Response(render(self.registry), content_type=CONTENT_TYPE)
+        )
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
