@@ -107,7 +107,7 @@ def register(app: Dash, runtime: Runtime) -> None:
             return figures, state, "Custom range: choose start and end"
         redraw = {p.id for p in todo}
         figures = [
-            render_panel(source, p, window, theme, points, runtime.alerts.episodes)
+            render_panel(source, p, window, theme, points, runtime.alerts.episodes, trouble)
             if p.id in redraw
             else no_update
             for p in panels
