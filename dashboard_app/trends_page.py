@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
-import pandas as pd
 from dash import Dash, Input, Output
 from dash.exceptions import PreventUpdate
 
 from collectors.trends import forecast
 from dashboard_app.callbacks import window_for
 from dashboard_app.export import series_label
+from dashboard_app.panels import panel_frame
 from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.charts import apply_theme, line, no_data
@@ -59,11 +59,9 @@ def register(app: Dash, runtime: Runtime) -> None:
         Input(ids.CUSTOM_START, "value"),
         Input(ids.CUSTOM_END, "value"),
         Input(ids.THEME, "data"),
-        Input(ids.INTERVAL, "n_intervals"),
     )
-    def draw(
-        selected, resolution, aggregation, overlays, range_value, custom_start, custom_end, theme, _tick
-    ):
+    def draw(selected, resolution, aggregation, overlays, range_value, custom_start, custom_end, theme):
+        # Not on the refresh tick: an analyst reads a chosen range, and a seasonal fit costs up to a second.
         theme = theme if theme in ("light", "dark") else "light"
         selected = selected or []
         placeholder = Panel(id="trends", title="Trends", type="line", queries=[PanelQuery(expr="up")])
@@ -83,10 +81,10 @@ def register(app: Dash, runtime: Runtime) -> None:
             title="Trends",
             type="line",
             unit=source.unit(selected[0]) or "none",
+            step=step,
             queries=[PanelQuery(expr=s, agg=aggregation) for s in selected],
         )
-        frames = [source.query(s, window.start, window.end, step, aggregation, None) for s in selected]
-        frames = [f for f in frames if not f.empty]
+        frame = panel_frame(source, panel, window, MAX_POINTS)  # at this step, as a panel would draw it
         query = urlencode(
             [("query", s) for s in selected]
             + [
@@ -97,11 +95,11 @@ def register(app: Dash, runtime: Runtime) -> None:
             ]
         )
         href = f"/api/v1/monitoring/metrics/export.csv?{query}"
-        if not frames:
+        if frame.empty:
             return apply_theme(no_data(panel, "No samples in this range"), theme), href, note
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1, sort=True)
-        frame = frame.loc[:, ~frame.columns.duplicated()]
-        frame.attrs = {"window": (window.start, window.end), "step": step}
+        attrs = frame.attrs
+        frame = frame.loc[:, ~frame.columns.duplicated()]  # a metric and one of its series, both picked
+        frame.attrs = attrs
         figure = line(frame, panel)
         overlays = overlays or []
         if "forecast" in overlays:
