@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +19,7 @@ from collectors.metrics import (
     MetricSpec,
     Sample,
 )
+from collectors.persistence import load_json, write_atomically
 from collectors.store import Store
 
 CATEGORIES = ("business", "rag", "application", "custom")
@@ -126,14 +126,13 @@ class CustomMetrics:
         self.recorded = 0
         self.rejected = 0
         self.problems: list[str] = []
-        if self.path and self.path.exists():
-            try:
-                for item in json.loads(self.path.read_text()):
-                    self._add(MetricDefinition(**{**item, "labels": tuple(item["labels"])}))
-            except (ValueError, TypeError, KeyError) as exc:  # a damaged file must not stop a start
-                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-                self.path.rename(aside)
-                self.problems.append(f"{self.path}: unreadable ({exc}); moved to {aside}")
+        saved = load_json(
+            self.path,
+            lambda items: [MetricDefinition(**{**i, "labels": tuple(i["labels"])}) for i in items],
+            self.problems,
+        )
+        for definition in saved or ():
+            self._add(definition)
 
     # ----- registration
     def register(self, definition: MetricDefinition | Mapping, save: bool = True) -> bool:
@@ -177,12 +176,10 @@ class CustomMetrics:
         self.definitions[definition.name] = definition
 
     def _save(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([d.as_dict() for d in self.definitions.values()], indent=1))
-        os.replace(tmp, self.path)  # a crash leaves the old file or the new one, never half of one
+        if self.path is not None:
+            write_atomically(
+                self.path, json.dumps([d.as_dict() for d in self.definitions.values()], indent=1)
+            )
 
     # ----- recording
     def record(self, samples: object) -> int:

@@ -1,12 +1,16 @@
-"""Keep the store on disk with diskcache: periodic snapshots plus small chunks of new samples."""
+"""Keep the store on disk with diskcache (snapshots plus small chunks), and the small files beside it."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import diskcache
 
@@ -16,6 +20,38 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot"
 CHUNK = "chunk:"
+T = TypeVar("T")
+
+
+def write_atomically(path: Path, text: str, private: bool = False) -> None:
+    """Replace a file's text; a crash leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    if private:
+        os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged file or directory to <name>.corrupt-<time>, for a person to look at."""
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    path.rename(aside)
+    return aside
+
+
+def load_json(path: Path | None, parse: Callable[[object], T], problems: list[str]) -> T | None:
+    """Read a JSON file through ``parse``; a damaged one is set aside and noted, and None returned.
+
+    A start never stops on such a file: what it held is missing, and the status view says so.
+    """
+    if path is None or not path.exists():
+        return None
+    try:
+        return parse(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        problems.append(f"{path}: unreadable ({exc}); moved to {set_aside(path)}")
+        return None
 
 
 class StoreArchive:
@@ -34,8 +70,7 @@ class StoreArchive:
             self.cache = self._open()
         except sqlite3.DatabaseError as exc:
             # An unreadable index: keep it aside for inspection and start afresh rather than crash-loop.
-            aside = self.directory.with_name(f"{self.directory.name}.corrupt-{int(time.time())}")
-            self.directory.rename(aside)
+            aside = set_aside(self.directory)
             self.directory.mkdir(parents=True)
             self._problem(f"{self.directory}: unreadable ({exc}); moved to {aside}")
             self.cache = self._open()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,8 +12,9 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from collectors.aggregator import AGGREGATIONS
+from collectors.persistence import load_json, write_atomically
 from collectors.selector import SelectorError, parse_selector
-from layouts.validation import ConfigError, describe, load_model, parse_duration, read_yaml
+from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "config" / "alerts"
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
@@ -94,11 +93,6 @@ class AlertRule(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def parse_rule(data: object, source: str = "rule", lines: dict | None = None) -> AlertRule:
-    """Validate one rule; raise ConfigError naming the source, line and field."""
-    return load_model(AlertRule, data, source, lines)
-
-
 def load_rule_files(directory: Path = RULES_DIR) -> dict[str, AlertRule]:
     """Load every rules file (a mapping with a ``rules`` list) in a directory."""
     rules: dict[str, AlertRule] = {}
@@ -130,16 +124,10 @@ class RuleBook:
         self._lock = threading.Lock()
         self._own: dict[str, AlertRule] = {}
         self.problems: list[str] = []
-        if self.path and self.path.exists():
-            try:
-                for item in json.loads(self.path.read_text()):
-                    rule = AlertRule.model_validate(item)
-                    self._own[rule.id] = rule
-            except (ValueError, TypeError) as exc:  # a damaged file must not stop a start
-                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-                self.path.rename(aside)
-                self._own = {}
-                self.problems.append(f"{self.path}: unreadable ({exc}); moved to {aside}")
+        saved = load_json(
+            self.path, lambda items: [AlertRule.model_validate(i) for i in items], self.problems
+        )
+        self._own = {rule.id: rule for rule in saved or ()}
         self.rules: dict[str, AlertRule] = {**self.shipped, **self._own}
 
     def put(self, rule: AlertRule) -> bool:
@@ -158,12 +146,8 @@ class RuleBook:
 
     def _commit(self) -> None:
         self.rules = {**self.shipped, **self._own}
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([r.as_json() for r in self._own.values()], indent=1))
-        os.replace(tmp, self.path)
+        if self.path is not None:
+            write_atomically(self.path, json.dumps([r.as_json() for r in self._own.values()], indent=1))
 
     def is_own(self, rule_id: str) -> bool:
         return rule_id in self._own

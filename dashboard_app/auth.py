@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from collectors.persistence import load_json, write_atomically
 from layouts.schema import ACCESS_LEVELS
 from layouts.validation import ConfigError
 
@@ -90,11 +91,7 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, indent=1), private=True)  # hashes and digests: owner only
 
 
 @dataclass
@@ -122,9 +119,9 @@ class Users:
         self.attempts = attempts
         self.lockout = lockout
         self._lock = threading.Lock()
-        self.users: dict[str, User] = {}
-        if path and path.exists():
-            self.users = {u["name"]: User(**u) for u in json.loads(path.read_text())}
+        self.problems: list[str] = []
+        saved = load_json(path, lambda items: {u["name"]: User(**u) for u in items}, self.problems)
+        self.users: dict[str, User] = saved or {}
 
     def set(self, name: str, password: str, role: str, access: list[str] | None = None) -> None:
         """Create or change a user."""
@@ -159,8 +156,9 @@ class Users:
                     user.locked_until, user.failures = now + self.lockout, 0
                 self._save()
                 return None, "wrong user name or password"
-            user.failures = 0
-            self._save()
+            if user.failures:
+                user.failures = 0
+                self._save()
             return Identity(user.name, user.role, tuple(user.access)), ""
 
     def identity(self, name: str) -> Identity | None:
@@ -204,8 +202,9 @@ class Keys:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        if self.path and self.path.exists():
-            self.keys = {k["id"]: ApiKey(**k) for k in json.loads(self.path.read_text())}
+        self.problems: list[str] = []
+        saved = load_json(self.path, lambda items: {k["id"]: ApiKey(**k) for k in items}, self.problems)
+        self.keys = saved or self.keys
 
     def create(self, name: str, scopes: list[str], expires_in: float | None, by: str) -> tuple[ApiKey, str]:
         token = "pb_" + secrets.token_urlsafe(32)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import yaml
 
+from collectors.persistence import write_atomically
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard
 from layouts.schema import Dashboard
 
@@ -100,10 +100,6 @@ class DashboardLibrary:
     def _write(self, dashboard: Dashboard) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{dashboard.id}.yaml"
-        tmp = path.with_suffix(".tmp")
         data = dashboard.model_dump(mode="json", exclude_defaults=True)
         data = {"id": dashboard.id, "title": dashboard.title, "access": dashboard.access, **data}
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-        os.replace(tmp, path)
+        write_atomically(self.directory / f"{dashboard.id}.yaml", yaml.safe_dump(data, sort_keys=False))

@@ -151,7 +151,13 @@ class Runtime:
     @property
     def problems(self) -> list[str]:
         """Files in the data directory that could not be read at start (each one logged)."""
-        return self.library.problems + self.metrics.problems + self.rules.problems
+        return (
+            self.library.problems
+            + self.metrics.problems
+            + self.rules.problems
+            + self.users.problems
+            + self.keys.problems
+        )
 
     @property
     def dashboards(self) -> dict[str, Dashboard]:
