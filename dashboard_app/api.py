@@ -8,7 +8,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,6 +157,13 @@ class Api:
         except ValueError as exc:
             raise ApiError(f"the body is not valid JSON: {exc}", field="body") from None
 
+    def json_object(self, holds: str = "") -> Mapping:
+        """Read the body as a JSON object; anything else is a 400 that says what the object holds."""
+        body = self.json_body()
+        if not isinstance(body, Mapping):
+            raise ApiError(f"the body must be a JSON object{' with ' + holds if holds else ''}", field="body")
+        return body
+
     def attach(self, server: Flask) -> None:
         """Mount the API on the Flask server, with JSON errors for unknown paths and methods."""
 
@@ -260,6 +267,20 @@ def _path_params(path: str) -> list[str]:
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number; values must be finite")
+
+
+def query_number(name: str, default: float | None) -> float | None:
+    """Read a finite number from the query string; the default when it is absent or empty."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be a number", field=name) from None
+    if not math.isfinite(value):
+        raise ApiError(f"{name} must be a finite number", field=name)
+    return value
 
 
 def parse_step(value: object, field_name: str = "step") -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from dashboard_app.api import Api, ApiError
 from dashboard_app.auth import ROLES, SCOPES
 from dashboard_app.runtime import Runtime
@@ -34,17 +32,11 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     """Register the key, user and audit endpoints."""
     from flask import g
 
-    def body_object() -> Mapping:
-        body = api.json_body()
-        if not isinstance(body, Mapping):
-            raise ApiError("the body must be a JSON object", field="body")
-        return body
-
     @api.route(
         "POST", "/keys", "Create an API key; the key is in this answer only", "access", KEY_BODY, status=201
     )
     def create_key():
-        body = body_object()
+        body = api.json_object()
         name, scopes = body.get("name"), body.get("scopes")
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise ApiError("name must be a short text saying what the key is for", field="name")
@@ -74,7 +66,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
 
     @api.route("POST", "/users", "Create or change a user", "access", USER_BODY, status=201)
     def set_user():
-        body = body_object()
+        body = api.json_object()
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 64:
             raise ApiError("name must be a user name of at most 64 characters", field="name")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from flask import request
 
 from dashboard_app import analysis
-from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.api import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.runtime import Runtime
 
 MAX_POINTS = 11_000
@@ -27,19 +25,6 @@ def _query_params(required: bool = True) -> list[dict]:
     return params
 
 
-def _number(name: str, default: float | None) -> float | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(f"{name} must be a number", field=name) from None
-    if not math.isfinite(value):
-        raise ApiError(f"{name} must be a finite number", field=name)
-    return value
-
-
 def _window(runtime: Runtime, default_span: float) -> tuple[float, float]:
     end = parse_time(request.args.get("end") or runtime.clock(), "end")
     start = parse_time(request.args.get("start") or end - default_span, "start")
@@ -55,9 +40,7 @@ def _series_request(runtime: Runtime, default_span: float) -> tuple[str, float, 
             "query must be a series selector such as pulseboard_system_disk_usage_ratio", field="query"
         )
     start, end = _window(runtime, default_span)
-    step = _number("step", max((end - start) / 500, runtime.source.min_step))
-    if step <= 0:
-        raise ApiError("step must be a positive number of seconds", field="step")
+    step = parse_step(query_number("step", max((end - start) / 500, runtime.source.min_step)))
     if (end - start) / step > MAX_POINTS:
         raise ApiError(f"at most {MAX_POINTS:,} points per series: raise the step", field="step")
     aggregation = request.args.get("aggregation", "avg")
@@ -89,10 +72,10 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def trends():
         selector, start, end, step, aggregation = _series_request(runtime, 6 * 3600)
-        horizon = _number("horizon", (end - start) / 4)
+        horizon = query_number("horizon", (end - start) / 4)
         if horizon <= 0 or horizon / step > MAX_POINTS:
             raise ApiError(f"horizon must be positive and at most {MAX_POINTS:,} steps", field="horizon")
-        threshold = _number("threshold", None)
+        threshold = query_number("threshold", None)
         with runtime.query_gate.slot():
             series = analysis.trends(agg, selector, start, end, step, aggregation, horizon, threshold)
         return {"window": {"start": start, "end": end, "step": step}, "horizon": horizon, "series": series}
@@ -106,7 +89,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def anomalies():
         selector, start, end, step, aggregation = _series_request(runtime, 6 * 3600)
-        threshold = _number("threshold", 4.0)
+        threshold = query_number("threshold", 4.0)
         if threshold <= 0:
             raise ApiError("threshold must be positive (robust standard deviations)", field="threshold")
         with runtime.query_gate.slot():

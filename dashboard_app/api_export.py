@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from flask import Response, request, stream_with_context
 
 from collectors.aggregator import AGGREGATIONS, Aggregator
-from dashboard_app.api import Api, ApiError, parse_time
+from dashboard_app.api import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.export import CHUNK_POINTS, dashboard_zip, panel_csv, stream_query
 from dashboard_app.panels import Window
 from dashboard_app.runtime import Runtime
@@ -77,12 +75,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         end = parse_time(request.args.get("end") or runtime.clock(), "end")
         if end < start:
             raise ApiError("end must not be before start", field="end")
-        try:
-            step = float(request.args.get("step", ""))
-        except ValueError:
-            raise ApiError("step must be a positive number of seconds", field="step") from None
-        if not math.isfinite(step) or step <= 0:
-            raise ApiError("step must be a positive number of seconds", field="step")
+        step = parse_step(query_number("step", None))
         if (end - start) / step > MAX_ROWS:
             raise ApiError(f"at most {MAX_ROWS:,} rows: raise the step", field="step")
         how = request.args.get("agg", "avg")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Mapping
 
 import numpy as np
 from flask import Response, request
@@ -141,9 +140,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         QUERY_BODY,
     )
     def query():
-        body = api.json_body()
-        if not isinstance(body, Mapping):
-            raise ApiError("the body must be a JSON object", field="body")
+        body = api.json_object("a query")
         text = body.get("query")
         if not isinstance(text, str) or not text.strip():
             raise ApiError(
@@ -202,9 +199,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         RECORD_BODY,
     )
     def record():
-        body = api.json_body()
-        if not isinstance(body, Mapping):
-            raise ApiError("the body must be a JSON object with samples", field="body")
+        body = api.json_object("samples")
         unknown = sorted(set(body) - {"samples"})
         if unknown:
             raise ApiError(f"unknown field {unknown[0]!r}; the body holds samples", field=unknown[0])
