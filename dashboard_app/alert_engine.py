@@ -150,6 +150,14 @@ class AlertEngine:
             alerts = [a.as_dict() for st in self.states.values() for a in st.alerts.values()]
         return sorted(alerts, key=lambda a: (a["state"] != "firing", order[a["severity"]], a["active_at"]))
 
+    def describe(self, rule: AlertRule) -> dict:
+        """Return a rule as the API and the Alerts page show it: its fields, state, last error, origin."""
+        return {
+            **rule.as_json(),
+            "status": self.rule_status(rule.id),
+            "shipped": rule.id in self.book.shipped,
+        }
+
     def rule_status(self, rule_id: str) -> dict:
         state = self.states.get(rule_id)
         if state is None:

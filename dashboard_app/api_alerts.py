@@ -45,12 +45,9 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     """Register the alert endpoints."""
     book, engine = runtime.rules, runtime.alerts
 
-    def listed(rule: AlertRule) -> dict:
-        return {**rule.as_json(), "status": engine.rule_status(rule.id), "shipped": rule.id in book.shipped}
-
     @api.route("GET", "/alerts/rules", "Every alert rule with its state and last error", "alerts")
     def list_rules():
-        return {"rules": [listed(r) for r in book.rules.values()]}
+        return {"rules": [engine.describe(r) for r in book.rules.values()]}
 
     @api.route("POST", "/alerts/rules", "Create an alert rule", "alerts", RULE_SCHEMA, status=201)
     def create_rule():
@@ -58,7 +55,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if rule.id in book.rules:
             raise ApiError(f"a rule {rule.id!r} exists; PUT /alerts/rules/{rule.id} changes it", 409, "id")
         book.put(rule)
-        return {"rule": listed(rule)}, 201
+        return {"rule": engine.describe(rule)}, 201
 
     @api.route(
         "PUT", "/alerts/rules/{id}", "Replace an alert rule (a shipped one too)", "alerts", RULE_SCHEMA
@@ -70,7 +67,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if id not in book.rules:
             raise ApiError(f"no rule {id!r}; POST /alerts/rules creates one", 404, "id")
         book.put(rule)
-        return {"rule": listed(rule)}
+        return {"rule": engine.describe(rule)}
 
     @api.route("DELETE", "/alerts/rules/{id}", "Delete a rule made through the API", "alerts")
     def delete_rule(id: str):
@@ -90,9 +87,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
 
     @api.route("POST", "/alerts/rules/backtest", "Run a rule over stored history", "alerts", BACKTEST_BODY)
     def backtest_rule():
-        body = api.json_body()
-        if not isinstance(body, Mapping):
-            raise ApiError("the body must be an object with rule or rule_id, start and end", field="body")
+        body = api.json_object("rule or rule_id, start and end")
         if "rule" in body:
             rule = parse_rule_body(body["rule"])
         elif isinstance(body.get("rule_id"), str) and body["rule_id"] in book.rules:

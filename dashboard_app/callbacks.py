@@ -18,7 +18,6 @@ from layouts.charts import apply_theme, no_data
 from layouts.components import CUSTOM, RANGE_SECONDS, TOOL_PAGES, export_url, nav_links
 
 CACHE = "pulseboard_panel_cache_requests_total"
-PAGE_ROLES = {"trends": "analyst", "alerts": "viewer", "admin": "admin"}
 CALLBACK = "pulseboard_callback_duration_seconds"
 
 
@@ -35,10 +34,8 @@ def _parse_local(value: str | None) -> float | None:
 def export_query(range_value: str, custom_start: str | None, custom_end: str | None) -> str:
     """Return the query string that gives an export the time range the controls show."""
     if range_value == CUSTOM:
-        start, end = _parse_local(custom_start), _parse_local(custom_end)
-        if start is not None and end is not None and end > start:
-            return f"start={start:.0f}&end={end:.0f}"
-        return "range=15m"
+        window = window_for(range_value, custom_start, custom_end, 0.0)
+        return f"start={window.start:.0f}&end={window.end:.0f}" if window else "range=15m"
     return f"range={range_value}" if range_value in RANGE_SECONDS else "range=15m"
 
 
@@ -171,15 +168,15 @@ def register(app: Dash, runtime: Runtime) -> None:
         Output(ids.ALERTS_BODY, "children"), Input(ids.INTERVAL, "n_intervals"), Input(ids.URL, "pathname")
     )
     def alerts_view(_tick, _path):
-        engine, book = runtime.alerts, runtime.rules
-        rules = [{**r.as_json(), "status": engine.rule_status(r.id)} for r in book.rules.values()]
+        engine = runtime.alerts
+        rules = [engine.describe(r) for r in runtime.rules.rules.values()]
         return alerts_body(rules, engine.active(), list(reversed(engine.history)), time.time())
 
     @app.callback(Output(ids.NAV_LINKS, "children"), Input(ids.URL, "pathname"))
     def links(pathname):
         identity = getattr(g, "identity", OPEN)
         visible = [d for d in runtime.dashboards.values() if identity.sees(d.access)]
-        tools = tuple(t for t in TOOL_PAGES if identity.at_least(PAGE_ROLES[t[0]]))
+        tools = tuple(t for t in TOOL_PAGES if identity.at_least(t[2]))
         out = nav_links(visible, pathname, tools)
         if identity.kind == "user":
             out.append(html.A(f"Log out {identity.name}", href="/logout", className="nav-link logout"))

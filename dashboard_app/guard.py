@@ -17,12 +17,13 @@ from dash import Dash
 from flask import Response, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from collectors.selector import SelectorError, parse_selector
 from dashboard_app.api import PREFIX, error_response
 from dashboard_app.auth import OPEN, Identity
 from dashboard_app.runtime import Runtime
+from layouts.components import TOOL_PAGE_ROLES
 
 PUBLIC = ("/login", "/logout", "/_favicon.ico", "/favicon.ico", "/assets/", "/_dash-component-suites/")
-TOOL_PAGES = {"/trends": "analyst", "/alerts": "viewer", "/admin": "admin"}
 DASH_INTERNAL = ("/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_reload-hash")
 # Which access level a metric belongs to, by name: the dashboards that show it.
 METRIC_LEVELS = (
@@ -42,6 +43,8 @@ METRIC_LEVELS = (
         "development",
     ),
 )
+# POSTs that change no setting: pushed samples (data, not configuration), queries and backtests (reads).
+NOT_WRITES = ("/metrics/custom/record", "/metrics/query", "/backtest")
 CATEGORY_LEVELS = {"business": "executive", "rag": "development", "application": "development"}
 
 
@@ -129,9 +132,9 @@ def install(app: Dash, runtime: Runtime) -> None:
             g.identity = identity
             wait = limiter.hit(identity.name)
             if wait:
-                response = error_response(f"more than {cfg.rate_limit} requests a minute; slow down", 429)
-                response.headers["Retry-After"] = str(wait)
-                return response
+                return error_response(
+                    f"more than {cfg.rate_limit} requests a minute; slow down", 429, retry_after=wait
+                )
             _check_origin(identity)
             _authorize(runtime, identity, path)
         except Refused as exc:
@@ -143,7 +146,7 @@ def install(app: Dash, runtime: Runtime) -> None:
     @server.after_request
     def _audit(response):
         if request.method in ("POST", "PUT", "DELETE") and request.path.startswith(PREFIX):
-            if not request.path.endswith("/metrics/custom/record") and not request.path.endswith("/backtest"):
+            if not request.path.endswith(NOT_WRITES):
                 who = getattr(g, "identity", OPEN).name
                 runtime.audit.write(
                     who, request.method, request.path, request.remote_addr or "", response.status_code
@@ -208,7 +211,10 @@ def _need(identity: Identity, role: str | None = None, scope: str | None = None)
 
 
 def _need_metric(runtime: Runtime, identity: Identity, selector: str) -> None:
-    name = selector.split("{")[0].strip()
+    try:
+        name = parse_selector(selector).name
+    except SelectorError:
+        return  # the endpoint answers a malformed selector with its 400
     level = metric_level(runtime, name)
     if level is not None and not identity.sees(level):
         raise Refused(403, f"{name} belongs to the {level} dashboards, which {identity.name} may not see")
@@ -224,8 +230,8 @@ def _authorize(runtime: Runtime, identity: Identity, path: str) -> None:
         _authorize_callback(runtime, identity)
     elif path in DASH_INTERNAL or path.startswith("/api/v1/openapi"):
         _need(identity, "viewer", "read")
-    elif path in TOOL_PAGES:
-        _need(identity, TOOL_PAGES[path])
+    elif path in TOOL_PAGE_ROLES:
+        _need(identity, TOOL_PAGE_ROLES[path])
     else:
         _need(identity, "viewer")
         _need_dashboard(runtime, identity, path.strip("/"))
@@ -308,8 +314,8 @@ def _authorize_callback(runtime: Runtime, identity: Identity) -> None:
         _need(identity, "admin")
     for value in _values(body.get("inputs")):  # the page router: pathname names the page to draw
         if isinstance(value, str) and value.startswith("/"):
-            if value in TOOL_PAGES:
-                _need(identity, TOOL_PAGES[value])
+            if value in TOOL_PAGE_ROLES:
+                _need(identity, TOOL_PAGE_ROLES[value])
             else:
                 _need_dashboard(runtime, identity, value.strip("/"))
 

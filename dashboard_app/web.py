@@ -29,12 +29,12 @@ from dashboard_app.exposition import CONTENT_TYPE, render
 from dashboard_app.runtime import Runtime
 from layouts.admin_view import admin_page
 from layouts.alert_views import alerts_page
-from layouts.components import dashboard_page, shell
+from layouts.components import TOOL_PAGE_ROLES, dashboard_page, shell
 from layouts.trends_view import trends_page
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HOME = "operations"
-FIXED_PAGES = ("/alerts", "/trends", "/admin", "/404")
+FIXED_PAGES = (*TOOL_PAGE_ROLES, "/404")
 
 
 def create_app(runtime: Runtime) -> Dash:

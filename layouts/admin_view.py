@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from dash import dcc, html
 
 from layouts import ids
+from layouts.components import page_head
+from layouts.units import format_time
 
 SCOPE_OPTIONS = [
     {"label": " ingest (push metrics)", "value": "ingest"},
@@ -15,22 +15,12 @@ SCOPE_OPTIONS = [
 ]
 
 
-def _when(seconds: float | None) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC") if seconds else "–"
-
-
 def admin_page() -> html.Div:
     """Return the admin page; callbacks fill the key list."""
     return html.Div(
         className="dashboard admin-page",
         children=[
-            html.Div(
-                className="dashboard-head",
-                children=[
-                    html.H1("API keys"),
-                    html.P("Keys for applications and scrapers.", className="muted"),
-                ],
-            ),
+            page_head("API keys", "Keys for applications and scrapers."),
             html.Div(
                 className="key-form",
                 children=[
@@ -78,9 +68,9 @@ def key_table(keys: list[dict]) -> html.Table | html.P:
                 [
                     html.Td(k["name"]),
                     html.Td(", ".join(k["scopes"])),
-                    html.Td(_when(k["created"])),
-                    html.Td(_when(k["expires"])),
-                    html.Td(_when(k["last_used"])),
+                    html.Td(format_time(k["created"])),
+                    html.Td(format_time(k["expires"])),
+                    html.Td(format_time(k["last_used"])),
                     html.Td(
                         html.Button(
                             "Revoke",

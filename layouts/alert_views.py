@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from dash import html
 
 from layouts import ids
-
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+from layouts.components import page_head
+from layouts.units import format_time, format_value
 
 
 def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return format_value(max(seconds, 0.0), "seconds")
+
+
+def _since(alert: dict) -> float:
+    return alert["fired_at"] or alert["active_at"]
+
+
+def _labels(alert: dict) -> str:
+    """The labels that tell one alert of a rule from another (its name and severity are shown apart)."""
+    shown = [f"{k}={v}" for k, v in alert["labels"].items() if k not in ("alertname", "severity")]
+    return ", ".join(shown) or "–"
 
 
 def _value(value: float) -> str:
@@ -43,11 +39,11 @@ def banner(alerts: list[dict], now: float) -> list:
                 html.Span(
                     a["annotations"].get("summary") or f"value {_value(a['value'])}", className="alert-text"
                 ),
-                html.Span(f"for {_ago(now - (a['fired_at'] or a['active_at']))}", className="alert-since"),
+                html.Span(f"for {_ago(now - _since(a))}", className="alert-since"),
             ],
             href="/alerts",
             className=f"alert-chip severity-{a['severity']}",
-            title=f"{a['severity']}: firing since {_clock(a['fired_at'])}; value {_value(a['value'])}",
+            title=f"{a['severity']}: firing since {format_time(a['fired_at'])}; value {_value(a['value'])}",
         )
         for a in firing[:6]
     ]
@@ -80,10 +76,9 @@ def alerts_body(rules: list[dict], active: list[dict], history: list[dict], now:
             _badge(a["state"], a["state"]),
             _badge(a["severity"], a["severity"]),
             a["name"],
-            ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k not in ("alertname", "severity"))
-            or "–",
+            _labels(a),
             _value(a["value"]),
-            f"{_clock(a['fired_at'] or a['active_at'])} ({_ago(now - (a['fired_at'] or a['active_at']))})",
+            f"{format_time(_since(a))} ({_ago(now - _since(a))})",
             a["annotations"].get("summary", ""),
         ]
         for a in active
@@ -110,10 +105,9 @@ def alerts_body(rules: list[dict], active: list[dict], history: list[dict], now:
         [
             _badge(h["severity"], h["severity"]),
             h["name"],
-            ", ".join(f"{k}={v}" for k, v in h["labels"].items() if k not in ("alertname", "severity"))
-            or "–",
-            _clock(h["fired_at"]),
-            _clock(h["resolved_at"]),
+            _labels(h),
+            format_time(h["fired_at"]),
+            format_time(h["resolved_at"]),
             _ago((h["resolved_at"] or now) - (h["fired_at"] or now)),
         ]
         for h in history[:100]
@@ -141,15 +135,8 @@ def alerts_page() -> html.Div:
     return html.Div(
         className="dashboard alerts-page",
         children=[
-            html.Div(
-                className="dashboard-head",
-                children=[
-                    html.H1("Alerts"),
-                    html.P(
-                        "Rules from config/alerts and the API, what fires now, and what fired before.",
-                        className="muted",
-                    ),
-                ],
+            page_head(
+                "Alerts", "Rules from config/alerts and the API, what fires now, and what fired before."
             ),
             html.Div(id=ids.ALERTS_BODY, className="alerts-body"),
         ],

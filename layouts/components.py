@@ -44,12 +44,14 @@ def range_key(seconds: float) -> str:
     return min(RANGE_SECONDS, key=lambda k: abs(RANGE_SECONDS[k] - seconds))
 
 
-TOOL_PAGES = (("trends", "Trends"), ("alerts", "Alerts"), ("admin", "Keys"))
+# The pages that are not dashboards: address, title in the bar, and the least role that opens them.
+TOOL_PAGES = (("trends", "Trends", "analyst"), ("alerts", "Alerts", "viewer"), ("admin", "Keys", "admin"))
+TOOL_PAGE_ROLES = {f"/{page}": role for page, _, role in TOOL_PAGES}
 
 
 def nav_links(dashboards: list[Dashboard], pathname: str | None = None, tools: tuple = TOOL_PAGES) -> list:
     """Return one link per dashboard and tool page, the one at ``pathname`` marked active."""
-    pages = [(d.id, d.title) for d in dashboards] + list(tools)
+    pages = [(d.id, d.title) for d in dashboards] + [(page, title) for page, title, _ in tools]
     return [
         dcc.Link(
             title,
@@ -198,6 +200,13 @@ def panel_card(dashboard: Dashboard, panel: Panel, query: str = "range=15m") -> 
     )
 
 
+def page_head(title: str, description: str, *extra) -> html.Div:
+    """Return a page's heading: its title, a line saying what it shows, and any links beside them."""
+    return html.Div(
+        className="dashboard-head", children=[html.H1(title), html.P(description, className="muted"), *extra]
+    )
+
+
 def dashboard_page(dashboard: Dashboard, refresh: int) -> html.Div:
     """Return a dashboard's page: a heading and its grid of panels."""
     return html.Div(
@@ -205,18 +214,15 @@ def dashboard_page(dashboard: Dashboard, refresh: int) -> html.Div:
         id=f"dashboard-{dashboard.id}",
         children=[
             dcc.Store(id=ids.PAGE_META, data={"dashboard": dashboard.id, "refresh": refresh}),
-            html.Div(
-                className="dashboard-head",
-                children=[
-                    html.H1(dashboard.title),
-                    html.P(dashboard.description, className="muted"),
-                    html.A(
-                        "Download all (zip of CSV)",
-                        id=ids.dashboard_zip(dashboard.id),
-                        href=export_url(dashboard.id, None, "range=15m"),
-                        className="dashboard-zip",
-                    ),
-                ],
+            page_head(
+                dashboard.title,
+                dashboard.description,
+                html.A(
+                    "Download all (zip of CSV)",
+                    id=ids.dashboard_zip(dashboard.id),
+                    href=export_url(dashboard.id, None, "range=15m"),
+                    className="dashboard-zip",
+                ),
             ),
             html.Div([panel_card(dashboard, p) for p in dashboard.panels], className="grid"),
         ],

@@ -6,7 +6,7 @@ from dash import dcc, html
 
 from collectors.aggregator import AGGREGATIONS
 from layouts import ids
-from layouts.components import LOADING_FIGURE
+from layouts.components import LOADING_FIGURE, page_head
 
 RESOLUTIONS = (("raw", 0), ("1 min", 60), ("5 min", 300), ("1 h", 3600), ("1 day", 86400))
 
@@ -16,16 +16,7 @@ def trends_page() -> html.Div:
     return html.Div(
         className="dashboard trends-page",
         children=[
-            html.Div(
-                className="dashboard-head",
-                children=[
-                    html.H1("Trends"),
-                    html.P(
-                        "Pick series and a resolution; the time range is the one in the bar above.",
-                        className="muted",
-                    ),
-                ],
-            ),
+            page_head("Trends", "Pick series and a resolution; the time range is the one in the bar above."),
             html.Div(
                 className="trends-controls",
                 children=[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _SI = ("", "k", "M", "G", "T")
@@ -74,3 +75,10 @@ def scale_values(values, unit: str | None) -> tuple[Scale, object]:
         magnitude = 0.0
     scale = scale_for(unit, magnitude)
     return scale, values / scale.factor
+
+
+def format_time(seconds: float | None) -> str:
+    """Return a Unix time as people read it on the pages: 2026-11-25 17:50:13 UTC ("–" when unset)."""
+    if seconds is None:
+        return "–"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

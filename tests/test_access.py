@@ -64,6 +64,7 @@ def api(client: Client, method: str, path: str, **kwargs) -> int:
     return client.http.request(method, client.url + API + path, timeout=10, **kwargs).status_code
 
 
+ONE_ORDER = {"samples": [{"name": "shop_orders_total", "value": 1}]}
 RULE = {"id": "r1", "name": "R1", "query": "up", "condition": "<", "threshold": 1}
 QUERY_BUSINESS = {"query": "pulseboard_business_sessions_total", "step": 60}
 QUERY_SYSTEM = {"query": "pulseboard_system_cpu_usage_ratio", "step": 60}
@@ -168,30 +169,14 @@ def test_keys_are_scoped_shown_once_revocable_and_never_in_a_url(secured):
     shop = Client(secured.url, key=token)
     definition = {"name": "shop_orders_total", "type": "counter"}
     assert api(shop, "POST", "/metrics/custom/register", json=definition) == 201
-    assert (
-        api(
-            shop,
-            "POST",
-            "/metrics/custom/record",
-            json={"samples": [{"name": "shop_orders_total", "value": 1}]},
-        )
-        == 200
-    )
+    assert api(shop, "POST", "/metrics/custom/record", json=ONE_ORDER) == 200
     assert api(shop, "GET", "/dashboards/list") == 403  # ingest only
     assert (
         requests.get(secured.url + API + "/metrics/latest", params={"api_key": token}, timeout=10).status_code
         == 400
     )
     assert admin.http.delete(secured.url + API + f"/keys/{made['id']}", timeout=10).status_code == 200
-    assert (
-        api(
-            shop,
-            "POST",
-            "/metrics/custom/record",
-            json={"samples": [{"name": "shop_orders_total", "value": 1}]},
-        )
-        == 401
-    )
+    assert api(shop, "POST", "/metrics/custom/record", json=ONE_ORDER) == 401
     entries = admin.http.get(secured.url + API + "/audit", timeout=10).json()["entries"]
     assert any(e["who"] == "admin" and e["action"] == "DELETE" and made["id"] in e["target"] for e in entries)
 

@@ -66,6 +66,18 @@ def has_data(figure) -> bool:
     return not (figure["layout"].get("meta") or {}).get("empty")
 
 
+def pick_range(dash_duo, label: str) -> None:
+    """Choose a time range in the bar, as a person would."""
+    dash_duo.find_element(f"#{ids.TIME_RANGE}").click()
+    option = wait_until(
+        lambda: [
+            o for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == label
+        ],
+        message="the range options",
+    )
+    option[0].click()
+
+
 def open_page(dash_duo, app, path):
     dash_duo.start_server(app, host="127.0.0.1", port=8059)
     dash_duo.driver.get(dash_duo.server_url + path)
@@ -178,16 +190,7 @@ def test_dash006_time_range_picker_changes_the_x_range(dash_duo, live):
         return (end - start).total_seconds()
 
     assert abs(wait_until(span_seconds, message="x-range") - 900) < 5
-    dash_duo.find_element(f"#{ids.TIME_RANGE}").click()
-    option = wait_until(
-        lambda: [
-            o
-            for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
-            if o.text == "Last hour"
-        ],
-        message="the range options",
-    )
-    option[0].click()
+    pick_range(dash_duo, "Last hour")
     wait_until(lambda: abs((span_seconds() or 0) - 3600) < 5, message="a one-hour x-range")
 
 
@@ -338,16 +341,7 @@ def test_dash012_each_panel_links_its_csv_for_the_range_shown(dash_duo, live):
     open_page(dash_duo, app, "/operations")
     link = lambda: dash_duo.find_element(f"#{ids.panel_dom_id('operations', 'cpu-total')} .panel-csv")  # noqa: E731
     wait_until(lambda: "range=15m" in link().get_attribute("href"), message="the 15 minute CSV link")
-    dash_duo.find_element(f"#{ids.TIME_RANGE}").click()
-    option = wait_until(
-        lambda: [
-            o
-            for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
-            if o.text == "Last hour"
-        ],
-        message="the range options",
-    )
-    option[0].click()
+    pick_range(dash_duo, "Last hour")
     wait_until(lambda: "range=1h" in link().get_attribute("href"), message="the link follows the range")
     response = requests.get(link().get_attribute("href"), timeout=10)
     assert response.ok and response.text.startswith("time,all cores [ratio]")
