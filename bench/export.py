@@ -12,7 +12,6 @@ import tracemalloc
 import numpy as np
 
 from bench.report import print_results
-from collectors.aggregator import Aggregator
 from collectors.metrics import Sample
 from collectors.trends import forecast
 from dashboard_app.alert_engine import AlertEngine
@@ -20,6 +19,7 @@ from dashboard_app.alert_rules import AlertRule, RuleBook, load_rule_files
 from dashboard_app.export import stream_query
 from dashboard_app.runtime import build_store
 from dashboard_app.settings import load_settings
+from dashboard_app.sources import EmbeddedSource
 
 
 class Clock:
@@ -50,18 +50,18 @@ def month_store(series: int = 4):
 def export_month() -> dict:
     """Stream 30 days at a 1-minute step for 4 series; compare peak memory with building it whole."""
     store, clock = month_store()
-    agg = Aggregator(store, 10**9)
+    source = EmbeddedSource(store, 10**9)
     start, end = clock.now - 30 * 86400, clock.now
     tracemalloc.start()
     t0 = time.perf_counter()
     rows = size = 0
-    for line in stream_query(agg, ["bench_usage_ratio"], start, end, 60, "avg", lambda _: "ratio"):
+    for line in stream_query(source, ["bench_usage_ratio"], start, end, 60, "avg", lambda _: "ratio"):
         rows += 1
         size += len(line)
     elapsed = time.perf_counter() - t0
     _, streamed_peak = tracemalloc.get_traced_memory()
     tracemalloc.reset_peak()
-    whole = agg.query("bench_usage_ratio", start, end, 60, "avg").to_csv()
+    whole = source.query("bench_usage_ratio", start, end, 60, "avg").to_csv()
     _, whole_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
@@ -92,7 +92,7 @@ def alert_evaluation(extra_rules: int = 100, runs: int = 20) -> dict:
             }
         )
         rules[rule.id] = rule
-    engine = AlertEngine(RuleBook(None, shipped=rules), Aggregator(store), clock)
+    engine = AlertEngine(RuleBook(None, shipped=rules), EmbeddedSource(store), clock)
     timings = []
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -127,7 +127,7 @@ def operations_refresh(runs: int = 50) -> dict:
         for c in collectors:
             store.append(c.collect())
         clock.now += 1
-    source = EmbeddedSource(store, Aggregator(store, settings.query.max_points))
+    source = EmbeddedSource(store, settings.query.max_points)
     dashboard = load_dashboards()["operations"]
     window = Window(clock.now - 900, clock.now)
     timings, sizes = [], []

@@ -10,9 +10,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from collectors.aggregator import Aggregator
-from collectors.metrics import Labels
+from collectors.metrics import Labels, freeze_labels
 from dashboard_app.alert_rules import AlertRule, RuleBook
+from dashboard_app.sources import Source
 from layouts.units import format_value
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,12 @@ class AlertEngine:
     def __init__(
         self,
         book: RuleBook,
-        aggregator: Aggregator,
+        source: Source,
         clock: Callable[[], float] = time.time,
         notify: Callable[[list[Alert]], None] | None = None,
     ):
         self.book = book
-        self.aggregator = aggregator
+        self.source = source
         self.clock = clock
         self.notify = notify
         self.states: dict[str, RuleState] = {}
@@ -140,8 +140,8 @@ class AlertEngine:
 
     def values(self, rule: AlertRule, now: float) -> list[tuple[Labels, float]]:
         """Return each series' value for a rule at a time."""
-        result = self.aggregator.window(rule.query, now - rule.window, now, rule.aggregation, rule.predict)
-        return [(s.labels, v) for s, v in result]
+        result = self.source.window(rule.query, now - rule.window, now, rule.aggregation, rule.predict)
+        return [(freeze_labels(s.labels), v) for s, v in result]
 
     def active(self) -> list[dict]:
         """Return pending and firing alerts, firing and most severe first."""
@@ -186,15 +186,15 @@ class AlertEngine:
         return out
 
 
-def backtest(rule: AlertRule, aggregator: Aggregator, start: float, end: float, step: float) -> list[dict]:
+def backtest(rule: AlertRule, source: Source, start: float, end: float, step: float) -> list[dict]:
     """Run a rule over stored history at ``step`` seconds; return its firing and resolved events."""
     state = RuleState(rule)
     events = []
     t = start + rule.window
     while t <= end:
         values = [
-            (s.labels, v)
-            for s, v in aggregator.window(rule.query, t - rule.window, t, rule.aggregation, rule.predict)
+            (freeze_labels(s.labels), v)
+            for s, v in source.window(rule.query, t - rule.window, t, rule.aggregation, rule.predict)
         ]
         for alert in state.step(values, t):
             at = alert.fired_at if alert.state == "firing" else alert.resolved_at

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from collectors.aggregator import Aggregator
 from collectors.trends import anomalies, forecast, linear_trend, time_to_threshold
+from dashboard_app.sources import Source
 from layouts.units import format_value
 
 WEEK = 7 * 86400.0
@@ -35,25 +35,28 @@ def _level(name: str, value: float | None) -> str:
     return "crit" if value >= crit else "warn" if value >= warn else "ok"
 
 
-def _one(agg: Aggregator, selector: str, start: float, end: float, how: str, combine=max) -> float | None:
-    values = [v for _, v in agg.window(selector, start, end, how)]
+def _one(source: Source, selector: str, start: float, end: float, how: str, combine=max) -> float | None:
+    values = [v for _, v in source.window(selector, start, end, how)]
     return combine(values) if values else None
 
 
-def _measure(agg: Aggregator, start: float, end: float) -> dict:
+def _measure(source: Source, start: float, end: float) -> dict:
     """Every figure of the performance view for one window."""
-    latency = {q: _one(agg, APP_LATENCY, start, end, q) for q in ("p50", "p95", "p99")}
-    throughput = _one(agg, APP_REQUESTS, start, end, "rate", sum)
-    errors = _one(agg, APP_ERRORS, start, end, "rate", sum)
-    cores = len(agg.store.series(CORES)) or None
-    load = _one(agg, LOAD, start, end, "avg")
+    latency = {q: _one(source, APP_LATENCY, start, end, q) for q in ("p50", "p95", "p99")}
+    throughput = _one(source, APP_REQUESTS, start, end, "rate", sum)
+    errors = _one(source, APP_ERRORS, start, end, "rate", sum)
+    cores = len(source.series(CORES)) or None
+    load = _one(source, LOAD, start, end, "avg")
     return {
         "latency_seconds": latency,
         "throughput_per_second": throughput,
         "error_rate": errors / throughput if errors is not None and throughput else None,
-        "cpu": {"avg": _one(agg, CPU, start, end, "avg"), "max": _one(agg, CPU, start, end, "max")},
-        "memory": {"avg": _one(agg, MEMORY, start, end, "avg"), "max": _one(agg, MEMORY, start, end, "max")},
-        "disk": {s.label_dict.get("mount", s.name): v for s, v in agg.window(DISK, start, end, "max")},
+        "cpu": {"avg": _one(source, CPU, start, end, "avg"), "max": _one(source, CPU, start, end, "max")},
+        "memory": {
+            "avg": _one(source, MEMORY, start, end, "avg"),
+            "max": _one(source, MEMORY, start, end, "max"),
+        },
+        "disk": {s.labels.get("mount", s.name): v for s, v in source.window(DISK, start, end, "max")},
         "load_per_core": load / cores if load is not None and cores else None,
     }
 
@@ -64,13 +67,13 @@ def _times(now: float | None, before: float | None) -> str:
     return f", {now / before:.1f}× the comparison window's"
 
 
-def performance(agg: Aggregator, start: float, end: float) -> dict:
+def performance(source: Source, start: float, end: float) -> dict:
     """Measure the window, compare it with a week before (or the window before), and recommend."""
-    now = _measure(agg, start, end)
+    now = _measure(source, start, end)
     span = end - start
-    week_ago = _measure(agg, start - WEEK, end - WEEK)
+    week_ago = _measure(source, start - WEEK, end - WEEK)
     if week_ago["throughput_per_second"] is None and week_ago["cpu"]["avg"] is None:
-        baseline, compared_with = _measure(agg, start - span, start), "the window before"
+        baseline, compared_with = _measure(source, start - span, start), "the window before"
     else:
         baseline, compared_with = week_ago, "the same window a week earlier"
     p95 = now["latency_seconds"]["p95"]
@@ -146,16 +149,16 @@ def _recommend(now: dict, before: dict, status: dict, disk_max: float | None) ->
     return out
 
 
-def _series(agg: Aggregator, selector: str, start: float, end: float, step: float, aggregation: str):
+def _series(source: Source, selector: str, start: float, end: float, step: float, aggregation: str):
     """Yield (series info, times in seconds, values) for each series a range query returns."""
-    frame = agg.query(selector, start, end, step, aggregation)
+    frame = source.query(selector, start, end, step, aggregation)
     ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
     for column in frame.columns:
         yield frame.attrs["series"][column], ts, frame[column].to_numpy(dtype=float)
 
 
 def trends(
-    agg: Aggregator,
+    source: Source,
     selector: str,
     start: float,
     end: float,
@@ -166,7 +169,7 @@ def trends(
 ) -> list[dict]:
     """Per series: the linear trend, a forecast (saying which method and why) and time to a threshold."""
     out = []
-    for info, ts, values in _series(agg, selector, start, end, step, aggregation):
+    for info, ts, values in _series(source, selector, start, end, step, aggregation):
         trend = linear_trend(ts, values)
         item = {
             "name": info.name,
@@ -188,11 +191,11 @@ def trends(
 
 
 def anomaly_points(
-    agg: Aggregator, selector: str, start: float, end: float, step: float, aggregation: str, threshold: float
+    source: Source, selector: str, start: float, end: float, step: float, aggregation: str, threshold: float
 ) -> list[dict]:
     """Per series: the points that stand out from their neighbourhood (rolling median and MAD)."""
     out = []
-    for info, ts, values in _series(agg, selector, start, end, step, aggregation):
+    for info, ts, values in _series(source, selector, start, end, step, aggregation):
         found = anomalies(values, threshold=threshold)
         out.append(
             {

@@ -103,7 +103,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if (end - start) / step > BACKTEST_MAX_STEPS:
             raise ApiError(f"at most {BACKTEST_MAX_STEPS:,} evaluations: raise the step", field="step")
         with runtime.query_gate.slot():
-            events = backtest(rule, runtime.api_aggregator, start, end, step)
+            events = backtest(rule, runtime.api_source, start, end, step)
         return {
             "rule": rule.id,
             "evaluations": int((end - start - rule.window) // step) + 1,

@@ -49,7 +49,7 @@ def _series_request(runtime: Runtime, default_span: float) -> tuple[str, float, 
 
 def add_routes(api: Api, runtime: Runtime) -> None:
     """Register the analysis endpoints."""
-    agg = runtime.api_aggregator
+    source = runtime.api_source
 
     @api.route(
         "GET",
@@ -61,7 +61,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def performance():
         start, end = _window(runtime, 3600)
         with runtime.query_gate.slot():
-            return analysis.performance(agg, start, end)
+            return analysis.performance(source, start, end)
 
     @api.route(
         "GET",
@@ -77,7 +77,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             raise ApiError(f"horizon must be positive and at most {MAX_POINTS:,} steps", field="horizon")
         threshold = query_number("threshold", None)
         with runtime.query_gate.slot():
-            series = analysis.trends(agg, selector, start, end, step, aggregation, horizon, threshold)
+            series = analysis.trends(source, selector, start, end, step, aggregation, horizon, threshold)
         return {"window": {"start": start, "end": end, "step": step}, "horizon": horizon, "series": series}
 
     @api.route(
@@ -93,5 +93,5 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if threshold <= 0:
             raise ApiError("threshold must be positive (robust standard deviations)", field="threshold")
         with runtime.query_gate.slot():
-            series = analysis.anomaly_points(agg, selector, start, end, step, aggregation, threshold)
+            series = analysis.anomaly_points(source, selector, start, end, step, aggregation, threshold)
         return {"method": "rolling median and MAD", "threshold": threshold, "series": series}

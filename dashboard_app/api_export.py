@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
-from collectors.aggregator import AGGREGATIONS, Aggregator
+from collectors.aggregator import AGGREGATIONS
 from dashboard_app.api import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.export import CHUNK_POINTS, dashboard_zip, panel_csv, stream_query
 from dashboard_app.panels import Window
@@ -34,7 +34,7 @@ def _attachment(body, name: str, mimetype: str) -> Response:
 
 def add_routes(api: Api, runtime: Runtime) -> None:
     """Register the CSV endpoints."""
-    exporter = Aggregator(runtime.store, CHUNK_POINTS + 2)  # chunks never need downsampling
+    exporter = runtime.source.capped(CHUNK_POINTS + 2)  # chunks never need downsampling
     points = runtime.settings.dashboards.points
 
     def window() -> Window:

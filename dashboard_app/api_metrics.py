@@ -162,7 +162,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if agg not in AGGREGATIONS:
             raise ApiError(f"aggregation must be one of {', '.join(AGGREGATIONS)}", field="aggregation")
         with runtime.query_gate.slot() as deadline:
-            frame = runtime.api_aggregator.query(text, start, end, step, agg, deadline=deadline)
+            frame = runtime.api_source.query(text, start, end, step, agg, deadline=deadline)
         info = frame.attrs.get("series", {})
         seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
         series = []

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from collectors.aggregator import Aggregator
+from collectors.metrics import freeze_labels
 from collectors.selector import parse_selector
 from dashboard_app.panels import Window, panel_frame, resolve_unit
 from dashboard_app.sources import Source
@@ -47,7 +47,7 @@ def series_label(name: str, labels: dict[str, str]) -> str:
 
 
 def stream_query(
-    agg: Aggregator,
+    source: Source,
     selectors: list[str],
     start: float,
     end: float,
@@ -61,11 +61,7 @@ def stream_query(
     chunk reads one step more at its start, so a rate has the sample before its first bucket.
     """
     parsed = [parse_selector(text) for text in selectors]
-    keys = list(
-        dict.fromkeys(
-            (s.name, s.labels) for p in parsed for s in agg.store.series(p.name) if p.matches(s.label_dict)
-        )
-    )
+    keys = list(dict.fromkeys((s.name, freeze_labels(s.labels)) for p in parsed for s in source.series(p)))
     yield _line(["time"] + [f"{series_label(n, dict(lab))} [{unit_of(n)}]" for n, lab in keys])
     if not keys:
         return
@@ -76,7 +72,7 @@ def stream_query(
         upper = (k + CHUNK_POINTS) * step
         hi = min(end, upper - 1e-6)
         frames = [
-            agg.query(p, start if first else max(start, boundary - step), hi, step, how) for p in parsed
+            source.query(p, start if first else max(start, boundary - step), hi, step, how) for p in parsed
         ]
         frames = [f for f in frames if not f.empty]
         if frames:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collectors.aggregator import Aggregator
 from collectors.catalog import CATALOG
 from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload
@@ -78,8 +77,8 @@ class Runtime:
         flushes_per_snapshot = round(settings.store.snapshot_interval / settings.store.flush_interval)
         self.archive = StoreArchive(data_dir / "store", snapshot_every=flushes_per_snapshot)
         self.archive.load(self.store)
-        self.source: Source = EmbeddedSource(self.store, Aggregator(self.store, settings.query.max_points))
-        self.api_aggregator = Aggregator(self.store, API_MAX_POINTS)
+        self.source: Source = EmbeddedSource(self.store, settings.query.max_points)
+        self.api_source: Source = self.source.capped(API_MAX_POINTS)
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
         self.metrics = CustomMetrics(
             self.store,
@@ -128,7 +127,7 @@ class Runtime:
         self.notifier = Notifier(
             alerts.alertmanager, alerts.webhooks, alerts.external_url, alerts.resend_interval
         )
-        self.alerts = AlertEngine(self.rules, self.api_aggregator, clock, self.notifier.send)
+        self.alerts = AlertEngine(self.rules, self.api_source, clock, self.notifier.send)
         self.scheduler.every("alerts", alerts.interval, self.alerts.evaluate)
         if self.notifier.enabled:
             self.scheduler.every(

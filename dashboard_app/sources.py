@@ -1,4 +1,8 @@
-"""Sources answer panel queries: the embedded store now, a Prometheus server when scaled out."""
+"""Sources answer every read of metric data: the embedded store, or a Prometheus server when scaled out.
+
+Pages, the query API, exports, alert rules and analyses all read through a Source, so pointing
+Pulseboard at Prometheus changes one object, not every reader.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,48 @@ from typing import Protocol
 
 import pandas as pd
 
-from collectors.aggregator import Aggregator
-from collectors.selector import parse_selector
+from collectors.aggregator import Aggregator, SeriesInfo
+from collectors.selector import Selector, parse_selector
 from collectors.store import Store
 
 
 class Source(Protocol):
-    """What pages, the API and alerts may ask of metric data."""
+    """What pages, the API, exports, alerts and analyses may ask of metric data."""
 
-    min_step: float
+    min_step: float  # the finest step worth asking for, in seconds
 
     def query(
-        self, expr: str, start: float, end: float, step: float, agg: str, legend: str | None
+        self,
+        expr: str | Selector,
+        start: float,
+        end: float,
+        step: float,
+        agg: str = "avg",
+        legend: str | None = None,
+        deadline: float | None = None,
     ) -> pd.DataFrame:
-        """Return one column per matching series over [start, end] at ``step`` seconds."""
+        """Return one column per matching series over [start, end] at ``step`` seconds.
+
+        Columns carry ``attrs["series"]`` (label -> SeriesInfo) and ``attrs["step"]``.
+        """
+        ...
+
+    def window(
+        self, expr: str | Selector, start: float, end: float, agg: str = "avg", predict: float | None = None
+    ) -> list[tuple[SeriesInfo, float]]:
+        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
+        ...
+
+    def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        """Return the series a selector matches."""
+        ...
+
+    def names(self) -> list[str]:
+        """Return every metric name, sorted."""
+        ...
+
+    def label_values(self, label: str) -> list[str]:
+        """Return the values a label takes across all series, sorted."""
         ...
 
     def unit(self, expr: str) -> str | None:
@@ -30,19 +62,56 @@ class Source(Protocol):
         """Return the time of the newest sample of any series a selector matches (None: unknown)."""
         ...
 
+    def capped(self, max_points: int) -> Source:
+        """Return the same source with another cap on points per series."""
+        ...
+
+
+def _selector(expr: str | Selector) -> Selector:
+    return parse_selector(expr) if isinstance(expr, str) else expr
+
 
 class EmbeddedSource:
-    """Answer queries from the in-process store through the pandas aggregator."""
+    """Answer reads from the in-process store through the pandas aggregator."""
 
-    def __init__(self, store: Store, aggregator: Aggregator):
+    def __init__(self, store: Store, max_points: int = 2000):
         self.store = store
-        self.aggregator = aggregator
+        self.aggregator = Aggregator(store, max_points)
         self.min_step = store.capacity and store.tiers[0].retention / store.capacity
 
-    def query(
-        self, expr: str, start: float, end: float, step: float, agg: str, legend: str | None
-    ) -> pd.DataFrame:
-        return self.aggregator.query(expr, start, end, step, agg, legend)
+    def capped(self, max_points: int) -> EmbeddedSource:
+        return EmbeddedSource(self.store, max_points)
+
+    def query(self, expr, start, end, step, agg="avg", legend=None, deadline=None) -> pd.DataFrame:
+        return self.aggregator.query(expr, start, end, step, agg, legend, deadline)
+
+    def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
+        return [
+            (SeriesInfo(s.name, s.label_dict), v)
+            for s, v in self.aggregator.window(expr, start, end, agg, predict)
+        ]
+
+    def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        selector = _selector(expr)
+        return [
+            SeriesInfo(s.name, s.label_dict)
+            for s in self.store.series(selector.name)
+            if selector.matches(s.label_dict)
+        ]
+
+    def names(self) -> list[str]:
+        return sorted(self.store.names())
+
+    def label_values(self, label: str) -> list[str]:
+        return sorted(
+            {
+                v
+                for name in self.store.names()
+                for s in self.store.series(name)
+                for k, v in s.labels
+                if k == label
+            }
+        )
 
     def unit(self, expr: str) -> str | None:
         spec = self.store.specs.get(parse_selector(expr).name)

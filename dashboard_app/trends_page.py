@@ -25,15 +25,13 @@ MAX_FORECASTS = 6
 
 def series_options(runtime: Runtime) -> list[dict]:
     """Every metric (all its series) and every single series, as selectors to pick from."""
-    store = runtime.store
-    names = store.names()
+    source = runtime.source
+    names = source.names()
     options = [{"label": f"{n} (all series)", "value": n} for n in names]
     for name in names:
-        for s in store.series(name):
+        for s in source.series(name):
             if s.labels:
-                options.append(
-                    {"label": series_label(name, s.label_dict), "value": series_label(name, s.label_dict)}
-                )
+                options.append({"label": series_label(name, s.labels), "value": series_label(name, s.labels)})
     return options[:MAX_OPTIONS]
 
 

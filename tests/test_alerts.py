@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.aggregator import Aggregator
-from collectors.metrics import Sample
+from collectors.metrics import Sample, freeze_labels
 from dashboard_app.alert_engine import AlertEngine, RuleState, backtest
 from dashboard_app.alert_rules import AlertRule, RuleBook, load_rule_files
+from dashboard_app.sources import EmbeddedSource
 from layouts.validation import ConfigError
 
 CPU = "pulseboard_system_cpu_usage_ratio"
@@ -123,7 +123,7 @@ def cpu_history(store, clock, start, spike=(600, 1200)):
 def test_backtest_reports_a_known_episode_at_the_right_times(store, clock):
     start = clock.now - 1800
     cpu_history(store, clock, start)
-    events = backtest(rule(**{"for": 120}), Aggregator(store), start, clock.now, 15)
+    events = backtest(rule(**{"for": 120}), EmbeddedSource(store), start, clock.now, 15)
     assert [e["state"] for e in events] == ["firing", "resolved"]
     firing, resolved = events
     # The 1-minute average passes 90 % once most of its window is in the spike (about +55 s),
@@ -133,8 +133,8 @@ def test_backtest_reports_a_known_episode_at_the_right_times(store, clock):
     assert start + 1200 <= resolved["at"] <= start + 1200 + 60
 
 
-class BrokenAggregator(Aggregator):
-    """The real aggregator, except that one query fails."""
+class BrokenSource(EmbeddedSource):
+    """The real embedded source, except that one query fails."""
 
     def window(self, selector, start, end, agg="avg", predict=None):
         if str(selector).startswith("broken"):
@@ -148,7 +148,7 @@ def test_a_failing_rule_shows_its_error_and_the_others_still_fire(store, clock, 
     book.put(rule(**{"for": 0}))
     book.put(rule(id="broken", name="Broken", query="broken_metric", **{"for": 0}))
     sent = []
-    engine = AlertEngine(book, BrokenAggregator(store), clock, sent.extend)
+    engine = AlertEngine(book, BrokenSource(store), clock, sent.extend)
     assert engine.evaluate() == 1
     assert engine.rule_status("broken")["error"] == "RuntimeError: the store could not answer"
     assert engine.rule_status("high-cpu")["state"] == "firing"
@@ -161,7 +161,7 @@ def test_a_disabled_or_deleted_rule_resolves_its_alerts(store, clock, tmp_path):
     cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
     book = RuleBook(tmp_path / "rules.json", shipped={})
     book.put(rule(**{"for": 0}))
-    engine = AlertEngine(book, Aggregator(store), clock)
+    engine = AlertEngine(book, EmbeddedSource(store), clock)
     engine.evaluate()
     book.put(rule(**{"for": 0, "enabled": False}))
     clock.advance(15)
@@ -175,7 +175,8 @@ def test_predicted_disk_full(store, clock):
     start = clock.now - 3600
     store.append(Sample(usage, mount, 0.5 + 0.4 * t / 3600, start + t) for t in range(0, 3600, 60))
     values = dict(
-        (s.labels, v) for s, v in Aggregator(store).window(usage, start, clock.now, "last", predict=86400)
+        (freeze_labels(s.labels), v)
+        for s, v in EmbeddedSource(store).window(usage, start, clock.now, "last", predict=86400)
     )
     assert values[mount] > 1.0  # at 40 % an hour it is full well within a day
     filling = rule(
