@@ -37,18 +37,60 @@ def empty_frame() -> pd.DataFrame:
     return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="time"))
 
 
-def column_label(series: Series, legend: str | None, many_names: bool) -> str:
+def column_label(info: SeriesInfo, legend: str | None, many_names: bool) -> str:
     """Name a column from a legend template such as ``{core}``, or from the labels."""
-    labels = series.label_dict
+    labels = info.labels
     if legend:
         try:
             return legend.format_map(_Blank(labels))
         except (ValueError, IndexError):
             return legend
     if not labels:
-        return series.name
-    text = ", ".join(f"{k}={v}" for k, v in series.labels) if len(labels) > 1 else next(iter(labels.values()))
-    return f"{series.name} {text}" if many_names else text
+        return info.name
+    text = (
+        ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        if len(labels) > 1
+        else next(iter(labels.values()))
+    )
+    return f"{info.name} {text}" if many_names else text
+
+
+def check_query(agg: str, start: float, end: float, step: float) -> None:
+    """Raise QueryError naming what is wrong with a range query's aggregation, range or step."""
+    if agg not in AGGREGATIONS:
+        raise QueryError(f"aggregation {agg!r} is not one of {', '.join(AGGREGATIONS)}")
+    if not (math.isfinite(step) and step > 0):
+        raise QueryError("step must be a positive number of seconds")
+    if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+        raise QueryError("end must not be before start")
+
+
+def series_frame(
+    columns: list[tuple[SeriesInfo, np.ndarray, np.ndarray]], legend: str | None, step: float
+) -> pd.DataFrame:
+    """Return the frame a range query answers: one column per series, named by the legend."""
+    if not columns:
+        return empty_frame()
+    many_names = len({info.name for info, _, _ in columns}) > 1
+    labels = _unique([column_label(info, legend, many_names) for info, _, _ in columns])
+    frame = _wide(labels, [(t, v) for _, t, v in columns])
+    frame.attrs["series"] = {lab: info for lab, (info, _, _) in zip(labels, columns)}
+    frame.attrs["step"] = step
+    return frame
+
+
+def cap_points(
+    t: np.ndarray, v: np.ndarray, start: float, end: float, max_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep at most max_points: beyond that, the lowest and the highest point of each bucket."""
+    if len(t) <= max_points:
+        return t, v
+    width = max((end - start) / (max_points // 2), 1e-9)
+    bucket = np.floor((t - start) / width)
+    frame = pd.DataFrame({"b": bucket, "v": v})
+    grouped = frame.groupby("b")["v"]
+    keep = np.union1d(grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy())
+    return t[keep], v[keep]
 
 
 class _Blank(dict):
@@ -101,17 +143,12 @@ class Aggregator:
         """
         if isinstance(selector, str):
             selector = parse_selector(selector)
-        if agg not in AGGREGATIONS:
-            raise QueryError(f"aggregation {agg!r} is not one of {', '.join(AGGREGATIONS)}")
-        if not (math.isfinite(step) and step > 0):
-            raise QueryError("step must be a positive number of seconds")
-        if not (math.isfinite(start) and math.isfinite(end)) or end < start:
-            raise QueryError("end must not be before start")
+        check_query(agg, start, end, step)
         series = [s for s in self.store.series(selector.name) if selector.matches(s.label_dict)]
         if not series:
             return empty_frame()
         segments = self.plan(start, end, step, agg)
-        columns: list[tuple[Series, np.ndarray, np.ndarray]] = []
+        columns: list[tuple[SeriesInfo, np.ndarray, np.ndarray]] = []
         for s in series:
             if deadline is not None and time.monotonic() > deadline:
                 raise QueryTimeout(
@@ -126,18 +163,9 @@ class Aggregator:
             ]
             t, v = _join_segments(pieces)
             if len(t):
-                t, v = self._cap(t, v, start, end)
-                columns.append((s, t, v))
-        if not columns:
-            return empty_frame()
-        many_names = len({s.name for s in series}) > 1
-        labels = _unique([column_label(s, legend, many_names) for s, _, _ in columns])
-        frame = _wide(labels, [(t, v) for _, t, v in columns])
-        frame.attrs["series"] = {
-            lab: SeriesInfo(s.name, s.label_dict) for lab, (s, _, _) in zip(labels, columns)
-        }
-        frame.attrs["step"] = segments[0][3]
-        return frame
+                t, v = cap_points(t, v, start, end, self.max_points)
+                columns.append((SeriesInfo(s.name, s.label_dict), t, v))
+        return series_frame(columns, legend, segments[0][3])
 
     def window(
         self,
@@ -264,17 +292,6 @@ class Aggregator:
             out = means.groupby(np.repeat(keys, ends - starts), sort=True).quantile(_QUANTILES[agg])
             return keys, out.to_numpy(dtype=float)
         return keys, _REDUCE[agg].reduceat(getattr(r, agg), starts)
-
-    def _cap(self, t: np.ndarray, v: np.ndarray, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
-        """Keep at most max_points: beyond that, the lowest and the highest point of each bucket."""
-        if len(t) <= self.max_points:
-            return t, v
-        width = max((end - start) / (self.max_points // 2), 1e-9)
-        bucket = np.floor((t - start) / width)
-        frame = pd.DataFrame({"b": bucket, "v": v})
-        grouped = frame.groupby("b")["v"]
-        keep = np.union1d(grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy())
-        return t[keep], v[keep]
 
 
 _REDUCE = {"min": np.minimum, "max": np.maximum, "sum": np.add}

@@ -53,11 +53,23 @@ class Selector:
     def matches(self, labels: dict[str, str]) -> bool:
         return all(m.matches(labels) for m in self.matchers)
 
+    def narrowed(self, equal: dict[str, str]) -> Selector:
+        """Return this selector with label="value" conditions replacing any on the same labels."""
+        if not equal:
+            return self
+        kept = tuple(m for m in self.matchers if m.label not in equal)
+        return Selector(self.name, kept + tuple(Matcher(k, "=", v) for k, v in sorted(equal.items())))
+
     def __str__(self) -> str:
         if not self.matchers:
             return self.name
-        inner = ", ".join(f'{m.label}{m.op}"{m.value}"' for m in self.matchers)
+        inner = ", ".join(f"{m.label}{m.op}{quote(m.value)}" for m in self.matchers)
         return f"{self.name}{{{inner}}}"
+
+
+def quote(value: str) -> str:
+    """Return a double-quoted label value, escaped as the parser (and PromQL) reads it."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @lru_cache(maxsize=4096)

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from collectors.aggregator import QueryError, QueryTimeout
 from collectors.custom import MetricError
 from collectors.selector import SelectorError
+from dashboard_app.sources import SourceUnavailable
 
 PREFIX = "/api/v1/monitoring"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -123,6 +124,8 @@ class Api:
                     return error_response(str(exc), exc.status, exc.field)
                 except QueryTimeout as exc:
                     return error_response(str(exc), 503, "query", retry_after=1)
+                except SourceUnavailable as exc:
+                    return error_response(str(exc), 502, "source")
                 except (QueryError, SelectorError) as exc:
                     return error_response(str(exc), 400, "query")
                 if isinstance(out, Response):

@@ -7,7 +7,7 @@ from flask import Response, request, stream_with_context
 from collectors.aggregator import AGGREGATIONS
 from dashboard_app.api import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.export import CHUNK_POINTS, dashboard_zip, panel_csv, stream_query
-from dashboard_app.panels import Window
+from dashboard_app.panels import Window, narrow_panel
 from dashboard_app.runtime import Runtime
 from layouts.components import RANGE_SECONDS
 
@@ -121,6 +121,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if panel is None:
             known = ", ".join(p.id for p in dashboard.panels)
             raise ApiError(f"no panel {panel_id!r} on {id}; known: {known}", 404, "panel_id")
+        panel = narrow_panel(panel, dashboard.chosen(request.args))
         text = panel_csv(runtime.source, panel, window(), points)
         return _attachment(text, f"{id}-{panel_id}.csv", "text/csv")
 
@@ -134,5 +135,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def export_dashboard(id: str):
         dashboard = found(id)
         return _attachment(
-            dashboard_zip(runtime.source, dashboard, window(), points), f"{id}.zip", "application/zip"
+            dashboard_zip(runtime.source, dashboard, window(), points, dashboard.chosen(request.args)),
+            f"{id}.zip",
+            "application/zip",
         )

@@ -84,7 +84,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def health():
         jobs = runtime.scheduler.health()
         failing = [j["name"] for j in jobs if j["hung"] or (j["last_error"] or 0) > (j["last_success"] or 0)]
-        problems = runtime.archive.problems
+        problems = runtime.storage_problems
         return {
             "status": "degraded" if failing or problems else "healthy",
             "failing": failing,
@@ -119,6 +119,17 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def latest():
         text = request.args.get("query")
+        if runtime.prometheus:
+            if not text:
+                raise ApiError("query is required when reading from Prometheus", field="query")
+            now = runtime.clock()
+            source = runtime.api_source  # the newest sample within a few scrapes, as Prometheus' staleness
+            found = source.window(text, now - 5 * source.min_step, now, "last")
+            return {
+                "series": [
+                    {"name": s.name, "labels": s.labels, "value": v, "timestamp": now} for s, v in found
+                ]
+            }
         if text:
             selector = parse_selector(text)
             rows = [r for r in store.latest([selector.name]) if selector.matches(r[0].label_dict)]
@@ -203,6 +214,12 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         unknown = sorted(set(body) - {"samples"})
         if unknown:
             raise ApiError(f"unknown field {unknown[0]!r}; the body holds samples", field=unknown[0])
+        if runtime.archive is None:
+            raise ApiError(
+                "this Pulseboard reads from Prometheus and stores no samples: expose them on a /metrics "
+                "endpoint for Prometheus to scrape, or push to an embedded Pulseboard",
+                409,
+            )
         stored = metrics.record(body.get("samples"))
         try:
             runtime.archive.commit(store)  # on disk before answering: an acknowledged sample survives a crash

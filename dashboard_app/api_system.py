@@ -49,7 +49,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
                 "series": store.series_count,
                 "samples_appended": store.appended,
                 "memory_bytes": store.memory_bytes(),
-                "problems": runtime.archive.problems,
+                "problems": runtime.storage_problems,
             },
             "scrape_targets": [
                 {

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import g
 
 from dashboard_app.auth import OPEN
-from dashboard_app.panels import Window, panel_trouble, render_panel
+from dashboard_app.panels import Window, narrow_panel, panel_trouble, render_panel
 from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.alert_views import alerts_body, banner
 from layouts.charts import apply_theme, no_data
-from layouts.components import CUSTOM, RANGE_SECONDS, TOOL_PAGES, export_url, nav_links
+from layouts.components import ALL_VALUES, CUSTOM, RANGE_SECONDS, TOOL_PAGES, export_url, nav_links
 
 CACHE = "pulseboard_panel_cache_requests_total"
 CALLBACK = "pulseboard_callback_duration_seconds"
@@ -51,6 +52,11 @@ def window_for(
     return Window(now - RANGE_SECONDS.get(range_value, 900), now)
 
 
+def _variable_values(inputs: list[dict]) -> dict[str, str]:
+    """Return the values of a page's variable selectors, by label name."""
+    return {item["id"]["name"]: item.get("value") or "" for item in inputs}
+
+
 def register(app: Dash, runtime: Runtime) -> None:
     """Attach every callback of the application."""
     source = runtime.source
@@ -66,9 +72,10 @@ def register(app: Dash, runtime: Runtime) -> None:
         Input(ids.CUSTOM_START, "value"),
         Input(ids.CUSTOM_END, "value"),
         Input(ids.THEME, "data"),
+        Input({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "value"),
         State(ids.RENDER_STATE, "data"),
     )
-    def refresh_panels(_tick, range_value, custom_start, custom_end, theme, last):
+    def refresh_panels(_tick, range_value, custom_start, custom_end, theme, _values, last):
         outputs = ctx.outputs_list[0]
         if not outputs:
             raise PreventUpdate
@@ -76,8 +83,14 @@ def register(app: Dash, runtime: Runtime) -> None:
         if dashboard is None:
             raise PreventUpdate
         theme = theme if theme in ("light", "dark") else "light"
-        panels = [dashboard.panel(o["id"]["panel"]) for o in outputs]
-        view = {"dashboard": dashboard.id, "range": [range_value, custom_start, custom_end], "theme": theme}
+        chosen = dashboard.chosen(_variable_values(ctx.inputs_list[5]))
+        panels = [narrow_panel(dashboard.panel(o["id"]["panel"]), chosen) for o in outputs]
+        view = {
+            "dashboard": dashboard.id,
+            "range": [range_value, custom_start, custom_end],
+            "theme": theme,
+            "variables": chosen,
+        }
         trouble = runtime.scheduler.trouble
         fresh = {
             p.id: [
@@ -120,12 +133,47 @@ def register(app: Dash, runtime: Runtime) -> None:
         Input(ids.CUSTOM_START, "value"),
         Input(ids.CUSTOM_END, "value"),
         Input(ids.URL, "pathname"),
+        Input({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "value"),
     )
-    def export_links(range_value, custom_start, custom_end, _path):
+    def export_links(range_value, custom_start, custom_end, _path, _values):
         query = export_query(range_value, custom_start, custom_end)
+        chosen = {k: v for k, v in _variable_values(ctx.inputs_list[4]).items() if v}
+        if chosen:
+            query += "&" + urlencode(chosen)
         panels = [export_url(o["id"]["dashboard"], o["id"]["panel"], query) for o in ctx.outputs_list[0]]
         zips = [export_url(o["id"]["dashboard"], None, query) for o in ctx.outputs_list[1]]
         return panels, zips
+
+    @app.callback(
+        Output({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "options"),
+        Output({"type": ids.VARIABLE_BOX, "dashboard": ALL, "name": ALL}, "style"),
+        Input({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "id"),
+        State({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "value"),
+    )
+    def variable_options(variable_ids, values):
+        """Fill each variable's choices from the source's label values; hide one with none to choose."""
+        options, styles = [], []
+        for component, value in zip(variable_ids, values):
+            dashboard = runtime.dashboards.get(component["dashboard"])
+            found = (
+                next((v for v in dashboard.variables if v.name == component["name"]), None)
+                if dashboard
+                else None
+            )
+            names = source.label_values(found.name, found.values_from) if found else []
+            if value and value not in names:
+                names = sorted([*names, value])  # a shared link's value stays choosable, even if gone
+            options.append([ALL_VALUES] + [{"label": n, "value": n} for n in names])
+            styles.append({} if names else {"display": "none"})
+        return options, styles
+
+    app.clientside_callback(
+        ClientsideFunction("pulseboard", "keepVariables"),
+        Output(ids.VARIABLES_URL, "data"),
+        Input({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "value"),
+        State({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "id"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.INTERVAL, "interval"), Output(ids.INTERVAL, "disabled"), Input(ids.REFRESH, "value")

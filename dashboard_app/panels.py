@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
-from collectors.aggregator import empty_frame
+from collectors.aggregator import QueryError, empty_frame
 from collectors.selector import parse_selector
-from dashboard_app.sources import Source
+from dashboard_app.sources import Source, SourceUnavailable
 from layouts.charts import Figure, apply_theme, build_figure, no_data
 from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
 from layouts.schema import Dashboard, Panel, PanelQuery
@@ -36,6 +37,20 @@ def resolve_unit(source: Source, panel: Panel) -> Panel:
         return panel
     unit = source.unit(panel.queries[0].expr) or "none"
     return panel.model_copy(update={"unit": unit})
+
+
+def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
+    """Return a panel whose queries keep only series with the chosen label values (dashboard variables)."""
+    if not chosen:
+        return panel
+
+    def narrow(expr: str | None) -> str | None:
+        return None if expr is None else str(parse_selector(expr).narrowed(chosen))
+
+    queries = tuple(
+        q.model_copy(update={"expr": narrow(q.expr), "over": narrow(q.over)}) for q in panel.queries
+    )
+    return panel.model_copy(update={"queries": queries})
 
 
 def query_frame(source: Source, q: PanelQuery, start: float, end: float, step: float) -> pd.DataFrame:
@@ -120,6 +135,9 @@ def render_panel(
         problem = panel_trouble(panel, trouble)
         if problem:
             figure = say_unavailable(figure, panel, problem)
+    except (QueryError, SourceUnavailable) as exc:  # the source's reason fits in the panel
+        reason = html.escape(str(exc))
+        figure = no_data(panel, f"Cannot draw this panel<br><span style='font-size:11px'>{reason}</span>")
     except Exception as exc:  # one broken panel must not blank the whole page
         log.exception("panel %s failed", panel.id)
         figure = no_data(panel, f"Cannot draw this panel: {type(exc).__name__}")

@@ -25,6 +25,7 @@ from dashboard_app.auth import AuditLog, Keys, Secrets, Users, load_secrets
 from dashboard_app.connections import ConnectionPool
 from dashboard_app.library import DashboardLibrary
 from dashboard_app.notify import Notifier
+from dashboard_app.prometheus_source import PrometheusSource
 from dashboard_app.settings import Settings
 from dashboard_app.sources import EmbeddedSource, Source
 from layouts.schema import Dashboard
@@ -74,10 +75,22 @@ class Runtime:
         self.audit = AuditLog(data_dir / "audit.log", clock)
         self.library = DashboardLibrary(data_dir / "dashboards", dashboards)
         self.store = build_store(settings, clock)
-        flushes_per_snapshot = round(settings.store.snapshot_interval / settings.store.flush_interval)
-        self.archive = StoreArchive(data_dir / "store", snapshot_every=flushes_per_snapshot)
-        self.archive.load(self.store)
-        self.source: Source = EmbeddedSource(self.store, settings.query.max_points)
+        # Reading from Prometheus, a replica keeps no metric history: the store holds only its own
+        # instruments (for /metrics), and nothing is written to or read from disk for it.
+        self.prometheus = settings.source == "prometheus"
+        self.archive: StoreArchive | None = None
+        if self.prometheus:
+            for collector_class in COLLECTORS.values():  # their units and types, for panels and queries
+                for spec in collector_class.metrics:
+                    self.store.declare(spec)
+            self.source: Source = PrometheusSource(
+                settings.prometheus, self.store.specs, settings.query.max_points, clock
+            )
+        else:
+            flushes_per_snapshot = round(settings.store.snapshot_interval / settings.store.flush_interval)
+            self.archive = StoreArchive(data_dir / "store", snapshot_every=flushes_per_snapshot)
+            self.archive.load(self.store)
+            self.source = EmbeddedSource(self.store, settings.query.max_points)
         self.api_source: Source = self.source.capped(API_MAX_POINTS)
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
         self.metrics = CustomMetrics(
@@ -94,7 +107,7 @@ class Runtime:
         self.scheduler = Scheduler(clock)
         for name, collector_class in COLLECTORS.items():
             cfg = getattr(settings.collectors, name)
-            if cfg.enabled:
+            if cfg.enabled and not self.prometheus:  # hosts run agents; Prometheus scrapes them
                 self.scheduler.collect(collector_class(ps=ps, clock=clock), self.store, cfg.interval)
         if settings.collectors.self.enabled:
             own = SelfCollector(
@@ -119,7 +132,7 @@ class Runtime:
             )
             self.targets.append(scraper)
             self.scheduler.collect(scraper, self.store, target.interval)
-        self.demo = DemoWorkload(self.metrics, clock) if settings.demo else None
+        self.demo = DemoWorkload(self.metrics, clock) if settings.demo and not self.prometheus else None
         if self.demo is not None:
             self.scheduler.every("demo", 5.0, self.demo.run)
         alerts = settings.alerts
@@ -135,12 +148,14 @@ class Runtime:
                 alerts.resend_interval,
                 lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
             )
-        self.scheduler.every("flush", settings.store.flush_interval, self._flush)
+        if self.archive is not None:
+            self.scheduler.every("flush", settings.store.flush_interval, self._flush)
         for problem in self.problems:
             log.error("data directory: %s", problem)
         self.started = False
 
     def _flush(self) -> None:
+        assert self.archive is not None  # noqa: S101 (scheduled only with an archive)
         try:
             self.archive.flush(self.store)
         except (OSError, sqlite3.Error):
@@ -157,6 +172,11 @@ class Runtime:
             + self.users.problems
             + self.keys.problems
         )
+
+    @property
+    def storage_problems(self) -> list[str]:
+        """Damaged parts of the stored history that were set aside at start."""
+        return self.archive.problems if self.archive is not None else []
 
     @property
     def dashboards(self) -> dict[str, Dashboard]:
@@ -183,6 +203,7 @@ class Runtime:
         """Stop the background jobs and save everything for the next start."""
         self.scheduler.stop()
         self.notifier.stop()
-        self.archive.snapshot(self.store)
-        self.archive.close()
+        if self.archive is not None:
+            self.archive.snapshot(self.store)
+            self.archive.close()
         self.started = False

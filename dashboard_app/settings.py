@@ -22,7 +22,13 @@ NOT_SETTINGS = (
     "PULSEBOARD_ADMIN_PASSWORD",
     "PULSEBOARD_SECRETS_FILE",
     "PULSEBOARD_SYSTEM_INTERVAL",
+    "PULSEBOARD_PROMETHEUS_URL",
 )
+# Short names for the settings people set most from the environment.
+ALIASES = {
+    "PULSEBOARD_SYSTEM_INTERVAL": "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL",
+    "PULSEBOARD_PROMETHEUS_URL": "PULSEBOARD_PROMETHEUS__URL",
+}
 REFRESH_CHOICES = (0, 1, 5, 30)
 
 
@@ -126,6 +132,29 @@ class AlertSettings(_Strict):
         return self
 
 
+class PrometheusSettings(_Strict):
+    """The Prometheus-compatible server Pulseboard reads from when ``source: prometheus``."""
+
+    url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Base URL, e.g. http://127.0.0.1:9090 (no /api/v1)."
+    )
+    username: str | None = Field(None, description="Basic auth user, with password.")
+    password: str | None = Field(None, description="Basic auth password (PULSEBOARD_PROMETHEUS__PASSWORD).")
+    bearer_token: str | None = Field(None, description="Sent as Authorization: Bearer (not with basic auth).")
+    scrape_interval: Duration = Field(
+        15, ge=1, description="The server's scrape interval: the finest step asked for; rates span 4 of them."
+    )
+    timeout: Duration = Field(10, ge=1, description="Seconds one request to the server may take.")
+
+    @model_validator(mode="after")
+    def _one_way_to_log_in(self):
+        if (self.username is None) != (self.password is None):
+            raise ValueError("basic auth needs both username and password")
+        if self.username is not None and self.bearer_token is not None:
+            raise ValueError("set either basic auth (username, password) or bearer_token, not both")
+        return self
+
+
 class AuthSettings(_Strict):
     enabled: bool = Field(
         False,
@@ -154,6 +183,22 @@ class Settings(_Strict):
     scrape: tuple[ScrapeTarget, ...] = ()
     alerts: AlertSettings = AlertSettings()
     auth: AuthSettings = AuthSettings()
+    source: Literal["embedded", "prometheus"] = Field(
+        "embedded", description="Where pages, queries, exports, alerts and analyses read metrics."
+    )
+    prometheus: PrometheusSettings = PrometheusSettings()
+
+    @model_validator(mode="after")
+    def _source_complete(self):
+        if self.source == "prometheus":
+            if self.prometheus.url is None:
+                raise ValueError("source: prometheus needs prometheus.url (or PULSEBOARD_PROMETHEUS_URL)")
+            if self.scrape:
+                raise ValueError(
+                    "with source: prometheus, Prometheus scrapes the targets: "
+                    "move the scrape list to prometheus.yml"
+                )
+        return self
 
 
 def _override(data: dict, environ: dict[str, str]) -> dict[tuple, str]:
@@ -190,8 +235,9 @@ def load_settings(
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the file must hold a mapping of settings")
     environ = dict(os.environ if environ is None else environ)
-    if "PULSEBOARD_SYSTEM_INTERVAL" in environ:  # a short name for the one interval benchmarks and agents set
-        environ.setdefault("PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL", environ["PULSEBOARD_SYSTEM_INTERVAL"])
+    for short, full in ALIASES.items():
+        if short in environ:
+            environ.setdefault(full, environ[short])
     names = _override(data, environ)
     for key in names:
         lines.pop(key, None)

@@ -15,6 +15,10 @@ from collectors.selector import Selector, parse_selector
 from collectors.store import Store
 
 
+class SourceUnavailable(Exception):
+    """The source could not answer (a server down or failing); the message names it and why."""
+
+
 class Source(Protocol):
     """What pages, the API, exports, alerts and analyses may ask of metric data."""
 
@@ -50,8 +54,8 @@ class Source(Protocol):
         """Return every metric name, sorted."""
         ...
 
-    def label_values(self, label: str) -> list[str]:
-        """Return the values a label takes across all series, sorted."""
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Return the values a label takes across all series (or those a selector matches), sorted."""
         ...
 
     def unit(self, expr: str) -> str | None:
@@ -102,16 +106,9 @@ class EmbeddedSource:
     def names(self) -> list[str]:
         return sorted(self.store.names())
 
-    def label_values(self, label: str) -> list[str]:
-        return sorted(
-            {
-                v
-                for name in self.store.names()
-                for s in self.store.series(name)
-                for k, v in s.labels
-                if k == label
-            }
-        )
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        infos = self.series(match) if match else [i for n in self.store.names() for i in self.series(n)]
+        return sorted({info.labels[label] for info in infos if label in info.labels})
 
     def unit(self, expr: str) -> str | None:
         spec = self.store.specs.get(parse_selector(expr).name)

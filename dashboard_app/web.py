@@ -53,11 +53,11 @@ def create_app(runtime: Runtime) -> Dash:
     def refresh_of(dashboard) -> int:
         return settings.dashboards.refresh if dashboard.refresh is None else dashboard.refresh
 
-    def page(dashboard_id: str | None = None, **_):
+    def page(dashboard_id: str | None = None, **query):
         dashboard = runtime.dashboards.get(dashboard_id or "")
         if dashboard is None:
             return not_found(dashboard_id)
-        return dashboard_page(dashboard, refresh_of(dashboard))
+        return dashboard_page(dashboard, refresh_of(dashboard), dashboard.chosen(query))
 
     def title(dashboard_id: str | None = None, **_):
         dashboard = runtime.dashboards.get(dashboard_id or "")

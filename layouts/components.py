@@ -207,8 +207,39 @@ def page_head(title: str, description: str, *extra) -> html.Div:
     )
 
 
-def dashboard_page(dashboard: Dashboard, refresh: int) -> html.Div:
-    """Return a dashboard's page: a heading and its grid of panels."""
+ALL_VALUES = {"label": "All", "value": ""}
+
+
+def variable_bar(dashboard: Dashboard, chosen: dict[str, str]) -> html.Div | None:
+    """Return the dashboard's variables as selectors, opened on the values the URL chose."""
+    if not dashboard.variables:
+        return None
+    boxes = []
+    for v in dashboard.variables:
+        value = chosen.get(v.name, "")
+        options = [ALL_VALUES] + ([{"label": value, "value": value}] if value else [])
+        boxes.append(
+            html.Label(
+                id=ids.variable_box(dashboard.id, v.name),
+                className="variable",
+                children=[
+                    html.Span(v.title or v.name, className="variable-name"),
+                    dcc.Dropdown(
+                        id=ids.variable(dashboard.id, v.name),
+                        options=options,
+                        value=value,
+                        clearable=False,
+                        searchable=True,
+                        className="variable-select",
+                    ),
+                ],
+            )
+        )
+    return html.Div(boxes + [dcc.Store(id=ids.VARIABLES_URL)], className="variables")
+
+
+def dashboard_page(dashboard: Dashboard, refresh: int, chosen: dict[str, str] | None = None) -> html.Div:
+    """Return a dashboard's page: a heading, its variables and its grid of panels."""
     return html.Div(
         className="dashboard",
         id=f"dashboard-{dashboard.id}",
@@ -224,6 +255,7 @@ def dashboard_page(dashboard: Dashboard, refresh: int) -> html.Div:
                     className="dashboard-zip",
                 ),
             ),
+            variable_bar(dashboard, chosen or {}),
             html.Div([panel_card(dashboard, p) for p in dashboard.panels], className="grid"),
         ],
     )

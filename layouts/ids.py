@@ -32,7 +32,10 @@ ADMIN_NEW_KEY = "admin-new-key"
 ADMIN_NEW_KEY_TOKEN = "admin-new-key-token"
 ADMIN_KEYS = "admin-keys"
 
+VARIABLES_URL = "page-variables-url"
 PANEL_GRAPH = "panel-graph"
+VARIABLE = "dashboard-variable"
+VARIABLE_BOX = "dashboard-variable-box"
 PANEL_CSV = "panel-csv"
 DASHBOARD_ZIP = "dashboard-zip"
 
@@ -60,3 +63,13 @@ def panel_csv(dashboard_id: str, panel_id: str) -> dict[str, str]:
 def dashboard_zip(dashboard_id: str) -> dict[str, str]:
     """Return the id of a dashboard's Download all link."""
     return {"type": DASHBOARD_ZIP, "dashboard": dashboard_id}
+
+
+def variable(dashboard_id: str, name: str) -> dict[str, str]:
+    """Return the id of a dashboard variable's selector."""
+    return {"type": VARIABLE, "dashboard": dashboard_id, "name": name}
+
+
+def variable_box(dashboard_id: str, name: str) -> dict[str, str]:
+    """Return the id of the box around a variable's selector (hidden while it has no values)."""
+    return {"type": VARIABLE_BOX, "dashboard": dashboard_id, "name": name}

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collectors.aggregator import AGGREGATIONS
-from collectors.metrics import UNITS
+from collectors.metrics import LABEL_NAME, UNITS
 from collectors.selector import SelectorError, parse_selector
 from layouts.validation import Duration
 
@@ -129,6 +129,25 @@ class Panel(_Strict):
     _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
 
 
+class Variable(_Strict):
+    """A choice at the top of a dashboard: one label's value, applied to every panel's queries."""
+
+    name: str = Field(description="The label it sets, e.g. instance or job.")
+    title: str | None = Field(None, description="What the page calls it; defaults to the label name.")
+    values_from: str | None = Field(
+        None, description="Selector whose series list the values, e.g. pulseboard_system_cpu_usage_ratio."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not LABEL_NAME.match(value) or value.startswith("__"):
+            raise ValueError(f"a variable names a label: {LABEL_NAME.pattern}, not starting with __")
+        return value
+
+    _values_from = field_validator("values_from")(classmethod(lambda cls, v: PanelQuery._parses(v)))
+
+
 class Dashboard(_Strict):
     """A dashboard: its panels and how it refreshes."""
 
@@ -138,6 +157,9 @@ class Dashboard(_Strict):
     description: str = ""
     refresh: Literal[0, 1, 5, 30] | None = Field(
         None, description="Seconds; None uses the environment default."
+    )
+    variables: tuple[Variable, ...] = Field(
+        (), description="Choices shown above the panels (e.g. instance), kept in the page's URL."
     )
     panels: tuple[Panel, ...] = Field(min_length=1)
 
@@ -150,7 +172,14 @@ class Dashboard(_Strict):
             if panel.id in seen:
                 raise ValueError(f"panel id {panel.id!r} is used twice")
             seen.add(panel.id)
+        names = [v.name for v in self.variables]
+        if len(set(names)) != len(names):
+            raise ValueError("each variable names a different label")
         return self
+
+    def chosen(self, values: dict) -> dict[str, str]:
+        """Return the variables' values among request or URL parameters (empty means all)."""
+        return {v.name: str(values[v.name]) for v in self.variables if values.get(v.name)}
 
     def panel(self, panel_id: str) -> Panel:
         return next(p for p in self.panels if p.id == panel_id)
