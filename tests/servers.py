@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,7 +100,8 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"Pulseboard exited early:\n{proc.stdout.read()}")
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"{proc.args[0]} exited early:\n{output}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return response.status
@@ -116,3 +118,63 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+def start_agent(port: int, **env: str) -> subprocess.Popen:
+    """Start `python app.py agent` collecting every second, as a host would run it."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    return subprocess.Popen(
+        [sys.executable, "app.py", "agent", "--port", str(port)],
+        cwd=ROOT,
+        env={**environ, "PULSEBOARD_SYSTEM_INTERVAL": "1", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@contextmanager
+def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node"):
+    """Run the real Prometheus on 127.0.0.1, scraping each target every second under its instance name.
+
+    Yields its base URL; the server is stopped (by its PID) on the way out.
+    """
+    assert PROMETHEUS, "prometheus is installed by `make test` (Debian package prometheus)"
+    port = free_port()
+    static = "".join(
+        f"      - targets: ['{address}']\n        labels: {{instance: '{instance}'}}\n"
+        for instance, address in targets.items()
+    )
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}"
+    )
+    proc = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            "--storage.tsdb.retention.time=1h",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def prometheus_query(url: str, expr: str, at: float | None = None) -> list[dict]:
+    """Return the result vector of an instant query against a Prometheus server."""
+    params = {"query": expr} if at is None else {"query": expr, "time": at}
+    response = requests.get(f"{url}/api/v1/query", params=params, timeout=5)
+    response.raise_for_status()
+    return response.json()["data"]["result"]

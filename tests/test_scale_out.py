@@ -1,0 +1,168 @@
+"""Scaled out: agents on hosts, a real Prometheus scraping them, Pulseboard reading through Prometheus."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from collectors.aggregator import AGGREGATIONS
+from dashboard_app.runtime import Runtime
+from dashboard_app.web import create_app
+from layouts import ids
+from tests.servers import (
+    free_port,
+    prometheus_query,
+    prometheus_server,
+    quiet_settings,
+    serving,
+    start_agent,
+    stop,
+    wait_http,
+)
+
+CPU = "pulseboard_system_cpu_usage_ratio"
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """Two agents (host-a, host-b) scraped every second by the real Prometheus; yields its URL."""
+    tmp = tmp_path_factory.mktemp("scale-out")
+    ports = {"host-a": free_port(), "host-b": free_port()}
+    # Different intervals make the two agents' CPU shares differ even on this one machine.
+    agents = [start_agent(ports["host-a"]), start_agent(ports["host-b"], PULSEBOARD_SYSTEM_INTERVAL="2")]
+    try:
+        for proc, port in zip(agents, ports.values()):
+            wait_http(f"http://127.0.0.1:{port}/metrics", proc)
+        targets = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        with prometheus_server(tmp, targets) as url:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(prometheus_query(url, CPU)) < 2:
+                time.sleep(0.5)
+            assert len(prometheus_query(url, CPU)) == 2, "Prometheus did not scrape both agents in 60 s"
+            time.sleep(8)  # a few scrapes each, so every panel has points
+            yield url
+    finally:
+        for proc in agents:
+            stop(proc)
+
+
+def reading_from(prometheus: str, **overrides: str):
+    return quiet_settings(
+        source="prometheus", prometheus__url=prometheus, prometheus__scrape_interval="1", **overrides
+    )
+
+
+def cpu_points(dash_duo) -> list[tuple[str, float]]:
+    """The CPU usage panel's points as the browser drew them: (epoch milliseconds, value)."""
+    return dash_duo.driver.execute_script(
+        "var el = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "if (!el || !el.data || !el.data.length) return [];"
+        "var t = el.data[0]; return Array.from(t.x).map(function (x, i) { return [String(x), t.y[i]]; });",
+        f"#{ids.panel_dom_id('operations', 'cpu-total')}",
+    )
+
+
+def prometheus_value(url: str, instance: str, bucket_start: str, step: float) -> float:
+    """What Prometheus itself says a bucket of the CPU panel holds for one instance."""
+    start = float(bucket_start) / 1000  # the page sends times as epoch milliseconds
+    expr = f'avg_over_time({CPU}{{instance="{instance}"}}[{round(step * 1000)}ms])'
+    [result] = prometheus_query(url, expr, at=start + step)
+    return float(result["value"][1])
+
+
+def test_switching_the_host_selector_shows_that_agents_cpu(prometheus, dash_duo, tmp_path):
+    runtime = Runtime(reading_from(prometheus, dashboards__refresh="1"), tmp_path)
+    app = create_app(runtime)
+    runtime.start()
+    try:
+        dash_duo.start_server(app, host="127.0.0.1")
+        dash_duo.wait_for_page(dash_duo.server_url + "/operations?instance=host-a")
+        selector = f"#{ids.panel_dom_id('operations', 'cpu-total')} .main-svg"
+        dash_duo.wait_for_element(selector, timeout=20)
+        step = 900 / runtime.settings.dashboards.points
+
+        # The selector lists both agents' hosts, read from Prometheus' label values.
+        dash_duo.find_element(".variable-select").click()
+        options = [o.text for o in dash_duo.find_elements(".dash-options-list-option")]
+        assert {"All", "host-a", "host-b"} <= set(options), options
+
+        def matches(instance):
+            points = cpu_points(dash_duo)
+            if len(points) < 4:
+                return False
+            # Compare complete buckets (not the newest, still filling) with Prometheus' own answer.
+            return all(
+                abs(prometheus_value(prometheus, instance, t, step) - y / 100) < 1e-6  # drawn in percent
+                for t, y in points[-4:-1]
+            )
+
+        deadline = time.monotonic() + 20
+        while not matches("host-a") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert matches("host-a"), "the CPU panel does not show host-a's values"
+        host_a = cpu_points(dash_duo)
+
+        chosen = next(o for o in dash_duo.find_elements(".dash-options-list-option") if o.text == "host-b")
+        chosen.click()
+        deadline = time.monotonic() + 20
+        while not matches("host-b") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert matches("host-b"), "after switching, the CPU panel does not show host-b's values"
+        host_b = cpu_points(dash_duo)
+        shared = {t for t, _ in host_a[:-1]} & {t for t, _ in host_b[:-1]}
+        assert (
+            shared
+            and dict(host_a)[min(shared)] != dict(host_b)[min(shared)]
+            or any(dict(host_a)[t] != dict(host_b)[t] for t in shared)
+        ), "both hosts drew the same values"
+        # The choice is in the address, so a copied link opens the same view.
+        assert dash_duo.driver.current_url.endswith("/operations?instance=host-b")
+        assert dash_duo.get_logs() == []
+    finally:
+        runtime.stop()
+
+
+def test_queries_exports_and_alerts_read_through_prometheus(prometheus, tmp_path):
+    runtime = Runtime(reading_from(prometheus), tmp_path)
+    with serving(runtime) as pb:
+        now = time.time()
+        body = {"query": f'{CPU}{{instance="host-b"}}', "start": now - 60, "end": now, "step": 5}
+        for agg in AGGREGATIONS:  # every aggregation is valid PromQL to the real server
+            answer = pb.call("POST", "/metrics/query", {**body, "aggregation": agg})
+            assert answer.status_code == 200, (agg, answer.text)
+            [series] = answer.json()["series"]
+            assert series["labels"] == {"instance": "host-b", "job": "node"} and series["points"], agg
+        rate = pb.call(
+            "POST",
+            "/metrics/query",
+            {**body, "query": "pulseboard_collector_failures_total", "aggregation": "rate"},
+        )
+        assert rate.status_code == 200, rate.text
+        per_host = [s["labels"]["instance"] for s in rate.json()["series"] if s["points"]]
+        assert per_host.count("host-a") == per_host.count("host-b") >= 2  # each collector of each host
+        # A push has nowhere to go: Prometheus scrapes, Pulseboard reads.
+        pushed = pb.call("POST", "/metrics/custom/record", {"samples": []})
+        assert pushed.status_code == 409 and "Prometheus" in pushed.json()["error"]
+        # A panel's CSV follows the host chosen on the page.
+        csv = pb.call("GET", "/dashboards/operations/panels/cpu-total/export.csv?range=5m&instance=host-a")
+        assert csv.status_code == 200 and len(csv.text.splitlines()) > 3
+        both = pb.call("GET", "/dashboards/operations/panels/cpu-total/export.csv?range=5m")
+        assert csv.text.splitlines()[0].count(",") == 1 and both.text.splitlines()[0].count(",") == 2
+        # Shipped alert rules evaluate against Prometheus, and none of them errors.
+        runtime.alerts.evaluate()
+        rules = pb.call("GET", "/alerts/rules").json()["rules"]
+        failing = {r["id"]: r["status"]["error"] for r in rules if r["status"]["error"]}
+        assert not failing, failing
+        assert runtime.alerts.evaluations == 1
+
+
+def test_prometheus_down_is_named_not_hidden(tmp_path):
+    runtime = Runtime(reading_from(f"http://127.0.0.1:{free_port()}"), tmp_path)
+    with serving(runtime) as pb:
+        now = time.time()
+        answer = pb.call("POST", "/metrics/query", {"query": CPU, "start": now - 60, "end": now, "step": 5})
+        assert answer.status_code == 502 and "cannot be reached" in answer.json()["error"]
+        page = requests.get(pb.url + "/operations", timeout=10)
+        assert page.status_code == 200  # the page itself still loads; its panels say why they are empty
