@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +15,7 @@ from dashboard_app.runtime import Runtime
 from dashboard_app.web import create_app
 from layouts import ids
 from tests.servers import (
+    ROOT,
     free_port,
     prometheus_query,
     prometheus_server,
@@ -166,3 +170,63 @@ def test_prometheus_down_is_named_not_hidden(tmp_path):
         assert answer.status_code == 502 and "cannot be reached" in answer.json()["error"]
         page = requests.get(pb.url + "/operations", timeout=10)
         assert page.status_code == 200  # the page itself still loads; its panels say why they are empty
+
+
+def start_replica(port: int, data_dir, prometheus: str) -> subprocess.Popen:
+    """Start `gunicorn app:server` in production, reading from Prometheus."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    environ.update(
+        PULSEBOARD_ENV="production",
+        PULSEBOARD_DATA_DIR=str(data_dir),
+        PULSEBOARD_SOURCE="prometheus",
+        PULSEBOARD_PROMETHEUS_URL=prometheus,
+        PULSEBOARD_PROMETHEUS__SCRAPE_INTERVAL="1",
+        PULSEBOARD_SECRET_KEY="k" * 48,  # the same secrets on every replica: sessions are signed cookies
+        PULSEBOARD_ADMIN_PASSWORD="correct-horse-battery",
+    )
+    command = [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1", "--threads", "4"]
+    return subprocess.Popen(
+        [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_gunicorn_replicas_serve_the_same_dashboards_and_one_session(prometheus, tmp_path):
+    ports = [free_port(), free_port()]
+    # Each replica has its own data directory: they share nothing but the secrets and Prometheus.
+    replicas = [start_replica(p, tmp_path / f"replica-{i}", prometheus) for i, p in enumerate(ports)]
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        for proc, url in zip(replicas, urls):
+            wait_http(url + "/login", proc, timeout=60)
+        browser = requests.Session()
+        login = browser.post(
+            urls[0] + "/login",
+            data={"user": "admin", "password": "correct-horse-battery", "next": "/operations"},
+            headers={"Origin": urls[0]},
+            allow_redirects=False,
+        )
+        assert login.status_code == 302, login.text
+        # The cookie the first replica set opens pages and API answers on the second.
+        page = browser.get(urls[1] + "/operations", allow_redirects=False)
+        assert page.status_code == 200, page.status_code
+        assert requests.get(urls[1] + "/operations", allow_redirects=False).status_code in (302, 401)
+        boards = [browser.get(u + "/api/v1/monitoring/dashboards/list").json()["dashboards"] for u in urls]
+        assert [d["id"] for d in boards[0]] == [d["id"] for d in boards[1]] and boards[0]
+        now = time.time()
+        body = {"query": f'{CPU}{{instance="host-a"}}', "start": now - 30, "end": now - 10, "step": 5}
+        answers = [
+            browser.post(u + "/api/v1/monitoring/metrics/query", json=body, headers={"Origin": u}).json()
+            for u in urls
+        ]
+        assert answers[0]["series"] and answers[0]["series"] == answers[1]["series"]  # one source of truth
+        logout = browser.get(urls[1] + "/logout", allow_redirects=False)
+        assert logout.status_code == 302
+        assert browser.get(urls[0] + "/operations", allow_redirects=False).status_code in (302, 401)
+    finally:
+        for proc in replicas:
+            stop(proc)
