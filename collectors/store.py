@@ -162,6 +162,7 @@ class Store:
         rollups: Iterable[Tier] = (),
         clock: Callable[[], float] = time.time,
         initial_rows: int = 64,
+        journal: bool = True,
     ):
         if not raw.raw:
             raise ValueError("the raw tier has step 0")
@@ -181,6 +182,7 @@ class Store:
         self._by_name: dict[str, list[Series]] = {}
         self.specs: dict[str, MetricSpec] = {}
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.journal = journal  # keep appended samples for take_pending (an archive drains them)
         self.appended = 0
         self.out_of_order = 0
         self.not_finite = 0
@@ -243,7 +245,7 @@ class Store:
             )
             ts = np.fromiter((s.timestamp for s in samples), dtype=np.float64, count=len(samples))
             val = np.fromiter((s.value for s in samples), dtype=np.float64, count=len(samples))
-            return self._append_arrays(sid, ts, val, log=True)
+            return self._append_arrays(sid, ts, val, log=self.journal)
 
     def _append_arrays(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, log: bool) -> int:
         finite = np.isfinite(val) & np.isfinite(ts)

@@ -25,7 +25,7 @@ class Agent:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = build_store(settings)
+        self.store = build_store(settings, journal=False)  # no archive drains it
         self.scheduler = Scheduler()
         for name, collector_class in COLLECTORS.items():
             cfg = getattr(settings.collectors, name)

@@ -36,14 +36,19 @@ DEMO_BACKFILL = 3600.0
 log = logging.getLogger(__name__)
 
 
-def build_store(settings: Settings, clock: Callable[[], float] = time.time) -> Store:
-    """Return an empty store shaped by the environment's retention settings."""
+def build_store(settings: Settings, clock: Callable[[], float] = time.time, journal: bool = True) -> Store:
+    """Return an empty store shaped by the environment's retention settings.
+
+    ``journal`` keeps appended samples until an archive takes them; a store without an archive
+    (an agent, a replica reading from Prometheus) must not, or they pile up in memory.
+    """
     cfg = settings.store
     return Store(
         Tier(0, cfg.raw.retention),
         cfg.raw.resolution,
         [Tier(t.step, t.retention) for t in cfg.rollups],
         clock=clock,
+        journal=journal,
     )
 
 
@@ -74,10 +79,10 @@ class Runtime:
         self.keys = Keys(data_dir / "api_keys.json", clock)
         self.audit = AuditLog(data_dir / "audit.log", clock)
         self.library = DashboardLibrary(data_dir / "dashboards", dashboards)
-        self.store = build_store(settings, clock)
+        self.prometheus = settings.source == "prometheus"
+        self.store = build_store(settings, clock, journal=not self.prometheus)
         # Reading from Prometheus, a replica keeps no metric history: the store holds only its own
         # instruments (for /metrics), and nothing is written to or read from disk for it.
-        self.prometheus = settings.source == "prometheus"
         self.archive: StoreArchive | None = None
         if self.prometheus:
             for collector_class in COLLECTORS.values():  # their units and types, for panels and queries

@@ -42,3 +42,14 @@ def test_an_agent_exposes_this_hosts_metrics_and_nothing_else(tmp_path):
         assert requests.get(url + "/api/v1/monitoring/version", timeout=5).status_code == 404
     finally:
         stop(proc)
+
+
+def test_a_store_without_an_archive_keeps_no_journal():
+    from collectors.metrics import Sample
+    from dashboard_app.runtime import build_store
+    from dashboard_app.settings import load_settings
+
+    store = build_store(load_settings("production", environ={}), journal=False)
+    store.append(Sample("m", (), float(i), 1_764_000_000.0 + i) for i in range(100))
+    series, *_ = store.take_pending()
+    assert series == [] and store.lookup("m", ()) is not None  # stored for queries, not kept for a disk
