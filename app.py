@@ -9,15 +9,15 @@ import os
 import signal
 import sys
 
-from dashboard_app.agent import Agent
-from dashboard_app.runtime import Runtime
 from dashboard_app.settings import ENVIRONMENTS, load_settings
-from dashboard_app.web import create_app
 from layouts.validation import ConfigError
 
 
 def build(environment: str, data_dir: str):
     """Load the settings, start collecting and return the Dash app."""
+    from dashboard_app.runtime import Runtime  # here, so an agent never loads the pages' libraries
+    from dashboard_app.web import create_app
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime(load_settings(environment), data_dir)
     app = create_app(runtime)
@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def agent(args: argparse.Namespace) -> int:
     """Run agent mode: collectors and /metrics only."""
+    from dashboard_app.agent import Agent
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         runner = Agent(load_settings(args.env))

@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 
 from collectors.metrics import Sample
-from dashboard_app.runtime import build_store
+from collectors.store import build_store
 from dashboard_app.settings import load_settings
 from dashboard_app.web import create_app  # noqa: F401  (a running Pulseboard has the pages loaded)
 

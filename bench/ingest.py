@@ -23,8 +23,8 @@ from simple_websocket import Client
 
 from bench.report import free_port, print_results
 from collectors.metrics import MetricSpec, Sample
+from collectors.store import build_store
 from dashboard_app.exposition import exposition_registry, render
-from dashboard_app.runtime import build_store
 from dashboard_app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

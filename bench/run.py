@@ -17,10 +17,9 @@ from bench.report import print_results
 from collectors.aggregator import Aggregator
 from collectors.metrics import Sample
 from collectors.scheduler import Scheduler
-from collectors.store import Store, Tier
+from collectors.store import Store, Tier, build_store
 from collectors.system import DiskUsageCollector, SystemCollector
 from dashboard_app.panels import Window, render_dashboard
-from dashboard_app.runtime import build_store
 from dashboard_app.settings import load_settings
 from dashboard_app.sources import EmbeddedSource
 from layouts.dashboards import load_dashboards

@@ -136,10 +136,14 @@ class Aggregator:
         agg: str = "avg",
         legend: str | None = None,
         deadline: float | None = None,
+        peaks: bool = False,
     ) -> pd.DataFrame:
         """Return one column per matching series, one row per step bucket (UTC index).
 
         ``deadline`` (a ``time.monotonic()`` value) stops a query that runs too long, between series.
+        ``peaks`` (with avg) gives each bucket two rows instead, its lowest and its highest sample
+        (at the bucket's start and middle, in the order they happened where the store knows it):
+        a zoomed-out line still reaches every spike and dip.
         """
         if isinstance(selector, str):
             selector = parse_selector(selector)
@@ -155,12 +159,20 @@ class Aggregator:
                     f"the query ran out of time after {len(columns)} of {len(series)} series: "
                     "narrow the selector or the range, or raise the step"
                 )
-            pieces = [
-                self._raw(s, lo, hi, seg_step, agg)
-                if tier.raw
-                else self._rollup(tier, s, lo, hi, seg_step, agg)
-                for tier, lo, hi, seg_step in segments
-            ]
+            if peaks and agg == "avg":
+                pieces = [
+                    self._raw_peaks(s, lo, hi, seg_step)
+                    if tier.raw
+                    else self._rollup_peaks(tier, s, lo, hi, seg_step)
+                    for tier, lo, hi, seg_step in segments
+                ]
+            else:
+                pieces = [
+                    self._raw(s, lo, hi, seg_step, agg)
+                    if tier.raw
+                    else self._rollup(tier, s, lo, hi, seg_step, agg)
+                    for tier, lo, hi, seg_step in segments
+                ]
             t, v = _join_segments(pieces)
             if len(t):
                 t, v = cap_points(t, v, start, end, self.max_points)
@@ -272,6 +284,26 @@ class Aggregator:
             return keys, val[ends - 1]
         return keys, _REDUCE[agg].reduceat(val, starts)
 
+    def _raw_peaks(self, s: Series, start: float, end: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+        ts, val = self.store.read_raw(s.id, start, end)
+        if len(ts) == 0:
+            return ts, val
+        keys, starts, ends = _buckets(ts, step)
+        group = np.repeat(np.arange(len(keys)), ends - starts)
+        order = np.lexsort((val, group))  # within each bucket, lowest first
+        low, high = order[starts], order[ends - 1]
+        low_first = low <= high
+        first = np.where(low_first, val[low], val[high])
+        second = np.where(low_first, val[high], val[low])
+        return _pairs(keys, step, first, second)
+
+    def _rollup_peaks(self, tier: Tier, s: Series, start: float, end: float, step: float):
+        r = self.store.read_rollup(tier, s.id, start, end)
+        if len(r) == 0:
+            return r.start.astype(float), r.sum
+        keys, starts, _ = _buckets(r.start.astype(float), step)
+        return _pairs(keys, step, np.minimum.reduceat(r.min, starts), np.maximum.reduceat(r.max, starts))
+
     def _rollup(self, tier: Tier, s: Series, start: float, end: float, step: float, agg: str):
         r = self.store.read_rollup(tier, s.id, start, end)
         if len(r) == 0:
@@ -303,6 +335,13 @@ def _buckets(ts: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.nd
     starts = np.flatnonzero(np.append(True, keys[1:] != keys[:-1]))
     ends = np.append(starts[1:], len(ts))
     return keys[starts], starts, ends
+
+
+def _pairs(keys: np.ndarray, step: float, first: np.ndarray, second: np.ndarray):
+    """Two points per bucket, at its start and its middle."""
+    t = np.column_stack([keys, keys + step / 2]).ravel()
+    v = np.column_stack([first, second]).ravel()
+    return t, v
 
 
 def _join_segments(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -413,3 +414,19 @@ class Store:
                 [self._series_id(name, tuple(tuple(p) for p in labels)) for name, labels in series] or [0]
             )
             return self._append_arrays(mapping[sid], ts, val, log=False)
+
+
+def build_store(settings: Any, clock: Callable[[], float] = time.time, journal: bool = True) -> Store:
+    """Return an empty store shaped by the environment's retention settings (``settings.store``).
+
+    ``journal`` keeps appended samples until an archive takes them; a store without an archive
+    (an agent, a replica reading from Prometheus) must not, or they pile up in memory.
+    """
+    cfg = settings.store
+    return Store(
+        Tier(0, cfg.raw.retention),
+        cfg.raw.resolution,
+        [Tier(t.step, t.retention) for t in cfg.rollups],
+        clock=clock,
+        journal=journal,
+    )

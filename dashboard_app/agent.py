@@ -10,8 +10,8 @@ from flask import Flask, Response
 from collectors.instruments import Instruments, SelfCollector
 from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
+from collectors.store import build_store
 from dashboard_app.exposition import CONTENT_TYPE, exposition_registry, render
-from dashboard_app.runtime import build_store
 from dashboard_app.settings import Settings
 
 HOME = (

@@ -19,6 +19,10 @@ from layouts.schema import Dashboard, Panel, PanelQuery
 log = logging.getLogger(__name__)
 
 
+PEAK_CHARTS = ("line", "area")
+PEAK_SAMPLES = 4  # a point standing for this many sampling intervals shows their lowest and highest
+
+
 @dataclass(frozen=True)
 class Window:
     """The time range a page shows, in Unix seconds."""
@@ -53,10 +57,16 @@ def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
     return panel.model_copy(update={"queries": queries})
 
 
-def query_frame(source: Source, q: PanelQuery, start: float, end: float, step: float) -> pd.DataFrame:
-    """Run one panel query: the selector, smoothed, divided by ``over`` when set, times ``scale``."""
+def query_frame(
+    source: Source, q: PanelQuery, start: float, end: float, step: float, peaks: bool = False
+) -> pd.DataFrame:
+    """Run one panel query: the selector, smoothed, divided by ``over`` when set, times ``scale``.
+
+    ``peaks`` asks a plain average for each bucket's lowest and highest value instead.
+    """
     lead = q.smooth or 0.0  # read one smoothing span earlier, so the first points average a full span
-    frame = _trailing(source.query(q.expr, start - lead, end, step, q.agg, q.legend), q.smooth)
+    peaks = peaks and q.agg == "avg" and q.over is None and q.smooth is None
+    frame = _trailing(source.query(q.expr, start - lead, end, step, q.agg, q.legend, peaks=peaks), q.smooth)
     if q.over is not None and not frame.empty:
         total = _trailing(source.query(q.over, start - lead, end, step, q.agg, None), q.smooth)
         if total.empty:
@@ -85,8 +95,13 @@ def _trailing(frame: pd.DataFrame, span: float | None) -> pd.DataFrame:
 def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd.DataFrame:
     """Query every series a panel shows; a stat panel also gets the period before the window."""
     step = max(window.span / points, source.min_step, panel.step or 0.0)
+    # Zoomed out, a line's point stands for many samples: it shows their lowest and highest, so no
+    # spike or dip disappears into an average (two points per bucket, as many points in all).
+    peaks = panel.type in PEAK_CHARTS and step >= PEAK_SAMPLES * source.min_step
+    if peaks:
+        step *= 2
     start = window.start - window.span if panel.type == "stat" else window.start
-    frames = [query_frame(source, q, start, window.end, step) for q in panel.queries]
+    frames = [query_frame(source, q, start, window.end, step, peaks) for q in panel.queries]
     frames = [f for f in frames if not f.empty]
     if not frames:
         frame = empty_frame()

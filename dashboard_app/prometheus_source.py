@@ -131,7 +131,11 @@ class PrometheusSource:
 
     # -- Source ---------------------------------------------------------------------------------
 
-    def query(self, expr, start, end, step, agg="avg", legend=None, deadline=None) -> pd.DataFrame:
+    def query(
+        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
+    ) -> pd.DataFrame:
+        if peaks and agg == "avg":
+            return self._peaks(expr, start, end, step, legend, deadline)
         sel = _selector(expr)
         check_query(agg, start, end, step)
         first, last = math.floor(start / step), math.floor(end / step)
@@ -158,6 +162,18 @@ class PrometheusSource:
                 columns.append((SeriesInfo(sel.name, _labels(item["metric"])), t, v))
         columns.sort(key=lambda c: sorted(c[0].labels.items()))
         return series_frame(columns, legend, step)
+
+    def _peaks(self, expr, start, end, step, legend, deadline) -> pd.DataFrame:
+        """Each bucket's lowest then highest value, from min_over_time and max_over_time."""
+        low = self.query(expr, start, end, step, "min", legend, deadline)
+        high = self.query(expr, start, end, step, "max", legend, deadline)
+        if low.empty or high.empty:
+            return low
+        high = high.reindex(index=low.index, columns=low.columns)
+        half = pd.Timedelta(seconds=step / 2)
+        both = pd.concat([low, high.set_axis(low.index + half)]).sort_index()
+        both.attrs = low.attrs
+        return both
 
     def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
         sel = _selector(expr)

@@ -17,7 +17,7 @@ from collectors.persistence import StoreArchive
 from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
-from collectors.store import Store, Tier
+from collectors.store import build_store
 from dashboard_app.alert_engine import AlertEngine
 from dashboard_app.alert_rules import RuleBook
 from dashboard_app.api import QueryGate
@@ -34,22 +34,6 @@ API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far few
 DEMO_BACKFILL = 3600.0
 
 log = logging.getLogger(__name__)
-
-
-def build_store(settings: Settings, clock: Callable[[], float] = time.time, journal: bool = True) -> Store:
-    """Return an empty store shaped by the environment's retention settings.
-
-    ``journal`` keeps appended samples until an archive takes them; a store without an archive
-    (an agent, a replica reading from Prometheus) must not, or they pile up in memory.
-    """
-    cfg = settings.store
-    return Store(
-        Tier(0, cfg.raw.retention),
-        cfg.raw.resolution,
-        [Tier(t.step, t.retention) for t in cfg.rollups],
-        clock=clock,
-        journal=journal,
-    )
 
 
 class Runtime:

@@ -33,10 +33,12 @@ class Source(Protocol):
         agg: str = "avg",
         legend: str | None = None,
         deadline: float | None = None,
+        peaks: bool = False,
     ) -> pd.DataFrame:
         """Return one column per matching series over [start, end] at ``step`` seconds.
 
-        Columns carry ``attrs["series"]`` (label -> SeriesInfo) and ``attrs["step"]``.
+        Columns carry ``attrs["series"]`` (label -> SeriesInfo) and ``attrs["step"]``. With
+        ``peaks`` (and avg), each bucket gives its lowest and highest value instead (two rows).
         """
         ...
 
@@ -86,8 +88,10 @@ class EmbeddedSource:
     def capped(self, max_points: int) -> EmbeddedSource:
         return EmbeddedSource(self.store, max_points)
 
-    def query(self, expr, start, end, step, agg="avg", legend=None, deadline=None) -> pd.DataFrame:
-        return self.aggregator.query(expr, start, end, step, agg, legend, deadline)
+    def query(
+        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
+    ) -> pd.DataFrame:
+        return self.aggregator.query(expr, start, end, step, agg, legend, deadline, peaks)
 
     def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
         return [

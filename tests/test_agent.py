@@ -46,7 +46,7 @@ def test_an_agent_exposes_this_hosts_metrics_and_nothing_else(tmp_path):
 
 def test_a_store_without_an_archive_keeps_no_journal():
     from collectors.metrics import Sample
-    from dashboard_app.runtime import build_store
+    from collectors.store import build_store
     from dashboard_app.settings import load_settings
 
     store = build_store(load_settings("production", environ={}), journal=False)

@@ -206,3 +206,30 @@ def test_bad_queries_are_refused(cores, t0, kwargs, message):
 def test_no_matching_series_gives_an_empty_frame(cores, t0):
     frame = cores.query("missing_metric", t0, t0 + 60, 10)
     assert frame.empty and isinstance(frame.index, pd.DatetimeIndex)
+
+
+def test_peaks_keep_a_one_sample_spike_at_every_zoom(clock):
+    """30 days of 15 s samples with one 15 s spike and one dip: every window that holds them shows them."""
+    store = Store(Tier(0, 3600), 1, [Tier(60, 7 * 86400), Tier(3600, 30 * 86400)], clock=clock)
+    end = 3600.0 * 490_000
+    ts = np.arange(end - 30 * 86400, end, 15.0)
+    values = np.full(len(ts), 0.2)
+    spike, dip = len(ts) - 20 * 5760, len(ts) - 100  # 20 days ago, and 25 minutes ago
+    values[spike], values[dip] = 0.97, 0.01
+    for i in range(0, len(ts), 5000):
+        clock.now = float(ts[min(i + 5000, len(ts)) - 1])
+        store.append(
+            Sample("cpu", (), float(v), float(t)) for t, v in zip(ts[i : i + 5000], values[i : i + 5000])
+        )
+    clock.now = end
+    agg = Aggregator(store)
+    for span in (30 * 86400, 7 * 86400, 86400, 3600):
+        step = 2 * span / 240
+        frame = agg.query("cpu", end - span, end, step, "avg", peaks=True)
+        assert len(frame) <= 242  # two points per bucket: as many points as the plain query
+        if end - span <= ts[spike]:
+            assert frame["cpu"].max() == pytest.approx(0.97)
+        assert frame["cpu"].min() == pytest.approx(0.01)
+        plain = agg.query("cpu", end - span, end, step, "avg")
+        if span > 3600:
+            assert plain["cpu"].min() > 0.01  # what an average alone would have shown

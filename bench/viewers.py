@@ -1,0 +1,197 @@
+"""100 viewers of the operations dashboard at a 5 s refresh for 2 minutes, against one Pulseboard process.
+
+Each viewer sends the panel refresh callback a browser sends (the same body, its render state
+returned as the browser returns it) every 5 s, starting at a random moment of the first period.
+Pulseboard runs as deployed: gunicorn, one worker, eight threads, the host collected every second.
+
+    python -m bench.viewers [--viewers 100] [--seconds 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from bench.report import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+REFRESH = 5.0
+OUTPUT = (
+    '..{"dashboard":["ALL"],"panel":["ALL"],"type":"panel-graph"}.figure'
+    "...app-render-state.data...nav-last-update.children.."
+)
+
+
+def refresh_body(panels: list[str], tick: int, state: dict | None, variables: list[str]) -> dict:
+    """The body of the refresh callback a browser on /operations sends."""
+    return {
+        "output": OUTPUT,
+        "outputs": [
+            [
+                {"id": {"dashboard": "operations", "panel": p, "type": "panel-graph"}, "property": "figure"}
+                for p in panels
+            ],
+            {"id": "app-render-state", "property": "data"},
+            {"id": "nav-last-update", "property": "children"},
+        ],
+        "inputs": [
+            {"id": "app-interval", "property": "n_intervals", "value": tick},
+            {"id": "nav-time-range", "property": "value", "value": "15m"},
+            {"id": "nav-custom-start", "property": "value", "value": None},
+            {"id": "nav-custom-end", "property": "value", "value": None},
+            {"id": "app-theme", "property": "data", "value": "light"},
+            [
+                {
+                    "id": {"dashboard": "operations", "name": name, "type": "dashboard-variable"},
+                    "property": "value",
+                    "value": "",
+                }
+                for name in variables
+            ],
+        ],
+        "changedPropIds": ["app-interval.n_intervals" if tick else "nav-time-range.value"],
+        "state": [{"id": "app-render-state", "property": "data", "value": state}],
+    }
+
+
+class Viewer(threading.Thread):
+    """One browser tab: the first render, then a refresh every period until the end."""
+
+    def __init__(self, url: str, panels: list[str], variables: list[str], start: float, end: float):
+        super().__init__(daemon=True)
+        self.url, self.panels, self.variables = url, panels, variables
+        self.start_at, self.end = start, end
+        self.latencies: list[float] = []
+        self.sizes: list[int] = []
+        self.first_size = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        http = requests.Session()
+        state = None
+        tick = 0
+        next_at = self.start_at
+        while next_at < self.end:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            body = json.dumps(refresh_body(self.panels, tick, state, self.variables))
+            t0 = time.perf_counter()
+            try:
+                response = http.post(
+                    self.url + "/_dash-update-component",
+                    data=body,
+                    headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"},
+                    timeout=30,
+                )
+                elapsed = time.perf_counter() - t0
+                if response.status_code not in (200, 204):
+                    self.errors += 1
+                else:
+                    wire = int(response.headers.get("Content-Length") or len(response.content))
+                    if response.status_code == 200:
+                        state = response.json()["response"]["app-render-state"]["data"]
+                    if tick == 0:
+                        self.first_size = wire
+                    else:
+                        self.latencies.append(elapsed)
+                        self.sizes.append(wire)
+            except requests.RequestException:
+                self.errors += 1
+            tick += 1
+            next_at += REFRESH
+
+
+def run(viewers: int, seconds: float) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    with tempfile.TemporaryDirectory() as data_dir:
+        env.update(
+            PULSEBOARD_ENV="development",
+            PULSEBOARD_DATA_DIR=data_dir,
+            PULSEBOARD_DEMO="false",
+            PULSEBOARD_SYSTEM_INTERVAL="1",
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--no-control-socket",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+        ]
+        proc = subprocess.Popen(
+            [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.5)
+            board = requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=5).json()
+            panels = [p["id"] for p in board["dashboard"]["panels"]]
+            variables = [v["name"] for v in board["dashboard"].get("variables", [])]
+            time.sleep(20)  # 20 s of history on the page, as after a short while
+            server = psutil.Process(proc.pid)
+            c0 = server.cpu_times()
+            begin = time.monotonic() + 0.5
+            tabs = [
+                Viewer(url, panels, variables, begin + random.uniform(0, REFRESH), begin + seconds)
+                for _ in range(viewers)
+            ]
+            for tab in tabs:
+                tab.start()
+            for tab in tabs:
+                tab.join()
+            c1 = server.cpu_times()
+            wall = time.monotonic() - begin
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    latencies = sorted(x for t in tabs for x in t.latencies)
+    sizes = [x for t in tabs for x in t.sizes]
+    cpu = (c1.user + c1.system) - (c0.user + c0.system)
+    return {
+        "viewers": viewers,
+        "seconds": seconds,
+        "refreshes": len(latencies),
+        "errors": sum(t.errors for t in tabs),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "cpu_percent_of_one_core": cpu / wall * 100,
+        "first_render_kib": statistics.median(t.first_size for t in tabs) / 1024,
+        "refresh_kib_median": statistics.median(sizes) / 1024,
+        "refresh_kib_p99": sorted(sizes)[int(len(sizes) * 0.99) - 1] / 1024,
+    }
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=120)
+    args = parser.parse_args()
+    return run(args.viewers, args.seconds)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
