@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT   ?= 8050
 ENV    ?= development
 
-.PHONY: run test lint bench browsers clean
+.PHONY: run test lint bench browsers peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -27,6 +27,12 @@ browsers:
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium chromium-driver prometheus prometheus-alertmanager; }
 
+# The tools Pulseboard is measured against, side by side on this machine.
+peers:
+	@command -v glances >/dev/null && command -v netdata >/dev/null || { \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		glances netdata python3-prometheus-client; }
+
 run: $(VENV)/.app
 	$(BIN)/python app.py --env $(ENV) --port $(PORT)
 
@@ -38,10 +44,13 @@ test: $(VENV)/.dev browsers
 lint: $(VENV)/.dev
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev browsers peers
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.export
+	mkdir -p .cache/chromium
+	XDG_CONFIG_HOME=$(CURDIR)/.cache/chromium XDG_CACHE_HOME=$(CURDIR)/.cache/chromium \
+		$(BIN)/python -m bench.compare
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -1,8 +1,10 @@
 """Pulseboard beside Glances and Netdata on this machine: collection overhead and memory, same run.
 
-Every process collects once a second and is scraped once a second for the measured minute, so
-each one's whole stack (collection, storage, exposition) is counted. Run inside a network
-namespace with only loopback (``make bench`` does), since the peers reach out to the internet.
+Every process collects once a second and is scraped once a second through three measured
+half-minutes (the median is reported), so each one's whole stack (collection, storage,
+exposition) is counted. Netdata also serves 100 viewers of the charts the operations dashboard
+shows. Run inside a network namespace with only loopback (``make bench`` does), since the peers
+reach out to the internet.
 
     unshare -n sh -c 'ip link set lo up && exec python -m bench.peers'
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +28,8 @@ from bench.report import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 15.0
-WINDOW = 60.0
+WINDOW = 30.0  # seconds per measured window
+WINDOWS = 3
 
 
 def tree_cpu(proc: psutil.Process) -> float:
@@ -51,8 +55,76 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None) -> dict:
-    """Start a process, scrape it each second through a warm-up and a measured minute; stop it."""
+# The Netdata charts that show what the operations dashboard shows (those this host has).
+NETDATA_CHARTS = (
+    "system.cpu",
+    "system.ram",
+    "mem.swap",
+    "system.swap",
+    "disk_space./",
+    "system.load",
+    "system.uptime",
+    "system.io",
+    "system.net",
+    "system.processes",
+    "system.active_processes",
+    "mem.available",
+)
+
+
+def netdata_viewers(base: str, viewers: int = 100, seconds: float = 120, refresh: float = 5.0) -> dict:
+    """Viewers of Netdata's dashboard showing the same charts: each refresh fetches every chart's
+    last 15 minutes at 240 points, gzip accepted, as its dashboard does chart by chart."""
+    import random
+    import threading
+
+    known = requests.get(f"{base}/api/v1/charts", timeout=10).json()["charts"]
+    charts = [c for c in NETDATA_CHARTS if c in known] + [c for c in known if c.startswith("cpu.cpu")]
+    urls = [f"{base}/api/v1/data?chart={c}&after=-900&points=240&group=average&format=json" for c in charts]
+    refreshes: list[float] = []
+    sizes: list[int] = []
+    errors = [0]
+    lock = threading.Lock()
+    begin = time.monotonic() + 0.5
+
+    def viewer() -> None:
+        http = requests.Session()
+        at = begin + random.uniform(0, refresh)
+        while at < begin + seconds:
+            time.sleep(max(0.0, at - time.monotonic()))
+            t0, wire = time.perf_counter(), 0
+            try:
+                for url in urls:
+                    r = http.get(url, headers={"Accept-Encoding": "gzip"}, timeout=30)
+                    r.raise_for_status()
+                    wire += int(r.headers.get("Content-Length") or len(r.content))
+                with lock:
+                    refreshes.append(time.perf_counter() - t0)
+                    sizes.append(wire)
+            except requests.RequestException:
+                with lock:
+                    errors[0] += 1
+            at += refresh
+
+    threads = [threading.Thread(target=viewer, daemon=True) for _ in range(viewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refreshes.sort()
+    return {
+        "charts": len(urls),
+        "refreshes": len(refreshes),
+        "errors": errors[0],
+        "p50_ms": statistics.median(refreshes) * 1000,
+        "p99_ms": refreshes[int(len(refreshes) * 0.99) - 1] * 1000,
+        "refresh_kib_median": statistics.median(sizes) / 1024,
+    }
+
+
+def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None, then=None) -> dict:
+    """Start a process, scrape it each second through a warm-up and a measured minute, run ``then``
+    (given the base URL) if set, and stop it."""
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
@@ -82,15 +154,26 @@ def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
         scrape_for(WARMUP)
-        c0, t0 = tree_cpu(watched), time.monotonic()
-        scrape_for(WINDOW)
-        used, elapsed = tree_cpu(watched) - c0, time.monotonic() - t0
-        return {
-            "cpu_seconds_per_minute": used * 60 / elapsed,
-            "percent_of_one_core": used / elapsed * 100,
+        shares = []  # CPU seconds per second in each window; the median is reported
+        for _ in range(WINDOWS):
+            c0, t0 = tree_cpu(watched), time.monotonic()
+            scrape_for(WINDOW)
+            shares.append((tree_cpu(watched) - c0) / (time.monotonic() - t0))
+        share = statistics.median(shares)
+        out = {
+            "cpu_seconds_per_minute": share * 60,
+            "percent_of_one_core": share * 100,
+            "windows": len(shares),
             "rss_mib": tree_rss(watched) / 2**20,
             "exposition_kib": sizes[-1] / 1024,
         }
+        if then is not None:
+            c0, t0 = tree_cpu(watched), time.monotonic()
+            out["viewers"] = then(scrape_url.split("/api/")[0].split("/metrics")[0])
+            out["viewers"]["cpu_percent_of_one_core"] = (
+                (tree_cpu(watched) - c0) / (time.monotonic() - t0) * 100
+            )
+        return out
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -140,7 +223,8 @@ def netdata() -> dict:
     """Netdata with its packaged configuration (1 s collection), in the foreground."""
     port = free_port()
     argv = [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)]
-    return measure("netdata", argv, f"http://127.0.0.1:{port}/api/v1/allmetrics?format=prometheus")
+    url = f"http://127.0.0.1:{port}/api/v1/allmetrics?format=prometheus"
+    return measure("netdata", argv, url, then=netdata_viewers)
 
 
 def memory_filled() -> dict:

@@ -13,12 +13,13 @@ import time
 import numpy as np
 from plotly.io.json import to_json_plotly
 
+from bench.history import host_history
 from bench.report import print_results
 from collectors.aggregator import Aggregator
 from collectors.metrics import Sample
 from collectors.scheduler import Scheduler
 from collectors.store import Store, Tier, build_store
-from collectors.system import DiskUsageCollector, SystemCollector
+from collectors.system import SystemCollector
 from dashboard_app.panels import Window, render_dashboard
 from dashboard_app.settings import load_settings
 from dashboard_app.sources import EmbeddedSource
@@ -118,14 +119,7 @@ def operations_refresh(runs: int = 50) -> dict:
     clock = Clock(time.time() - 900)
     settings = load_settings("production", environ={})
     store = build_store(settings, clock)
-    collectors = [SystemCollector(clock=clock), DiskUsageCollector(clock=clock)]
-    for c in collectors:
-        for spec in c.metrics:
-            store.declare(spec)
-    for _ in range(900):
-        for c in collectors:
-            store.append(c.collect())
-        clock.now += 1
+    host_history(store, clock, 900)
     source = EmbeddedSource(store, settings.query.max_points)
     dashboard = load_dashboards()["operations"]
     window = Window(clock.now - 900, clock.now)

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,7 +20,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench.report import free_port
+from bench.history import deployed
+from bench.peers import tree_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 REFRESH = 5.0
@@ -113,64 +110,25 @@ class Viewer(threading.Thread):
 
 
 def run(viewers: int, seconds: float) -> dict:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
-    with tempfile.TemporaryDirectory() as data_dir:
-        env.update(
-            PULSEBOARD_ENV="development",
-            PULSEBOARD_DATA_DIR=data_dir,
-            PULSEBOARD_DEMO="false",
-            PULSEBOARD_SYSTEM_INTERVAL="1",
-        )
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--no-control-socket",
-            "--workers",
-            "1",
-            "--threads",
-            "8",
+    with deployed() as (url, proc):
+        board = requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=5).json()
+        panels = [p["id"] for p in board["dashboard"]["panels"]]
+        variables = [v["name"] for v in board["dashboard"].get("variables", [])]
+        server = psutil.Process(proc.pid)
+        c0 = tree_cpu(server)  # gunicorn's worker is a child of the process started
+        begin = time.monotonic() + 0.5
+        tabs = [
+            Viewer(url, panels, variables, begin + random.uniform(0, REFRESH), begin + seconds)
+            for _ in range(viewers)
         ]
-        proc = subprocess.Popen(
-            [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.5)
-            board = requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=5).json()
-            panels = [p["id"] for p in board["dashboard"]["panels"]]
-            variables = [v["name"] for v in board["dashboard"].get("variables", [])]
-            time.sleep(20)  # 20 s of history on the page, as after a short while
-            server = psutil.Process(proc.pid)
-            c0 = server.cpu_times()
-            begin = time.monotonic() + 0.5
-            tabs = [
-                Viewer(url, panels, variables, begin + random.uniform(0, REFRESH), begin + seconds)
-                for _ in range(viewers)
-            ]
-            for tab in tabs:
-                tab.start()
-            for tab in tabs:
-                tab.join()
-            c1 = server.cpu_times()
-            wall = time.monotonic() - begin
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        for tab in tabs:
+            tab.start()
+        for tab in tabs:
+            tab.join()
+        cpu = tree_cpu(server) - c0
+        wall = time.monotonic() - begin
     latencies = sorted(x for t in tabs for x in t.latencies)
     sizes = [x for t in tabs for x in t.sizes]
-    cpu = (c1.user + c1.system) - (c0.user + c0.system)
     return {
         "viewers": viewers,
         "seconds": seconds,

@@ -1,7 +1,7 @@
 """Zoom: 30 days of 15 s samples in one line panel, from 30 days down to 1 hour.
 
 Each zoom is what the server does when the range changes: query the store for the panel's new
-window and build its figure. A one-sample spike 20 days back and a dip 25 minutes back must stay
+window, build its figure and serialise it. A one-sample spike 20 days back and a dip 25 minutes back must stay
 visible at every zoom that holds them (each point shows its bucket's lowest and highest sample).
 
     python -m bench.zoom
@@ -14,6 +14,7 @@ import statistics
 import time
 
 import numpy as np
+from plotly.io.json import to_json_plotly
 
 from collectors.metrics import MetricSpec, Sample
 from collectors.store import build_store
@@ -65,7 +66,7 @@ def main(runs: int = 20) -> dict:
         timings = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            render_panel(source, PANEL, window, "light", points)
+            to_json_plotly(render_panel(source, PANEL, window, "light", points))  # what Dash sends
             timings.append(time.perf_counter() - t0)
         frame = panel_frame(source, PANEL, window, points)
         values = frame.iloc[:, 0]

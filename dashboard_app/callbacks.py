@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
@@ -20,6 +20,7 @@ from layouts.components import ALL_VALUES, CUSTOM, RANGE_SECONDS, TOOL_PAGES, ex
 
 CACHE = "pulseboard_panel_cache_requests_total"
 CALLBACK = "pulseboard_callback_duration_seconds"
+LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what a datetime-local input holds
 
 
 def _parse_local(value: str | None) -> float | None:
@@ -38,6 +39,22 @@ def export_query(range_value: str, custom_start: str | None, custom_end: str | N
         window = window_for(range_value, custom_start, custom_end, 0.0)
         return f"start={window.start:.0f}&end={window.end:.0f}" if window else "range=15m"
     return f"range={range_value}" if range_value in RANGE_SECONDS else "range=15m"
+
+
+def zoomed_span(relayout: dict | None) -> tuple[str, str] | None:
+    """Return the minutes (UTC, as the custom range inputs take them) a drag across a time chart chose."""
+    if not isinstance(relayout, dict):
+        return None
+    ends = relayout.get("xaxis.range") or [relayout.get("xaxis.range[0]"), relayout.get("xaxis.range[1]")]
+    try:
+        start, end = (datetime.fromisoformat(str(x).replace(" ", "T")) for x in ends)
+    except (TypeError, ValueError):
+        return None  # a reset (double click) or an axis that is not time
+    start = start.replace(second=0, microsecond=0)
+    end = end.replace(second=0, microsecond=0) + timedelta(minutes=1 if end.second or end.microsecond else 0)
+    if end <= start:
+        return None
+    return start.strftime(LOCAL_MINUTE), end.strftime(LOCAL_MINUTE)
 
 
 def window_for(
@@ -125,6 +142,20 @@ def register(app: Dash, runtime: Runtime) -> None:
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
         instruments.observe(CALLBACK, {"dashboard": dashboard.id}, time.perf_counter() - t0)
         return figures, state, f"Updated {stamp}"
+
+    @app.callback(
+        Output(ids.TIME_RANGE, "value"),
+        Output(ids.CUSTOM_START, "value"),
+        Output(ids.CUSTOM_END, "value"),
+        Input({"type": ids.PANEL_GRAPH, "dashboard": ALL, "panel": ALL}, "relayoutData"),
+        prevent_initial_call=True,
+    )
+    def zoom_to_selection(_layouts):
+        """Dragging across a time chart zooms the whole page to that span, queried at the finer step."""
+        span = zoomed_span(ctx.triggered[0]["value"] if ctx.triggered else None)
+        if span is None:
+            raise PreventUpdate
+        return CUSTOM, *span
 
     @app.callback(
         Output({"type": ids.PANEL_CSV, "dashboard": ALL, "panel": ALL}, "href"),

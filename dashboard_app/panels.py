@@ -92,12 +92,17 @@ def _trailing(frame: pd.DataFrame, span: float | None) -> pd.DataFrame:
     return _keep_attrs(frame, frame.rolling(pd.Timedelta(seconds=span), min_periods=1).mean())
 
 
-def panel_frame(source: Source, panel: Panel, window: Window, points: int) -> pd.DataFrame:
-    """Query every series a panel shows; a stat panel also gets the period before the window."""
+def panel_frame(
+    source: Source, panel: Panel, window: Window, points: int, peaks: bool = True
+) -> pd.DataFrame:
+    """Query every series a panel shows; a stat panel also gets the period before the window.
+
+    Zoomed out, a line's point stands for many samples: it shows their lowest and highest, so no
+    spike or dip disappears into an average (two points per bucket, as many points in all).
+    ``peaks=False`` keeps plain buckets, where someone chose the step and aggregation themselves.
+    """
     step = max(window.span / points, source.min_step, panel.step or 0.0)
-    # Zoomed out, a line's point stands for many samples: it shows their lowest and highest, so no
-    # spike or dip disappears into an average (two points per bucket, as many points in all).
-    peaks = panel.type in PEAK_CHARTS and step >= PEAK_SAMPLES * source.min_step
+    peaks = peaks and panel.type in PEAK_CHARTS and step >= PEAK_SAMPLES * source.min_step
     if peaks:
         step *= 2
     start = window.start - window.span if panel.type == "stat" else window.start

@@ -82,7 +82,8 @@ def register(app: Dash, runtime: Runtime) -> None:
             step=step,
             queries=[PanelQuery(expr=s, agg=aggregation) for s in selected],
         )
-        frame = panel_frame(source, panel, window, MAX_POINTS)  # at this step, as a panel would draw it
+        # At the analyst's step and aggregation, exactly what the CSV download holds.
+        frame = panel_frame(source, panel, window, MAX_POINTS, peaks=False)
         query = urlencode(
             [("query", s) for s in selected]
             + [

@@ -48,6 +48,7 @@ def create_app(runtime: Runtime) -> Dash:
         title="Pulseboard",
         update_title=None,
         suppress_callback_exceptions=True,
+        compress=True,  # figures are repetitive JSON: gzip makes a full refresh about a twentieth
     )
 
     def refresh_of(dashboard) -> int:

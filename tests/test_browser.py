@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import pytest
 import requests
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -192,6 +193,42 @@ def test_dash006_time_range_picker_changes_the_x_range(dash_duo, live):
     assert abs(wait_until(span_seconds, message="x-range") - 900) < 5
     pick_range(dash_duo, "Last hour")
     wait_until(lambda: abs((span_seconds() or 0) - 3600) < 5, message="a one-hour x-range")
+
+
+def test_dash015_dragging_across_a_chart_zooms_the_page_to_that_span(dash_duo, live):
+    app, _ = live
+    open_page(dash_duo, app, "/operations")
+    wait_until(lambda: has_data(plot(dash_duo, "operations", "cpu-total")), message="CPU data")
+    area = dash_duo.find_element(f"#{ids.panel_dom_id('operations', 'cpu-total')} .nsewdrag")
+    width, height = area.size["width"], area.size["height"]
+    # Selenium 4.2 measures the offset from the element's top-left corner.
+    # The last 40 % of the 15 minutes: the fresh readings are at the right end.
+    drag = ActionChains(dash_duo.driver).move_to_element_with_offset(area, int(0.6 * width), height // 2)
+    drag.click_and_hold().move_by_offset(int(0.39 * width), 0).release().perform()
+
+    def zoomed():
+        start = dash_duo.find_element(f"#{ids.CUSTOM_START}").get_attribute("value")
+        end = dash_duo.find_element(f"#{ids.CUSTOM_END}").get_attribute("value")
+        if not (start and end):
+            return None
+        return (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+
+    span = wait_until(zoomed, message="the custom range set by the drag")
+    assert 5 * 60 <= span <= 8 * 60, span  # about 6 minutes, widened to whole minutes
+    assert dash_duo.find_element(f"#{ids.TIME_RANGE}").text.startswith("Custom")
+
+    def drawn_span():
+        figure = plot(dash_duo, "operations", "cpu-total")
+        x = figure and figure["layout"].get("xaxis", {}).get("range")
+        if not x:
+            return None
+        start, end = (
+            pd.Timestamp(v, unit="ms") if isinstance(v, (int, float)) else pd.Timestamp(v) for v in x
+        )
+        return (end - start).total_seconds()
+
+    wait_until(lambda: abs((drawn_span() or 0) - span) < 2, message="every panel redrawn for the span")
+    assert dash_duo.get_logs() == []
 
 
 def test_dash007_history_from_before_a_restart_is_on_the_page(dash_duo, tmp_path):
