@@ -21,6 +21,7 @@ SERIES = 1000
 
 
 def main() -> dict:
+    baseline = psutil.Process().memory_info().rss  # Python, Dash, pandas and plotly loaded, no store
     settings = load_settings("production", environ={})
     longest = max(t.retention for t in settings.store.rollups)
     now = time.time()
@@ -35,10 +36,16 @@ def main() -> dict:
     for t in np.arange(now - 3600, now, 1.0):
         clock[0] = float(t)
         store.append(Sample("bench_metric", lab, 1.0, float(t)) for lab in labels)
+    tiers = {
+        f"{'raw' if t.raw else f'{t.step:g} s'} for {t.retention / 3600:g} h": size / 2**20
+        for t, size in store.memory_by_tier().items()
+    }
     return {
         "series": SERIES,
         "store_mib": store.memory_bytes() / 2**20,
         "rss_mib": psutil.Process().memory_info().rss / 2**20,
+        "baseline_rss_mib": baseline / 2**20,
+        "tiers_mib": tiers,
     }
 
 

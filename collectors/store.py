@@ -341,8 +341,13 @@ class Store:
 
     def memory_bytes(self) -> int:
         """Return the bytes held by the sample buffers."""
-        total = self._raw_ts.nbytes + self._raw_val.nbytes + self._written.nbytes + self._newest.nbytes
-        return total + sum(a.nbytes for r in self._rollups for a in r.arrays().values())
+        return sum(self.memory_by_tier().values())
+
+    def memory_by_tier(self) -> dict[Tier, int]:
+        """Return the bytes each tier's buffers hold (the raw tier with the per-series bookkeeping)."""
+        raw = self._raw_ts.nbytes + self._raw_val.nbytes + self._written.nbytes + self._newest.nbytes
+        rollups = {r.tier: sum(a.nbytes for a in r.arrays().values()) for r in self._rollups}
+        return {self.tiers[0]: raw, **rollups}
 
     # ----- persistence hooks
     def take_pending(self) -> tuple[list[tuple[str, Labels]], np.ndarray, np.ndarray, np.ndarray]:
