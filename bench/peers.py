@@ -95,9 +95,9 @@ def netdata_viewers(base: str, viewers: int = 100, seconds: float = 120, refresh
             t0, wire = time.perf_counter(), 0
             try:
                 for url in urls:
-                    r = http.get(url, headers={"Accept-Encoding": "gzip"}, timeout=30)
+                    r = http.get(url, headers={"Accept-Encoding": "gzip"}, timeout=30, stream=True)
                     r.raise_for_status()
-                    wire += int(r.headers.get("Content-Length") or len(r.content))
+                    wire += len(r.raw.read(decode_content=False))  # as sent: compressed, chunked or not
                 with lock:
                     refreshes.append(time.perf_counter() - t0)
                     sizes.append(wire)

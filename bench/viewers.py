@@ -10,6 +10,7 @@ Pulseboard runs as deployed: gunicorn, one worker, eight threads, the host colle
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import statistics
@@ -90,14 +91,21 @@ class Viewer(threading.Thread):
                     data=body,
                     headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"},
                     timeout=30,
+                    stream=True,
                 )
+                raw = response.raw.read(decode_content=False)  # the bytes as sent, compressed
                 elapsed = time.perf_counter() - t0
                 if response.status_code not in (200, 204):
                     self.errors += 1
                 else:
-                    wire = int(response.headers.get("Content-Length") or len(response.content))
+                    wire = len(raw)
                     if response.status_code == 200:
-                        state = response.json()["response"]["app-render-state"]["data"]
+                        text = (
+                            gzip.decompress(raw)
+                            if response.headers.get("Content-Encoding") == "gzip"
+                            else raw
+                        )
+                        state = json.loads(text)["response"]["app-render-state"]["data"]
                     if tick == 0:
                         self.first_size = wire
                     else:

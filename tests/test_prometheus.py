@@ -6,8 +6,6 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 import requests
@@ -15,9 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from dashboard_app.runtime import Runtime
 from layouts.validation import ConfigError
-from tests.servers import free_port, quiet_settings
+from tests.servers import free_port, prometheus_query, prometheus_server, quiet_settings
 
-PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 
 
@@ -58,50 +55,20 @@ def test_metrics_exposition_passes_promtool(pulseboard):
     assert same.headers["Content-Type"].startswith("text/plain") and "shop_queue_depth 21.5" in same.text
 
 
-def prometheus_query(port: int, expr: str):
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())["data"]["result"]
-
-
 def test_a_real_prometheus_scrapes_a_pushed_value(pulseboard, tmp_path):
-    assert PROMETHEUS, "prometheus is installed by `make test` (Debian package prometheus)"
     push_examples(pulseboard)
-    port = free_port()
     target = pulseboard.url.removeprefix("http://")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-        f"scrape_configs:\n  - job_name: pulseboard\n    static_configs: [{{targets: ['{target}']}}]\n"
-    )
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            "--storage.tsdb.retention.time=1h",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with prometheus_server(tmp_path, {target: target}, job="pulseboard") as url:
         deadline = time.monotonic() + 60
         result = []
         while time.monotonic() < deadline and not result:
-            try:
-                result = prometheus_query(port, 'shop_orders_total{region="eu"}')
-            except OSError:
-                pass
+            result = prometheus_query(url, 'shop_orders_total{region="eu"}')
             time.sleep(0.5)
         assert result, "Prometheus did not scrape Pulseboard within 60 s"
         assert float(result[0]["value"][1]) == 5.0
-        assert float(prometheus_query(port, "shop_queue_depth")[0]["value"][1]) == 21.5
-        up = prometheus_query(port, 'up{job="pulseboard"}')
+        assert float(prometheus_query(url, "shop_queue_depth")[0]["value"][1]) == 21.5
+        up = prometheus_query(url, 'up{job="pulseboard"}')
         assert float(up[0]["value"][1]) == 1.0  # the whole exposition parsed
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture
