@@ -1,4 +1,4 @@
-"""Time to first full render of the operations dashboard in headless Chromium.
+"""Time to first full render of the operations dashboard in headless Chromium, and of Netdata's.
 
 From the start of navigation to the moment every panel holds its figure (none still says
 "Loading…"), measured in the page's own clock. Pulseboard runs under gunicorn as deployed.
@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import time
 
+import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 
 from bench.history import deployed
+from bench.report import free_port
 
 RENDERED = """
 var panels = document.querySelectorAll('.panel-graph');
@@ -52,6 +57,73 @@ def first_render(driver: webdriver.Chrome, url: str, timeout: float = 30) -> flo
     raise RuntimeError(f"{url} did not finish rendering in {timeout:.0f} s")
 
 
+# Netdata's dashboard draws the charts in view as canvases; it is done when their count settles.
+NETDATA_DRAWN = "return [document.querySelectorAll('[data-netdata] canvas').length, performance.now()];"
+ZOOMS = {"30d": 30 * 86400, "7d": 7 * 86400, "1d": 86400, "6h": 6 * 3600, "1h": 3600}
+
+
+def netdata_render(driver: webdriver.Chrome, url: str, settle: float = 1.0, timeout: float = 30) -> float:
+    """Seconds from navigation start until the charts in view are drawn (no new one for ``settle`` s)."""
+    driver.get("about:blank")
+    driver.get(url)
+    count, changed_at, deadline = 0, 0.0, time.monotonic() + timeout
+    last_change = time.monotonic()
+    while time.monotonic() < deadline:
+        drawn, now = driver.execute_script(NETDATA_DRAWN)
+        if drawn != count:
+            count, changed_at, last_change = drawn, now, time.monotonic()
+        elif count and time.monotonic() - last_change >= settle:
+            return changed_at / 1000
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} did not finish drawing in {timeout:.0f} s")
+
+
+def netdata(loads: int) -> dict:
+    """Netdata's dashboard in the same browser, and its data API asked for the zoom benchmark's spans."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + "/api/v1/info", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        time.sleep(10)  # some history on its charts
+        driver = browser()
+        try:
+            cold = netdata_render(driver, base + "/")
+            warm = [netdata_render(driver, base + "/") for _ in range(loads)]
+        finally:
+            driver.quit()
+        http = requests.Session()
+        zoom = {}
+        for name, span in ZOOMS.items():
+            url = f"{base}/api/v1/data?chart=system.cpu&after=-{span}&points=240&group=average&format=json"
+            timings = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                http.get(url, timeout=10).raise_for_status()
+                timings.append(time.perf_counter() - t0)
+            zoom[name] = statistics.median(timings) * 1000
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(20)
+    return {
+        "cold_seconds": cold,
+        "median_seconds": statistics.median(warm),
+        "worst_seconds": max(warm),
+        "zoom_ms": zoom,
+    }
+
+
 def run(loads: int) -> dict:
     with deployed() as (url, _):
         driver = browser()
@@ -60,7 +132,10 @@ def run(loads: int) -> dict:
             warm = [first_render(driver, url + "/operations") for _ in range(loads)]
         finally:
             driver.quit()
-    return {"cold_seconds": cold, "median_seconds": statistics.median(warm), "worst_seconds": max(warm)}
+    out = {"cold_seconds": cold, "median_seconds": statistics.median(warm), "worst_seconds": max(warm)}
+    if shutil.which("netdata") or os.path.exists("/usr/sbin/netdata"):
+        out["netdata"] = netdata(loads)
+    return out
 
 
 def main() -> dict:

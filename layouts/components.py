@@ -193,7 +193,7 @@ def panel_card(dashboard: Dashboard, panel: Panel, query: str = "range=15m") -> 
                 id=ids.panel_graph(dashboard.id, panel.id),
                 figure=LOADING_FIGURE,
                 className="panel-graph",
-                config={"displaylogo": False, "responsive": True, "displayModeBar": False},
+                config={"displaylogo": False, "responsive": True, "displayModeBar": False, "showTips": False},
                 style={"height": "100%", "width": "100%"},
             ),
         ],
