@@ -253,11 +253,16 @@ def pie(frame: pd.DataFrame, panel: Panel) -> Figure:
         "hole": 0.5,
         "text": [format_value(v, panel.unit) for v in latest],
         "textinfo": "percent",
+        "textposition": "inside",  # a sliver's label would be pushed outside and clipped: it is hidden
         "hovertemplate": "%{label}: %{text} (%{percent})<extra></extra>",
         "sort": False,
     }
     return _figure(
-        [trace], hovermode="closest", showlegend=True, legend={"orientation": "v", "x": 1, "y": 0.5}
+        [trace],
+        hovermode="closest",
+        showlegend=True,
+        legend={"orientation": "v", "x": 1, "y": 0.5},
+        uniformtext={"minsize": 10, "mode": "hide"},
     )
 
 
