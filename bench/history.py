@@ -10,9 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
-from bench.report import free_port
+from bench.report import free_port, wait_for
 from collectors.store import Store
 from collectors.system import DiskUsageCollector, SystemCollector
 from dashboard_app.runtime import Runtime
@@ -84,15 +82,7 @@ def deployed(seconds_of_history: int = 900):
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.5)
-            else:
-                raise RuntimeError("Pulseboard did not start within 60 s")
+            wait_for(url + "/api/v1/monitoring/dashboards/operations", "Pulseboard")
             yield url, proc
         finally:
             proc.terminate()

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench.report import free_port
+from bench.report import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 15.0
@@ -135,15 +135,7 @@ def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None
     )
     watched = psutil.Process(proc.pid)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(scrape_url, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"{name} did not answer at {scrape_url}")
+        wait_for(scrape_url, name)
         sizes = []
 
         def scrape_for(seconds: float) -> None:

@@ -21,7 +21,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 
 from bench.history import deployed
-from bench.report import free_port
+from bench.report import free_port, wait_for
 
 RENDERED = """
 var panels = document.querySelectorAll('.panel-graph');
@@ -89,13 +89,7 @@ def netdata(loads: int) -> dict:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/api/v1/info", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
+        wait_for(base + "/api/v1/info", "Netdata")
         time.sleep(10)  # some history on its charts
         driver = browser()
         try:

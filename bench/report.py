@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+
+import requests
 
 
 def free_port() -> int:
@@ -11,6 +14,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(url: str, what: str, timeout: float = 60) -> None:
+    """Wait until a URL answers 2xx; raise naming ``what`` when it does not within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer at {url} within {timeout:.0f} s")
 
 
 def print_results(results: dict[str, dict]) -> None:
