@@ -71,6 +71,7 @@ class PrometheusSource:
         self._lock = threading.Lock()
 
     def capped(self, max_points: int) -> PrometheusSource:
+        """Return the same source with another cap on points per series."""
         twin = PrometheusSource(self.cfg, self.specs, max_points, self.clock, self.http)
         twin._types, twin._lock = self._types, self._lock
         return twin
@@ -134,6 +135,7 @@ class PrometheusSource:
     def query(
         self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
     ) -> pd.DataFrame:
+        """Return one column per matching series over [start, end] at ``step`` seconds."""
         if peaks and agg == "avg":
             return self._peaks(expr, start, end, step, legend, deadline)
         sel = _selector(expr)
@@ -176,6 +178,7 @@ class PrometheusSource:
         return both
 
     def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
+        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
         sel = _selector(expr)
         if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
             raise QueryError("a window needs an end after its start")
@@ -194,18 +197,22 @@ class PrometheusSource:
         return out
 
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        """Return the series a selector matches."""
         sel = _selector(expr)
         data = self._call("POST", "/series", {"match[]": promql.selector(sel)})
         return [SeriesInfo(sel.name, _labels(m)) for m in data or []]
 
     def names(self) -> list[str]:
+        """Return every metric name, sorted."""
         return sorted(self._call("GET", "/label/__name__/values", {}) or [])
 
     def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Return the values a label takes (across a selector's series when given), sorted."""
         params = {"match[]": promql.selector(parse_selector(match))} if match else {}
         return sorted(self._call("GET", f"/label/{label}/values", params) or [])
 
     def unit(self, expr: str) -> str | None:
+        """Return the unit the metric behind a selector declares, if known."""
         name = parse_selector(expr).name
         spec = self.specs.get(name)
         if spec is not None:
@@ -213,6 +220,7 @@ class PrometheusSource:
         return next((unit for suffix, unit in SUFFIX_UNITS if name.endswith(suffix)), None)
 
     def newest(self, expr: str) -> float | None:
+        """Return the time of the newest sample a selector's series may hold."""
         # New data arrives once a scrape interval: panels redraw at most that often, with no request.
         return math.floor(self.clock() / self.min_step) * self.min_step
 

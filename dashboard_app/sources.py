@@ -86,20 +86,24 @@ class EmbeddedSource:
         self.min_step = store.capacity and store.tiers[0].retention / store.capacity
 
     def capped(self, max_points: int) -> EmbeddedSource:
+        """Return the same source with another cap on points per series."""
         return EmbeddedSource(self.store, max_points)
 
     def query(
         self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
     ) -> pd.DataFrame:
+        """Return one column per matching series over [start, end] at ``step`` seconds."""
         return self.aggregator.query(expr, start, end, step, agg, legend, deadline, peaks)
 
     def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
+        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
         return [
             (SeriesInfo(s.name, s.label_dict), v)
             for s, v in self.aggregator.window(expr, start, end, agg, predict)
         ]
 
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        """Return the series a selector matches."""
         selector = _selector(expr)
         return [
             SeriesInfo(s.name, s.label_dict)
@@ -108,17 +112,21 @@ class EmbeddedSource:
         ]
 
     def names(self) -> list[str]:
+        """Return every metric name, sorted."""
         return sorted(self.store.names())
 
     def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Return the values a label takes (across a selector's series when given), sorted."""
         infos = self.series(match) if match else [i for n in self.store.names() for i in self.series(n)]
         return sorted({info.labels[label] for info in infos if label in info.labels})
 
     def unit(self, expr: str) -> str | None:
+        """Return the unit the metric behind a selector declares, if known."""
         spec = self.store.specs.get(parse_selector(expr).name)
         return spec.unit if spec else None
 
     def newest(self, expr: str) -> float | None:
+        """Return the time of the newest sample a selector's series may hold."""
         selector = parse_selector(expr)
         times = [
             self.store.newest(s.id)
