@@ -7,12 +7,12 @@ import logging
 import math
 import threading
 
-from flask import Flask
+from flask import Flask, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from dashboard_app.connections import PoolFull
-from dashboard_app.panels import query_frame
+from dashboard_app.panels import narrow_panel, query_frame
 from dashboard_app.runtime import Runtime
 from layouts.schema import Dashboard
 
@@ -48,14 +48,18 @@ class SharedUpdates:
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self._latest: dict[tuple[str, float], tuple[float, str]] = {}
+        self._latest: dict[tuple, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def message(self, dashboard: Dashboard, refresh: float) -> str:
-        """Return the update of the current tick: the points of the last two refresh periods."""
+    def message(self, dashboard: Dashboard, refresh: float, chosen: dict[str, str]) -> str:
+        """Return the update of the current tick: the points of the last two refresh periods.
+
+        ``dashboard`` is already narrowed by the variables in ``chosen``: viewers who chose the
+        same values share one update.
+        """
         now = self.runtime.clock()
         tick = math.floor(now / refresh)
-        key = (dashboard.id, refresh)
+        key = (dashboard.id, refresh, tuple(sorted(chosen.items())))
         with self._lock:  # one viewer computes, the others wait for it and reuse it
             cached = self._latest.get(key)
             if cached is not None and cached[0] == tick:
@@ -85,6 +89,11 @@ def attach(server: Flask, runtime: Runtime) -> None:
             ws.close(CLOSE_TRY_LATER, f"{exc}; try again later")
             return
         refresh = dashboard.refresh or settings.dashboards.refresh or 5
+        # The dashboard's variables come as query parameters, as on the page: ?instance=host-a.
+        chosen = dashboard.chosen(request.args)
+        if chosen:
+            panels = tuple(narrow_panel(p, chosen) for p in dashboard.panels)
+            dashboard = dashboard.model_copy(update={"panels": panels})
         try:
             now = runtime.clock()
             ws.send(
@@ -95,6 +104,7 @@ def attach(server: Flask, runtime: Runtime) -> None:
                         "dashboard": dashboard_id,
                         "refresh": refresh,
                         "idle_timeout": pool.idle_timeout,
+                        "variables": chosen,
                     }
                 )
             )
@@ -114,7 +124,7 @@ def attach(server: Flask, runtime: Runtime) -> None:
                 if not pool.alive(conn.id):
                     ws.close(CLOSE_GOING_AWAY, "no message from the client within the idle timeout")
                     return
-                ws.send(shared.message(dashboard, refresh))
+                ws.send(shared.message(dashboard, refresh, chosen))
         except ConnectionClosed:
             pass
         finally:

@@ -29,6 +29,8 @@ def series_options(runtime: Runtime) -> list[dict]:
     names = source.names()
     options = [{"label": f"{n} (all series)", "value": n} for n in names]
     for name in names:
+        if len(options) >= MAX_OPTIONS:
+            break  # each name is a request when the source is a Prometheus server: stop at the cap
         for s in source.series(name):
             if s.labels:
                 options.append({"label": series_label(name, s.labels), "value": series_label(name, s.labels)})

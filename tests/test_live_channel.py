@@ -63,6 +63,22 @@ def test_a_viewer_gets_points_then_new_points(live_pb):
         client.close()
 
 
+def test_a_viewer_streams_only_the_host_its_variable_chose(tmp_path):
+    runtime = Runtime(quiet_settings(dashboards__refresh="1"), tmp_path)
+    now = time.time()
+    for host, value in (("a", 0.2), ("b", 0.8)):
+        runtime.store.append(Sample(CPU, (("instance", host),), value, now - 30 + i) for i in range(20))
+    with serving(runtime) as pb:
+        client = Client.connect(ws_url(pb, "operations") + "?instance=b")
+        try:
+            assert receive(client, "hello")["variables"] == {"instance": "b"}
+            [points] = receive(client, "update")["panels"]["cpu-total"].values()
+            assert points and all(v == 0.8 for _, v in points)  # host a's series is not streamed
+        finally:
+            client.close()
+    runtime.archive.close()
+
+
 def test_the_connection_cap_is_enforced_with_a_reason(live_pb):
     first = Client.connect(ws_url(live_pb, "operations"))
     try:
