@@ -72,7 +72,8 @@ def series_frame(
     if not columns:
         return empty_frame()
     many_names = len({info.name for info, _, _ in columns}) > 1
-    labels = _unique([column_label(info, legend, many_names) for info, _, _ in columns])
+    infos = [info for info, _, _ in columns]
+    labels = _unique(_told_apart([column_label(info, legend, many_names) for info in infos], infos))
     frame = _wide(labels, [(t, v) for _, t, v in columns])
     frame.attrs["series"] = {lab: info for lab, (info, _, _) in zip(labels, columns)}
     frame.attrs["step"] = step
@@ -391,6 +392,24 @@ def _predict(ts: np.ndarray, values: np.ndarray, at: float) -> float | None:
         return None
     slope, intercept = np.polyfit(ts - ts[0], values, 1)
     return float(intercept + slope * (at - ts[0]))
+
+
+def _told_apart(labels: list[str], infos: list[SeriesInfo]) -> list[str]:
+    """Add the label values that differ to names that several series share (two hosts' "all cores")."""
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    out = list(labels)
+    for label, members in groups.items():
+        if len(members) < 2:
+            continue
+        keys = sorted({k for i in members for k in infos[i].labels})
+        differ = [k for k in keys if len({infos[i].labels.get(k, "") for i in members}) > 1]
+        for i in members:
+            values = [infos[i].labels.get(k, "") for k in differ]
+            if any(values):
+                out[i] = f"{label} ({', '.join(v for v in values if v)})"
+    return out
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -233,3 +233,12 @@ def test_peaks_keep_a_one_sample_spike_at_every_zoom(clock):
         plain = agg.query("cpu", end - span, end, step, "avg")
         if span > 3600:
             assert plain["cpu"].min() > 0.01  # what an average alone would have shown
+
+
+def test_series_that_share_a_legend_are_told_apart_by_the_labels_that_differ(store, clock, t0):
+    for host, value in (("host-a", 0.2), ("host-b", 0.8)):
+        fill(store, "cpu", [value] * 10, t0, instance=host, job="node")
+    clock.now = t0 + 10
+    frame = Aggregator(store).query("cpu", t0, t0 + 10, 5, "avg", legend="all cores")
+    assert sorted(frame.columns) == ["all cores (host-a)", "all cores (host-b)"]
+    assert frame["all cores (host-b)"].iloc[0] == pytest.approx(0.8)
