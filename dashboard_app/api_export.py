@@ -92,12 +92,23 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             raise
         name = selectors[0].split("{")[0] if len(selectors) == 1 else "pulseboard-export"
 
+        held = [True]
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                runtime.query_gate.release()
+
         def body():
-            yield first
-            yield from lines
+            previous = first
+            for line in lines:
+                yield previous
+                previous = line
+            release()  # before the last row goes out: a client that has it all finds the slot free
+            yield previous
 
         response = _attachment(stream_with_context(body()), f"{name}.csv", "text/csv")
-        response.call_on_close(runtime.query_gate.release)
+        response.call_on_close(release)  # a client that goes away mid-stream frees it too
         return response
 
     def found(dashboard_id: str):
