@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,9 +77,6 @@ NETDATA_CHARTS = (
 def netdata_viewers(base: str, viewers: int = 100, seconds: float = 120, refresh: float = 5.0) -> dict:
     """Viewers of Netdata's dashboard showing the same charts: each refresh fetches every chart's
     last 15 minutes at 240 points, gzip accepted, as its dashboard does chart by chart."""
-    import random
-    import threading
-
     known = requests.get(f"{base}/api/v1/charts", timeout=10).json()["charts"]
     charts = [c for c in NETDATA_CHARTS if c in known] + [c for c in known if c.startswith("cpu.cpu")]
     urls = [f"{base}/api/v1/data?chart={c}&after=-900&points=240&group=average&format=json" for c in charts]

@@ -7,7 +7,7 @@ from flask import Response, request, stream_with_context
 from collectors.aggregator import AGGREGATIONS
 from dashboard_app.api import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.export import CHUNK_POINTS, dashboard_zip, panel_csv, stream_query
-from dashboard_app.panels import Window, narrow_panel
+from dashboard_app.panels import Window, narrow_dashboard, narrow_panel
 from dashboard_app.runtime import Runtime
 from layouts.components import RANGE_SECONDS
 
@@ -146,7 +146,9 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def export_dashboard(id: str):
         dashboard = found(id)
         return _attachment(
-            dashboard_zip(runtime.source, dashboard, window(), points, dashboard.chosen(request.args)),
+            dashboard_zip(
+                runtime.source, narrow_dashboard(dashboard, dashboard.chosen(request.args)), window(), points
+            ),
             f"{id}.zip",
             "application/zip",
         )

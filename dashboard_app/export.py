@@ -14,7 +14,7 @@ import pandas as pd
 
 from collectors.metrics import freeze_labels
 from collectors.selector import parse_selector
-from dashboard_app.panels import Window, narrow_panel, panel_frame, resolve_unit
+from dashboard_app.panels import Window, panel_frame, resolve_unit
 from dashboard_app.sources import Source
 from layouts.schema import Dashboard, Panel
 
@@ -114,15 +114,13 @@ def panel_csv(source: Source, panel: Panel, window: Window, points: int) -> str:
     return "".join(lines)
 
 
-def dashboard_zip(
-    source: Source, dashboard: Dashboard, window: Window, points: int, chosen: dict[str, str] | None = None
-) -> bytes:
-    """Return a zip with one CSV per panel, named by panel id (narrowed by the chosen variables)."""
+def dashboard_zip(source: Source, dashboard: Dashboard, window: Window, points: int) -> bytes:
+    """Return a zip with one CSV per panel, named by panel id."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for panel in dashboard.panels:
             archive.writestr(
                 f"{dashboard.id}-{panel.id}.csv",
-                panel_csv(source, narrow_panel(panel, chosen or {}), window, points),
+                panel_csv(source, panel, window, points),
             )
     return out.getvalue()

@@ -12,7 +12,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from dashboard_app.connections import PoolFull
-from dashboard_app.panels import narrow_panel, query_frame
+from dashboard_app.panels import narrow_dashboard, query_frame
 from dashboard_app.runtime import Runtime
 from layouts.schema import Dashboard
 
@@ -91,9 +91,7 @@ def attach(server: Flask, runtime: Runtime) -> None:
         refresh = dashboard.refresh or settings.dashboards.refresh or 5
         # The dashboard's variables come as query parameters, as on the page: ?instance=host-a.
         chosen = dashboard.chosen(request.args)
-        if chosen:
-            panels = tuple(narrow_panel(p, chosen) for p in dashboard.panels)
-            dashboard = dashboard.model_copy(update={"panels": panels})
+        dashboard = narrow_dashboard(dashboard, chosen)
         try:
             now = runtime.clock()
             ws.send(

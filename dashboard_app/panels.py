@@ -57,6 +57,13 @@ def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
     return panel.model_copy(update={"queries": queries})
 
 
+def narrow_dashboard(dashboard: Dashboard, chosen: dict[str, str]) -> Dashboard:
+    """Return a dashboard whose every panel keeps only series with the chosen label values."""
+    if not chosen:
+        return dashboard
+    return dashboard.model_copy(update={"panels": tuple(narrow_panel(p, chosen) for p in dashboard.panels)})
+
+
 def query_frame(
     source: Source, q: PanelQuery, start: float, end: float, step: float, peaks: bool = False
 ) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,15 @@ SUFFIX_UNITS = (
     ("_bytes_total", "bytes"),
     ("_seconds_total", "seconds"),
 )
+
+
+@dataclass
+class _MetricTypes:
+    """The server's metric types by name, as last read, shared by a source and its capped twins."""
+
+    fetched: float = -math.inf
+    names: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _session(cfg: PrometheusSettings) -> requests.Session:
@@ -67,13 +77,12 @@ class PrometheusSource:
         self.clock = clock
         self.min_step = float(cfg.scrape_interval)
         self.http = http or _session(cfg)
-        self._types: tuple[float, dict[str, str]] = (-math.inf, {})
-        self._lock = threading.Lock()
+        self._types = _MetricTypes()
 
     def capped(self, max_points: int) -> PrometheusSource:
         """Return the same source with another cap on points per series."""
         twin = PrometheusSource(self.cfg, self.specs, max_points, self.clock, self.http)
-        twin._types, twin._lock = self._types, self._lock
+        twin._types = self._types  # one read of the server's metric types a minute for both
         return twin
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -115,15 +124,16 @@ class PrometheusSource:
 
     def kind(self, name: str) -> str | None:
         """Return the metric type the server reports for a name (read once a minute), else Pulseboard's."""
-        fetched, types = self._types
-        if self.clock() - fetched > TYPES_TTL:
-            with self._lock:
+        cache = self._types
+        with cache.lock:
+            if self.clock() - cache.fetched > TYPES_TTL:
                 try:
                     meta = self._call("GET", "/metadata", {}) or {}
-                    types = {n: entries[0].get("type", "") for n, entries in meta.items() if entries}
+                    cache.names = {n: entries[0].get("type", "") for n, entries in meta.items() if entries}
                 except (QueryError, SourceUnavailable):
                     pass  # keep what was known; the query itself reports the server's trouble
-                self._types = (self.clock(), types)
+                cache.fetched = self.clock()
+            types = cache.names
         found = types.get(name) or (types.get(name[: -len("_total")]) if name.endswith("_total") else None)
         if found in ("histogram", "summary", "counter", "gauge"):
             return found

@@ -15,20 +15,19 @@ ENVIRONMENTS = ("development", "staging", "production")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "PULSEBOARD_"
 # Variables that are not settings keys: the command line's and the secrets (kept out of the settings).
+# Short names for the settings people set most from the environment.
+ALIASES = {
+    "PULSEBOARD_SYSTEM_INTERVAL": "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL",
+    "PULSEBOARD_PROMETHEUS_URL": "PULSEBOARD_PROMETHEUS__URL",
+}
 NOT_SETTINGS = (
     "PULSEBOARD_ENV",
     "PULSEBOARD_DATA_DIR",
     "PULSEBOARD_SECRET_KEY",
     "PULSEBOARD_ADMIN_PASSWORD",
     "PULSEBOARD_SECRETS_FILE",
-    "PULSEBOARD_SYSTEM_INTERVAL",
-    "PULSEBOARD_PROMETHEUS_URL",
+    *ALIASES,
 )
-# Short names for the settings people set most from the environment.
-ALIASES = {
-    "PULSEBOARD_SYSTEM_INTERVAL": "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL",
-    "PULSEBOARD_PROMETHEUS_URL": "PULSEBOARD_PROMETHEUS__URL",
-}
 REFRESH_CHOICES = (0, 1, 5, 30)
 
 

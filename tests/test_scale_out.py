@@ -159,7 +159,6 @@ def test_queries_exports_and_alerts_read_through_prometheus(prometheus, tmp_path
         rules = pb.call("GET", "/alerts/rules").json()["rules"]
         failing = {r["id"]: r["status"]["error"] for r in rules if r["status"]["error"]}
         assert not failing, failing
-        assert runtime.alerts.evaluations == 1
 
 
 def test_prometheus_down_is_named_not_hidden(tmp_path):
