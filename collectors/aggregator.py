@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -111,18 +112,25 @@ class Aggregator:
 
         The newest part comes from the coarsest tier whose step fits the query (raw for
         quantiles, which rollups cannot answer exactly); older parts that tier no longer
-        holds come from the coarser tiers that do, at their own step.
+        holds come from the coarser tiers that do, at their own step. Each edge between two
+        tiers falls on a bucket edge of both, and the older tier answers only what lies
+        strictly before it: no sample is counted twice, none is left out.
         """
         now = self.store.clock()
         tiers = self.store.tiers
         fitting = [i for i, t in enumerate(tiers) if t.step <= step]
-        first = 0 if agg in _QUANTILES else fitting[-1]
+        chosen = tiers[0 if agg in _QUANTILES else fitting[-1] :]
         segments = []
         upper = end
-        for tier in tiers[first:]:
+        for i, tier in enumerate(chosen):
+            seg_step = max(step, tier.step)
             lower = max(start, now - tier.retention)
+            if lower > start and i + 1 < len(chosen):
+                lower = _edge(lower, seg_step, max(step, chosen[i + 1].step), tier.retention)
+            if segments:  # the newer tier holds [upper, ...]: stop just before it
+                upper = float(np.nextafter(upper, -np.inf))
             if lower < upper or (not segments and lower <= upper):
-                segments.append((tier, lower, upper, max(step, tier.step)))
+                segments.append((tier, lower, upper, seg_step))
                 upper = lower
             if upper <= start:
                 break
@@ -328,6 +336,16 @@ class Aggregator:
 
 
 _REDUCE = {"min": np.minimum, "max": np.maximum, "sum": np.add}
+
+
+def _edge(t: float, finer: float, coarser: float, retention: float) -> float:
+    """Return the first time at or after t that starts a bucket of both steps (else of the coarser)."""
+    a, b = Fraction(finer).limit_denominator(1000), Fraction(coarser).limit_denominator(1000)
+    both = Fraction(
+        math.lcm(a.numerator * b.denominator, b.numerator * a.denominator), a.denominator * b.denominator
+    )
+    width = float(both) if both <= retention / 2 else coarser
+    return math.ceil(t / width) * width
 
 
 def _buckets(ts: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

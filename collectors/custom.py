@@ -20,10 +20,10 @@ from collectors.metrics import (
     Sample,
 )
 from collectors.persistence import load_json, write_atomically
-from collectors.store import Store
+from collectors.store import SeriesLimitError, Store
 
 CATEGORIES = ("business", "rag", "application", "custom")
-FUTURE_TOLERANCE = 300.0  # seconds a pushed timestamp may run ahead of this host's clock
+FUTURE_TOLERANCE = 600.0  # seconds a pushed timestamp may run ahead of this host's clock
 MAX_LABEL_VALUE = 1024
 
 
@@ -200,7 +200,11 @@ class CustomMetrics:
             except MetricError:
                 self.rejected += 1
                 raise
-            stored = self.store.append(out)
+            try:
+                stored = self.store.append(out)
+            except SeriesLimitError as exc:
+                self.rejected += 1
+                raise MetricError(str(exc), 422, "samples") from None
             self.recorded += len(samples)
             return stored
 
@@ -248,16 +252,21 @@ class CustomMetrics:
                 )
             if ts < oldest:
                 raise MetricError(
-                    f"{where}.timestamp is older than the history Pulseboard keeps",
+                    f"{where}.timestamp {_iso(ts)} is older than the history Pulseboard keeps: "
+                    f"the oldest time accepted now is {_iso(oldest)}",
                     field=f"{where}.timestamp",
                 )
             series = self.store.lookup(definition.name, labels)
             if series is None:
                 new_series.setdefault(definition.name, set()).add(labels)
-            elif ts < self.store.newest(series.id):
+            elif definition.type != "gauge" and ts < self.store.newest(series.id):
+                # A gauge's history can arrive late (a backfill); a counter's value is an increment
+                # added to its running total, which only the newest end can take.
                 raise MetricError(
-                    f"{where}.timestamp is older than the newest sample of this series; "
-                    "samples of a series must arrive in time order",
+                    f"{where}.timestamp {_iso(ts)} is older than the newest sample of this "
+                    f"{definition.type} ({_iso(self.store.newest(series.id))}): its increments add to a "
+                    "running total, so they must arrive in time order (history of a new series may come "
+                    "in any order within one request)",
                     field=f"{where}.timestamp",
                 )
             parsed.append((definition, labels, float(value), float(ts)))
@@ -293,6 +302,10 @@ class CustomMetrics:
                 yield Sample(name, labels, value, ts)
                 yield Sample(f"{name}_count", labels, add(f"{name}_count", labels, 1.0), ts)
                 yield Sample(f"{name}_sum", labels, add(f"{name}_sum", labels, value), ts)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _labels(raw: object, definition: MetricDefinition, where: str) -> tuple[tuple[str, str], ...]:

@@ -1,4 +1,4 @@
-"""Keep the store on disk with diskcache (snapshots plus small chunks), and the small files beside it."""
+"""Files in the data directory: atomic writes, damaged files set aside, and the store's previous format."""
 
 from __future__ import annotations
 
@@ -6,20 +6,19 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import diskcache
+import numpy as np
 
-from collectors.store import Store
+from collectors.chunks import Rollup
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "snapshot"
-CHUNK = "chunk:"
+PREVIOUS = "store"  # the directory the previous format (whole-store snapshots in diskcache) used
 T = TypeVar("T")
 
 
@@ -54,92 +53,72 @@ def load_json(path: Path | None, parse: Callable[[object], T], problems: list[st
         return None
 
 
-class StoreArchive:
-    """Save a store to a directory and load it back after a restart.
+def convert_previous(data_dir: Path, store) -> str | None:
+    """Move the history of the previous on-disk format into ``store``, once; say what was done.
 
-    Every ``flush`` writes the samples appended since the previous one as a chunk; every
-    ``snapshot_every`` flushes a full snapshot replaces the chunks, so start-up reads one
-    snapshot and a few chunks whatever the uptime.
+    The previous format kept a snapshot of every ring buffer plus the chunks appended after it,
+    in a diskcache directory. Its raw samples and rollup buckets go into the new archive as
+    they are (the rollups already count the raw samples), the chunks after the snapshot are
+    appended, and the old directory is renamed, not deleted, for a person to remove.
     """
+    old = Path(data_dir) / PREVIOUS
+    if not (old / "cache.db").exists():
+        return None
+    try:
+        cache = diskcache.Cache(str(old), eviction_policy="none", size_limit=2**40)
+    except sqlite3.DatabaseError as exc:
+        aside = set_aside(old)
+        return f"{old}: unreadable ({exc}); moved to {aside}"
+    notes = []
+    try:
+        series = 0
+        state = _read(cache, "snapshot", notes)
+        if state is not None:
+            series = _convert_snapshot(state, store)
+        keys = sorted(k for k in cache.iterkeys() if isinstance(k, str) and k.startswith("chunk:"))
+        for key in keys:
+            chunk = _read(cache, key, notes)
+            if chunk is not None:
+                names, sid, ts, val = chunk
+                store.append(
+                    [
+                        (name, tuple(tuple(p) for p in labels), float(v), float(t))
+                        for (name, labels), v, t in zip(
+                            (names[i] for i in sid.tolist()), val.tolist(), ts.tolist()
+                        )
+                    ]
+                )
+        store.flush()
+    finally:
+        cache.close()
+    kept = old.with_name(f"{PREVIOUS}.previous-format-{int(time.time())}")
+    old.rename(kept)
+    log.warning("converted %d series from the previous store format; the old files are in %s", series, kept)
+    return "; ".join(notes) or None
 
-    def __init__(self, directory: str | Path, snapshot_every: int = 60):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.problems: list[str] = []  # what could not be read back, for the status view
-        try:
-            self.cache = self._open()
-        except sqlite3.DatabaseError as exc:
-            # An unreadable index: keep it aside for inspection and start afresh rather than crash-loop.
-            aside = set_aside(self.directory)
-            self.directory.mkdir(parents=True)
-            self._problem(f"{self.directory}: unreadable ({exc}); moved to {aside}")
-            self.cache = self._open()
-        self.snapshot_every = max(1, snapshot_every)
-        self._flushes = 0
-        self._seq = max((int(k[len(CHUNK) :]) for k in self._chunk_keys()), default=0)
-        self._lock = threading.Lock()
 
-    def _open(self) -> diskcache.Cache:
-        return diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**40)
+def _read(cache: diskcache.Cache, key: str, notes: list[str]):
+    try:
+        return cache.get(key)
+    except Exception as exc:  # a damaged value: convert the rest
+        notes.append(f"previous format: {key} unreadable ({type(exc).__name__}: {exc}); skipped")
+        return None
 
-    def _problem(self, message: str) -> None:
-        log.error("persistence: %s", message)
-        self.problems.append(message)
 
-    def _chunk_keys(self) -> list[str]:
-        return sorted(k for k in self.cache.iterkeys() if isinstance(k, str) and k.startswith(CHUNK))
-
-    def load(self, store: Store) -> int:
-        """Fill an empty store from disk, keeping whatever is readable; return the samples replayed."""
-        try:
-            state = self.cache.get(SNAPSHOT)
-            if state is not None:
-                store.import_state(state)
-        except Exception as exc:  # a damaged snapshot: go on with the chunks after it
-            self._problem(f"snapshot unreadable ({type(exc).__name__}: {exc}); kept the chunks")
-        replayed = 0
-        for key in self._chunk_keys():
-            try:
-                chunk = self.cache.get(key)
-                if chunk is not None:
-                    replayed += store.replay(*chunk)
-            except Exception as exc:
-                self._problem(f"{key} unreadable ({type(exc).__name__}: {exc}); skipped")
-        log.info("loaded %d series from %s", store.series_count, self.directory)
-        return replayed
-
-    def commit(self, store: Store) -> None:
-        """Write what the store gained, now: a push calls this before it answers, so a kill -9 keeps it."""
-        with self._lock:
-            self._write_pending(store)
-
-    def flush(self, store: Store) -> None:
-        """Write what the store gained since the last flush (a snapshot every ``snapshot_every``)."""
-        with self._lock:
-            self._flushes += 1
-            if self._flushes % self.snapshot_every == 0:
-                self._snapshot(store)
-            else:
-                self._write_pending(store)
-
-    def _write_pending(self, store: Store) -> None:
-        series, sid, ts, val = store.take_pending()
-        if len(sid) == 0:
-            return
-        self._seq += 1
-        # diskcache commits through SQLite in WAL mode: once set() returns, a process crash keeps it.
-        self.cache.set(f"{CHUNK}{self._seq:012d}", (series, sid, ts, val))
-
-    def snapshot(self, store: Store) -> None:
-        """Write the whole store and drop the chunks it covers."""
-        with self._lock:
-            self._snapshot(store)
-
-    def _snapshot(self, store: Store) -> None:
-        stale = self._chunk_keys()
-        self.cache.set(SNAPSHOT, store.export_state())
-        for key in stale:
-            self.cache.delete(key)
-
-    def close(self) -> None:
-        self.cache.close()
+def _convert_snapshot(state: dict, store) -> int:
+    for spec in state.get("specs", ()):
+        store.specs.setdefault(spec.name, spec)
+    empty = np.iinfo(np.int64).min
+    for i, (name, labels) in enumerate(state["series"]):
+        ts, val = state["raw_ts"][i], state["raw_val"][i]
+        present = ~np.isnan(ts)
+        rollups = {}
+        for saved in state.get("rollups", ()):
+            step = saved["tier"].step
+            row = saved["bucket"][i]
+            cols = np.flatnonzero(row != empty)
+            cols = cols[np.argsort(row[cols], kind="stable")]
+            fields = [saved.get(f, np.zeros_like(saved["sum"]))[i, cols] for f in Rollup.FIELDS]
+            rollups[step] = Rollup(row[cols] * step, fields[0].astype(np.int64), *fields[1:])
+        store.restore(name, tuple(tuple(p) for p in labels), ts[present], val[present], rollups)
+    return len(state["series"])

@@ -50,6 +50,8 @@ class ScrapeCollector:
         max_bytes: int = 10 * 2**20,
         clock: Callable[[], float] = time.time,
         declare: Callable[[MetricSpec], None] | None = None,
+        sample_limit: int = 0,
+        admit: Callable[[list[Sample]], None] | None = None,
     ):
         self.url = url
         self.job = job
@@ -60,6 +62,8 @@ class ScrapeCollector:
         self.max_bytes = max_bytes
         self.clock = clock
         self.declare = declare
+        self.sample_limit = sample_limit  # Prometheus' meaning: a scrape with more is dropped whole
+        self.admit = admit  # raises when the store would refuse these samples (its series cap)
         self.last_error: str | None = None
         self.last_scrape: float | None = None
         self.up = False
@@ -100,4 +104,11 @@ class ScrapeCollector:
                     out.append(Sample(s.name, labels, float(s.value), now))
         except ValueError as exc:
             raise ScrapeError(f"not a Prometheus exposition: {exc}") from None
+        if self.sample_limit and len(out) > self.sample_limit:
+            raise ScrapeError(
+                f"the target exposed {len(out):,} samples, over its sample_limit of {self.sample_limit:,}: "
+                "the whole scrape was dropped"
+            )
+        if self.admit is not None:
+            self.admit(out)
         return out

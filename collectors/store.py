@@ -1,4 +1,12 @@
-"""The embedded time-series store: a raw tier and rollup tiers in preallocated numpy buffers."""
+"""The embedded time-series store: recent samples in a head in memory, history in compressed chunks.
+
+Its shape is Prometheus' TSDB: each series appends into a head chunk of at most ``HEAD_CHUNK``
+samples; a full (or old) head chunk is sealed, and the next flush compresses it into the
+archive together with its rollup buckets for every coarser tier. Memory therefore grows with
+the series held, not with the retention, and every accepted sample is kept at full
+resolution for the raw retention, however fast it arrives. A flush also writes the samples
+appended since the last one to a write-ahead log, so a restart puts the head back.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,33 @@ from typing import Any
 
 import numpy as np
 
+from collectors.archive import Archive
+from collectors.chunks import (
+    Rollup,
+    encode_rollup,
+    encode_samples,
+    merge_rollups,
+    roll_up,
+)
 from collectors.metrics import Labels, MetricSpec, Sample
 
-EMPTY_BUCKET = np.iinfo(np.int64).min
+HEAD_CHUNK = 120  # samples a head chunk holds before it is sealed (Prometheus cuts chunks at 120 too)
+HEAD_SPAN = 3600.0  # seconds: an older head chunk is sealed whatever its size, so the log stays short
+BACKFILL_CHUNK = 1200  # samples per chunk when history older than the head arrives
+STALE_AFTER = (
+    300.0  # seconds without a sample before a series leaves "latest" answers (Prometheus' staleness)
+)
+COMPACT_AFTER = 16  # rollup fragments of one series and tier before they are merged into one chunk
+PARTITION = 1440  # buckets one merged rollup chunk covers at most (a day of minutes)
+UPKEEP_EVERY = 60.0  # seconds between two passes that drop expired chunks and series
+INLINE_FLUSH = 200_000  # sealed samples waiting past which an append writes them itself
+_EMPTY = np.iinfo(np.int64).max
+
+
+class SeriesLimitError(ValueError):
+    """Samples that would make more series than the store may hold (``store.max_series``)."""
+
+    status = 422
 
 
 @dataclass(frozen=True)
@@ -28,25 +60,9 @@ class Tier:
         return self.step == 0
 
 
-@dataclass
-class Rollup:
-    """Per-step summaries of one series on one tier, oldest first."""
-
-    start: np.ndarray  # bucket start, Unix seconds
-    count: np.ndarray
-    sum: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    last: np.ndarray
-    increase: np.ndarray  # counter increase within the bucket, resets counted from zero
-
-    def __len__(self) -> int:
-        return len(self.start)
-
-
 @dataclass(frozen=True)
 class Series:
-    """One series: a metric name and a fixed label set, with its row in the buffers."""
+    """One series: a metric name and a fixed label set, with its row in the head."""
 
     id: int
     name: str
@@ -57,103 +73,23 @@ class Series:
         return dict(self.labels)
 
 
-class _RollupBuffer:
-    """Ring buffers indexed by bucket number: slot = bucket % slots."""
+@dataclass
+class _Sealed:
+    """A chunk taken out of the head (or history that arrived late), waiting for the next flush."""
 
-    FIELDS = ("count", "sum", "min", "max", "last", "increase")
-
-    def __init__(self, tier: Tier, rows: int):
-        self.tier = tier
-        self.slots = max(1, math.ceil(tier.retention / tier.step))
-        self.bucket = np.full((rows, self.slots), EMPTY_BUCKET, dtype=np.int64)
-        self.count = np.zeros((rows, self.slots), dtype=np.int64)
-        self.sum = np.zeros((rows, self.slots))
-        self.min = np.zeros((rows, self.slots))
-        self.max = np.zeros((rows, self.slots))
-        self.last = np.zeros((rows, self.slots))
-        self.increase = np.zeros((rows, self.slots))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"bucket": self.bucket, **{f: getattr(self, f) for f in self.FIELDS}}
-
-    def grow(self, rows: int) -> None:
-        for name, arr in self.arrays().items():
-            extra = np.full(
-                (rows - arr.shape[0], self.slots), EMPTY_BUCKET if name == "bucket" else 0, arr.dtype
-            )
-            setattr(self, name, np.concatenate([arr, extra]))
-
-    def add(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, inc: np.ndarray) -> None:
-        """Fold samples (sorted by series, then time) into their buckets."""
-        b = np.floor(ts / self.tier.step).astype(np.int64)
-        n = len(sid)
-        boundary = np.empty(n, dtype=bool)
-        boundary[0] = True
-        boundary[1:] = (sid[1:] != sid[:-1]) | (b[1:] != b[:-1])
-        starts = np.flatnonzero(boundary)
-        ends = np.append(starts[1:], n)
-        g_sid, g_b = sid[starts], b[starts]
-        # A batch spanning more than the retention would put two buckets in one slot: keep the newer.
-        s_starts = np.flatnonzero(np.append(True, sid[1:] != sid[:-1]))
-        s_ends = np.append(s_starts[1:], n)
-        newest = np.repeat(b[s_ends - 1], s_ends - s_starts)[starts]
-        keep = g_b > newest - self.slots
-        if not keep.all():
-            starts, ends, g_sid, g_b = starts[keep], ends[keep], g_sid[keep], g_b[keep]
-        g_count = ends - starts
-        g_sum = np.add.reduceat(val, starts)
-        g_min = np.minimum.reduceat(val, starts)
-        g_max = np.maximum.reduceat(val, starts)
-        g_last = val[ends - 1]
-        g_inc = np.add.reduceat(inc, starts)
-        slot = g_b % self.slots
-        same = self.bucket[g_sid, slot] == g_b
-        self.count[g_sid, slot] = np.where(same, self.count[g_sid, slot] + g_count, g_count)
-        self.sum[g_sid, slot] = np.where(same, self.sum[g_sid, slot] + g_sum, g_sum)
-        self.min[g_sid, slot] = np.where(same, np.minimum(self.min[g_sid, slot], g_min), g_min)
-        self.max[g_sid, slot] = np.where(same, np.maximum(self.max[g_sid, slot], g_max), g_max)
-        self.last[g_sid, slot] = g_last
-        self.increase[g_sid, slot] = np.where(same, self.increase[g_sid, slot] + g_inc, g_inc)
-        self.bucket[g_sid, slot] = g_b
-
-    def load(self, saved: dict[str, np.ndarray]) -> None:
-        """Put saved buckets of the same step back, whatever the saved number of slots."""
-        rows, cols = np.nonzero(saved["bucket"] != EMPTY_BUCKET)
-        buckets = saved["bucket"][rows, cols]
-        newest = np.full(saved["bucket"].shape[0], EMPTY_BUCKET)
-        np.maximum.at(newest, rows, buckets)
-        keep = buckets > newest[rows] - self.slots  # what the new retention still holds
-        rows, cols, buckets = rows[keep], cols[keep], buckets[keep]
-        slots = buckets % self.slots
-        self.bucket[rows, slots] = buckets
-        for field in self.FIELDS:
-            if field in saved:  # a field older snapshots lack stays zero
-                getattr(self, field)[rows, slots] = saved[field][rows, cols]
-
-    def read(self, sid: int, start: float, end: float, now: float) -> Rollup:
-        step = self.tier.step
-        first = max(math.floor(start / step), math.floor(now / step) - self.slots + 1)
-        last = math.floor(end / step)
-        row = self.bucket[sid]
-        idx = np.flatnonzero((row >= first) & (row <= last))
-        idx = idx[np.argsort(row[idx], kind="stable")]
-        return Rollup(
-            start=row[idx] * step,
-            count=self.count[sid, idx].copy(),
-            sum=self.sum[sid, idx].copy(),
-            min=self.min[sid, idx].copy(),
-            max=self.max[sid, idx].copy(),
-            last=self.last[sid, idx].copy(),
-            increase=self.increase[sid, idx].copy(),
-        )
+    ts: np.ndarray
+    val: np.ndarray
+    prev: float  # the value before the first sample, for counter increases (NaN: unknown)
+    backfill: bool
+    rolled: bool = False  # its rollups came with it (history taken from an earlier format)
 
 
 class Store:
-    """Keep every series in a raw ring buffer and in rollup tiers, bounded by retention.
+    """Keep every series in a head in memory and its history in an archive, bounded by retention.
 
-    Appends and reads take one lock, so any number of threads may write and read.
-    Samples older than a series' newest sample are refused (counted in ``out_of_order``),
-    as Prometheus does: tiers stay sorted and rollups stay exact.
+    Appends and reads take one lock, so any number of threads may write and read. Samples
+    older than a series' newest go straight into sealed chunks (a backfill); samples older
+    than the longest retention are refused (counted in ``too_old``).
     """
 
     def __init__(
@@ -162,31 +98,71 @@ class Store:
         raw_resolution: float,
         rollups: Iterable[Tier] = (),
         clock: Callable[[], float] = time.time,
+        archive: Archive | None = None,
+        max_series: int = 200_000,
         initial_rows: int = 64,
-        journal: bool = True,
     ):
         if not raw.raw:
             raise ValueError("the raw tier has step 0")
         self.tiers = (raw, *sorted(rollups, key=lambda t: t.step))
+        self.longest = max(t.retention for t in self.tiers)
+        self.min_step = raw_resolution  # the finest step worth asking for
         self.clock = clock
-        self.capacity = max(1, math.ceil(raw.retention / raw_resolution))
-        self._lock = threading.Lock()
-        self._rows = initial_rows
-        self._raw_ts = np.full((initial_rows, self.capacity), np.nan)
-        self._raw_val = np.full((initial_rows, self.capacity), np.nan)
-        self._written = np.zeros(initial_rows, dtype=np.int64)
-        self._newest = np.full(initial_rows, -np.inf)
-        self._last_value = np.full(initial_rows, np.nan)
-        self._rollups = [_RollupBuffer(t, initial_rows) for t in self.tiers[1:]]
+        self.max_series = max_series
+        self.archive = archive if archive is not None else Archive()
+        self.journal = self.archive.durable  # a log on disk puts the head back after a restart
+        self._lock = threading.RLock()
+        self._rows = 0
+        self._grow(initial_rows)
         self._ids: dict[tuple[str, Labels], int] = {}
-        self._series: list[Series] = []
-        self._by_name: dict[str, list[Series]] = {}
+        self._series: list[Series | None] = []
+        self._free: list[int] = []
+        self._by_name: dict[str, dict[int, Series]] = {}
+        self._unsaved: list[Series] = []
         self.specs: dict[str, MetricSpec] = {}
+        self._specs_saved = 0
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.journal = journal  # keep appended samples for take_pending (an archive drains them)
+        self._queue: dict[int, list[_Sealed]] = {}
+        self._queued = 0
+        self._imported: list[tuple[int, float, Rollup]] = []
+        self._seq = 1  # the write-ahead record the next flush writes
+        self._next_upkeep = 0.0
         self.appended = 0
-        self.out_of_order = 0
+        self.backfilled = 0
+        self.too_old = 0
         self.not_finite = 0
+        self._load()
+
+    # ----- memory layout
+    def _grow(self, rows: int) -> None:
+        def more(arr: np.ndarray | None, fill, dtype, width: int | None = None) -> np.ndarray:
+            shape = (rows,) if width is None else (rows, width)
+            new = np.full(shape, fill, dtype=dtype)
+            if arr is not None:
+                new[: len(arr)] = arr
+            return new
+
+        first = self._rows == 0
+        get = (lambda name: None) if first else (lambda name: getattr(self, name))
+        self._head_ts = more(get("_head_ts"), np.nan, np.float64, HEAD_CHUNK)
+        self._head_val = more(get("_head_val"), np.nan, np.float64, HEAD_CHUNK)
+        self._head_n = more(get("_head_n"), 0, np.int64)
+        self._head_seq = more(get("_head_seq"), _EMPTY, np.int64)
+        self._newest = more(get("_newest"), -np.inf, np.float64)
+        self._last_value = more(get("_last_value"), np.nan, np.float64)
+        self._sealed_until = more(get("_sealed_until"), -np.inf, np.float64)
+        self._sealed_last = more(get("_sealed_last"), np.nan, np.float64)
+        self._fragments = more(get("_fragments"), 0, np.int32, max(1, len(self.tiers) - 1))
+        self._rows = rows
+
+    def _reset_row(self, sid: int) -> None:
+        self._head_n[sid] = 0
+        self._head_seq[sid] = _EMPTY
+        self._newest[sid] = -np.inf
+        self._last_value[sid] = np.nan
+        self._sealed_until[sid] = -np.inf
+        self._sealed_last[sid] = np.nan
+        self._fragments[sid] = 0
 
     # ----- metadata
     def declare(self, spec: MetricSpec) -> None:
@@ -200,7 +176,7 @@ class Store:
     def series(self, name: str) -> list[Series]:
         """Return the series of one metric name."""
         with self._lock:
-            return list(self._by_name.get(name, ()))
+            return list(self._by_name.get(name, {}).values())
 
     def names(self) -> list[str]:
         """Return every metric name that has at least one series."""
@@ -209,110 +185,7 @@ class Store:
 
     @property
     def series_count(self) -> int:
-        return len(self._series)
-
-    def _series_id(self, name: str, labels: Labels) -> int:
-        sid = self._ids.get((name, labels))
-        if sid is None:
-            sid = len(self._series)
-            if sid >= self._rows:
-                self._grow(self._rows * 2)
-            series = Series(sid, name, labels)
-            self._ids[(name, labels)] = sid
-            self._series.append(series)
-            self._by_name.setdefault(name, []).append(series)
-        return sid
-
-    def _grow(self, rows: int) -> None:
-        extra = rows - self._rows
-        self._raw_ts = np.concatenate([self._raw_ts, np.full((extra, self.capacity), np.nan)])
-        self._raw_val = np.concatenate([self._raw_val, np.full((extra, self.capacity), np.nan)])
-        self._written = np.concatenate([self._written, np.zeros(extra, dtype=np.int64)])
-        self._newest = np.concatenate([self._newest, np.full(extra, -np.inf)])
-        self._last_value = np.concatenate([self._last_value, np.full(extra, np.nan)])
-        for r in self._rollups:
-            r.grow(rows)
-        self._rows = rows
-
-    # ----- writing
-    def append(self, samples: Iterable[Sample]) -> int:
-        """Store samples through the one write path; return how many were kept."""
-        samples = list(samples)
-        if not samples:
-            return 0
-        with self._lock:
-            sid = np.fromiter(
-                (self._series_id(s.name, s.labels) for s in samples), dtype=np.int64, count=len(samples)
-            )
-            ts = np.fromiter((s.timestamp for s in samples), dtype=np.float64, count=len(samples))
-            val = np.fromiter((s.value for s in samples), dtype=np.float64, count=len(samples))
-            return self._append_arrays(sid, ts, val, log=self.journal)
-
-    def _append_arrays(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, log: bool) -> int:
-        finite = np.isfinite(val) & np.isfinite(ts)
-        if not finite.all():
-            self.not_finite += int((~finite).sum())
-            sid, ts, val = sid[finite], ts[finite], val[finite]
-        order = np.lexsort((ts, sid))
-        sid, ts, val = sid[order], ts[order], val[order]
-        in_order = ts >= self._newest[sid]
-        if not in_order.all():
-            # Within one batch a series must also be in time order; lexsort guarantees that.
-            self.out_of_order += int((~in_order).sum())
-            sid, ts, val = sid[in_order], ts[in_order], val[in_order]
-        n = len(sid)
-        if n == 0:
-            return 0
-        first = np.append(True, sid[1:] != sid[:-1])
-        previous = np.where(first, self._last_value[sid], np.roll(val, 1))
-        inc = np.where(val < previous, val, val - previous)  # a drop is a counter reset
-        inc[np.isnan(previous)] = 0.0
-        self._write_raw(sid, ts, val)
-        for r in self._rollups:
-            r.add(sid, ts, val, inc)
-        if log:
-            self._pending.append((sid, ts, val))
-        self.appended += n
-        return n
-
-    def _write_raw(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> None:
-        """Write samples sorted by series then time into the raw rings."""
-        n = len(sid)
-        starts = np.flatnonzero(np.append(True, sid[1:] != sid[:-1]))
-        counts = np.diff(np.append(starts, n))
-        g_sid = sid[starts]
-        rank = np.arange(n) - np.repeat(starts, counts)
-        keep = rank >= np.repeat(counts, counts) - self.capacity
-        pos = (np.repeat(self._written[g_sid], counts) + rank) % self.capacity
-        self._raw_ts[sid[keep], pos[keep]] = ts[keep]
-        self._raw_val[sid[keep], pos[keep]] = val[keep]
-        self._written[g_sid] += counts
-        self._newest[g_sid] = ts[starts + counts - 1]
-        self._last_value[g_sid] = val[starts + counts - 1]
-
-    # ----- reading
-    def read_raw(self, series_id: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
-        """Return (timestamps, values) of the raw tier within [start, end] and its retention."""
-        now = self.clock()
-        lo = max(start, now - self.tiers[0].retention)
-        with self._lock:
-            written = int(self._written[series_id])
-            if written <= self.capacity:
-                ts = self._raw_ts[series_id, :written].copy()
-                val = self._raw_val[series_id, :written].copy()
-            else:
-                head = written % self.capacity
-                ts = np.roll(self._raw_ts[series_id], -head)
-                val = np.roll(self._raw_val[series_id], -head)
-        mask = (ts >= lo) & (ts <= end)
-        return ts[mask], val[mask]
-
-    def read_rollup(self, tier: Tier, series_id: int, start: float, end: float) -> Rollup:
-        """Return the rollup buckets of one tier that start within [start, end] and its retention."""
-        now = self.clock()
-        buf = next(r for r in self._rollups if r.tier == tier)
-        with self._lock:
-            return buf.read(series_id, start, end, now)
+        return len(self._ids)
 
     def lookup(self, name: str, labels: Labels) -> Series | None:
         """Return the series of a name and label set, if it exists."""
@@ -320,112 +193,422 @@ class Store:
             sid = self._ids.get((name, labels))
             return None if sid is None else self._series[sid]
 
+    def _create(self, name: str, labels: Labels, sid: int | None = None, saved: bool = False) -> int:
+        if sid is None:
+            sid = self._free.pop() if self._free else len(self._series)
+        while sid >= self._rows:
+            self._grow(self._rows * 2)
+        while sid >= len(self._series):
+            self._series.append(None)
+        self._reset_row(sid)
+        series = Series(sid, name, labels)
+        self._series[sid] = series
+        self._ids[(name, labels)] = sid
+        self._by_name.setdefault(name, {})[sid] = series
+        if not saved:
+            self._unsaved.append(series)
+        return sid
+
+    def admit(self, samples: Iterable[Sample]) -> None:
+        """Raise SeriesLimitError if storing these samples would pass the series cap."""
+        with self._lock:
+            self._check_cap({(s[0], s[1]) for s in samples if (s[0], s[1]) not in self._ids})
+
+    def _check_cap(self, fresh: set | dict) -> None:
+        if fresh and len(self._ids) + len(fresh) > self.max_series:
+            raise SeriesLimitError(
+                f"the store holds {len(self._ids):,} series and may hold {self.max_series:,} "
+                f"(store.max_series): these samples would add {len(fresh):,} more"
+            )
+
+    # ----- writing
+    def append(self, samples: Iterable[Sample]) -> int:
+        """Store samples through the one write path; return how many were kept.
+
+        Raise SeriesLimitError, storing nothing, when they would make more series than the cap.
+        """
+        samples = samples if isinstance(samples, list) else list(samples)
+        if not samples:
+            return 0
+        n = len(samples)
+        with self._lock:
+            ids = self._ids
+            try:
+                sid = np.fromiter((ids[s[0], s[1]] for s in samples), dtype=np.int64, count=n)
+            except KeyError:
+                keys = [(s[0], s[1]) for s in samples]
+                fresh = dict.fromkeys(k for k in keys if k not in ids)
+                self._check_cap(fresh)
+                for name, labels in fresh:
+                    self._create(name, labels)
+                sid = np.fromiter((ids[k] for k in keys), dtype=np.int64, count=n)
+            ts = np.fromiter((s[3] for s in samples), dtype=np.float64, count=n)
+            val = np.fromiter((s[2] for s in samples), dtype=np.float64, count=n)
+            kept = self._append_arrays(sid, ts, val, self.journal, self._seq)
+            if self._queued > INLINE_FLUSH:
+                self.flush()
+            return kept
+
+    def _append_arrays(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, log: bool, seq: int) -> int:
+        finite = np.isfinite(val) & np.isfinite(ts)
+        if not finite.all():
+            self.not_finite += int((~finite).sum())
+            sid, ts, val = sid[finite], ts[finite], val[finite]
+        recent = ts >= self.clock() - self.longest
+        if not recent.all():
+            self.too_old += int((~recent).sum())
+            sid, ts, val = sid[recent], ts[recent], val[recent]
+        if len(sid) == 0:
+            return 0
+        order = np.lexsort((ts, sid))
+        sid, ts, val = sid[order], ts[order], val[order]
+        fresh = ts >= self._newest[sid]
+        if not fresh.all():
+            late = ~fresh
+            self._backfill(sid[late], ts[late], val[late])
+            sid, ts, val = sid[fresh], ts[fresh], val[fresh]
+        if len(sid):
+            self._into_head(sid, ts, val, seq)
+            if log:
+                self._pending.append((sid, ts, val))
+        kept = len(order)
+        self.appended += kept
+        return kept
+
+    def _into_head(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, seq: int) -> None:
+        """Append samples sorted by series, then time, each newer than its series' newest."""
+        n = len(sid)
+        starts = np.flatnonzero(np.append(True, sid[1:] != sid[:-1]))
+        counts = np.diff(np.append(starts, n))
+        group = sid[starts]
+        have = self._head_n[group]
+        self._head_seq[group[have == 0]] = seq
+        fits = have + counts < HEAD_CHUNK
+        if fits.all():
+            rank = np.arange(n) - np.repeat(starts, counts)
+            pos = np.repeat(have, counts) + rank
+            self._head_ts[sid, pos] = ts
+            self._head_val[sid, pos] = val
+            self._head_n[group] += counts
+        else:
+            inside = np.repeat(fits, counts)
+            if inside.any():
+                rank = (np.arange(n) - np.repeat(starts, counts))[inside]
+                pos = np.repeat(have, counts)[inside] + rank
+                self._head_ts[sid[inside], pos] = ts[inside]
+                self._head_val[sid[inside], pos] = val[inside]
+                self._head_n[group[fits]] += counts[fits]
+            for i in np.flatnonzero(~fits).tolist():
+                self._overflow(
+                    int(group[i]),
+                    ts[starts[i] : starts[i] + counts[i]],
+                    val[starts[i] : starts[i] + counts[i]],
+                    seq,
+                )
+        last = starts + counts - 1
+        self._newest[group] = ts[last]
+        self._last_value[group] = val[last]
+
+    def _overflow(self, sid: int, ts: np.ndarray, val: np.ndarray, seq: int) -> None:
+        """Seal every full chunk of a head plus new samples; the rest (all new) stays in the head."""
+        h = int(self._head_n[sid])
+        all_ts = np.concatenate([self._head_ts[sid, :h], ts])
+        all_val = np.concatenate([self._head_val[sid, :h], val])
+        full = len(all_ts) // HEAD_CHUNK * HEAD_CHUNK
+        for k in range(0, full, HEAD_CHUNK):
+            self._seal(sid, all_ts[k : k + HEAD_CHUNK], all_val[k : k + HEAD_CHUNK])
+        rest = len(all_ts) - full
+        self._head_ts[sid, :rest] = all_ts[full:]
+        self._head_val[sid, :rest] = all_val[full:]
+        self._head_n[sid] = rest
+        self._head_seq[sid] = seq if rest else _EMPTY
+
+    def _seal(self, sid: int, ts: np.ndarray, val: np.ndarray) -> None:
+        prev = float(self._sealed_last[sid])
+        self._queue.setdefault(sid, []).append(_Sealed(ts.copy(), val.copy(), prev, False))
+        self._queued += len(ts)
+        self._sealed_last[sid] = val[-1]
+        self._sealed_until[sid] = ts[-1]
+
+    def _backfill(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> None:
+        """Queue history older than the head as chunks of its own (sorted by series, then time)."""
+        starts = np.flatnonzero(np.append(True, sid[1:] != sid[:-1]))
+        ends = np.append(starts[1:], len(sid))
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            chunks = self._queue.setdefault(int(sid[a]), [])
+            for k in range(a, b, BACKFILL_CHUNK):
+                j = min(b, k + BACKFILL_CHUNK)
+                chunks.append(_Sealed(ts[k:j].copy(), val[k:j].copy(), np.nan, True))
+            self._queued += b - a
+        self.backfilled += len(sid)
+
+    def restore(self, name: str, labels: Labels, ts: np.ndarray, val: np.ndarray, rollups: dict) -> None:
+        """Take one series' history from an earlier format: raw samples, and rollups (step -> Rollup)
+        that already count them. The next flush writes it all."""
+        with self._lock:
+            sid = self._ids.get((name, labels))
+            if sid is None:
+                self._check_cap({(name, labels)})
+                sid = self._create(name, labels)
+            now = self.clock()
+            order = np.argsort(ts, kind="stable")
+            ts, val = ts[order], val[order]
+            keep = ts >= now - self.tiers[0].retention
+            ts, val = ts[keep], val[keep]
+            for k in range(0, len(ts), HEAD_CHUNK):
+                chunk = _Sealed(ts[k : k + HEAD_CHUNK], val[k : k + HEAD_CHUNK], np.nan, False, rolled=True)
+                self._queue.setdefault(sid, []).append(chunk)
+            if len(ts) and ts[-1] >= self._newest[sid]:
+                self._newest[sid] = self._sealed_until[sid] = ts[-1]
+                self._last_value[sid] = self._sealed_last[sid] = val[-1]
+            steps = {t.step: t for t in self.tiers[1:]}
+            for step, r in rollups.items():
+                tier = steps.get(step)
+                if tier is not None:
+                    r = r.within(now - tier.retention, np.inf)
+                    if len(r):
+                        self._imported.append((sid, step, r))
+                        last = float(r.start[-1])
+                        if last > self._newest[sid]:  # older than the raw retention: the rollups know it
+                            self._newest[sid] = self._sealed_until[sid] = last
+                            self._last_value[sid] = self._sealed_last[sid] = float(r.last[-1])
+            self.appended += len(ts)
+
+    def _seal_old_heads(self, now: float) -> None:
+        old = np.flatnonzero((self._head_n > 0) & (self._head_ts[:, 0] < now - HEAD_SPAN))
+        for sid in old.tolist():
+            h = int(self._head_n[sid])
+            self._seal(sid, self._head_ts[sid, :h], self._head_val[sid, :h])
+            self._head_n[sid] = 0
+            self._head_seq[sid] = _EMPTY
+
+    # ----- flushing and upkeep
+    def flush(self) -> None:
+        """Write sealed chunks, their rollups and the write-ahead log in one transaction; then tidy up.
+
+        A push calls this before it answers, so an acknowledged sample survives a kill -9.
+        On a write error everything stays in memory for the next flush.
+        """
+        with self._lock:
+            now = self.clock()
+            self._seal_old_heads(now)
+            rows, cached, sealed_sids, fragments = [], [], set(), []
+            raw_from = now - self.tiers[0].retention
+            for sid, chunks in self._queue.items():
+                for c in chunks:
+                    if not c.backfill:
+                        sealed_sids.add(sid)
+                    if c.ts[-1] >= raw_from:
+                        rows.append(
+                            (
+                                sid,
+                                0.0,
+                                float(c.ts[0]),
+                                float(c.ts[-1]),
+                                len(c.ts),
+                                encode_samples(c.ts, c.val),
+                            )
+                        )
+                        cached.append(((c.ts, c.val), c.ts.nbytes * 2))
+                    for k, tier in enumerate(self.tiers[1:]):
+                        if c.rolled or c.ts[-1] < now - tier.retention:
+                            continue
+                        r = roll_up(c.ts, c.val, c.prev, tier.step)
+                        end = float(r.start[-1] + tier.step)
+                        rows.append(
+                            (sid, tier.step, float(r.start[0]), end, len(c.ts), encode_rollup(r, tier.step))
+                        )
+                        cached.append((r, r.nbytes))
+                        fragments.append((sid, k))
+            for sid, step, r in self._imported:
+                rows.append(
+                    (
+                        sid,
+                        step,
+                        float(r.start[0]),
+                        float(r.start[-1] + step),
+                        int(r.count.sum()),
+                        encode_rollup(r, step),
+                    )
+                )
+                cached.append((r, r.nbytes))
+            wal = None
+            if self._pending:
+                sid, ts, val = (np.concatenate(p) for p in zip(*self._pending))
+                wal = (self._seq, sid, ts, val)
+            waiting = self._head_seq[: len(self._series)]
+            wal_before = (int(waiting.min()) if len(waiting) else _EMPTY) if self.journal else None
+            if wal_before is not None:
+                wal_before = min(wal_before, self._seq + 1)
+            sealed = [
+                (float(self._sealed_until[s]), _or_none(self._sealed_last[s]), s) for s in sorted(sealed_sids)
+            ]
+            specs = list(self.specs.values()) if len(self.specs) != self._specs_saved else None
+            fresh = [(s.id, s.name, s.labels) for s in self._unsaved if self._series[s.id] is s]
+            ids = self.archive.write(fresh, wal, rows, sealed, wal_before, specs)
+            # Written: what was waiting is now in the archive.
+            for cid, (value, size) in zip(ids, cached):
+                self.archive.remember(cid, value, size)
+            self._queue, self._queued, self._pending, self._unsaved, self._imported = {}, 0, [], [], []
+            if wal is not None:
+                self._seq += 1
+            if specs is not None:
+                self._specs_saved = len(specs)
+            for sid, k in fragments:
+                self._fragments[sid, k] += 1
+            self._compact()
+            if now >= self._next_upkeep:
+                self._upkeep(now)
+
+    def _compact(self, most: int = 64) -> None:
+        """Merge the rollup fragments of series that have piled up enough, a few series per flush."""
+        due = np.argwhere(self._fragments >= COMPACT_AFTER)[:most]
+        for sid, k in due.tolist():
+            step = self.tiers[1 + k].step
+            partitions: dict[int, list[int]] = {}
+            for cid, start in self.archive.rows_of(sid, step):
+                partitions.setdefault(math.floor(start / (step * PARTITION)), []).append(cid)
+            self.archive.compact(sid, step, [ids for ids in partitions.values() if len(ids) > 1])
+            self._fragments[sid, k] = 0
+
+    def _upkeep(self, now: float) -> None:
+        """Drop chunks past their tier's retention, and series with no sample for the longest one."""
+        self._next_upkeep = now + UPKEEP_EVERY
+        self.archive.expire({t.step: now - t.retention for t in self.tiers})
+        used = len(self._series)
+        dead = np.flatnonzero(self._newest[:used] < now - self.longest).tolist()
+        dead = [s for s in dead if self._series[s] is not None]
+        if not dead:
+            return
+        self.archive.forget(dead)
+        for sid in dead:
+            series = self._series[sid]
+            self._series[sid] = None
+            del self._ids[(series.name, series.labels)]
+            named = self._by_name[series.name]
+            del named[sid]
+            if not named:
+                del self._by_name[series.name]
+            self._queue.pop(sid, None)
+            self._reset_row(sid)
+            self._free.append(sid)
+
+    def _load(self) -> None:
+        """Put back the series, their declarations and the head as the last run left them."""
+        for sid, name, labels, until, last in self.archive.load_series():
+            self._create(name, labels, sid, saved=True)
+            self._sealed_until[sid] = self._newest[sid] = until
+            self._sealed_last[sid] = self._last_value[sid] = last
+        self._free = [i for i, s in enumerate(self._series) if s is None]
+        for spec in self.archive.load_specs():
+            self.specs.setdefault(spec.name, spec)
+        self._specs_saved = len(self.specs)
+        for seq, sid, ts, val in self.archive.wal():
+            known = (sid >= 0) & (sid < len(self._series))
+            known[known] = [self._series[i] is not None for i in sid[known].tolist()]
+            sid, ts, val = sid[known], ts[known], val[known]
+            keep = ts > self._sealed_until[sid]  # what a chunk already holds is not added twice
+            self._append_arrays(sid[keep], ts[keep], val[keep], log=False, seq=seq)
+            self._seq = max(self._seq, seq + 1)
+
+    def close(self) -> None:
+        """Write what is waiting and close the archive."""
+        with self._lock:
+            self.flush()
+            self.archive.close()
+
+    # ----- reading
+    def read_raw(self, series_id: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return (timestamps, values) of the raw tier within [start, end] and its retention."""
+        lo = max(start, self.clock() - self.tiers[0].retention)
+        with self._lock:
+            parts = self.archive.samples(series_id, lo, end)
+            parts += [(c.ts, c.val) for c in self._queue.get(series_id, ())]
+            h = int(self._head_n[series_id])
+            parts.append((self._head_ts[series_id, :h], self._head_val[series_id, :h]))
+            ts = np.concatenate([p[0] for p in parts])
+            val = np.concatenate([p[1] for p in parts])
+        if len(ts) > 1 and (ts[1:] < ts[:-1]).any():  # history that arrived late sits among the rest
+            order = np.argsort(ts, kind="stable")
+            ts, val = ts[order], val[order]
+        mask = (ts >= lo) & (ts <= end)
+        return ts[mask], val[mask]
+
+    def read_rollup(self, tier: Tier, series_id: int, start: float, end: float) -> Rollup:
+        """Return the rollup buckets of one tier that start within [start, end] and its retention."""
+        now = self.clock()
+        step = tier.step
+        slots = max(1, math.ceil(tier.retention / step))
+        first = max(math.floor(start / step), math.floor(now / step) - slots + 1) * step
+        last = math.floor(end / step) * step
+        with self._lock:
+            parts = self.archive.rollups(series_id, step, first, last + step)
+            unflushed = [(c.ts, c.val, c.prev) for c in self._queue.get(series_id, ()) if not c.rolled]
+            h = int(self._head_n[series_id])
+            if h:  # the head continues from the newest sealed value
+                head = (self._head_ts[series_id, :h].copy(), self._head_val[series_id, :h].copy())
+                unflushed.append((*head, float(self._sealed_last[series_id])))
+        parts += [roll_up(ts, val, p, step) for ts, val, p in sorted(unflushed, key=lambda u: u[0][0])]
+        return merge_rollups(parts).within(first, last)
+
     def last_value(self, series_id: int) -> float:
         """Return the newest value of a series (NaN when it has none)."""
         return float(self._last_value[series_id])
-
-    def latest(self, names: Iterable[str] | None = None) -> list[tuple[Series, float, float]]:
-        """Return (series, timestamp, value) of the newest sample of every series, or of some names."""
-        with self._lock:
-            if names is None:
-                series = list(self._series)
-            else:
-                series = [s for n in names for s in self._by_name.get(n, ())]
-            rows = np.fromiter((s.id for s in series), dtype=np.int64, count=len(series))
-            ts, val = self._newest[rows].copy(), self._last_value[rows].copy()
-        return [(s, float(t), float(v)) for s, t, v in zip(series, ts, val) if np.isfinite(t)]
 
     def newest(self, series_id: int) -> float:
         """Return the timestamp of a series' newest sample (-inf when it has none)."""
         return float(self._newest[series_id])
 
+    def latest(self, names: Iterable[str] | None = None) -> list[tuple[Series, float, float]]:
+        """Return (series, timestamp, value) of the newest sample of every live series, or of some names.
+
+        A series with no sample for ``STALE_AFTER`` seconds has stopped: it is left out.
+        """
+        fresh_after = self.clock() - STALE_AFTER
+        with self._lock:
+            if names is None:
+                series = [s for s in self._series if s is not None]
+            else:
+                series = [s for n in names for s in self._by_name.get(n, {}).values()]
+            rows = np.fromiter((s.id for s in series), dtype=np.int64, count=len(series))
+            ts, val = self._newest[rows].copy(), self._last_value[rows].copy()
+        return [(s, float(t), float(v)) for s, t, v in zip(series, ts, val) if t >= fresh_after]
+
     def memory_bytes(self) -> int:
-        """Return the bytes held by the sample buffers."""
-        return sum(self.memory_by_tier().values())
+        """Return the bytes the head and the chunks waiting for a flush hold (not the read cache)."""
+        return sum(v for k, v in self.memory_parts().items() if k != "read cache")
 
-    def memory_by_tier(self) -> dict[Tier, int]:
-        """Return the bytes each tier's buffers hold (the raw tier with the per-series bookkeeping)."""
-        raw = self._raw_ts.nbytes + self._raw_val.nbytes + self._written.nbytes + self._newest.nbytes
-        rollups = {r.tier: sum(a.nbytes for a in r.arrays().values()) for r in self._rollups}
-        return {self.tiers[0]: raw, **rollups}
-
-    # ----- persistence hooks
-    def take_pending(self) -> tuple[list[tuple[str, Labels]], np.ndarray, np.ndarray, np.ndarray]:
-        """Hand over the samples appended since the last call, as a chunk that ``replay`` takes."""
+    def memory_parts(self) -> dict[str, int]:
+        """Return the bytes of the head, the per-series bookkeeping, what waits for a flush, the cache."""
         with self._lock:
-            chunks, self._pending = self._pending, []
-            if not chunks:
-                return [], np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-            sid, ts, val = (np.concatenate(parts) for parts in zip(*chunks))
-            used, index = np.unique(sid, return_inverse=True)
-            series = [(self._series[i].name, self._series[i].labels) for i in used.tolist()]
-        return series, index.astype(np.int64), ts, val
-
-    def export_state(self) -> dict:
-        """Return a copy of every buffer and the series table, trimmed to the series in use."""
-        with self._lock:
-            n = len(self._series)
-            self._pending = []
-            return {
-                "series": [(s.name, s.labels) for s in self._series],
-                "specs": list(self.specs.values()),
-                "capacity": self.capacity,
-                "raw_ts": self._raw_ts[:n].copy(),
-                "raw_val": self._raw_val[:n].copy(),
-                "written": self._written[:n].copy(),
-                "newest": self._newest[:n].copy(),
-                "last_value": self._last_value[:n].copy(),
-                "rollups": [
-                    {"tier": r.tier, **{k: a[:n].copy() for k, a in r.arrays().items()}}
-                    for r in self._rollups
-                ],
-            }
-
-    def import_state(self, state: dict) -> None:
-        """Load buffers saved by export_state, fitting them to this store's retention."""
-        with self._lock:
-            for name, labels in state["series"]:
-                self._series_id(name, tuple(tuple(p) for p in labels))
-            for spec in state["specs"]:
-                self.specs[spec.name] = spec
-            n = len(state["series"])
-            self._newest[:n] = state["newest"]
-            if "last_value" in state:  # older snapshots lack it: the next sample then starts counting afresh
-                self._last_value[:n] = state["last_value"]
-            if state["capacity"] == self.capacity:
-                self._raw_ts[:n] = state["raw_ts"]
-                self._raw_val[:n] = state["raw_val"]
-                self._written[:n] = state["written"]
-            else:  # the raw buffer changed size: write the saved samples again, oldest first
-                order = np.argsort(state["raw_ts"], axis=1, kind="stable")
-                ts = np.take_along_axis(state["raw_ts"], order, axis=1)
-                val = np.take_along_axis(state["raw_val"], order, axis=1)
-                rows = np.repeat(np.arange(n), ts.shape[1])
-                ts, val = ts.ravel(), val.ravel()
-                present = ~np.isnan(ts)
-                if present.any():
-                    self._write_raw(rows[present], ts[present], val[present])
-            for saved in state["rollups"]:
-                buf = next((r for r in self._rollups if r.tier.step == saved["tier"].step), None)
-                if buf is not None:  # a step no longer configured is dropped
-                    buf.load(saved)
-
-    def replay(
-        self, series: list[tuple[str, Labels]], sid: np.ndarray, ts: np.ndarray, val: np.ndarray
-    ) -> int:
-        """Append a saved chunk whose series ids index into ``series``."""
-        with self._lock:
-            mapping = np.array(
-                [self._series_id(name, tuple(tuple(p) for p in labels)) for name, labels in series] or [0]
+            head = self._head_ts.nbytes + self._head_val.nbytes
+            rows = sum(
+                a.nbytes
+                for a in (
+                    self._head_n,
+                    self._head_seq,
+                    self._newest,
+                    self._last_value,
+                    self._sealed_until,
+                    self._sealed_last,
+                    self._fragments,
+                )
             )
-            return self._append_arrays(mapping[sid], ts, val, log=False)
+            waiting = sum(c.ts.nbytes * 2 for chunks in self._queue.values() for c in chunks)
+            waiting += sum(p[0].nbytes * 3 for p in self._pending)
+            return {"head": head, "series": rows, "waiting": waiting, "read cache": self.archive.cache.bytes}
 
 
-def build_store(settings: Any, clock: Callable[[], float] = time.time, journal: bool = True) -> Store:
-    """Return an empty store shaped by the environment's retention settings (``settings.store``).
+def _or_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
-    ``journal`` keeps appended samples until an archive takes them; a store without an archive
-    (an agent, a replica reading from Prometheus) must not, or they pile up in memory.
+
+def build_store(
+    settings: Any, clock: Callable[[], float] = time.time, archive: Archive | None = None
+) -> Store:
+    """Return a store shaped by the environment's settings (``settings.store``), on an archive.
+
+    Without an archive the history is kept in memory (an agent, a replica reading from Prometheus).
     """
     cfg = settings.store
     return Store(
@@ -433,5 +616,6 @@ def build_store(settings: Any, clock: Callable[[], float] = time.time, journal: 
         cfg.raw.resolution,
         [Tier(t.step, t.retention) for t in cfg.rollups],
         clock=clock,
-        journal=journal,
+        archive=archive if archive is not None else Archive(None, cfg.cache_size),
+        max_series=cfg.max_series,
     )

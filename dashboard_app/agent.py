@@ -25,7 +25,7 @@ class Agent:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = build_store(settings, journal=False)  # no archive drains it
+        self.store = build_store(settings)  # history in memory, compressed, for its retention
         self.scheduler = Scheduler()
         for name, collector_class in COLLECTORS.items():
             cfg = getattr(settings.collectors, name)
@@ -35,6 +35,7 @@ class Agent:
             Instruments(), self.scheduler.health, lambda: (self.store.series_count, self.store.memory_bytes())
         )
         self.scheduler.collect(own, self.store, settings.collectors.self.interval)
+        self.scheduler.every("flush", settings.store.flush_interval, self.store.flush)
         self.registry = exposition_registry(self.store)
         self.server = Flask("pulseboard-agent")
         self.server.add_url_rule("/", "home", lambda: Response(HOME, mimetype="text/plain"))

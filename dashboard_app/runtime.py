@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collectors.archive import Archive
 from collectors.catalog import CATALOG
 from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload
 from collectors.instruments import Instruments, SelfCollector
-from collectors.persistence import StoreArchive
+from collectors.persistence import convert_previous
 from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
@@ -64,10 +65,12 @@ class Runtime:
         self.audit = AuditLog(data_dir / "audit.log", clock)
         self.library = DashboardLibrary(data_dir / "dashboards", dashboards)
         self.prometheus = settings.source == "prometheus"
-        self.store = build_store(settings, clock, journal=not self.prometheus)
         # Reading from Prometheus, a replica keeps no metric history: the store holds only its own
-        # instruments (for /metrics), and nothing is written to or read from disk for it.
-        self.archive: StoreArchive | None = None
+        # instruments (for /metrics), in memory, and nothing is written to or read from disk for it.
+        self.archive: Archive | None = None
+        if not self.prometheus:
+            self.archive = Archive(data_dir / "tsdb", settings.store.cache_size)
+        self.store = build_store(settings, clock, self.archive)
         if self.prometheus:
             for collector_class in COLLECTORS.values():  # their units and types, for panels and queries
                 for spec in collector_class.metrics:
@@ -76,9 +79,9 @@ class Runtime:
                 settings.prometheus, self.store.specs, settings.query.max_points, clock
             )
         else:
-            flushes_per_snapshot = round(settings.store.snapshot_interval / settings.store.flush_interval)
-            self.archive = StoreArchive(data_dir / "store", snapshot_every=flushes_per_snapshot)
-            self.archive.load(self.store)
+            converted = convert_previous(data_dir, self.store)
+            if converted:
+                self.archive.problems.append(converted)
             self.source = EmbeddedSource(self.store, settings.query.max_points)
         self.api_source: Source = self.source.capped(API_MAX_POINTS)
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
@@ -118,6 +121,8 @@ class Runtime:
                 target.max_bytes,
                 clock,
                 self._declare_scraped,
+                target.sample_limit,
+                self.store.admit,
             )
             self.targets.append(scraper)
             self.scheduler.collect(scraper, self.store, target.interval)
@@ -137,16 +142,14 @@ class Runtime:
                 alerts.resend_interval,
                 lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
             )
-        if self.archive is not None:
-            self.scheduler.every("flush", settings.store.flush_interval, self._flush)
+        self.scheduler.every("flush", settings.store.flush_interval, self._flush)
         for problem in self.problems:
             log.error("data directory: %s", problem)
         self.started = False
 
     def _flush(self) -> None:
-        assert self.archive is not None  # noqa: S101 (scheduled only with an archive)
         try:
-            self.archive.flush(self.store)
+            self.store.flush()
         except (OSError, sqlite3.Error):
             self.instruments.count("pulseboard_storage_write_errors_total", {})
             raise  # the scheduler records the failure; the samples stay in memory for the next flush
@@ -192,7 +195,5 @@ class Runtime:
         """Stop the background jobs and save everything for the next start."""
         self.scheduler.stop()
         self.notifier.stop()
-        if self.archive is not None:
-            self.archive.snapshot(self.store)
-            self.archive.close()
+        self.store.close()
         self.started = False

@@ -66,6 +66,11 @@ class ScrapeTarget(_Strict):
     timeout: Duration = Field(5, ge=1)
     labels: dict[str, str] = Field(default_factory=dict, description="Added to every scraped series.")
     max_bytes: int = Field(10 * 2**20, ge=1024, description="Largest response accepted.")
+    sample_limit: int = Field(
+        0,
+        ge=0,
+        description="A scrape with more samples is dropped whole and the target marked down (0: none).",
+    )
 
 
 class IngestSettings(_Strict):
@@ -87,16 +92,23 @@ class TierSettings(_Strict):
 
 class RawSettings(_Strict):
     retention: Duration = 900
-    resolution: Duration = Field(
-        1, description="Finest spacing kept at full retention; sets the raw buffer size."
-    )
+    resolution: Duration = Field(1, description="The finest step pages and queries ask for.")
 
 
 class StoreSettings(_Strict):
     raw: RawSettings = RawSettings()
     rollups: tuple[TierSettings, ...] = (TierSettings(step=60, retention=86400),)
-    flush_interval: Duration = 5
-    snapshot_interval: Duration = 300
+    flush_interval: Duration = Field(
+        5,
+        ge=1,
+        description="Seconds between two writes of collected samples: at most this much is lost in a crash.",
+    )
+    cache_size: int = Field(
+        32 * 2**20, ge=2**20, description="Bytes of decoded history kept in memory for reads."
+    )
+    max_series: int = Field(
+        200_000, ge=1, description="Most series the store holds; samples that would add more are refused."
+    )
 
     @model_validator(mode="after")
     def _rollups_coarsen(self):

@@ -83,7 +83,7 @@ class EmbeddedSource:
     def __init__(self, store: Store, max_points: int = 2000):
         self.store = store
         self.aggregator = Aggregator(store, max_points)
-        self.min_step = store.capacity and store.tiers[0].retention / store.capacity
+        self.min_step = store.min_step
 
     def capped(self, max_points: int) -> EmbeddedSource:
         """Return the same source with another cap on points per series."""

@@ -1,4 +1,4 @@
-"""The store: tiers, retention, bounded memory, ordering and threads."""
+"""The store: tiers, retention, bounded memory, late samples, the series cap, staleness and threads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from collectors.metrics import MetricSpec, Sample
-from collectors.store import Store, Tier
+from collectors.archive import Archive
+from collectors.store import STALE_AFTER, SeriesLimitError, Store, Tier
 
 
 def gauge(value, ts, name="load", **labels):
@@ -62,35 +63,79 @@ def test_rollups_outlive_the_raw_tier_and_expire_at_their_own(store, clock):
     assert len(store.read_rollup(tier, sid, 0, clock.now)) == 0
 
 
-def test_memory_is_bounded_by_retention_not_uptime(clock):
+def test_memory_stays_flat_over_many_retentions_once_flushed(clock):
     store = Store(Tier(0, 60), 1, [Tier(10, 600)], clock=clock)
     store.append([gauge(0, clock.now)])
-    before = store.memory_bytes()
+    sizes = []
     for _ in range(50):  # 50 times the raw retention, 5 times the rollup retention
-        batch = [gauge(i, clock.now + i) for i in range(60)]
-        store.append(batch)
+        store.append([gauge(i, clock.now + i) for i in range(60)])
         clock.advance(60)
-    assert store.memory_bytes() == before
+        store.flush()
+        sizes.append(store.memory_bytes())
+    assert max(sizes[10:]) == min(sizes[10:])  # the head and its bookkeeping, whatever the uptime
     ts, val = store.read_raw(store.series("load")[0].id, 0, clock.now)
-    assert len(ts) == 60 and np.all(np.diff(ts) > 0)
+    assert len(ts) == 60 and val.tolist() == list(range(60))
 
 
-def test_a_batch_larger_than_the_ring_keeps_its_newest_samples(clock):
-    store = Store(Tier(0, 10), 1, [], clock=clock)
-    store.append([gauge(i, clock.now + i) for i in range(25)])
-    clock.advance(25)
-    _, val = store.read_raw(0, 0, clock.now)
-    assert val.tolist() == list(range(15, 25))
+def test_many_samples_a_second_into_one_series_are_all_kept(clock):
+    store = Store(Tier(0, 900), 1, [Tier(60, 86400)], clock=clock)
+    t0 = clock.now
+    store.append([gauge(i, t0 + i / 1000) for i in range(25_000)])  # 1 ms apart
+    clock.advance(30)
+    ts, val = store.read_raw(0, 0, clock.now)
+    assert len(ts) == 25_000 and val.tolist() == list(range(25_000))
 
 
-def test_out_of_order_samples_are_refused_and_counted(store, clock):
+def test_samples_older_than_the_newest_are_kept_as_history(store, clock):
     store.append([gauge(1, clock.now + 10)])
     kept = store.append([gauge(2, clock.now + 5), gauge(3, clock.now + 20)])
-    assert kept == 1
-    assert store.out_of_order == 1
+    assert kept == 2 and store.backfilled == 1
     clock.advance(30)
     _, val = store.read_raw(0, 0, clock.now)
-    assert val.tolist() == [1, 3]
+    assert val.tolist() == [2, 1, 3]  # in time order
+    store.flush()
+    assert store.read_raw(0, 0, clock.now)[1].tolist() == [2, 1, 3]
+    assert store.read_rollup(store.tiers[1], 0, 0, clock.now).count.sum() == 3
+
+
+def test_samples_older_than_every_retention_are_refused_and_counted(store, clock):
+    assert store.append([gauge(1, clock.now - 2 * 86400), gauge(2, clock.now)]) == 1
+    assert store.too_old == 1
+
+
+def test_a_new_series_past_the_cap_refuses_the_whole_batch(clock):
+    store = Store(Tier(0, 900), 1, [], clock=clock, max_series=3)
+    store.append([gauge(1, clock.now, core=str(i)) for i in range(2)])
+    with pytest.raises(SeriesLimitError, match="holds 2 series and may hold 3.*add 2 more"):
+        store.append([gauge(2, clock.now + 1, core=str(i)) for i in range(4)])
+    assert store.series_count == 2 and store.appended == 2  # nothing of it was kept
+    store.append([gauge(3, clock.now + 2, core="0"), gauge(3, clock.now + 2, core="2")])  # fits
+    assert store.series_count == 3
+
+
+def test_a_series_that_stops_leaves_latest_after_five_minutes(store, clock):
+    store.append([gauge(1, clock.now, core="0"), gauge(2, clock.now, core="1")])
+    clock.advance(200)
+    store.append([gauge(3, clock.now, core="1")])
+    assert {s.label_dict["core"] for s, _, _ in store.latest()} == {"0", "1"}
+    clock.advance(STALE_AFTER - 199)
+    assert [(s.label_dict["core"], v) for s, _, v in store.latest(["load"])] == [("1", 3.0)]
+
+
+def test_a_series_silent_for_the_longest_retention_is_removed(tmp_path, clock):
+    store = Store(Tier(0, 60), 1, [Tier(60, 600)], clock=clock, archive=Archive(tmp_path))
+    store.append([gauge(1, clock.now, core="gone"), gauge(1, clock.now, core="kept")])
+    store.flush()
+    for _ in range(12):
+        clock.advance(60)
+        store.append([gauge(2, clock.now, core="kept")])
+        store.flush()
+    assert [s.label_dict["core"] for s in store.series("load")] == ["kept"]
+    assert store.series_count == 1
+    store.close()
+    again = Store(Tier(0, 60), 1, [Tier(60, 600)], clock=clock, archive=Archive(tmp_path))
+    assert [s.label_dict["core"] for s in again.series("load")] == ["kept"]  # gone from disk too
+    again.close()
 
 
 def test_not_finite_values_are_refused_and_counted(store, clock):
