@@ -258,7 +258,8 @@ class Archive:
                 return out
             blobs = dict(
                 self.db.execute(
-                    f"SELECT id, CAST(data AS BLOB) FROM chunks WHERE id IN ({','.join('?' * len(missing))})", missing
+                    f"SELECT id, CAST(data AS BLOB) FROM chunks WHERE id IN ({','.join('?' * len(missing))})",
+                    missing,
                 ).fetchall()
             )
             for i, (cid, _) in enumerate(rows):
@@ -311,7 +312,9 @@ class Archive:
                 for cid in ids:
                     cached = self.cache.get(cid)
                     if cached is None:
-                        blob = self.db.execute("SELECT CAST(data AS BLOB) FROM chunks WHERE id = ?", (cid,)).fetchone()
+                        blob = self.db.execute(
+                            "SELECT CAST(data AS BLOB) FROM chunks WHERE id = ?", (cid,)
+                        ).fetchone()
                         try:
                             cached = decode_rollup(blob[0], step)
                         except (ChunkDamaged, TypeError) as exc:

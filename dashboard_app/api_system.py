@@ -47,8 +47,10 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             "collectors": runtime.scheduler.health(),
             "store": {
                 "series": store.series_count,
+                "max_series": store.max_series,
                 "samples_appended": store.appended,
                 "memory_bytes": store.memory_bytes(),
+                "disk_bytes": store.archive.disk_bytes(),
                 "problems": runtime.storage_problems,
             },
             "scrape_targets": [

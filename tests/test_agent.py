@@ -44,12 +44,20 @@ def test_an_agent_exposes_this_hosts_metrics_and_nothing_else(tmp_path):
         stop(proc)
 
 
-def test_a_store_without_an_archive_keeps_no_journal():
+def test_a_store_without_a_data_directory_keeps_no_log_and_stays_small():
     from collectors.metrics import Sample
     from collectors.store import build_store
     from dashboard_app.settings import load_settings
 
-    store = build_store(load_settings("production", environ={}), journal=False)
-    store.append(Sample("m", (), float(i), 1_764_000_000.0 + i) for i in range(100))
-    series, *_ = store.take_pending()
-    assert series == [] and store.lookup("m", ()) is not None  # stored for queries, not kept for a disk
+    now = time.time()
+    store = build_store(load_settings("production", environ={}))
+    assert not store.journal
+    for second in range(600):
+        store.append(Sample("m", (("core", str(c)),), float(second), now - 600 + second) for c in range(60))
+        if second % 5 == 0:
+            store.flush()
+    store.flush()
+    parts = store.memory_parts()
+    assert parts["waiting"] == 0  # nothing piles up for a disk that is not there
+    [series] = [s for s in store.series("m") if s.label_dict == {"core": "0"}]
+    assert store.read_raw(series.id, 0, now)[1].tolist() == [float(s) for s in range(600)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sqlite3
 import threading
 import time
-from pathlib import Path
-
 import requests
 
+from collectors.archive import FILE
 from collectors.metrics import MetricSpec, Sample
+from collectors.store import HEAD_CHUNK
 from dashboard_app.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from tests.servers import free_port, quiet_settings, serving, start, stop, wait_http
@@ -69,53 +70,53 @@ def test_every_acknowledged_push_survives_kill_9(tmp_path):
         stop(proc)
 
 
-def damage(path: Path, offset: int = 0) -> None:
-    data = bytearray(path.read_bytes())
-    for i in range(offset, min(len(data), offset + 64)):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def test_a_damaged_snapshot_is_logged_and_the_readable_rest_kept(tmp_path):
+def test_a_damaged_chunk_is_reported_in_health_and_the_rest_of_the_history_served(tmp_path):
     settings = quiet_settings()
     first = Runtime(settings, tmp_path)
     now = time.time()
-    first.store.append(Sample("pulseboard_system_cpu_usage_ratio", (), 0.5, now - 100 + i) for i in range(50))
-    first.stop()  # a snapshot, in a file of its own (it is large)
+    cpu = "pulseboard_system_cpu_usage_ratio"
+    first.store.append(Sample(cpu, (), 0.5, now - 900 + i) for i in range(HEAD_CHUNK))
+    first.store.append(Sample(cpu, (), 0.7, now - 500 + i) for i in range(HEAD_CHUNK))
+    first.stop()
+    db = sqlite3.connect(tmp_path / "tsdb" / FILE)
+    [(oldest,)] = db.execute("SELECT min(id) FROM chunks WHERE step = 0").fetchall()
+    blob = bytearray(db.execute("SELECT data FROM chunks WHERE id = ?", (oldest,)).fetchone()[0])
+    for i in range(12, min(len(blob), 40)):
+        blob[i] ^= 0xFF  # bytes flipped inside the compressed samples
+    db.execute("UPDATE chunks SET data = ? WHERE id = ?", (bytes(blob), oldest))
+    db.commit()
+    db.close()
+
     second = Runtime(settings, tmp_path)
-    second.store.append(Sample("pulseboard_system_cpu_usage_ratio", (), 0.7, now - 40 + i) for i in range(20))
-    second.archive.commit(second.store)  # a chunk after the snapshot, as a push leaves one
-    second.scheduler.stop()
-    second.archive.close()
-    values = sorted((tmp_path / "store").rglob("*.val"), key=lambda p: p.stat().st_size)
-    damage(values[-1], offset=100)  # the largest file is the snapshot
-
-    third = Runtime(settings, tmp_path)
     try:
-        assert any("snapshot unreadable" in p for p in third.archive.problems)
-        with serving(third) as pb:
+        with serving(second) as pb:
+            body = {"query": cpu, "start": now - 880, "end": now, "step": 1}  # raw samples only
+            answer = pb.call("POST", "/metrics/query", body)
+            assert answer.ok
+            values = [v for _, v in answer.json()["series"][0]["points"]]
+            assert values == [0.7] * HEAD_CHUNK  # the chunk that decodes
             health = pb.call("GET", "/metrics/health").json()
-            assert health["status"] == "degraded" and health["storage_problems"]
-            [series] = third.store.series("pulseboard_system_cpu_usage_ratio")
-            _, kept = third.store.read_raw(series.id, 0, time.time() + 1)
-            assert list(kept) == [0.7] * 20  # the chunk after the snapshot
+            assert health["status"] == "degraded"
+            assert "damaged" in health["storage_problems"][0]
     finally:
-        third.archive.close()
+        second.store.close()
 
 
-def test_an_unreadable_index_is_moved_aside_and_pulseboard_starts(tmp_path):
+def test_an_unreadable_store_file_is_moved_aside_and_pulseboard_starts(tmp_path):
     settings = quiet_settings()
     first = Runtime(settings, tmp_path)
     first.store.append([Sample("pulseboard_system_cpu_usage_ratio", (), 0.5, time.time())])
     first.stop()
-    (tmp_path / "store" / "cache.db").write_bytes(b"this is not a database" * 100)
+    for leftover in (tmp_path / "tsdb").glob(FILE + "-*"):
+        leftover.unlink()
+    (tmp_path / "tsdb" / FILE).write_bytes(b"this is not a database" * 100)
     port = free_port()
     proc = start(tmp_path, port, PULSEBOARD_DEMO="false")
     try:
         wait_http(f"http://127.0.0.1:{port}{API}/version", proc)
         status = requests.get(f"http://127.0.0.1:{port}{API}/status", timeout=5).json()
         assert "moved to" in status["store"]["problems"][0]
-        assert list(tmp_path.glob("store.corrupt-*"))  # kept for a person to look at
+        assert list(tmp_path.glob("tsdb.corrupt-*"))  # kept for a person to look at
     finally:
         stop(proc)
 
@@ -134,7 +135,7 @@ def test_damaged_files_of_metrics_rules_and_dashboards_do_not_stop_a_start(tmp_p
         assert "pulseboard_business_revenue_total" in runtime.metrics.definitions
         assert len(runtime.archive.problems) == 0 and len(runtime.problems) == 3
     finally:
-        runtime.archive.close()
+        runtime.store.close()
 
 
 def test_a_data_directory_that_cannot_be_written_answers_507_and_fires_an_alert(pulseboard):
@@ -215,4 +216,4 @@ def test_a_failing_collector_is_named_on_its_panels_which_recover_by_themselves(
     stale = draw()
     assert stale["data"] and "not updating" in stale["layout"]["annotations"][-1]["text"]
     assert {j["name"]: j for j in runtime.scheduler.health()}["system"]["failures"] == 0
-    runtime.archive.close()
+    runtime.store.close()
