@@ -26,6 +26,10 @@ UNITS = (
     "currency",
 )
 
+# Seconds without a sample after which a series has stopped (Prometheus' staleness): it leaves
+# "latest" answers, /metrics and stat panels instead of showing its last value forever.
+STALE_AFTER = 300.0
+
 Labels = tuple[tuple[str, str], ...]
 
 

@@ -27,14 +27,11 @@ from collectors.chunks import (
     merge_rollups,
     roll_up,
 )
-from collectors.metrics import Labels, MetricSpec, Sample
+from collectors.metrics import STALE_AFTER, Labels, MetricSpec, Sample
 
 HEAD_CHUNK = 120  # samples a head chunk holds before it is sealed (Prometheus cuts chunks at 120 too)
 HEAD_SPAN = 3600.0  # seconds: an older head chunk is sealed whatever its size, so the log stays short
 BACKFILL_CHUNK = 1200  # samples per chunk when history older than the head arrives
-STALE_AFTER = (
-    300.0  # seconds without a sample before a series leaves "latest" answers (Prometheus' staleness)
-)
 COMPACT_AFTER = 16  # rollup fragments of one series and tier before they are merged into one chunk
 PARTITION = 1440  # buckets one merged rollup chunk covers at most (a day of minutes)
 UPKEEP_EVERY = 60.0  # seconds between two passes that drop expired chunks and series

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from collectors.metrics import STALE_AFTER
 from layouts.schema import Panel
 from layouts.units import Scale, format_value, scale_for
 
@@ -314,6 +315,14 @@ def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
     if column.empty:
         return no_data(panel)
     now, value = column.index[-1], float(column.iloc[-1])
+    window = frame.attrs.get("window")
+    if window and (window[1] - now.timestamp()) > STALE_AFTER + (frame.attrs.get("step") or 0):
+        # The series stopped: its last value is history, not the current reading.
+        when = now.strftime("%Y-%m-%d %H:%M UTC")
+        return no_data(
+            panel,
+            f"Stopped reporting<br><span style='font-size:11px;opacity:0.7'>last sample {when}</span>",
+        )
     current, reference = column, None
     period = frame.attrs.get("period")
     if period:

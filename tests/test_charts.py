@@ -10,6 +10,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
+from collectors.metrics import Sample
+from collectors.store import Store, Tier
+from dashboard_app.panels import Window, render_panel
+from dashboard_app.sources import EmbeddedSource
 from layouts.charts import CHARTS, NO_DATA, STATUS_COLORS, apply_theme
 from layouts.charts import build_figure as build
 from layouts.schema import CHART_TYPES, Panel
@@ -106,6 +110,26 @@ def test_stat_shows_latest_value_delta_against_previous_period_and_sparkline():
     assert indicator.number.font.color == STATUS_COLORS["ok"]
     sparkline = next(t for t in fig.data if t.type == "scatter")
     assert len(sparkline.x) == 30  # the current period only
+
+
+def test_a_series_that_stopped_reporting_leaves_the_stat_panel(clock):
+    store = Store(Tier(0, 3600), 1, [Tier(60, 86400)], clock=clock)
+    now = clock.now
+    store.append(
+        Sample("shop_queue_depth", (), 7.0, now - 1800 + i * 10) for i in range(120)
+    )  # until ten minutes ago
+    stat_panel = Panel.model_validate(
+        {"id": "q", "title": "Queue", "type": "stat", "queries": [{"expr": "shop_queue_depth"}]}
+    )
+    source = EmbeddedSource(store)
+    live = render_panel(source, stat_panel, Window(now - 3600, now - 600), "light", 120)
+    assert next(t for t in live["data"] if t["type"] == "indicator")["value"] == 7.0  # a window it covered
+    stopped = render_panel(source, stat_panel, Window(now - 3600, now), "light", 120)
+    assert not any(t["type"] == "indicator" for t in stopped["data"])
+    assert "Stopped reporting" in stopped["layout"]["annotations"][0]["text"]
+    store.append([Sample("shop_queue_depth", (), 3.0, now)])  # it comes back
+    back = render_panel(source, stat_panel, Window(now - 3600, now), "light", 120)
+    assert next(t for t in back["data"] if t["type"] == "indicator")["value"] == 3.0
 
 
 def test_gauge_scale_and_bands_follow_thresholds():

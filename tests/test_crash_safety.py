@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import threading
 import time
+
 import requests
 
 from collectors.archive import FILE

@@ -10,15 +10,16 @@ import pytest
 
 from collectors.aggregator import Aggregator
 from collectors.archive import FILE, Archive
-from collectors.metrics import MetricSpec, Sample
+from collectors.metrics import MetricSpec
 from collectors.persistence import convert_previous
 from collectors.store import HEAD_CHUNK, Store, Tier
 from tests.test_store import gauge
 
 PRODUCTION = (Tier(0, 3600), 1, [Tier(60, 7 * 86400), Tier(3600, 30 * 86400)])
+DEVELOPMENT = (Tier(0, 900), 1, [Tier(60, 86400)])
 
 
-def open_store(path, clock, tiers=(Tier(0, 900), 1, [Tier(60, 86400)])) -> Store:
+def open_store(path, clock, tiers=DEVELOPMENT) -> Store:
     raw, resolution, rollups = tiers
     return Store(raw, resolution, rollups, clock=clock, archive=Archive(path))
 
@@ -254,7 +255,7 @@ def test_rollups_merged_on_disk_answer_as_the_fragments_did(tmp_path, clock, flu
     store = open_store(tmp_path, clock, PRODUCTION)
     t0 = clock.now
     values = np.random.default_rng(7).normal(50, 10, 40 * HEAD_CHUNK)
-    for part, chunk in enumerate(np.array_split(np.arange(len(values)), flushes)):
+    for chunk in np.array_split(np.arange(len(values)), flushes):
         store.append([gauge(values[i], t0 + i * 15, name="cpu") for i in chunk])
         clock.now = t0 + chunk[-1] * 15
         store.flush()

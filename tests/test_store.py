@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from collectors.metrics import MetricSpec, Sample
 from collectors.archive import Archive
-from collectors.store import STALE_AFTER, SeriesLimitError, Store, Tier
+from collectors.metrics import STALE_AFTER, MetricSpec, Sample
+from collectors.store import SeriesLimitError, Store, Tier
 
 
 def gauge(value, ts, name="load", **labels):
