@@ -20,12 +20,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.app
 
-# Debian packages the tests drive: a headless browser, a real Prometheus with promtool, a real Alertmanager.
+# Debian packages the tests drive: a headless browser, a real Prometheus with promtool, a real Alertmanager,
+# a real node_exporter.
 browsers:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v prometheus >/dev/null \
-		&& command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+		&& command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
+		&& command -v prometheus-node-exporter >/dev/null || { \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		chromium chromium-driver prometheus prometheus-alertmanager; }
+		chromium chromium-driver prometheus prometheus-alertmanager prometheus-node-exporter; }
 
 # The tools Pulseboard is measured against, side by side on this machine.
 peers:

@@ -178,3 +178,24 @@ def prometheus_query(url: str, expr: str, at: float | None = None) -> list[dict]
     response = requests.get(f"{url}/api/v1/query", params=params, timeout=5)
     response.raise_for_status()
     return response.json()["data"]["result"]
+
+
+NODE_EXPORTER = shutil.which("prometheus-node-exporter")
+
+
+@contextmanager
+def node_exporter():
+    """Run Debian's real node_exporter on a free 127.0.0.1 port; yield its /metrics URL, stop it after."""
+    assert NODE_EXPORTER, "prometheus-node-exporter is installed by `make test` (Debian package)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/metrics", proc)
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        proc.terminate()
+        proc.wait(10)
