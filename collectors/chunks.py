@@ -62,36 +62,55 @@ def empty_rollup() -> Rollup:
     return Rollup(z, np.zeros(0, dtype=np.int64), z, z, z, z, z)
 
 
-def increases(val: np.ndarray, prev: float) -> np.ndarray:
-    """Return each sample's counter increase over the one before; a drop is a reset, counted from zero.
-
-    ``prev`` is the value before the first sample (NaN when unknown: the first then adds nothing).
-    """
-    before = np.empty_like(val)
-    before[0] = prev
-    before[1:] = val[:-1]
-    inc = np.where(val < before, val, val - before)
-    inc[np.isnan(before)] = 0.0
-    return inc
-
-
 def roll_up(ts: np.ndarray, val: np.ndarray, prev: float, step: float) -> Rollup:
-    """Summarise samples in time order into buckets of ``step`` seconds."""
+    """Summarise samples in time order into buckets of ``step`` seconds.
+
+    ``prev`` is the value before the first sample, for counter increases (NaN: unknown, the
+    first sample then adds nothing).
+    """
+    return roll_up_many(ts, val, np.array([prev]), np.array([len(ts)]), step)[0]
+
+
+def roll_up_many(ts: np.ndarray, val: np.ndarray, prevs: np.ndarray, lengths: np.ndarray, step: float):
+    """Summarise several chunks laid end to end (``lengths`` samples each) in one pass: one Rollup each."""
     if len(ts) == 0:
-        return empty_rollup()
-    inc = increases(val, prev)
+        return [empty_rollup() for _ in lengths]
+    first = np.zeros(len(ts), dtype=bool)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    first[offsets[lengths > 0]] = True
+    before = np.empty_like(val)
+    before[1:] = val[:-1]
+    before[offsets[lengths > 0]] = prevs[lengths > 0]
+    inc = np.where(val < before, val, val - before)  # a drop is a counter reset, counted from zero
+    inc[np.isnan(before)] = 0.0
     b = np.floor(ts / step)
-    starts = np.flatnonzero(np.append(True, b[1:] != b[:-1]))
+    edge = first.copy()
+    edge[1:] |= b[1:] != b[:-1]
+    starts = np.flatnonzero(edge)
     ends = np.append(starts[1:], len(ts))
-    return Rollup(
-        start=b[starts] * step,
-        count=(ends - starts).astype(np.int64),
-        sum=np.add.reduceat(val, starts),
-        min=np.minimum.reduceat(val, starts),
-        max=np.maximum.reduceat(val, starts),
-        last=val[ends - 1],
-        increase=np.add.reduceat(inc, starts),
-    )
+    start = b[starts] * step
+    count = (ends - starts).astype(np.int64)
+    total = np.add.reduceat(val, starts)
+    low = np.minimum.reduceat(val, starts)
+    high = np.maximum.reduceat(val, starts)
+    last = val[ends - 1]
+    increase = np.add.reduceat(inc, starts)
+    # Each chunk's buckets are the groups that begin inside it.
+    bounds = np.searchsorted(starts, np.append(offsets, len(ts)))
+    out = []
+    for g0, g1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        out.append(
+            Rollup(
+                start[g0:g1],
+                count[g0:g1],
+                total[g0:g1],
+                low[g0:g1],
+                high[g0:g1],
+                last[g0:g1],
+                increase[g0:g1],
+            )
+        )
+    return out
 
 
 def merge_rollups(parts: list[Rollup]) -> Rollup:
@@ -131,39 +150,38 @@ def _compressor() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]
     return pair
 
 
-def _shuffle(words: np.ndarray) -> bytes:
-    """Group the bytes of 8-byte words by position: high bytes, mostly zero, end up together."""
-    return np.ascontiguousarray(words.view(np.uint8).reshape(-1, 8).T).tobytes()
+def _pack(words: np.ndarray) -> bytes:
+    """Lay rows of 8-byte words out byte by byte: high bytes, mostly zero, end up together."""
+    rows, n = words.shape
+    return np.ascontiguousarray(words.view(np.uint8).reshape(rows, n, 8).transpose(0, 2, 1)).tobytes()
 
 
-def _unshuffle(data: bytes, n: int) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.uint8).reshape(8, n).T.copy().view(np.uint64).ravel()
+def _unpack(data: bytes, rows: int, n: int) -> np.ndarray:
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(rows, 8, n).transpose(0, 2, 1)
+    return np.ascontiguousarray(raw).view(np.uint64).reshape(rows, n)
 
 
-def _xor(values: np.ndarray) -> np.ndarray:
-    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+def _xor(bits: np.ndarray) -> np.ndarray:
+    """XOR each word with the one before it in its row (Gorilla): a value that repeats becomes zero."""
     out = bits.copy()
-    out[1:] ^= bits[:-1]
+    out[:, 1:] ^= bits[:, :-1]
     return out
 
 
 def _unxor(words: np.ndarray) -> np.ndarray:
-    return np.bitwise_xor.accumulate(words).view(np.float64)
+    return np.bitwise_xor.accumulate(words, axis=1)
 
 
 def _dod(ms: np.ndarray) -> np.ndarray:
     out = ms.copy()
-    if len(ms) > 1:
-        out[1:] = np.diff(ms)
-    if len(ms) > 2:
-        out[2:] = np.diff(out[1:])
+    out[1:] = np.diff(ms)
+    out[2:] = np.diff(out[1:])
     return out
 
 
 def _undod(dod: np.ndarray) -> np.ndarray:
     out = dod.copy()
-    if len(out) > 2:
-        out[1:] = np.cumsum(out[1:])
+    out[1:] = np.cumsum(out[1:])
     return np.cumsum(out)
 
 
@@ -175,38 +193,41 @@ def to_ms(ts: np.ndarray) -> np.ndarray:
 def encode_samples(ts: np.ndarray, val: np.ndarray) -> bytes:
     """Compress one series' samples (time order) into a raw chunk."""
     n = len(ts)
-    body = _shuffle(_dod(to_ms(ts)).view(np.uint64)) + _shuffle(_xor(val))
-    return _HEADER.pack(RAW_MAGIC, n) + _compressor()[0].compress(body)
+    words = np.empty((2, n), dtype=np.uint64)
+    words[0] = _dod(to_ms(ts)).view(np.uint64)
+    words[1] = np.ascontiguousarray(val, dtype=np.float64).view(np.uint64)
+    words[1:] = _xor(words[1:])
+    return _HEADER.pack(RAW_MAGIC, n) + _compressor()[0].compress(_pack(words))
 
 
 def decode_samples(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Return (timestamps, values) of a raw chunk; raise ChunkDamaged when its bytes are wrong."""
     n, body = _open(blob, RAW_MAGIC, 16)
-    ms = _undod(_unshuffle(body[: 8 * n], n).view(np.int64))
-    return ms / 1000.0, _unxor(_unshuffle(body[8 * n :], n))
+    words = _unpack(body, 2, n)
+    ms = _undod(words[0].view(np.int64))
+    return ms / 1000.0, _unxor(words[1:])[0].view(np.float64)
 
 
 def encode_rollup(r: Rollup, step: float) -> bytes:
-    """Compress a rollup fragment: bucket numbers as deltas, counts and values as shuffled words."""
+    """Compress a rollup fragment: bucket numbers as deltas, counts, and values XORed, byte by byte."""
     n = len(r)
+    words = np.empty((7, n), dtype=np.uint64)
     buckets = np.round(r.start / step).astype(np.int64)
-    deltas = buckets.copy()
-    deltas[1:] = np.diff(buckets)
-    parts = [_shuffle(deltas.view(np.uint64)), _shuffle(r.count.astype(np.int64).view(np.uint64))]
-    parts += [_shuffle(_xor(getattr(r, f))) for f in Rollup.FIELDS[1:]]
-    return _HEADER.pack(ROLLUP_MAGIC, n) + _compressor()[0].compress(b"".join(parts))
+    words[0, 0] = buckets[0]
+    words[0, 1:] = np.diff(buckets).view(np.uint64)
+    words[1] = r.count.astype(np.int64).view(np.uint64)
+    for i, field in enumerate(Rollup.FIELDS[1:], start=2):
+        words[i] = getattr(r, field).view(np.uint64)
+    words[2:] = _xor(words[2:])
+    return _HEADER.pack(ROLLUP_MAGIC, n) + _compressor()[0].compress(_pack(words))
 
 
 def decode_rollup(blob: bytes, step: float) -> Rollup:
     """Return the buckets of a rollup fragment; raise ChunkDamaged when its bytes are wrong."""
     n, body = _open(blob, ROLLUP_MAGIC, 56)
-    words = [_unshuffle(body[i * 8 * n : (i + 1) * 8 * n], n) for i in range(7)]
-    buckets = np.cumsum(words[0].view(np.int64))
-    return Rollup(
-        buckets * step,
-        words[1].view(np.int64),
-        *(_unxor(w) for w in words[2:]),
-    )
+    words = _unpack(body, 7, n)
+    values = _unxor(words[2:]).view(np.float64)
+    return Rollup(np.cumsum(words[0].view(np.int64)) * step, words[1].view(np.int64), *values)
 
 
 def _open(blob: bytes, magic: bytes, per_item: int) -> tuple[int, bytes]:

@@ -26,6 +26,7 @@ from collectors.chunks import (
     encode_samples,
     merge_rollups,
     roll_up,
+    roll_up_many,
 )
 from collectors.metrics import STALE_AFTER, Labels, MetricSpec, Sample
 
@@ -391,32 +392,33 @@ class Store:
             self._seal_old_heads(now)
             rows, cached, sealed_sids, fragments = [], [], set(), []
             raw_from = now - self.tiers[0].retention
-            for sid, chunks in self._queue.items():
-                for c in chunks:
-                    if not c.backfill:
-                        sealed_sids.add(sid)
-                    if c.ts[-1] >= raw_from:
-                        rows.append(
-                            (
-                                sid,
-                                0.0,
-                                float(c.ts[0]),
-                                float(c.ts[-1]),
-                                len(c.ts),
-                                encode_samples(c.ts, c.val),
-                            )
-                        )
-                        cached.append(((c.ts, c.val), c.ts.nbytes * 2))
-                    for k, tier in enumerate(self.tiers[1:]):
-                        if c.rolled or c.ts[-1] < now - tier.retention:
-                            continue
-                        r = roll_up(c.ts, c.val, c.prev, tier.step)
-                        end = float(r.start[-1] + tier.step)
-                        rows.append(
-                            (sid, tier.step, float(r.start[0]), end, len(c.ts), encode_rollup(r, tier.step))
-                        )
-                        cached.append((r, r.nbytes))
-                        fragments.append((sid, k))
+            chunks = [(sid, c) for sid, queued in self._queue.items() for c in queued]
+            for sid, c in chunks:
+                if not c.backfill:
+                    sealed_sids.add(sid)
+                if c.ts[-1] >= raw_from:
+                    rows.append(
+                        (sid, 0.0, float(c.ts[0]), float(c.ts[-1]), len(c.ts), encode_samples(c.ts, c.val))
+                    )
+                    cached.append(((c.ts, c.val), c.ts.nbytes * 2))
+            for k, tier in enumerate(self.tiers[1:]):
+                due = [(sid, c) for sid, c in chunks if not c.rolled and c.ts[-1] >= now - tier.retention]
+                if not due:
+                    continue
+                rolled = roll_up_many(
+                    np.concatenate([c.ts for _, c in due]),
+                    np.concatenate([c.val for _, c in due]),
+                    np.array([c.prev for _, c in due]),
+                    np.array([len(c.ts) for _, c in due]),
+                    tier.step,
+                )
+                for (sid, c), r in zip(due, rolled):
+                    end = float(r.start[-1] + tier.step)
+                    rows.append(
+                        (sid, tier.step, float(r.start[0]), end, len(c.ts), encode_rollup(r, tier.step))
+                    )
+                    cached.append((r, r.nbytes))
+                    fragments.append((sid, k))
             for sid, step, r in self._imported:
                 rows.append(
                     (
