@@ -30,14 +30,17 @@ class Clock:
 
 
 def host_history(store: Store, clock: Clock, seconds: int) -> None:
-    """Run the host collectors once per simulated second until the clock reaches now."""
+    """Run the host collectors once per simulated second until the clock reaches now, flushing every
+    5 s as a running Pulseboard does."""
     collectors = [SystemCollector(clock=clock), DiskUsageCollector(clock=clock)]
     for c in collectors:
         for spec in c.metrics:
             store.declare(spec)
-    for _ in range(seconds):
+    for second in range(seconds):
         for c in collectors:
             store.append(c.collect())
+        if second % 5 == 4:
+            store.flush()
         clock.now += 1
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from collectors.chunks import (
+    BLOCK_OVERHEAD,
     ChunkDamaged,
     Rollup,
     decode_rollup,
@@ -73,7 +74,8 @@ class _Cache:
         self._items.move_to_end(cid)
         return item[0]
 
-    def put(self, cid: int, value: object, size: int) -> None:
+    def put(self, cid: int, value: np.ndarray) -> None:
+        size = value.nbytes + BLOCK_OVERHEAD
         if size > self.limit:
             return
         old = self._items.pop(cid, None)
@@ -174,7 +176,7 @@ class Archive:
             try:
                 n = int.from_bytes(blob[:8], "little")
                 sid = np.frombuffer(blob, dtype=np.int64, count=n, offset=8)
-                ts, val = decode_samples(blob[8 + 8 * n :])
+                ts, val = decode_samples(blob[8 + 8 * n :])  # the block's two rows
                 yield seq, sid, ts, val
             except (ChunkDamaged, ValueError) as exc:
                 self._problem(f"write-ahead record {seq} unreadable ({exc}); skipped")
@@ -228,20 +230,22 @@ class Archive:
                 raise
             return ids
 
-    def remember(self, cid: int, value: object, size: int) -> None:
-        """Keep a chunk just written in the cache: the newest history is the most read."""
-        self.cache.put(cid, value, size)
+    def remember(self, cid: int, block: np.ndarray) -> None:
+        """Keep a chunk just written in the cache, decoded: the newest history is the most read."""
+        self.cache.put(cid, block)
 
     # ----- reading
     def samples(self, sid: int, start: float, end: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Return the raw chunks of a series that overlap [start, end], by their start."""
-        return self._read(sid, 0.0, start, end, decode_samples, lambda d: d[0].nbytes * 2)
+        return [(b[0], b[1]) for b in self._read(sid, 0.0, start, end, decode_samples)]
 
     def rollups(self, sid: int, step: float, start: float, end: float) -> list[Rollup]:
         """Return the rollup fragments of one tier whose buckets overlap [start, end], by their start."""
-        return self._read(sid, step, start, end, lambda b: decode_rollup(b, step), lambda r: r.nbytes)
+        blocks = self._read(sid, step, start, end, lambda b: decode_rollup(b, step))
+        return [Rollup.from_block(b) for b in blocks]
 
-    def _read(self, sid, step, start, end, decode, size) -> list:
+    def _read(self, sid, step, start, end, decode) -> list[np.ndarray]:
+        """Return the decoded blocks of the chunks that overlap [start, end], from the cache when there."""
         with self._lock:
             rows = self.db.execute(
                 "SELECT id, start FROM chunks WHERE series = ? AND step = ? AND end >= ? AND start <= ?",
@@ -270,7 +274,7 @@ class Archive:
                 except (ChunkDamaged, KeyError) as exc:
                     self._set_aside(cid, str(exc))
                     continue
-                self.cache.put(cid, out[i], size(out[i]))
+                self.cache.put(cid, out[i])
             return [o for o in out if o is not None]
 
     def _set_aside(self, cid: int, reason: str) -> None:
@@ -320,7 +324,7 @@ class Archive:
                         except (ChunkDamaged, TypeError) as exc:
                             self._set_aside(cid, str(exc))
                             continue
-                    parts.append(cached)
+                    parts.append(Rollup.from_block(cached))
                 merged = merge_rollups(parts)
                 if not len(merged):
                     continue
@@ -343,7 +347,7 @@ class Archive:
                     self.db.execute("ROLLBACK")
                     raise
                 self.cache.drop(ids)
-                self.cache.put(new, merged, merged.nbytes)
+                self.cache.put(new, merged.block())
 
     def expire(self, cutoffs: dict[float, float]) -> int:
         """Delete chunks that ended before their tier's cutoff (step -> time), and tiers no longer kept."""

@@ -21,6 +21,9 @@ RAW_MAGIC = b"PBr1"
 ROLLUP_MAGIC = b"PBu1"
 _HEADER = struct.Struct("<4sI")  # magic, sample or bucket count
 _local = threading.local()
+BLOCK_OVERHEAD = (
+    400  # bytes a cached block costs beyond its data: array header, allocation, cache entry (measured)
+)
 
 
 class ChunkDamaged(ValueError):
@@ -44,9 +47,16 @@ class Rollup:
     def __len__(self) -> int:
         return len(self.start)
 
-    @property
-    def nbytes(self) -> int:
-        return self.start.nbytes * 7
+    def block(self) -> np.ndarray:
+        """Return the buckets as one (7, n) float64 array, the compact form a cache keeps."""
+        return np.vstack([self.start, *(getattr(self, f) for f in self.FIELDS)]).astype(
+            np.float64, copy=False
+        )
+
+    @classmethod
+    def from_block(cls, block: np.ndarray) -> Rollup:
+        """Return the rollup whose fields are the rows of a block (views, no copies)."""
+        return cls(*block)
 
     def within(self, start: float, end: float) -> Rollup:
         """Return the buckets that start within [start, end]."""
@@ -200,12 +210,15 @@ def encode_samples(ts: np.ndarray, val: np.ndarray) -> bytes:
     return _HEADER.pack(RAW_MAGIC, n) + _compressor()[0].compress(_pack(words))
 
 
-def decode_samples(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Return (timestamps, values) of a raw chunk; raise ChunkDamaged when its bytes are wrong."""
+def decode_samples(blob: bytes) -> np.ndarray:
+    """Return a raw chunk as a (2, n) array of timestamps and values; raise ChunkDamaged when its
+    bytes are wrong."""
     n, body = _open(blob, RAW_MAGIC, 16)
     words = _unpack(body, 2, n)
-    ms = _undod(words[0].view(np.int64))
-    return ms / 1000.0, _unxor(words[1:])[0].view(np.float64)
+    out = np.empty((2, n))
+    out[0] = _undod(words[0].view(np.int64)) / 1000.0
+    out[1] = _unxor(words[1:])[0].view(np.float64)
+    return out
 
 
 def encode_rollup(r: Rollup, step: float) -> bytes:
@@ -215,19 +228,23 @@ def encode_rollup(r: Rollup, step: float) -> bytes:
     buckets = np.round(r.start / step).astype(np.int64)
     words[0, 0] = buckets[0]
     words[0, 1:] = np.diff(buckets).view(np.uint64)
-    words[1] = r.count.astype(np.int64).view(np.uint64)
+    words[1] = np.asarray(r.count).astype(np.int64).view(np.uint64)
     for i, field in enumerate(Rollup.FIELDS[1:], start=2):
-        words[i] = getattr(r, field).view(np.uint64)
+        words[i] = np.asarray(getattr(r, field), dtype=np.float64).view(np.uint64)
     words[2:] = _xor(words[2:])
     return _HEADER.pack(ROLLUP_MAGIC, n) + _compressor()[0].compress(_pack(words))
 
 
-def decode_rollup(blob: bytes, step: float) -> Rollup:
-    """Return the buckets of a rollup fragment; raise ChunkDamaged when its bytes are wrong."""
+def decode_rollup(blob: bytes, step: float) -> np.ndarray:
+    """Return a rollup fragment as a (7, n) block (see Rollup.from_block); raise ChunkDamaged when
+    its bytes are wrong."""
     n, body = _open(blob, ROLLUP_MAGIC, 56)
     words = _unpack(body, 7, n)
-    values = _unxor(words[2:]).view(np.float64)
-    return Rollup(np.cumsum(words[0].view(np.int64)) * step, words[1].view(np.int64), *values)
+    out = np.empty((7, n))
+    out[0] = np.cumsum(words[0].view(np.int64)) * step
+    out[1] = words[1].view(np.int64)
+    out[2:] = _unxor(words[2:]).view(np.float64)
+    return out
 
 
 def _open(blob: bytes, magic: bytes, per_item: int) -> tuple[int, bytes]:

@@ -80,6 +80,16 @@ class _Sealed:
     prev: float  # the value before the first sample, for counter increases (NaN: unknown)
     backfill: bool
     rolled: bool = False  # its rollups came with it (history taken from an earlier format)
+    rollups: dict | None = None  # step -> Rollup, made by the first read that needs them
+
+    def rollup(self, step: float) -> Rollup:
+        """Return this chunk's buckets of one step, computed once."""
+        if self.rollups is None:
+            self.rollups = {}
+        found = self.rollups.get(step)
+        if found is None:
+            found = self.rollups[step] = roll_up(self.ts, self.val, self.prev, step)
+        return found
 
 
 class Store:
@@ -400,7 +410,7 @@ class Store:
                     rows.append(
                         (sid, 0.0, float(c.ts[0]), float(c.ts[-1]), len(c.ts), encode_samples(c.ts, c.val))
                     )
-                    cached.append(((c.ts, c.val), c.ts.nbytes * 2))
+                    cached.append(np.vstack([c.ts, c.val]))
             for k, tier in enumerate(self.tiers[1:]):
                 due = [(sid, c) for sid, c in chunks if not c.rolled and c.ts[-1] >= now - tier.retention]
                 if not due:
@@ -417,7 +427,7 @@ class Store:
                     rows.append(
                         (sid, tier.step, float(r.start[0]), end, len(c.ts), encode_rollup(r, tier.step))
                     )
-                    cached.append((r, r.nbytes))
+                    cached.append(r.block())
                     fragments.append((sid, k))
             for sid, step, r in self._imported:
                 rows.append(
@@ -430,7 +440,7 @@ class Store:
                         encode_rollup(r, step),
                     )
                 )
-                cached.append((r, r.nbytes))
+                cached.append(r.block())
             wal = None
             if self._pending:
                 sid, ts, val = (np.concatenate(p) for p in zip(*self._pending))
@@ -446,8 +456,8 @@ class Store:
             fresh = [(s.id, s.name, s.labels) for s in self._unsaved if self._series[s.id] is s]
             ids = self.archive.write(fresh, wal, rows, sealed, wal_before, specs)
             # Written: what was waiting is now in the archive.
-            for cid, (value, size) in zip(ids, cached):
-                self.archive.remember(cid, value, size)
+            for cid, block in zip(ids, cached):
+                self.archive.remember(cid, block)
             self._queue, self._queued, self._pending, self._unsaved, self._imported = {}, 0, [], [], []
             if wal is not None:
                 self._seq += 1
@@ -542,12 +552,13 @@ class Store:
         last = math.floor(end / step) * step
         with self._lock:
             parts = self.archive.rollups(series_id, step, first, last + step)
-            unflushed = [(c.ts, c.val, c.prev) for c in self._queue.get(series_id, ()) if not c.rolled]
+            queued = [c for c in self._queue.get(series_id, ()) if not c.rolled]
+            queued.sort(key=lambda c: c.ts[0])
+            parts += [c.rollup(step) for c in queued]
             h = int(self._head_n[series_id])
             if h:  # the head continues from the newest sealed value
-                head = (self._head_ts[series_id, :h].copy(), self._head_val[series_id, :h].copy())
-                unflushed.append((*head, float(self._sealed_last[series_id])))
-        parts += [roll_up(ts, val, p, step) for ts, val, p in sorted(unflushed, key=lambda u: u[0][0])]
+                head_ts, head_val = self._head_ts[series_id, :h].copy(), self._head_val[series_id, :h].copy()
+                parts.append(roll_up(head_ts, head_val, float(self._sealed_last[series_id]), step))
         return merge_rollups(parts).within(first, last)
 
     def last_value(self, series_id: int) -> float:
