@@ -39,7 +39,9 @@ def rss() -> int:
 
 
 def fill(kind: str, series: int) -> dict:
-    settings = load_settings("production", environ={k: v for k, v in os.environ.items() if k.startswith("PULSEBOARD_STORE")})
+    settings = load_settings(
+        "production", environ={k: v for k, v in os.environ.items() if k.startswith("PULSEBOARD_STORE")}
+    )
     baseline = rss()  # Python, Dash, pandas and plotly loaded, no store
     clock = [START]
     with tempfile.TemporaryDirectory() as data_dir:

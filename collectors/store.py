@@ -58,7 +58,7 @@ class Tier:
         return self.step == 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Series:
     """One series: a metric name and a fixed label set, with its row in the head."""
 
@@ -71,7 +71,7 @@ class Series:
         return dict(self.labels)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sealed:
     """A chunk taken out of the head (or history that arrived late), waiting for the next flush."""
 
@@ -205,7 +205,9 @@ class Store:
         if sid is None:
             sid = self._free.pop() if self._free else len(self._series)
         while sid >= self._rows:
-            self._grow(self._rows * 2)
+            self._grow(
+                self._rows + max(64, self._rows // 4)
+            )  # a quarter more: the head is most of the memory
         while sid >= len(self._series):
             self._series.append(None)
         self._reset_row(sid)

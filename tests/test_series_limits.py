@@ -53,9 +53,12 @@ def test_a_scrape_that_would_pass_the_series_cap_is_refused_whole(tmp_path):
         with serving(runtime) as pb:  # a push that would pass it gets 422 naming the cap and the count
             body = {"name": "shop_orders_total", "type": "counter", "labels": ["order"]}
             assert pb.call("POST", "/metrics/custom/register", body).status_code == 201
-            many = [{"name": "shop_orders_total", "labels": {"order": str(i)}, "value": 1} for i in range(200)]
+            many = [
+                {"name": "shop_orders_total", "labels": {"order": str(i)}, "value": 1} for i in range(200)
+            ]
             answer = pb.call("POST", "/metrics/custom/record", {"samples": many})
             assert answer.status_code == 422
             assert "may hold 120 (store.max_series)" in answer.json()["error"]
-            assert pb.call("GET", "/metrics/latest", params={"query": "shop_orders_total"}).json()["series"] == []
+            latest = pb.call("GET", "/metrics/latest", params={"query": "shop_orders_total"})
+            assert latest.json()["series"] == []
         runtime.store.close()
