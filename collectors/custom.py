@@ -248,7 +248,7 @@ class CustomMetrics:
                 )
             if ts > now + FUTURE_TOLERANCE:
                 raise MetricError(
-                    f"{where}.timestamp {_iso(ts)} is {ts - now:,.0f} s ahead of this host's clock; at most "
+                    f"{where}.timestamp {_iso(ts)} is {ts - now:,.0f} s in the future by this host's clock; at most "
                     f"{FUTURE_TOLERANCE / 60:.0f} minutes ahead is accepted",
                     field=f"{where}.timestamp",
                 )
