@@ -48,6 +48,8 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev browsers peers
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.engines
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.export
 	mkdir -p .cache/chromium

@@ -72,7 +72,8 @@ def table(peers: dict, viewers: dict, render: dict, zoom: dict) -> str:
         ),
         (
             "Memory: RSS with 1,000 series at production retention, every tier full",
-            f"{filled['rss_mib']:.0f} MiB (store buffers {filled['store_mib']:.0f} MiB)",
+            f"{filled['rss_mib']:.0f} MiB (store head {filled['store_mib']:.0f} MiB, "
+            f"read cache {filled['parts_mib']['read cache']:.0f} MiB)",
             f"Netdata {nd['rss_mib']:.0f} MiB; Glances {gl['rss_mib']:.0f} MiB",
             ratio(filled["rss_mib"], nd["rss_mib"]),
             "≤ Netdata",

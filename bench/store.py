@@ -39,7 +39,7 @@ from collectors.aggregator import Aggregator
 from collectors.archive import Archive
 from collectors.metrics import Sample
 from collectors.scrape import ScrapeCollector
-from collectors.store import build_store
+from collectors.store import HEAD_SPAN, build_store
 from dashboard_app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,14 +147,17 @@ def scrape_every_second(url: str, data: Path, stop: threading.Event) -> dict:
     settings = load_settings("production", environ={})
     store = build_store(settings, time.time, Archive(data, settings.store.cache_size))
     scraper = ScrapeCollector(url, "node", clock=time.time)
+    started = time.monotonic()
     while not stop.is_set():
         tick = time.monotonic()
         store.append(scraper.collect())
         store.flush()
         stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
     store.flush()
-    # Seal every head so the figure is chunks on disk, as they stand once the head has moved on.
-    store.clock = lambda: time.time() + 2 * 3600
+    # Seal every head so the figure is chunks on disk, as they stand once the head has moved on:
+    # a clock just past the head's age limit, with the raw tier still holding every sample.
+    began = time.time() - (time.monotonic() - started)
+    store.clock = lambda: began + HEAD_SPAN + 1
     store.flush()
     raw_bytes, raw_samples = store.archive.chunk_bytes(0.0)
     series = [s for name in store.names() for s in store.series(name)]
@@ -225,7 +228,7 @@ def beside_prometheus(minutes: float) -> dict:
             stop.set()
             worker.join(120)
             heads = requests.get(
-                prom_url + "/api/v1/query", params={"query": "prometheus_tsdb_head_series"}, timeout=5
+                prom_url + "/api/v1/query", params={"query": 'scrape_samples_scraped{job="node"}'}, timeout=5
             )
             out["prometheus_series"] = int(float(heads.json()["data"]["result"][0]["value"][1]))
         finally:

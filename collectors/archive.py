@@ -331,17 +331,7 @@ class Archive:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
                     self.db.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
-                    new = self.db.execute(
-                        INSERT_CHUNK,
-                        (
-                            sid,
-                            step,
-                            float(merged.start[0]),
-                            float(merged.start[-1] + step),
-                            int(merged.count.sum()),
-                            encode_rollup(merged, step),
-                        ),
-                    ).lastrowid
+                    new = self.db.execute(INSERT_CHUNK, rollup_row(sid, step, merged)).lastrowid
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
@@ -412,6 +402,23 @@ class Archive:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def raw_row(sid: int, ts: np.ndarray, val: np.ndarray) -> tuple:
+    """Return the chunks table row of one series' raw samples (time order)."""
+    return (sid, 0.0, float(ts[0]), float(ts[-1]), len(ts), encode_samples(ts, val))
+
+
+def rollup_row(sid: int, step: float, r: Rollup) -> tuple:
+    """Return the chunks table row of one series' rollup buckets of one step."""
+    return (
+        sid,
+        step,
+        float(r.start[0]),
+        float(r.start[-1] + step),
+        int(r.count.sum()),
+        encode_rollup(r, step),
+    )
 
 
 def _when(t: float) -> str:

@@ -248,8 +248,8 @@ class CustomMetrics:
                 )
             if ts > now + FUTURE_TOLERANCE:
                 raise MetricError(
-                    f"{where}.timestamp {_iso(ts)} is {ts - now:,.0f} s in the future by this host's clock; at most "
-                    f"{FUTURE_TOLERANCE / 60:.0f} minutes ahead is accepted",
+                    f"{where}.timestamp {_iso(ts)} is {ts - now:,.0f} s in the future by this host's clock; "
+                    f"at most {FUTURE_TOLERANCE / 60:.0f} minutes ahead is accepted",
                     field=f"{where}.timestamp",
                 )
             if ts < oldest:

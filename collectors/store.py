@@ -19,11 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from collectors.archive import Archive
+from collectors.archive import Archive, raw_row, rollup_row
 from collectors.chunks import (
     Rollup,
-    encode_rollup,
-    encode_samples,
     merge_rollups,
     roll_up,
     roll_up_many,
@@ -409,9 +407,7 @@ class Store:
                 if not c.backfill:
                     sealed_sids.add(sid)
                 if c.ts[-1] >= raw_from:
-                    rows.append(
-                        (sid, 0.0, float(c.ts[0]), float(c.ts[-1]), len(c.ts), encode_samples(c.ts, c.val))
-                    )
+                    rows.append(raw_row(sid, c.ts, c.val))
                     cached.append(np.vstack([c.ts, c.val]))
             for k, tier in enumerate(self.tiers[1:]):
                 due = [(sid, c) for sid, c in chunks if not c.rolled and c.ts[-1] >= now - tier.retention]
@@ -424,24 +420,12 @@ class Store:
                     np.array([len(c.ts) for _, c in due]),
                     tier.step,
                 )
-                for (sid, c), r in zip(due, rolled):
-                    end = float(r.start[-1] + tier.step)
-                    rows.append(
-                        (sid, tier.step, float(r.start[0]), end, len(c.ts), encode_rollup(r, tier.step))
-                    )
+                for (sid, _), r in zip(due, rolled):
+                    rows.append(rollup_row(sid, tier.step, r))
                     cached.append(r.block())
                     fragments.append((sid, k))
             for sid, step, r in self._imported:
-                rows.append(
-                    (
-                        sid,
-                        step,
-                        float(r.start[0]),
-                        float(r.start[-1] + step),
-                        int(r.count.sum()),
-                        encode_rollup(r, step),
-                    )
-                )
+                rows.append(rollup_row(sid, step, r))
                 cached.append(r.block())
             wal = None
             if self._pending:
