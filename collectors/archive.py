@@ -214,9 +214,12 @@ class Archive:
                     seq, sid, ts, val = wal
                     blob = len(sid).to_bytes(8, "little") + sid.astype(np.int64).tobytes()
                     db.execute("INSERT INTO wal VALUES (?, ?)", (seq, blob + encode_samples(ts, val)))
-                ids = []
-                for row in chunks:
-                    ids.append(db.execute(INSERT_CHUNK, row).lastrowid)
+                ids: list[int] = []
+                if chunks:
+                    db.executemany(INSERT_CHUNK, chunks)
+                    # AUTOINCREMENT hands out consecutive ids within one statement and one writer.
+                    (last,) = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+                    ids = list(range(last - len(chunks) + 1, last + 1))
                 if sealed:
                     db.executemany("UPDATE series SET sealed_until = ?, sealed_last = ? WHERE id = ?", sealed)
                 if wal_before is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import zstandard
@@ -41,6 +41,7 @@ class Rollup:
     max: np.ndarray
     last: np.ndarray
     increase: np.ndarray  # counter increase within the bucket, resets counted from zero
+    _block: np.ndarray | None = field(default=None, repr=False, compare=False)  # the rows, when they are one
 
     FIELDS = ("count", "sum", "min", "max", "last", "increase")
 
@@ -229,9 +230,8 @@ def encode_rollup(r: Rollup, step: float) -> bytes:
     words[0, 0] = buckets[0]
     words[0, 1:] = np.diff(buckets).view(np.uint64)
     words[1] = np.asarray(r.count).astype(np.int64).view(np.uint64)
-    for i, field in enumerate(Rollup.FIELDS[1:], start=2):
-        words[i] = np.asarray(getattr(r, field), dtype=np.float64).view(np.uint64)
-    words[2:] = _xor(words[2:])
+    values = r.block()[2:] if r._block is not None else np.vstack([getattr(r, f) for f in Rollup.FIELDS[1:]])
+    words[2:] = _xor(np.ascontiguousarray(values, dtype=np.float64).view(np.uint64))
     return _HEADER.pack(ROLLUP_MAGIC, n) + _compressor()[0].compress(_pack(words))
 
 

@@ -409,15 +409,23 @@ class Store:
                 if c.ts[-1] >= raw_from:
                     rows.append(raw_row(sid, c.ts, c.val))
                     cached.append(np.vstack([c.ts, c.val]))
+            # One fragment per series and tier for the chunks it sealed since the last flush (they
+            # follow each other), and one per piece of late history.
+            runs = []
+            for sid, queued in self._queue.items():
+                live = [c for c in queued if not c.backfill and not c.rolled]
+                if live:
+                    runs.append((sid, live))
+                runs += [(sid, [c]) for c in queued if c.backfill and not c.rolled]
             for k, tier in enumerate(self.tiers[1:]):
-                due = [(sid, c) for sid, c in chunks if not c.rolled and c.ts[-1] >= now - tier.retention]
+                due = [(sid, run) for sid, run in runs if run[-1].ts[-1] >= now - tier.retention]
                 if not due:
                     continue
                 rolled = roll_up_many(
-                    np.concatenate([c.ts for _, c in due]),
-                    np.concatenate([c.val for _, c in due]),
-                    np.array([c.prev for _, c in due]),
-                    np.array([len(c.ts) for _, c in due]),
+                    np.concatenate([c.ts for _, run in due for c in run]),
+                    np.concatenate([c.val for _, run in due for c in run]),
+                    np.array([run[0].prev for _, run in due]),
+                    np.array([sum(len(c.ts) for c in run) for _, run in due]),
                     tier.step,
                 )
                 for (sid, _), r in zip(due, rolled):
