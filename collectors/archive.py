@@ -303,19 +303,20 @@ class Archive:
             )
 
     # ----- upkeep
-    def rows_of(self, sid: int, step: float) -> list[tuple[int, float]]:
-        """Return (chunk id, start) of every chunk a series has on one tier, by start."""
+    def rows_of(self, sid: int, step: float) -> list[tuple[int, float, int]]:
+        """Return (chunk id, start, samples) of every chunk a series has on one tier, by start."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, start FROM chunks WHERE series = ? AND step = ?", (sid, step)
+                "SELECT id, start, samples FROM chunks WHERE series = ? AND step = ?", (sid, step)
             ).fetchall()
         return sorted(rows, key=lambda r: (r[1], r[0]))
 
     def compact(self, sid: int, step: float, groups: list[list[int]]) -> None:
-        """Replace each group of rollup fragments (row ids, in order) with one merged chunk."""
+        """Replace each group of chunks of one tier (ids, in order) with one merged chunk."""
+        decode = decode_samples if step == 0 else (lambda blob: decode_rollup(blob, step))
         with self._lock:
             for ids in groups:
-                parts = []
+                blocks = []
                 for cid in ids:
                     cached = self.cache.get(cid)
                     if cached is None:
@@ -323,24 +324,30 @@ class Archive:
                             "SELECT CAST(data AS BLOB) FROM chunks WHERE id = ?", (cid,)
                         ).fetchone()
                         try:
-                            cached = decode_rollup(blob[0], step)
+                            cached = decode(blob[0])
                         except (ChunkDamaged, TypeError) as exc:
                             self._set_aside(cid, str(exc))
                             continue
-                    parts.append(Rollup.from_block(cached))
-                merged = merge_rollups(parts)
-                if not len(merged):
+                    blocks.append(cached)
+                if not blocks:
                     continue
+                if step == 0:
+                    merged = np.concatenate(blocks, axis=1)
+                    merged = merged[:, np.argsort(merged[0], kind="stable")]  # late history among the rest
+                    row = raw_row(sid, merged[0], merged[1])
+                else:
+                    rollup = merge_rollups([Rollup.from_block(b) for b in blocks])
+                    merged, row = rollup.block(), rollup_row(sid, step, rollup)
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
                     self.db.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
-                    new = self.db.execute(INSERT_CHUNK, rollup_row(sid, step, merged)).lastrowid
+                    new = self.db.execute(INSERT_CHUNK, row).lastrowid
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
                     raise
                 self.cache.drop(ids)
-                self.cache.put(new, merged.block())
+                self.cache.put(new, merged)
 
     def expire(self, cutoffs: dict[float, float]) -> int:
         """Delete chunks that ended before their tier's cutoff (step -> time), and tiers no longer kept."""

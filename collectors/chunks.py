@@ -20,6 +20,9 @@ import zstandard
 RAW_MAGIC = b"PBr1"
 ROLLUP_MAGIC = b"PBu1"
 _HEADER = struct.Struct("<4sI")  # magic, sample or bucket count
+_CODEC = struct.Struct("<b")  # how a raw chunk's values are kept: -1 XORed floats, k >= 0 decimals (x 10^k)
+_DECIMALS = range(7)  # a value with at most six decimal digits is kept as an integer delta
+_EXACT = 2**53
 _local = threading.local()
 BLOCK_OVERHEAD = (
     400  # bytes a cached block costs beyond its data: array header, allocation, cache entry (measured)
@@ -184,14 +187,16 @@ def _unxor(words: np.ndarray) -> np.ndarray:
 
 
 def _dod(ms: np.ndarray) -> np.ndarray:
+    """Delta-of-delta, zigzagged so that small steps either way have only low bytes set."""
     out = ms.copy()
     out[1:] = np.diff(ms)
     out[2:] = np.diff(out[1:])
-    return out
+    return (out << 1) ^ (out >> 63)
 
 
-def _undod(dod: np.ndarray) -> np.ndarray:
-    out = dod.copy()
+def _undod(words: np.ndarray) -> np.ndarray:
+    zig = words.view(np.int64)
+    out = (zig >> 1) ^ -(zig & 1)
     out[1:] = np.cumsum(out[1:])
     return np.cumsum(out)
 
@@ -201,24 +206,55 @@ def to_ms(ts: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(ts, dtype=np.float64) * 1000.0).astype(np.int64)
 
 
+def _decimals(val: np.ndarray) -> int:
+    """Return the fewest decimal digits that hold every value exactly (-1: none up to six)."""
+    for k in _DECIMALS:
+        scaled = np.round(val * 10.0**k)
+        if np.abs(scaled).max() >= _EXACT:
+            return -1
+        if np.array_equal(scaled / 10.0**k, val):
+            return k
+    return -1
+
+
 def encode_samples(ts: np.ndarray, val: np.ndarray) -> bytes:
-    """Compress one series' samples (time order) into a raw chunk."""
+    """Compress one series' samples (time order) into a raw chunk.
+
+    Values that are decimals of at most six digits (counters, most gauges) are kept as the
+    delta-of-delta of integers, which a steady rate turns into zeros (as VictoriaMetrics does);
+    others as the XOR of each value's bits with the one before (as Prometheus does).
+    """
     n = len(ts)
+    val = np.ascontiguousarray(val, dtype=np.float64)
     words = np.empty((2, n), dtype=np.uint64)
     words[0] = _dod(to_ms(ts)).view(np.uint64)
-    words[1] = np.ascontiguousarray(val, dtype=np.float64).view(np.uint64)
-    words[1:] = _xor(words[1:])
-    return _HEADER.pack(RAW_MAGIC, n) + _compressor()[0].compress(_pack(words))
+    k = _decimals(val)
+    if k >= 0:
+        words[1] = _dod(np.round(val * 10.0**k).astype(np.int64)).view(np.uint64)
+    else:
+        words[1] = val.view(np.uint64)
+        words[1:] = _xor(words[1:])
+    body = _CODEC.pack(k) + _compressor()[0].compress(_pack(words))
+    return _HEADER.pack(RAW_MAGIC, n) + body
 
 
 def decode_samples(blob: bytes) -> np.ndarray:
     """Return a raw chunk as a (2, n) array of timestamps and values; raise ChunkDamaged when its
     bytes are wrong."""
-    n, body = _open(blob, RAW_MAGIC, 16)
+    try:
+        (k,) = _CODEC.unpack_from(blob, _HEADER.size)
+    except struct.error as exc:
+        raise ChunkDamaged(str(exc)) from None
+    n, body = _open(blob[: _HEADER.size] + blob[_HEADER.size + _CODEC.size :], RAW_MAGIC, 16)
     words = _unpack(body, 2, n)
     out = np.empty((2, n))
-    out[0] = _undod(words[0].view(np.int64)) / 1000.0
-    out[1] = _unxor(words[1:])[0].view(np.float64)
+    out[0] = _undod(words[0]) / 1000.0
+    if k >= 0:
+        out[1] = _undod(words[1]) / 10.0**k
+    elif k == -1:
+        out[1] = _unxor(words[1:])[0].view(np.float64)
+    else:
+        raise ChunkDamaged(f"unknown value codec {k}")
     return out
 
 

@@ -31,7 +31,8 @@ from collectors.metrics import STALE_AFTER, Labels, MetricSpec, Sample
 HEAD_CHUNK = 120  # samples a head chunk holds before it is sealed (Prometheus cuts chunks at 120 too)
 HEAD_SPAN = 3600.0  # seconds: an older head chunk is sealed whatever its size, so the log stays short
 BACKFILL_CHUNK = 1200  # samples per chunk when history older than the head arrives
-COMPACT_AFTER = 16  # rollup fragments of one series and tier before they are merged into one chunk
+COMPACT_AFTER = 16  # chunks of one series and tier written before they are merged
+RAW_MERGE = 960  # samples a merged raw chunk holds at most (eight head chunks)
 PARTITION = 1440  # buckets one merged rollup chunk covers at most (a day of minutes)
 UPKEEP_EVERY = 60.0  # seconds between two passes that drop expired chunks and series
 INLINE_FLUSH = 200_000  # sealed samples waiting past which an append writes them itself
@@ -158,7 +159,7 @@ class Store:
         self._last_value = more(get("_last_value"), np.nan, np.float64)
         self._sealed_until = more(get("_sealed_until"), -np.inf, np.float64)
         self._sealed_last = more(get("_sealed_last"), np.nan, np.float64)
-        self._fragments = more(get("_fragments"), 0, np.int32, max(1, len(self.tiers) - 1))
+        self._fragments = more(get("_fragments"), 0, np.int32, len(self.tiers))
         self._rows = rows
 
     def _reset_row(self, sid: int) -> None:
@@ -409,6 +410,7 @@ class Store:
                 if c.ts[-1] >= raw_from:
                     rows.append(raw_row(sid, c.ts, c.val))
                     cached.append(np.vstack([c.ts, c.val]))
+                    fragments.append((sid, 0))
             # One fragment per series and tier for the chunks it sealed since the last flush (they
             # follow each other), and one per piece of late history.
             runs = []
@@ -417,7 +419,7 @@ class Store:
                 if live:
                     runs.append((sid, live))
                 runs += [(sid, [c]) for c in queued if c.backfill and not c.rolled]
-            for k, tier in enumerate(self.tiers[1:]):
+            for k, tier in enumerate(self.tiers[1:], start=1):
                 due = [(sid, run) for sid, run in runs if run[-1].ts[-1] >= now - tier.retention]
                 if not due:
                     continue
@@ -464,14 +466,31 @@ class Store:
                 self._upkeep(now)
 
     def _compact(self, most: int = 64) -> None:
-        """Merge the rollup fragments of series that have piled up enough, a few series per flush."""
+        """Merge the chunks of series that have piled up enough, a few series per flush.
+
+        Raw chunks are merged into chunks of about ``RAW_MERGE`` samples (fewer rows, better
+        compression, as Prometheus compacts its blocks); rollup fragments into one chunk per
+        ``PARTITION`` buckets.
+        """
         due = np.argwhere(self._fragments >= COMPACT_AFTER)[:most]
         for sid, k in due.tolist():
-            step = self.tiers[1 + k].step
-            partitions: dict[int, list[int]] = {}
-            for cid, start in self.archive.rows_of(sid, step):
-                partitions.setdefault(math.floor(start / (step * PARTITION)), []).append(cid)
-            self.archive.compact(sid, step, [ids for ids in partitions.values() if len(ids) > 1])
+            step = self.tiers[k].step
+            rows = self.archive.rows_of(sid, step)
+            groups: list[list[int]] = []
+            if k == 0:  # a merged chunk also spans at most a quarter of the raw retention
+                size, began, span = RAW_MERGE, -np.inf, self.tiers[0].retention / 4
+                for cid, start, samples in rows:
+                    if size + samples > RAW_MERGE or start - began > span:
+                        groups.append([])
+                        size, began = 0, start
+                    groups[-1].append(cid)
+                    size += samples
+            else:
+                partitions: dict[int, list[int]] = {}
+                for cid, start, _ in rows:
+                    partitions.setdefault(math.floor(start / (step * PARTITION)), []).append(cid)
+                groups = list(partitions.values())
+            self.archive.compact(sid, step, [ids for ids in groups if len(ids) > 1])
             self._fragments[sid, k] = 0
 
     def _upkeep(self, now: float) -> None:

@@ -266,3 +266,24 @@ def test_rollups_merged_on_disk_answer_as_the_fragments_did(tmp_path, clock, flu
     rows = store.archive.db.execute("SELECT count(*) FROM chunks WHERE step = 60").fetchone()[0]
     assert rows < 40 / 2  # fragments were merged
     store.close()
+
+
+def test_raw_chunks_merged_on_disk_keep_every_sample_in_order(tmp_path, clock):
+    store = open_store(tmp_path, clock, PRODUCTION)
+    t0 = clock.now
+    n = 25 * HEAD_CHUNK
+    for second in range(n):
+        store.append([gauge(second % 13, t0 + second, name="cpu")])
+        if second % 5 == 4:
+            clock.now = t0 + second
+            store.flush()
+    store.append([gauge(99, t0 + 100.5, name="cpu")])  # late, in the middle of the history
+    store.flush()
+    rows = store.archive.db.execute("SELECT count(*), sum(samples) FROM chunks WHERE step = 0").fetchone()
+    assert rows[0] < 25 / 2 and rows[1] >= 24 * HEAD_CHUNK  # merged, the head not yet
+    store.close()
+    again = open_store(tmp_path, clock, PRODUCTION)
+    ts, val = again.read_raw(0, 0, clock.now)
+    assert len(ts) == n + 1 and (np.diff(ts) >= 0).all()
+    assert val[101] == 99 and val[:101].tolist() == [s % 13 for s in range(101)]
+    again.close()
