@@ -74,7 +74,7 @@ def chunks_design(times: np.ndarray, values: np.ndarray) -> dict:
             if i % 20 == 19:  # every 5 minutes of data
                 clock.now = float(times[i])
                 store.flush()
-        clock.now = NOW + 2 * 3600  # every head sealed: what is on disk is the history
+        store.seal_heads()  # what is on disk is the history
         store.flush()
         elapsed = time.perf_counter() - t0
         raw_bytes, raw_samples = store.archive.chunk_bytes(0.0)

@@ -383,6 +383,11 @@ class Store:
                             self._last_value[sid] = self._sealed_last[sid] = float(r.last[-1])
             self.appended += len(ts)
 
+    def seal_heads(self) -> None:
+        """Seal every head chunk now, whatever its size, so the next flush writes all history to chunks."""
+        with self._lock:
+            self._seal_old_heads(np.inf)
+
     def _seal_old_heads(self, now: float) -> None:
         old = np.flatnonzero((self._head_n > 0) & (self._head_ts[:, 0] < now - HEAD_SPAN))
         for sid in old.tolist():
