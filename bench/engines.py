@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.history import Clock
 from collectors.aggregator import Aggregator
 from collectors.archive import Archive
 from collectors.metrics import Sample
@@ -31,14 +32,6 @@ NOW = 1_764_000_000.0
 SERIES = 500
 DAY = 86400
 WEEK = 7 * DAY
-
-
-class Clock:
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def host_like(

@@ -35,6 +35,8 @@ import numpy as np
 import psutil
 import requests
 
+from bench.history import Clock
+from bench.peers import tree_rss
 from bench.report import free_port, wait_for
 from collectors.aggregator import Aggregator
 from collectors.archive import FILE, Archive
@@ -49,14 +51,6 @@ WEEK = 7 * 86400
 SECRETS = {"PULSEBOARD_SECRET_KEY": "b" * 40, "PULSEBOARD_ADMIN_PASSWORD": "bench-admin-password"}
 
 
-class Clock:
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def clean_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
     return {**env, **extra}
@@ -66,11 +60,6 @@ def spread(values: list[float], digits: int = 1) -> str:
     """Return 'lo–hi' of the runs (or one value when they agree at that precision)."""
     lo, hi = f"{min(values):,.{digits}f}", f"{max(values):,.{digits}f}"
     return lo if lo == hi else f"{lo}–{hi}"
-
-
-def rss(pid: int) -> int:
-    proc = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
 
 
 # ----- memory and disk beside Prometheus, scraping one real node_exporter
@@ -235,9 +224,9 @@ def beside_prometheus(minutes: float) -> dict:
             worker.start()
             time.sleep(minutes * 60)
             out = {
-                "pulseboard_rss_mib": rss(full.proc.pid) / 2**20,
-                "empty_rss_mib": rss(empty.proc.pid) / 2**20,
-                "prometheus_rss_mib": rss(prom.proc.pid) / 2**20,
+                "pulseboard_rss_mib": tree_rss(psutil.Process(full.proc.pid)) / 2**20,
+                "empty_rss_mib": tree_rss(psutil.Process(empty.proc.pid)) / 2**20,
+                "prometheus_rss_mib": tree_rss(psutil.Process(prom.proc.pid)) / 2**20,
             }
             stop.set()
             worker.join(120)

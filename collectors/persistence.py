@@ -15,6 +15,7 @@ import diskcache
 import numpy as np
 
 from collectors.chunks import Rollup
+from collectors.metrics import Sample
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def convert_previous(data_dir: Path, store) -> str | None:
                 names, sid, ts, val = chunk
                 store.append(
                     [
-                        (name, tuple(tuple(p) for p in labels), float(v), float(t))
+                        Sample(name, tuple(tuple(p) for p in labels), float(v), float(t))
                         for (name, labels), v, t in zip(
                             (names[i] for i in sid.tolist()), val.tolist(), ts.tolist()
                         )

@@ -153,20 +153,24 @@ def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node"
         "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
         f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}"
     )
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            "--storage.tsdb.retention.time=1h",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/-/ready", proc)
+    argv = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        "--storage.tsdb.retention.time=1h",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with _running(argv, f"http://127.0.0.1:{port}/-/ready"):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def _running(argv: list[str], ready_url: str):
+    """Start a server, wait until ``ready_url`` answers, and stop it (by its PID) on the way out."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(ready_url, proc)
+        yield proc
     finally:
         proc.terminate()
         proc.wait(10)
@@ -188,14 +192,6 @@ def node_exporter():
     """Run Debian's real node_exporter on a free 127.0.0.1 port; yield its /metrics URL, stop it after."""
     assert NODE_EXPORTER, "prometheus-node-exporter is installed by `make test` (Debian package)"
     port = free_port()
-    proc = subprocess.Popen(
-        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/metrics", proc)
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    url = f"http://127.0.0.1:{port}/metrics"
+    with _running([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"], url):
+        yield url
