@@ -16,7 +16,7 @@ from layouts.validation import ConfigError
 def build(environment: str, data_dir: str):
     """Load the settings, start collecting and return the Dash app."""
     from dashboard_app.runtime import Runtime  # here, so an agent never loads the pages' libraries
-    from dashboard_app.web import create_app
+    from dashboard_app.server import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime(load_settings(environment), data_dir)

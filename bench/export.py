@@ -15,11 +15,11 @@ from bench.report import print_results
 from collectors.metrics import Sample
 from collectors.store import build_store
 from collectors.trends import forecast
-from dashboard_app.alert_engine import AlertEngine
-from dashboard_app.alert_rules import AlertRule, RuleBook, load_rule_files
-from dashboard_app.export import stream_query
+from dashboard_app.alerts.engine import AlertEngine
+from dashboard_app.alerts.rules import AlertRule, RuleBook, load_rule_files
+from dashboard_app.analysis.csv_export import stream_query
 from dashboard_app.settings import load_settings
-from dashboard_app.sources import EmbeddedSource
+from dashboard_app.sources.source import EmbeddedSource
 
 
 class Clock:

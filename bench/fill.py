@@ -22,8 +22,8 @@ import psutil
 from collectors.archive import Archive
 from collectors.metrics import Sample
 from collectors.store import build_store
+from dashboard_app.server import create_app  # noqa: F401  (a running Pulseboard has the pages loaded)
 from dashboard_app.settings import load_settings
-from dashboard_app.web import create_app  # noqa: F401  (a running Pulseboard has the pages loaded)
 
 START = 1_764_000_000.0
 

@@ -24,8 +24,9 @@ from simple_websocket import Client
 from bench.report import free_port, print_results
 from collectors.metrics import MetricSpec, Sample
 from collectors.store import build_store
-from dashboard_app.exposition import exposition_registry, render
+from dashboard_app.api.exposition import render
 from dashboard_app.settings import load_settings
+from dashboard_app.sources.source import EmbeddedSource
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/monitoring"
@@ -172,11 +173,11 @@ def exposition_time(series: int = 10_000, runs: int = 20) -> dict:
         )
         for i in range(series)
     )
-    registry = exposition_registry(store)
+    source = EmbeddedSource(store)
     timings, size = [], 0
     for _ in range(runs):
         t0 = time.perf_counter()
-        size = len(render(registry))
+        size = len(render(source, store.specs))
         timings.append(time.perf_counter() - t0)
     return {"series": series, "median_ms": statistics.median(timings) * 1000, "bytes": size}
 

@@ -17,9 +17,9 @@ from bench.report import print_results
 from collectors.scheduler import Scheduler
 from collectors.store import build_store
 from collectors.system import SystemCollector
-from dashboard_app.panels import Window, render_dashboard
+from dashboard_app.pages.panels import Window, render_dashboard
 from dashboard_app.settings import load_settings
-from dashboard_app.sources import EmbeddedSource
+from dashboard_app.sources.source import EmbeddedSource
 from layouts.dashboards import load_dashboards
 
 

@@ -18,9 +18,9 @@ from plotly.io.json import to_json_plotly
 
 from collectors.metrics import MetricSpec, Sample
 from collectors.store import build_store
-from dashboard_app.panels import Window, panel_frame, render_panel
+from dashboard_app.pages.panels import Window, panel_frame, render_panel
 from dashboard_app.settings import load_settings
-from dashboard_app.sources import EmbeddedSource
+from dashboard_app.sources.source import EmbeddedSource
 from layouts.schema import Panel
 
 SPANS = {"30d": 30 * 86400, "7d": 7 * 86400, "1d": 86400, "6h": 6 * 3600, "1h": 3600}

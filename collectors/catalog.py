@@ -7,7 +7,7 @@ ratio), so that a rate over any range and any rollup step is exact.
 
 from __future__ import annotations
 
-from collectors.custom import MetricDefinition
+from collectors.registration import MetricDefinition
 
 BUSINESS = (
     MetricDefinition(

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from collectors.catalog import CATALOG
 from collectors.client import Pulse
-from collectors.custom import CustomMetrics, MetricError
+from collectors.custom import CustomMetrics
+from collectors.registration import MetricError
 
 REGIONS = (("eu", 0.45), ("us", 0.4), ("apac", 0.15))
 ENDPOINTS = (("/api/products", 0.045), ("/api/cart", 0.07), ("/api/search", 0.16))

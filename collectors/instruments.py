@@ -18,17 +18,53 @@ from collectors.metrics import MetricSpec, Sample, freeze_labels
 
 MAX_OBSERVATIONS = 2000  # per collection and metric; the running count and sum stay exact beyond it
 
-OBSERVED = {
-    "pulseboard_http_request_duration_seconds": ("seconds", "Time Pulseboard took to answer a request."),
-    "pulseboard_callback_duration_seconds": ("seconds", "Time a dashboard refresh took on the server."),
-}
-COUNTERS = {
-    "pulseboard_http_requests_total": "Requests Pulseboard answered, by route, method and status.",
-    "pulseboard_http_errors_total": "Requests Pulseboard answered with a 4xx or 5xx status.",
-    "pulseboard_panel_cache_requests_total": "Panels asked for on a refresh: hit (unchanged, not redrawn) "
-    "or miss (redrawn).",
-    "pulseboard_storage_write_errors_total": "Failed writes to the data directory (disk full, permissions).",
-}
+DEV, OPS = "development", "operations"  # Pulseboard's own health is read on the development dashboard
+COUNTERS = (
+    MetricSpec(
+        "pulseboard_http_requests_total",
+        "counter",
+        "count",
+        "Requests Pulseboard answered, by route, method and status.",
+        DEV,
+    ),
+    MetricSpec(
+        "pulseboard_http_errors_total",
+        "counter",
+        "count",
+        "Requests Pulseboard answered with a 4xx or 5xx status.",
+        DEV,
+    ),
+    MetricSpec(
+        "pulseboard_panel_cache_requests_total",
+        "counter",
+        "count",
+        "Panels asked for on a refresh: hit (unchanged, not redrawn) or miss (redrawn).",
+        DEV,
+    ),
+    MetricSpec(
+        "pulseboard_storage_write_errors_total",
+        "counter",
+        "count",
+        "Failed writes to the data directory (disk full, permissions).",
+        OPS,
+    ),
+)
+OBSERVED = (
+    MetricSpec(
+        "pulseboard_http_request_duration_seconds",
+        "histogram",
+        "seconds",
+        "Time Pulseboard took to answer a request.",
+        DEV,
+    ),
+    MetricSpec(
+        "pulseboard_callback_duration_seconds",
+        "histogram",
+        "seconds",
+        "Time a dashboard refresh took on the server.",
+        DEV,
+    ),
+)
 
 
 class Instruments:
@@ -95,31 +131,31 @@ class SelfCollector:
 
     name = "self"
     metrics = (
-        *(MetricSpec(n, "counter", "count", h) for n, h in COUNTERS.items()),
-        *(MetricSpec(n, "histogram", unit, h) for n, (unit, h) in OBSERVED.items()),
-        *(MetricSpec(f"{n}_count", "counter", "count", f"Observations of {n}.") for n in OBSERVED),
-        *(
-            MetricSpec(f"{n}_sum", "counter", u, f"Sum of observations of {n}.")
-            for n, (u, _) in OBSERVED.items()
+        *COUNTERS,
+        *(part for spec in OBSERVED for part in spec.parts()),
+        MetricSpec(
+            "pulseboard_http_requests_in_flight", "gauge", "count", "Requests being answered now.", DEV
         ),
-        MetricSpec("pulseboard_http_requests_in_flight", "gauge", "count", "Requests being answered now."),
         MetricSpec(
             "pulseboard_collector_duration_seconds",
             "gauge",
             "seconds",
             "How long a collector's last run took.",
-        ),
-        MetricSpec("pulseboard_collector_failures_total", "counter", "count", "Collector runs that failed."),
-        MetricSpec("pulseboard_store_series", "gauge", "count", "Series the store holds."),
-        MetricSpec(
-            "pulseboard_store_memory_bytes", "gauge", "bytes", "Memory of the store's sample buffers."
-        ),
-        MetricSpec("pulseboard_live_connections", "gauge", "count", "Open live dashboard connections."),
-        MetricSpec(
-            "pulseboard_process_cpu_seconds_total", "counter", "seconds", "CPU time Pulseboard has used."
+            OPS,
         ),
         MetricSpec(
-            "pulseboard_process_resident_memory_bytes", "gauge", "bytes", "Pulseboard's resident memory."
+            "pulseboard_collector_failures_total", "counter", "count", "Collector runs that failed.", OPS
+        ),
+        MetricSpec("pulseboard_store_series", "gauge", "count", "Series the store holds.", DEV),
+        MetricSpec(
+            "pulseboard_store_memory_bytes", "gauge", "bytes", "Memory of the store's sample buffers.", DEV
+        ),
+        MetricSpec("pulseboard_live_connections", "gauge", "count", "Open live dashboard connections.", DEV),
+        MetricSpec(
+            "pulseboard_process_cpu_seconds_total", "counter", "seconds", "CPU time Pulseboard has used.", DEV
+        ),
+        MetricSpec(
+            "pulseboard_process_resident_memory_bytes", "gauge", "bytes", "Pulseboard's resident memory.", DEV
         ),
     )
 

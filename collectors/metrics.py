@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Names are checked with fullmatch: "$" would also match before a final newline, which breaks /metrics.
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Who may read a metric: the users given its level (admins read every level, and metrics of none).
+ACCESS_LEVELS = ("executive", "operations", "development")
 METRIC_TYPES = ("gauge", "counter", "histogram", "summary")
 # A histogram or summary keeps each observation as a sample of its own series (so percentiles
 # come from the samples) and running totals in <name>_count and <name>_sum.
@@ -57,16 +60,33 @@ class MetricSpec:
     type: str
     unit: str
     help: str
+    level: str | None = None  # the access level of its readers; None: admins only
 
     def __post_init__(self) -> None:
-        if not METRIC_NAME.match(self.name):
+        if not METRIC_NAME.fullmatch(self.name):
             raise ValueError(f"metric name {self.name!r} must match {METRIC_NAME.pattern}")
+        if self.level is not None and self.level not in ACCESS_LEVELS:
+            raise ValueError(
+                f"metric {self.name}: level {self.level!r} is not one of {', '.join(ACCESS_LEVELS)}"
+            )
         if self.type not in METRIC_TYPES:
             raise ValueError(
                 f"metric {self.name}: type {self.type!r} is not one of {', '.join(METRIC_TYPES)}"
             )
         if self.unit not in UNITS:
             raise ValueError(f"metric {self.name}: unit {self.unit!r} is not one of {', '.join(UNITS)}")
+
+    def parts(self) -> tuple[MetricSpec, ...]:
+        """Return this declaration and, for a histogram or summary, its running totals' declarations."""
+        if self.type not in OBSERVED_TYPES:
+            return (self,)
+        return (
+            self,
+            MetricSpec(f"{self.name}_count", "counter", "count", f"Observations of {self.name}.", self.level),
+            MetricSpec(
+                f"{self.name}_sum", "counter", self.unit, f"Sum of observations of {self.name}.", self.level
+            ),
+        )
 
 
 class Collector(Protocol):

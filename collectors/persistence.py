@@ -27,9 +27,13 @@ def write_atomically(path: Path, text: str, private: bool = False) -> None:
     """Replace a file's text; a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
+    # A private file (hashes, digests) is created owner-only: it is never readable by others, not even
+    # for the moment between writing it and changing its mode.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     if private:
-        os.chmod(tmp, 0o600)
+        os.fchmod(fd, 0o600)  # an older tmp file left by a crash keeps its mode otherwise
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     os.replace(tmp, path)
 
 

@@ -38,7 +38,11 @@ def fetch(url: str, timeout: float, max_bytes: int) -> str:
 class ScrapeCollector:
     """Scrape one target: each sample keeps its labels plus job and instance."""
 
-    metrics = (MetricSpec("up", "gauge", "none", "1 when the last scrape of a target worked, 0 when not."),)
+    metrics = (
+        MetricSpec(
+            "up", "gauge", "none", "1 when the last scrape of a target worked, 0 when not.", "operations"
+        ),
+    )
 
     def __init__(
         self,
@@ -52,7 +56,9 @@ class ScrapeCollector:
         declare: Callable[[MetricSpec], None] | None = None,
         sample_limit: int = 0,
         admit: Callable[[list[Sample]], None] | None = None,
+        access: str = "operations",
     ):
+        self.access = access  # the access level of every metric this target serves
         self.url = url
         self.job = job
         self.instance = instance or urlsplit(url).netloc
@@ -91,7 +97,7 @@ class ScrapeCollector:
             for family in text_string_to_metric_families(text):
                 kind = "counter" if family.type == "counter" else "gauge"
                 for s in family.samples:
-                    if not METRIC_NAME.match(s.name) or s.name == "up":
+                    if not METRIC_NAME.fullmatch(s.name) or s.name == "up":
                         continue
                     if self.declare is not None:
                         sample_kind = kind
@@ -99,7 +105,9 @@ class ScrapeCollector:
                             ("_bucket", "_count", "_sum")
                         ):
                             sample_kind = "counter"
-                        self.declare(MetricSpec(s.name, sample_kind, "none", family.documentation or ""))
+                        self.declare(
+                            MetricSpec(s.name, sample_kind, "none", family.documentation or "", self.access)
+                        )
                     labels = freeze_labels({**s.labels, **self.extra})
                     out.append(Sample(s.name, labels, float(s.value), now))
         except ValueError as exc:

@@ -6,10 +6,18 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import re2
+
 from collectors.metrics import LABEL_NAME, METRIC_NAME
 
 OPERATORS = ("=", "!=", "=~", "!~")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+MAX_REGEX = 1024  # characters in one =~ or !~ pattern
+_RE2 = re2.Options()
+_RE2.log_errors = False
+_RE2.max_mem = 8 << 20  # a pattern whose automaton needs more is refused, not built
 
 
 class SelectorError(ValueError):
@@ -26,11 +34,18 @@ class Matcher:
 
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
-            try:
-                object.__setattr__(self, "_regex", re.compile(self.value))
-            except re.error as exc:
+            # RE2 matches in linear time: no pattern can stall the process by backtracking.
+            if len(self.value) > MAX_REGEX:
                 raise SelectorError(
-                    f"label {self.label}: bad regular expression {self.value!r}: {exc}"
+                    f"label {self.label}: a regular expression has at most {MAX_REGEX} characters"
+                )
+            try:
+                object.__setattr__(self, "_regex", re2.compile(self.value, options=_RE2))
+            except re2.error as exc:
+                reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                raise SelectorError(
+                    f"label {self.label}: bad regular expression {self.value!r}: {reason} "
+                    "(RE2 syntax, as Prometheus)"
                 ) from None
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -78,7 +93,7 @@ def parse_selector(text: str) -> Selector:
     text = text.strip()
     brace = text.find("{")
     name = text if brace < 0 else text[:brace].strip()
-    if not METRIC_NAME.match(name):
+    if not METRIC_NAME.fullmatch(name):
         raise SelectorError(f"selector {text!r}: metric name {name!r} must match {METRIC_NAME.pattern}")
     if brace < 0:
         return Selector(name)
@@ -94,7 +109,7 @@ def parse_selector(text: str) -> Selector:
                 f'selector {text!r}: expected label{{{"|".join(OPERATORS)}}}"value" at {body[pos:]!r}'
             )
         label, op, value = m.group(1), m.group(2), m.group(3).replace('\\"', '"').replace("\\\\", "\\")
-        if not LABEL_NAME.match(label):
+        if not LABEL_NAME.fullmatch(label):
             raise SelectorError(f"selector {text!r}: label name {label!r} must match {LABEL_NAME.pattern}")
         matchers.append(Matcher(label, op, value))
         pos = m.end()

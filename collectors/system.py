@@ -20,13 +20,18 @@ try:  # psutil.Error covers AccessDenied, NoSuchProcess and ZombieProcess
 except ImportError:  # pragma: no cover - psutil is a requirement
     psutil = None
 
+LEVEL = "operations"  # the host's metrics are read on the operations dashboard
 ERRORS = MetricSpec(
-    "pulseboard_collector_errors_total", "counter", "count", "Metric groups a collector failed to read."
+    "pulseboard_collector_errors_total",
+    "counter",
+    "count",
+    "Metric groups a collector failed to read.",
+    LEVEL,
 )
 
 
 def _spec(name: str, kind: str, unit: str, text: str) -> MetricSpec:
-    return MetricSpec(f"pulseboard_system_{name}", kind, unit, text)
+    return MetricSpec(f"pulseboard_system_{name}", kind, unit, text, LEVEL)
 
 
 class _GroupedCollector:

@@ -11,8 +11,9 @@ from collectors.instruments import Instruments, SelfCollector
 from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
 from collectors.store import build_store
-from dashboard_app.exposition import CONTENT_TYPE, exposition_registry, render
+from dashboard_app.api.exposition import CONTENT_TYPE, render
 from dashboard_app.settings import Settings
+from dashboard_app.sources.source import EmbeddedSource
 
 HOME = (
     "Pulseboard agent: this host's metrics are at /metrics for a Prometheus server to scrape.\n"
@@ -36,11 +37,13 @@ class Agent:
         )
         self.scheduler.collect(own, self.store, settings.collectors.self.interval)
         self.scheduler.every("flush", settings.store.flush_interval, self.store.flush)
-        self.registry = exposition_registry(self.store)
+        self.source = EmbeddedSource(self.store)
         self.server = Flask("pulseboard-agent")
         self.server.add_url_rule("/", "home", lambda: Response(HOME, mimetype="text/plain"))
         self.server.add_url_rule(
-            "/metrics", "metrics", lambda: Response(render(self.registry), content_type=CONTENT_TYPE)
+            "/metrics",
+            "metrics",
+            lambda: Response(render(self.source, self.store.specs), content_type=CONTENT_TYPE),
         )
 
     def start(self) -> None:

@@ -19,19 +19,26 @@ from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
 from collectors.store import build_store
-from dashboard_app.alert_engine import AlertEngine
-from dashboard_app.alert_rules import RuleBook
-from dashboard_app.api import QueryGate
-from dashboard_app.auth import AuditLog, Keys, Secrets, Users, load_secrets
-from dashboard_app.connections import ConnectionPool
-from dashboard_app.library import DashboardLibrary
-from dashboard_app.notify import Notifier
-from dashboard_app.prometheus_source import PrometheusSource
+from dashboard_app.access.audit import AuditLog
+from dashboard_app.access.keys import Keys
+from dashboard_app.access.levels import MetricLevels
+from dashboard_app.access.scoped import Sources
+from dashboard_app.access.secrets import Secrets, load_secrets
+from dashboard_app.access.users import Users
+from dashboard_app.alerts.engine import AlertEngine
+from dashboard_app.alerts.notify import Notifier
+from dashboard_app.alerts.rules import RuleBook
+from dashboard_app.analysis.csv_export import CHUNK_POINTS
+from dashboard_app.api.frame import QueryGate
+from dashboard_app.dashboard_store import DashboardStore
+from dashboard_app.live.connections import ConnectionPool
 from dashboard_app.settings import Settings
-from dashboard_app.sources import EmbeddedSource, Source
+from dashboard_app.sources.prometheus import PrometheusSource
+from dashboard_app.sources.source import EmbeddedSource, Source
 from layouts.schema import Dashboard
 
 API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far fewer
+EXPORT_POINTS = CHUNK_POINTS + 2  # a CSV export streams chunks, which never need downsampling
 DEMO_BACKFILL = 3600.0
 
 log = logging.getLogger(__name__)
@@ -56,14 +63,12 @@ class Runtime:
         auth = settings.auth
         # Staging and production refuse to start without secrets, before anything else is touched.
         self.secrets = (secrets or load_secrets()) if auth.enabled else None
-        self.users = Users(
-            data_dir / "users.json" if auth.enabled else None, clock, auth.lockout_after, auth.lockout_for
-        )
+        self.users = Users(data_dir / "users.json" if auth.enabled else None)
         if self.secrets is not None:
             self.users.set("admin", self.secrets.admin_password, "admin")
         self.keys = Keys(data_dir / "api_keys.json", clock)
         self.audit = AuditLog(data_dir / "audit.log", clock)
-        self.library = DashboardLibrary(data_dir / "dashboards", dashboards)
+        self.dashboard_store = DashboardStore(data_dir / "dashboards", dashboards)
         self.prometheus = settings.source == "prometheus"
         # Reading from Prometheus, a replica keeps no metric history: the store holds only its own
         # instruments (for /metrics), in memory, and nothing is written to or read from disk for it.
@@ -84,6 +89,17 @@ class Runtime:
                 self.archive.problems.append(converted)
             self.source = EmbeddedSource(self.store, settings.query.max_points)
         self.api_source: Source = self.source.capped(API_MAX_POINTS)
+        for spec in ScrapeCollector.metrics:  # up{job,instance}, ours or the Prometheus server's
+            self.store.declare(spec)
+        self.levels = MetricLevels(self.store.specs, auth.metric_levels)
+        # Request code reads only through these, bound to its caller: see access.scoped.
+        self.sources = Sources(
+            self.source,
+            self.api_source,
+            self.source.capped(EXPORT_POINTS),
+            EmbeddedSource(self.store),
+            self.levels,
+        )
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
         self.metrics = CustomMetrics(
             self.store,
@@ -95,7 +111,9 @@ class Runtime:
         for definition in CATALOG:
             self.metrics.register(definition, save=False)
         self.instruments = Instruments(clock)
-        self.connections = ConnectionPool(settings.server.max_connections, clock)
+        self.connections = ConnectionPool(
+            settings.server.max_connections, clock, per_owner=settings.server.max_connections_per_user
+        )
         self.scheduler = Scheduler(clock)
         for name, collector_class in COLLECTORS.items():
             cfg = getattr(settings.collectors, name)
@@ -123,6 +141,7 @@ class Runtime:
                 self._declare_scraped,
                 target.sample_limit,
                 self.store.admit,
+                target.access,
             )
             self.targets.append(scraper)
             self.scheduler.collect(scraper, self.store, target.interval)
@@ -158,7 +177,7 @@ class Runtime:
     def problems(self) -> list[str]:
         """Files in the data directory that could not be read at start (each one logged)."""
         return (
-            self.library.problems
+            self.dashboard_store.problems
             + self.metrics.problems
             + self.rules.problems
             + self.users.problems
@@ -173,7 +192,7 @@ class Runtime:
     @property
     def dashboards(self) -> dict[str, Dashboard]:
         """Every dashboard served now, shipped ones first."""
-        return self.library.dashboards
+        return self.dashboard_store.dashboards
 
     def _declare_scraped(self, spec) -> None:
         if spec.name not in self.store.specs:

@@ -37,6 +37,19 @@ class _Strict(BaseModel):
 
 class ServerSettings(_Strict):
     max_connections: int = Field(10, ge=1, description="Live dashboard connections allowed at once.")
+    max_connections_per_user: int = Field(
+        5, ge=1, description="Live dashboard connections one user or key may hold at once."
+    )
+    max_frame_bytes: int = Field(
+        65536, ge=1024, description="Largest message a live-channel client may send, in bytes."
+    )
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front of Pulseboard whose X-Forwarded-For/-Proto/-Host headers "
+        "are believed (for the client's address and for Secure cookies behind TLS termination).",
+    )
 
 
 class DashboardSettings(_Strict):
@@ -65,6 +78,9 @@ class ScrapeTarget(_Strict):
     interval: Duration = Field(15, ge=1)
     timeout: Duration = Field(5, ge=1)
     labels: dict[str, str] = Field(default_factory=dict, description="Added to every scraped series.")
+    access: Literal["executive", "operations", "development"] = Field(
+        "operations", description="The access level of the target's metrics: who may read them."
+    )
     max_bytes: int = Field(10 * 2**20, ge=1024, description="Largest response accepted.")
     sample_limit: int = Field(
         0,
@@ -174,8 +190,17 @@ class AuthSettings(_Strict):
     )
     session_idle: Duration = Field(1800, description="A session unused this long ends.")
     session_max: Duration = Field(43200, description="A session ends this long after its login, used or not.")
-    lockout_after: int = Field(5, ge=1, description="Failed logins in a row before a user is locked out.")
-    lockout_for: Duration = Field(900, description="How long a locked-out user waits.")
+    login_backoff_after: int = Field(
+        5,
+        ge=1,
+        description="Failed logins of one name from one address before each next try waits twice as long.",
+    )
+    login_backoff_max: Duration = Field(900, description="The longest such wait.")
+    metric_levels: dict[str, Literal["executive", "operations", "development"]] = Field(
+        default_factory=dict,
+        description="Access levels of metrics by name prefix, for metrics Pulseboard has no declaration "
+        "of (those read from Prometheus, say); a metric with no known level is for admins only.",
+    )
     rate_limit: int = Field(1200, ge=1, description="Requests per minute per user, key or address.")
     login_rate_limit: int = Field(10, ge=1, description="Login attempts per minute per address.")
 

@@ -13,7 +13,6 @@ from collectors.selector import SelectorError, parse_selector
 from layouts.validation import Duration
 
 CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
-ACCESS_LEVELS = ("executive", "operations", "development")
 GRID_COLUMNS = 12
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -141,7 +140,7 @@ class Variable(_Strict):
     @field_validator("name")
     @classmethod
     def _label(cls, value: str) -> str:
-        if not LABEL_NAME.match(value) or value.startswith("__"):
+        if not LABEL_NAME.fullmatch(value) or value.startswith("__"):
             raise ValueError(f"a variable names a label: {LABEL_NAME.pattern}, not starting with __")
         return value
 

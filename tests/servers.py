@@ -19,10 +19,10 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from dashboard_app.api import PREFIX as API
+from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
+from dashboard_app.server import create_app
 from dashboard_app.settings import load_settings
-from dashboard_app.web import create_app
 
 
 def free_port() -> int:

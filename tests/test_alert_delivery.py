@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from dashboard_app.notify import wait_delivered
+from dashboard_app.alerts.notify import wait_delivered
 from dashboard_app.runtime import Runtime
 from tests.servers import free_port, quiet_settings, serving
 

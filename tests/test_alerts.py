@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from collectors.metrics import Sample, freeze_labels
-from dashboard_app.alert_engine import AlertEngine, RuleState, backtest
-from dashboard_app.alert_rules import AlertRule, RuleBook, load_rule_files
-from dashboard_app.sources import EmbeddedSource
+from dashboard_app.alerts.engine import AlertEngine, RuleState, backtest
+from dashboard_app.alerts.rules import AlertRule, RuleBook, load_rule_files
+from dashboard_app.sources.source import EmbeddedSource
 from layouts.validation import ConfigError
 
 CPU = "pulseboard_system_cpu_usage_ratio"

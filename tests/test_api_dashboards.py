@@ -6,7 +6,7 @@ import re
 
 import requests
 
-from dashboard_app.api import PREFIX
+from dashboard_app.api.frame import PREFIX
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
 
@@ -51,7 +51,7 @@ def test_update_and_delete_a_dashboard(pulseboard):
     assert renamed.status_code == 200 and renamed.json()["title"] == "Our shop"
     assert pulseboard.call("DELETE", "/dashboards/shop").json()["deleted"] == "shop"
     assert pulseboard.call("GET", "/dashboards/shop").status_code == 404
-    assert not (pulseboard.runtime.library.directory / "shop.yaml").exists()
+    assert not (pulseboard.runtime.dashboard_store.directory / "shop.yaml").exists()
 
 
 def test_dashboard_rules(pulseboard):

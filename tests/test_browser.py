@@ -12,10 +12,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from collectors.metrics import Sample
-from dashboard_app.auth import Secrets
+from dashboard_app.access.secrets import Secrets
 from dashboard_app.runtime import Runtime
+from dashboard_app.server import create_app
 from dashboard_app.settings import load_settings
-from dashboard_app.web import create_app
 from layouts import ids
 
 pytestmark = pytest.mark.browser
@@ -448,7 +448,10 @@ def test_dash014_people_see_their_dashboards_and_an_admin_makes_and_revokes_a_ke
     assert "Operations" in links and "Executive" not in links and "Keys" not in links
     dash_duo.driver.get(dash_duo.server.url + "/executive")
     assert "may not see the executive dashboards" in dash_duo.driver.find_element(By.TAG_NAME, "body").text
-    dash_duo.driver.get(dash_duo.server.url + "/logout")
+    dash_duo.driver.get(dash_duo.server.url + "/operations")
+    dash_duo.find_element("form.logout-form button").click()  # a POST: a link cannot log anyone out
+    dash_duo.wait_for_element("input[name=user]")
+    assert "/login" in dash_duo.driver.current_url
 
     login(dash_duo, "admin", password)
     dash_duo.wait_for_element(".grid .panel")

@@ -12,8 +12,8 @@ import pytest
 
 from collectors.metrics import Sample
 from collectors.store import Store, Tier
-from dashboard_app.panels import Window, render_panel
-from dashboard_app.sources import EmbeddedSource
+from dashboard_app.pages.panels import Window, render_panel
+from dashboard_app.sources.source import EmbeddedSource
 from layouts.charts import CHARTS, NO_DATA, STATUS_COLORS, apply_theme
 from layouts.charts import build_figure as build
 from layouts.schema import CHART_TYPES, Panel

@@ -13,7 +13,7 @@ import requests
 from collectors.archive import FILE
 from collectors.metrics import MetricSpec, Sample
 from collectors.store import HEAD_CHUNK
-from dashboard_app.panels import Window, render_panel
+from dashboard_app.pages.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from tests.servers import free_port, quiet_settings, serving, start, stop, wait_http
 
@@ -190,7 +190,7 @@ def test_a_failing_collector_is_named_on_its_panels_which_recover_by_themselves(
             }
         ],
     }
-    dashboard = runtime.library.create(board)
+    dashboard = runtime.dashboard_store.create(board)
     panel = dashboard.panels[0]
 
     def draw():

@@ -10,9 +10,9 @@ from datetime import datetime
 
 import pytest
 
-import dashboard_app.export
+import dashboard_app.analysis.csv_export
 from collectors.metrics import Sample
-from dashboard_app.panels import Window, panel_frame
+from dashboard_app.pages.panels import Window, panel_frame
 
 ORDERS = "shop_orders_total"
 
@@ -42,7 +42,9 @@ def orders(pulseboard):
 
 @pytest.mark.parametrize("agg", ["avg", "max", "last", "rate", "p95"])
 def test_the_csv_export_has_the_query_apis_numbers(pulseboard, orders, monkeypatch, agg):
-    monkeypatch.setattr(dashboard_app.export, "CHUNK_POINTS", 7)  # many chunks: their seams must not show
+    monkeypatch.setattr(
+        dashboard_app.analysis.csv_export, "CHUNK_POINTS", 7
+    )  # many chunks: their seams must not show
     params = {"query": ORDERS, "start": orders - 600, "end": orders, "step": 15, "agg": agg}
     response = pulseboard.call("GET", "/metrics/export.csv", params=params)
     assert response.ok and response.headers["Content-Type"].startswith("text/csv")

@@ -9,7 +9,7 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from collectors.metrics import Sample
-from dashboard_app.connections import ConnectionPool, PoolFull
+from dashboard_app.live.connections import ConnectionPool, PoolFull
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
 

@@ -6,7 +6,7 @@ import pytest
 
 from collectors.aggregator import QueryError
 from collectors.selector import parse_selector
-from dashboard_app import promql
+from dashboard_app.sources import promql
 from layouts.schema import Dashboard
 
 

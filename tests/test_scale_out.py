@@ -12,7 +12,7 @@ import requests
 
 from collectors.aggregator import AGGREGATIONS
 from dashboard_app.runtime import Runtime
-from dashboard_app.web import create_app
+from dashboard_app.server import create_app
 from layouts import ids
 from tests.servers import (
     ROOT,
@@ -223,7 +223,7 @@ def test_two_gunicorn_replicas_serve_the_same_dashboards_and_one_session(prometh
             for u in urls
         ]
         assert answers[0]["series"] and answers[0]["series"] == answers[1]["series"]  # one source of truth
-        logout = browser.get(urls[1] + "/logout", allow_redirects=False)
+        logout = browser.post(urls[1] + "/logout", headers={"Origin": urls[1]}, allow_redirects=False)
         assert logout.status_code == 302
         assert browser.get(urls[0] + "/operations", allow_redirects=False).status_code in (302, 401)
     finally:

@@ -1,0 +1,150 @@
+"""Rules for pushed samples: each one against its registration, its series and the store's history."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+
+from collectors.metrics import Sample
+from collectors.registration import MetricDefinition, MetricError
+from collectors.store import Store
+
+FUTURE_TOLERANCE = 600.0  # seconds a pushed timestamp may run ahead of this host's clock
+MAX_LABEL_VALUE = 1024
+
+
+def check_samples(
+    samples: list, definitions: Mapping[str, MetricDefinition], store: Store, now: float, series_cap: int
+) -> list[Sample]:
+    """Check pushed samples against their registrations and the store; raise MetricError at the first."""
+    oldest = now - max(t.retention for t in store.tiers)
+    parsed = []
+    new_series: dict[str, set] = {}
+    for i, item in enumerate(samples):
+        where = f"samples[{i}]"
+        if not isinstance(item, Mapping):
+            raise MetricError(f"{where} must be an object with name, labels, value", field=where)
+        unknown = sorted(set(item) - {"name", "labels", "value", "timestamp"})
+        if unknown:
+            raise MetricError(
+                f"{where}: unknown field {unknown[0]!r}; allowed: name, labels, value, timestamp",
+                field=f"{where}.{unknown[0]}",
+            )
+        name = item.get("name")
+        definition = definitions.get(name) if isinstance(name, str) else None
+        if definition is None:
+            raise MetricError(
+                f"{where}: metric {name!r} is not registered; register it first with "
+                "POST /api/v1/monitoring/metrics/custom/register",
+                404,
+                f"{where}.name",
+            )
+        labels = _labels(item.get("labels", {}), definition, where)
+        value = item.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise MetricError(f"{where}.value must be a finite number", field=f"{where}.value")
+        if definition.type == "counter" and value < 0:
+            raise MetricError(
+                f"{where}.value: a counter's increment must not be negative (got {value})",
+                field=f"{where}.value",
+            )
+        ts = item.get("timestamp", now)
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            raise MetricError(
+                f"{where}.timestamp must be Unix seconds (a number)", field=f"{where}.timestamp"
+            )
+        if ts > now + FUTURE_TOLERANCE:
+            raise MetricError(
+                f"{where}.timestamp {_iso(ts)} is {ts - now:,.0f} s in the future by this host's clock; "
+                f"at most {FUTURE_TOLERANCE / 60:.0f} minutes ahead is accepted",
+                field=f"{where}.timestamp",
+            )
+        if ts < oldest:
+            raise MetricError(
+                f"{where}.timestamp {_iso(ts)} is older than the history Pulseboard keeps: "
+                f"the oldest time accepted now is {_iso(oldest)}",
+                field=f"{where}.timestamp",
+            )
+        series = store.lookup(definition.name, labels)
+        if series is None:
+            new_series.setdefault(definition.name, set()).add(labels)
+        elif definition.type != "gauge" and ts < store.newest(series.id):
+            # A gauge's history can arrive late (a backfill); a counter's value is an increment
+            # added to its running total, which only the newest end can take.
+            raise MetricError(
+                f"{where}.timestamp {_iso(ts)} is older than the newest sample of this "
+                f"{definition.type} ({_iso(store.newest(series.id))}): its increments add to a "
+                "running total, so they must arrive in time order (history of a new series may come "
+                "in any order within one request)",
+                field=f"{where}.timestamp",
+            )
+        parsed.append((definition, labels, float(value), float(ts)))
+    for name, fresh in new_series.items():
+        if len(store.series(name)) + len(fresh) > series_cap:
+            raise MetricError(
+                f"{name} would pass its cap of {series_cap:,} series (label sets)",
+                422,
+                "labels",
+            )
+    return list(_samples(store, parsed))
+
+
+def _samples(store: Store, parsed: list[tuple[MetricDefinition, tuple, float, float]]) -> Iterable[Sample]:
+    """Turn checked values into store samples: counters and observation totals become running totals."""
+    totals: dict[tuple[str, tuple], float] = {}
+
+    def add(name: str, labels: tuple, inc: float) -> float:
+        key = (name, labels)
+        if key not in totals:
+            series = store.lookup(name, labels)
+            last = store.last_value(series.id) if series else math.nan
+            totals[key] = 0.0 if math.isnan(last) else last
+        totals[key] += inc
+        return totals[key]
+
+    for definition, labels, value, ts in sorted(parsed, key=lambda p: p[3]):
+        name = definition.name
+        if definition.type == "counter":
+            yield Sample(name, labels, add(name, labels, value), ts)
+        elif definition.type == "gauge":
+            yield Sample(name, labels, value, ts)
+        else:
+            yield Sample(name, labels, value, ts)
+            yield Sample(f"{name}_count", labels, add(f"{name}_count", labels, 1.0), ts)
+            yield Sample(f"{name}_sum", labels, add(f"{name}_sum", labels, value), ts)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _labels(raw: object, definition: MetricDefinition, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, Mapping):
+        raise MetricError(f"{where}.labels must be an object of label values", field=f"{where}.labels")
+    if set(raw) != set(definition.labels):
+        missing = sorted(set(definition.labels) - set(raw))
+        extra = sorted(set(raw) - set(definition.labels))
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"not registered: {', '.join(extra)}" if extra else "",
+            )
+            if part
+        )
+        raise MetricError(
+            f"{where}.labels must be exactly {list(definition.labels)} ({detail})", field=f"{where}.labels"
+        )
+    out = []
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise MetricError(f"{where}.labels.{key} must be a string", field=f"{where}.labels.{key}")
+        text = str(value)
+        if len(text) > MAX_LABEL_VALUE:
+            raise MetricError(
+                f"{where}.labels.{key} is longer than {MAX_LABEL_VALUE} characters",
+                field=f"{where}.labels.{key}",
+            )
+        out.append((key, text))
+    return tuple(sorted(out))

@@ -1,0 +1,1 @@
+"""Alerts: rules, their evaluation and backtests, and delivery of notifications."""

@@ -1,0 +1,208 @@
+"""Evaluate alert rules: pending, firing and resolved per series, as Prometheus defines them; backtests."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+from collectors.metrics import Labels, freeze_labels
+from dashboard_app.alerts.rules import AlertRule, RuleBook
+from dashboard_app.sources.source import Source
+from layouts.units import format_value
+
+log = logging.getLogger(__name__)
+HISTORY = 1000  # resolved alerts kept for the history view
+
+
+@dataclass
+class Alert:
+    """One rule's alert for one series."""
+
+    rule_id: str
+    name: str
+    severity: str
+    labels: dict[str, str]
+    state: str  # pending, firing, resolved
+    value: float
+    active_at: float
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    last_true: float = 0.0
+    annotations: dict[str, str] = field(default_factory=dict)
+    metric: str = ""  # the rule's metric: whoever may read it may see the alert
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def render(text: str, value: float, labels: dict[str, str]) -> str:
+    """Fill ``{{ value }}`` and ``{{ labels.name }}`` (``$`` prefixes allowed) into an annotation.
+
+    ``{{ value | percent }}`` shows a ratio as a percentage, ``{{ value | seconds }}`` a duration.
+    """
+    text = re.sub(r"\{\{\s*\$?value\s*\|\s*percent\s*\}\}", f"{value * 100:.1f}%", text)
+    text = re.sub(r"\{\{\s*\$?value\s*\|\s*seconds\s*\}\}", format_value(value, "seconds"), text)
+    text = re.sub(r"\{\{\s*\$?value\s*\}\}", f"{value:.4g}", text)
+    return re.sub(r"\{\{\s*\$?labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), text)
+
+
+class RuleState:
+    """The alerts of one rule, keyed by series, moved along by ``step`` at each evaluation."""
+
+    def __init__(self, rule: AlertRule):
+        self.rule = rule
+        self.alerts: dict[Labels, Alert] = {}
+        self.error: str | None = None
+
+    def step(self, values: Iterable[tuple[Labels, float]], now: float) -> list[Alert]:
+        """Apply one evaluation; return the alerts that started firing or resolved at it."""
+        rule, changed = self.rule, []
+        seen = set()
+        for key, value in values:
+            if not rule.holds(value):
+                continue
+            seen.add(key)
+            labels = {**dict(key), **rule.labels, "alertname": rule.name, "severity": rule.severity}
+            alert = self.alerts.get(key)
+            if alert is None:
+                alert = Alert(
+                    rule.id, rule.name, rule.severity, labels, "pending", value, now, metric=rule.metric
+                )
+                self.alerts[key] = alert
+            alert.value, alert.last_true = value, now
+            alert.annotations = {k: render(v, value, labels) for k, v in rule.annotations.items()}
+            if alert.state == "pending" and now - alert.active_at >= rule.for_:
+                alert.state, alert.fired_at = "firing", now
+                changed.append(alert)
+        for key in [k for k in self.alerts if k not in seen]:
+            alert = self.alerts[key]
+            if alert.state == "firing" and now - alert.last_true < rule.keep_firing_for:
+                continue  # keep_firing_for: hold on through a short dip
+            del self.alerts[key]
+            if alert.state == "firing":  # a pending alert that clears leaves no trace, as in Prometheus
+                alert.state, alert.resolved_at = "resolved", now
+                changed.append(alert)
+        return changed
+
+
+class AlertEngine:
+    """Evaluate every enabled rule on a schedule; keep active alerts and history; hand changes on."""
+
+    def __init__(
+        self,
+        book: RuleBook,
+        source: Source,
+        clock: Callable[[], float] = time.time,
+        notify: Callable[[list[Alert]], None] | None = None,
+    ):
+        self.book = book
+        self.source = source
+        self.clock = clock
+        self.notify = notify
+        self.states: dict[str, RuleState] = {}
+        self.history: deque[dict] = deque(maxlen=HISTORY)
+        self._lock = threading.Lock()
+        self.evaluations = 0
+
+    def evaluate(self) -> int:
+        """Evaluate every enabled rule once; a failing rule records its error and the others go on."""
+        now = self.clock()
+        changed: list[Alert] = []
+        with self._lock:
+            rules = self.book.rules
+            for rule_id in [r for r in self.states if r not in rules or not rules[r].enabled]:
+                changed += self.states.pop(rule_id).step([], now)  # a removed rule resolves its alerts
+            for rule in rules.values():
+                if not rule.enabled:
+                    continue
+                state = self.states.get(rule.id)
+                if state is None or state.rule != rule:
+                    old = state.alerts if state else {}
+                    state = self.states[rule.id] = RuleState(rule)
+                    state.alerts = old
+                try:
+                    values = self.values(rule, now)
+                    state.error = None
+                except Exception as exc:  # one broken rule must not stop the others
+                    state.error = f"{type(exc).__name__}: {exc}"
+                    log.warning("alert rule %s failed: %s", rule.id, state.error)
+                    continue
+                changed += state.step(values, now)
+            for alert in changed:
+                if alert.state == "resolved":
+                    self.history.append(alert.as_dict())
+            self.evaluations += 1
+        if changed and self.notify is not None:
+            self.notify(changed)
+        return len(changed)
+
+    def values(self, rule: AlertRule, now: float) -> list[tuple[Labels, float]]:
+        """Return each series' value for a rule at a time."""
+        result = self.source.window(rule.query, now - rule.window, now, rule.aggregation, rule.predict)
+        return [(freeze_labels(s.labels), v) for s, v in result]
+
+    def active(self) -> list[dict]:
+        """Return pending and firing alerts, firing and most severe first."""
+        order = {"critical": 0, "warning": 1, "info": 2}
+        with self._lock:
+            alerts = [a.as_dict() for st in self.states.values() for a in st.alerts.values()]
+        return sorted(alerts, key=lambda a: (a["state"] != "firing", order[a["severity"]], a["active_at"]))
+
+    def describe(self, rule: AlertRule) -> dict:
+        """Return a rule as the API and the Alerts page show it: its fields, state, last error, origin."""
+        return {
+            **rule.as_json(),
+            "status": self.rule_status(rule.id),
+            "shipped": rule.id in self.book.shipped,
+        }
+
+    def rule_status(self, rule_id: str) -> dict:
+        state = self.states.get(rule_id)
+        if state is None:
+            return {"state": "inactive", "error": None, "alerts": 0}
+        states = {a.state for a in state.alerts.values()}
+        overall = "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
+        return {"state": overall, "error": state.error, "alerts": len(state.alerts)}
+
+    def episodes(self, metric: str, start: float, end: float) -> list[dict]:
+        """Return firing periods of rules on a metric that overlap [start, end] (an open one ends now)."""
+        now = self.clock()
+        rules = self.book.rules
+        out = []
+        with self._lock:
+            active = [
+                a.as_dict() for st in self.states.values() for a in st.alerts.values() if a.state == "firing"
+            ]
+            past = list(self.history)
+        for alert in past + active:
+            rule = rules.get(alert["rule_id"])
+            if rule is None or rule.metric != metric or alert["fired_at"] is None:
+                continue
+            until = alert["resolved_at"] or now
+            if until >= start and alert["fired_at"] <= end:
+                out.append({**alert, "until": until})
+        return out
+
+
+def backtest(rule: AlertRule, source: Source, start: float, end: float, step: float) -> list[dict]:
+    """Run a rule over stored history at ``step`` seconds; return its firing and resolved events."""
+    state = RuleState(rule)
+    events = []
+    t = start + rule.window
+    while t <= end:
+        values = [
+            (freeze_labels(s.labels), v)
+            for s, v in source.window(rule.query, t - rule.window, t, rule.aggregation, rule.predict)
+        ]
+        for alert in state.step(values, t):
+            at = alert.fired_at if alert.state == "firing" else alert.resolved_at
+            events.append(
+                {"state": alert.state, "at": at, "value": alert.value, "labels": dict(alert.labels)}
+            )
+        t += step
+    return events

@@ -1,0 +1,1 @@
+"""Analyses of stored series (performance, trends, anomalies) and CSV exports."""

@@ -1,0 +1,74 @@
+"""Prometheus text exposition: the newest value of every series a source gives, typed by its declaration.
+
+Request code hands it the caller's view of this process's store, so each reader sees their levels only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+
+from collectors.metrics import OBSERVED_TYPES, MetricSpec
+from dashboard_app.sources.source import Source
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A scraped target's health stays inside Pulseboard: a Prometheus scraping Pulseboard keeps its own `up`.
+NOT_EXPOSED = frozenset({"up"})
+
+
+class LatestCollector:
+    """A prometheus_client collector over a source; ``collect()`` reads the newest samples once."""
+
+    def __init__(self, source: Source, specs: Mapping[str, MetricSpec]):
+        self.source = source
+        self.specs = specs
+
+    def collect(self):
+        specs = dict(self.specs)
+        observed = {name for name, spec in specs.items() if spec.type in OBSERVED_TYPES}
+        parts = {f"{name}_count": name for name in observed} | {f"{name}_sum": name for name in observed}
+        by_name: dict[str, list] = defaultdict(list)
+        totals: dict[str, dict] = defaultdict(dict)  # observed name -> labels -> {"count", "sum"}
+        for series, _, value in self.source.latest():
+            name = series.name
+            labels = tuple(sorted(series.labels.items()))
+            if name in observed or name in NOT_EXPOSED:
+                continue  # the observations themselves: exposed through their running totals
+            owner = parts.get(name)
+            if owner is not None:
+                totals[owner].setdefault(labels, {})[name[len(owner) + 1 :]] = value
+                continue
+            by_name[name].append((labels, value))
+        for name in sorted(by_name):
+            spec = specs.get(name)
+            kind = spec.type if spec and spec.type in ("counter", "gauge") else "gauge"
+            doc = spec.help if spec else ""
+            if kind == "counter":
+                base = name[: -len("_total")] if name.endswith("_total") else name
+                metric = Metric(base, doc, "counter")
+                sample_name = f"{base}_total"
+            else:
+                metric, sample_name = Metric(name, doc, "gauge"), name
+            for labels, value in by_name[name]:
+                metric.add_sample(sample_name, dict(labels), value)
+            yield metric
+        for name in sorted(totals):
+            spec = specs[name]
+            metric = Metric(name, spec.help, spec.type)
+            for labels, parts_of in totals[name].items():
+                count, total = parts_of.get("count", 0.0), parts_of.get("sum", 0.0)
+                if spec.type == "histogram":
+                    metric.add_sample(f"{name}_bucket", {**dict(labels), "le": "+Inf"}, count)
+                metric.add_sample(f"{name}_count", dict(labels), count)
+                metric.add_sample(f"{name}_sum", dict(labels), total)
+            yield metric
+
+
+def render(source: Source, specs: Mapping[str, MetricSpec]) -> bytes:
+    """Return the text exposition of every series a source gives."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LatestCollector(source, specs))
+    return generate_latest(registry)

@@ -1,0 +1,324 @@
+"""Metric endpoints: health, stats, latest values, range queries, exposition and pushed metrics."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+from flask import Response, request
+
+from collectors.aggregator import AGGREGATIONS
+from collectors.metrics import ACCESS_LEVELS, METRIC_TYPES, UNITS
+from collectors.registration import CATEGORIES
+from dashboard_app.access.permissions import INGEST, SIGNED_IN, Permission
+from dashboard_app.access.scoped import reads
+from dashboard_app.api.exposition import CONTENT_TYPE, render
+from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
+from dashboard_app.runtime import API_MAX_POINTS as MAX_POINTS
+from dashboard_app.runtime import Runtime
+
+REGISTER_BODY = {
+    "type": "object",
+    "required": ["name", "type"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+        "type": {"type": "string", "enum": list(METRIC_TYPES)},
+        "help": {"type": "string"},
+        "unit": {"type": "string", "enum": ["", *UNITS]},
+        "labels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
+        "category": {"type": "string", "enum": list(CATEGORIES)},
+        "access": {"type": "string", "enum": list(ACCESS_LEVELS)},
+    },
+    "additionalProperties": False,
+}
+RECORD_BODY = {
+    "type": "object",
+    "required": ["samples"],
+    "properties": {
+        "samples": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "value"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "value": {"type": "number"},
+                    "timestamp": {"type": "number", "description": "Unix seconds; default now"},
+                },
+                "additionalProperties": False,
+            },
+        }
+    },
+}
+QUERY_BODY = {
+    "type": "object",
+    "required": ["query"],
+    "properties": {
+        "query": {"type": "string", "description": 'Series selector, e.g. shop_orders_total{region="eu"}'},
+        "start": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "end": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "step": {"type": "number", "exclusiveMinimum": 0},
+        "aggregation": {"type": "string", "enum": list(AGGREGATIONS)},
+    },
+}
+SELECTOR_PARAM = {
+    "name": "query",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Series selector; default: every series",
+}
+
+
+LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+POINT = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+SERIES_POINTS = {
+    "series": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "labels": LABELS,
+                "points": {"type": "array", "items": POINT, "description": "[Unix seconds, value]"},
+            },
+        },
+    }
+}
+SERIES_LATEST = {
+    "series": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "labels": LABELS,
+                "value": {"type": "number"},
+                "timestamp": {"type": "number"},
+            },
+        },
+    }
+}
+DEFINITION = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "type": {"type": "string"},
+        "help": {"type": "string"},
+        "unit": {"type": "string"},
+        "labels": {"type": "array", "items": {"type": "string"}},
+        "category": {"type": "string"},
+        "access": {"type": ["string", "null"]},
+    },
+}
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def add_routes(api: Api, runtime: Runtime) -> None:
+    """Register the metric endpoints."""
+    store, metrics = runtime.store, runtime.metrics
+
+    @api.route(
+        "GET",
+        "/metrics/health",
+        "Whether every collector and the store are working",
+        "metrics",
+        allow=SIGNED_IN,
+        answer={
+            "status": {"type": "string", "enum": ["healthy", "degraded"]},
+            "failing": {"type": "array", "items": {"type": "string"}},
+            "storage_problems": {"type": "array", "items": {"type": "string"}},
+            "series": {"type": "integer"},
+            "uptime_seconds": {"type": "number"},
+        },
+    )
+    def health():
+        jobs = runtime.scheduler.health()
+        failing = [j["name"] for j in jobs if j["hung"] or (j["last_error"] or 0) > (j["last_success"] or 0)]
+        problems = runtime.storage_problems
+        return {
+            "status": "degraded" if failing or problems else "healthy",
+            "failing": failing,
+            "storage_problems": problems,
+            "series": store.series_count,
+            "uptime_seconds": runtime.clock() - runtime.started_at,
+        }
+
+    @api.route(
+        "GET",
+        "/metrics/stats",
+        "Store size, sample counts and ingest counters",
+        "metrics",
+        allow=SIGNED_IN,
+        answer={
+            "series": {"type": "integer"},
+            "metrics": {"type": "integer"},
+            "memory_bytes": {"type": "integer"},
+        },
+    )
+    def stats():
+        return {
+            "series": store.series_count,
+            "metrics": len(store.names()),
+            "samples_appended": store.appended,
+            "samples_backfilled": store.backfilled,
+            "samples_too_old": store.too_old,
+            "samples_not_finite": store.not_finite,
+            "max_series": store.max_series,
+            "memory_bytes": store.memory_bytes(),
+            "memory": store.memory_parts(),
+            "disk_bytes": store.archive.disk_bytes(),
+            "tiers": [{"step": t.step, "retention": t.retention} for t in store.tiers],
+            "custom": {
+                "registered": len(metrics.definitions),
+                "samples_recorded": metrics.recorded,
+                "requests_rejected": metrics.rejected,
+            },
+        }
+
+    @api.route(
+        "GET",
+        "/metrics/latest",
+        "Newest value of every series a selector matches",
+        "metrics",
+        params=[SELECTOR_PARAM],
+        allow=Permission(series="query"),
+        answer=SERIES_LATEST,
+    )
+    def latest():
+        text = request.args.get("query") or None
+        return {
+            "series": [
+                {"name": s.name, "labels": s.labels, "value": v, "timestamp": t}
+                for s, t, v in reads().api.latest(text)
+            ]
+        }
+
+    @api.route(
+        "POST",
+        "/metrics/query",
+        "Range query: selector, start, end, step, aggregation",
+        "metrics",
+        QUERY_BODY,
+        allow=Permission(series="body"),
+        answer=SERIES_POINTS,
+    )
+    def query():
+        body = api.json_object("a query")
+        text = body.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(
+                'query must be a series selector such as shop_orders_total{region="eu"}', field="query"
+            )
+        now = runtime.clock()
+        end = parse_time(body.get("end", now), "end")
+        start = parse_time(body.get("start", end - 3600), "start")
+        if end < start:
+            raise ApiError("end must not be before start", field="end")
+        step = parse_step(body.get("step", max((end - start) / 250, 1.0)))
+        if (end - start) / step > MAX_POINTS:
+            raise ApiError(
+                f"{(end - start) / step:,.0f} points per series asked for; at most {MAX_POINTS:,}: "
+                "raise the step or narrow the range",
+                field="step",
+            )
+        agg = body.get("aggregation", "avg")
+        if agg not in AGGREGATIONS:
+            raise ApiError(f"aggregation must be one of {', '.join(AGGREGATIONS)}", field="aggregation")
+        with runtime.query_gate.slot() as deadline:
+            frame = reads().api.query(text, start, end, step, agg, deadline=deadline)
+        info = frame.attrs.get("series", {})
+        seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
+        series = []
+        for column in frame.columns:
+            values = frame[column].to_numpy()
+            ok = np.isfinite(values)
+            series.append(
+                {
+                    "name": info[column].name,
+                    "labels": info[column].labels,
+                    "points": [[_number(t), float(v)] for t, v in zip(seconds[ok], values[ok])],
+                }
+            )
+        return {"series": series}
+
+    @api.route(
+        "GET",
+        "/metrics/prometheus",
+        "Every series the caller may read, in Prometheus text format",
+        "metrics",
+        allow=Permission(series="all"),
+        media="text/plain",
+    )
+    def prometheus():
+        return Response(render(reads().local, store.specs), mimetype=None, content_type=CONTENT_TYPE)
+
+    @api.route(
+        "POST",
+        "/metrics/custom/register",
+        "Register a metric",
+        "custom metrics",
+        REGISTER_BODY,
+        status=201,
+        allow=INGEST,
+        answer={"created": {"type": "boolean"}, "metric": DEFINITION},
+    )
+    def register_metric():
+        body = api.json_body()
+        created = metrics.register(body, pushed=True)
+        definition = metrics.definitions[body["name"]]
+        return {"created": created, "metric": definition.as_dict()}, (201 if created else 200)
+
+    @api.route(
+        "POST",
+        "/metrics/custom/record",
+        "Record samples of registered metrics",
+        "custom metrics",
+        RECORD_BODY,
+        allow=INGEST,
+        answer={"stored": {"type": "integer"}},
+    )
+    def record():
+        body = api.json_object("samples")
+        unknown = sorted(set(body) - {"samples"})
+        if unknown:
+            raise ApiError(f"unknown field {unknown[0]!r}; the body holds samples", field=unknown[0])
+        if runtime.archive is None:
+            raise ApiError(
+                "this Pulseboard reads from Prometheus and stores no samples: expose them on a /metrics "
+                "endpoint for Prometheus to scrape, or push to an embedded Pulseboard",
+                409,
+            )
+        stored = metrics.record(body.get("samples"))
+        try:
+            store.flush()  # on disk before answering: an acknowledged sample survives a crash
+        except (OSError, sqlite3.Error) as exc:
+            runtime.instruments.count("pulseboard_storage_write_errors_total", {})
+            raise ApiError(
+                f"the samples are in memory but could not be written to the data directory ({exc}); "
+                "free space or fix its permissions, then send them again",
+                507,
+            ) from None
+        return {"stored": stored}
+
+    @api.route(
+        "GET",
+        "/metrics/custom/list",
+        "Registered metrics the caller may read, with their series counts",
+        "custom metrics",
+        allow=Permission(series="all"),
+        answer={"metrics": {"type": "array", "items": DEFINITION}},
+    )
+    def list_metrics():
+        mine = reads().api
+        return {
+            "metrics": [
+                {**d.as_dict(), "series": len(mine.series(d.name))}
+                for d in metrics.definitions.values()
+                if mine.visible(d.name)
+            ]
+        }

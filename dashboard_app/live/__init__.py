@@ -1,0 +1,1 @@
+"""The live channel: WebSocket streams of dashboard updates, and the cap on open connections."""

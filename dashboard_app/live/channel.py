@@ -1,0 +1,163 @@
+"""The live channel: a WebSocket per dashboard viewer that streams each panel's new points."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+
+from flask import Flask, Response, g, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from collectors.selector import parse_selector
+from dashboard_app.access.origin import foreign_origin
+from dashboard_app.access.permissions import Permission, Permissions
+from dashboard_app.access.scoped import ScopedSource, reads
+from dashboard_app.live.connections import PoolFull
+from dashboard_app.pages.panels import narrow_dashboard, query_frame
+from dashboard_app.runtime import Runtime
+from layouts.schema import Dashboard
+
+log = logging.getLogger(__name__)
+PATH = "/api/v1/monitoring/ws/dashboard/<dashboard_id>"
+FIRST_WINDOW = 300.0  # seconds of history the first message carries
+CLOSE_TRY_LATER = 1013
+CLOSE_POLICY = 1008
+CLOSE_GOING_AWAY = 1001
+
+
+def panel_points(source: ScopedSource, dashboard: Dashboard, start: float, end: float, step: float) -> dict:
+    """Return {panel id: {series: [[ms, value], ...]}} for every panel over [start, end].
+
+    A panel of metrics the reader may not see stays empty.
+    """
+    out = {}
+    for panel in dashboard.panels:
+        series = {}
+        panel_step = max(step, panel.step or 0.0, source.min_step)
+        for q in panel.queries:  # the same query path as the pages: over, scale and smooth apply
+            if not all(source.visible(parse_selector(e).name) for e in (q.expr, q.over) if e is not None):
+                continue
+            frame = query_frame(source, q, start, end, panel_step)
+            if frame.empty:
+                continue
+            times = frame.index.as_unit("ms").asi8.tolist()
+            for column in frame.columns:
+                points = [[t, v] for t, v in zip(times, frame[column].tolist()) if math.isfinite(v)]
+                if points:
+                    series[str(column)] = points
+        out[panel.id] = series
+    return out
+
+
+class SharedUpdates:
+    """Compute a dashboard's update once per refresh tick, whatever the number of viewers."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._latest: dict[tuple, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def message(
+        self, source: ScopedSource, dashboard: Dashboard, refresh: float, chosen: dict[str, str]
+    ) -> str:
+        """Return the update of the current tick: the points of the last two refresh periods.
+
+        ``dashboard`` is already narrowed by the variables in ``chosen``: viewers who chose the
+        same values, and may read the same levels, share one update.
+        """
+        now = self.runtime.clock()
+        tick = math.floor(now / refresh)
+        who = source.identity
+        levels = ("*",) if who.sees_everything else tuple(sorted(who.access))
+        key = (dashboard.id, refresh, tuple(sorted(chosen.items())), levels)
+        with self._lock:  # one viewer computes, the others wait for it and reuse it
+            cached = self._latest.get(key)
+            if cached is not None and cached[0] == tick:
+                return cached[1]
+            points = panel_points(source, dashboard, now - 2 * refresh, now, refresh)
+            text = json.dumps({"type": "update", "time": now, "panels": points})
+            self._latest[key] = (tick, text)
+            return text
+
+
+def attach(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
+    """Serve the live channel on the Flask server."""
+    settings = runtime.settings
+    server.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": 20,  # protocol pings find dead peers
+        "max_message_size": settings.server.max_frame_bytes,  # a bigger frame closes the connection
+    }
+    sock = Sock(server)
+    pool = runtime.connections
+    shared = SharedUpdates(runtime)
+    permissions.route(PATH, ("GET",), Permission(dashboard="path", series="dashboard"))
+
+    @server.before_request
+    def _same_site_upgrades():
+        # A browser always names the page that opens a WebSocket: one from another site is refused,
+        # so a page elsewhere cannot read a logged-in user's dashboards (cross-site WebSocket hijacking).
+        if request.url_rule is not None and request.url_rule.rule == PATH and foreign_origin():
+            return Response("live connections are only accepted from Pulseboard's own pages", 403)
+        return None
+
+    @sock.route(PATH)
+    def live(ws, dashboard_id: str):
+        dashboard = runtime.dashboards.get(dashboard_id)
+        if dashboard is None:
+            ws.close(CLOSE_POLICY, f"no dashboard {dashboard_id!r}")
+            return
+        source = reads().pages
+        try:
+            conn = pool.open(dashboard_id, "websocket", g.identity.name)
+        except PoolFull as exc:
+            ws.close(CLOSE_TRY_LATER, f"{exc}; try again later")
+            return
+        refresh = dashboard.refresh or settings.dashboards.refresh or 5
+        # The dashboard's variables come as query parameters, as on the page: ?instance=host-a.
+        chosen = dashboard.chosen(request.args)
+        dashboard = narrow_dashboard(dashboard, chosen)
+        try:
+            now = runtime.clock()
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "connection_id": conn.id,
+                        "dashboard": dashboard_id,
+                        "refresh": refresh,
+                        "idle_timeout": pool.idle_timeout,
+                        "variables": chosen,
+                    }
+                )
+            )
+            # The first update carries recent history; later ones the last two periods, shared by
+            # every viewer of the dashboard. A point at a time already sent replaces it.
+            points = panel_points(source, dashboard, now - FIRST_WINDOW, now, refresh)
+            ws.send(json.dumps({"type": "update", "time": now, "panels": points}))
+            while True:
+                message = ws.receive(timeout=refresh)
+                while message is not None:
+                    if not pool.touch(conn.id):
+                        ws.close(CLOSE_GOING_AWAY, "connection closed for being idle or by request")
+                        return
+                    if _is_ping(message):
+                        ws.send(json.dumps({"type": "pong", "time": runtime.clock()}))
+                    message = ws.receive(timeout=0)
+                if not pool.alive(conn.id):
+                    ws.close(CLOSE_GOING_AWAY, "no message from the client within the idle timeout")
+                    return
+                ws.send(shared.message(source, dashboard, refresh, chosen))
+        except ConnectionClosed:
+            pass
+        finally:
+            pool.close(conn.id)
+
+
+def _is_ping(message) -> bool:
+    try:
+        return json.loads(message).get("type") == "ping"
+    except (ValueError, AttributeError):
+        return False

@@ -1,0 +1,206 @@
+"""Run a panel's queries through a source and turn the result into a themed figure."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from collectors.aggregator import QueryError, empty_frame
+from collectors.selector import parse_selector
+from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
+from layouts.charts import Figure, apply_theme, build_figure, no_data
+from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
+from layouts.schema import Dashboard, Panel, PanelQuery
+
+log = logging.getLogger(__name__)
+
+
+PEAK_CHARTS = ("line", "area")
+PEAK_SAMPLES = 4  # a point standing for this many sampling intervals shows their lowest and highest
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time range a page shows, in Unix seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def span(self) -> float:
+        return self.end - self.start
+
+
+def resolve_unit(source: Source, panel: Panel) -> Panel:
+    """Fill in a panel's unit from the metric table when the config leaves it out."""
+    if panel.unit is not None:
+        return panel
+    unit = source.unit(panel.queries[0].expr) or "none"
+    return panel.model_copy(update={"unit": unit})
+
+
+def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
+    """Return a panel whose queries keep only series with the chosen label values (dashboard variables)."""
+    if not chosen:
+        return panel
+
+    def narrow(expr: str | None) -> str | None:
+        return None if expr is None else str(parse_selector(expr).narrowed(chosen))
+
+    queries = tuple(
+        q.model_copy(update={"expr": narrow(q.expr), "over": narrow(q.over)}) for q in panel.queries
+    )
+    return panel.model_copy(update={"queries": queries})
+
+
+def narrow_dashboard(dashboard: Dashboard, chosen: dict[str, str]) -> Dashboard:
+    """Return a dashboard whose every panel keeps only series with the chosen label values."""
+    if not chosen:
+        return dashboard
+    return dashboard.model_copy(update={"panels": tuple(narrow_panel(p, chosen) for p in dashboard.panels)})
+
+
+def query_frame(
+    source: Source, q: PanelQuery, start: float, end: float, step: float, peaks: bool = False
+) -> pd.DataFrame:
+    """Run one panel query: the selector, smoothed, divided by ``over`` when set, times ``scale``.
+
+    ``peaks`` asks a plain average for each bucket's lowest and highest value instead.
+    """
+    lead = q.smooth or 0.0  # read one smoothing span earlier, so the first points average a full span
+    peaks = peaks and q.agg == "avg" and q.over is None and q.smooth is None
+    frame = _trailing(source.query(q.expr, start - lead, end, step, q.agg, q.legend, peaks=peaks), q.smooth)
+    if q.over is not None and not frame.empty:
+        total = _trailing(source.query(q.over, start - lead, end, step, q.agg, None), q.smooth)
+        if total.empty:
+            return empty_frame()
+        denominator = total.sum(axis=1, min_count=1).reindex(frame.index)
+        frame = _keep_attrs(frame, frame.div(denominator.where(denominator != 0), axis=0))
+    if q.scale != 1.0 and not frame.empty:
+        frame = _keep_attrs(frame, frame * q.scale)
+    if lead and not frame.empty:
+        frame = _keep_attrs(frame, frame[frame.index >= pd.Timestamp(start, unit="s", tz="UTC")])
+    return frame
+
+
+def _keep_attrs(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    new.attrs = old.attrs
+    return new
+
+
+def _trailing(frame: pd.DataFrame, span: float | None) -> pd.DataFrame:
+    """Average each point with the points of the trailing span before it."""
+    if not span or frame.empty:
+        return frame
+    return _keep_attrs(frame, frame.rolling(pd.Timedelta(seconds=span), min_periods=1).mean())
+
+
+def panel_frame(
+    source: Source, panel: Panel, window: Window, points: int, peaks: bool = True
+) -> pd.DataFrame:
+    """Query every series a panel shows; a stat panel also gets the period before the window.
+
+    Zoomed out, a line's point stands for many samples: it shows their lowest and highest, so no
+    spike or dip disappears into an average (two points per bucket, as many points in all).
+    ``peaks=False`` keeps plain buckets, where someone chose the step and aggregation themselves.
+    """
+    step = max(window.span / points, source.min_step, panel.step or 0.0)
+    peaks = peaks and panel.type in PEAK_CHARTS and step >= PEAK_SAMPLES * source.min_step
+    if peaks:
+        step *= 2
+    start = window.start - window.span if panel.type == "stat" else window.start
+    frames = [query_frame(source, q, start, window.end, step, peaks) for q in panel.queries]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        frame = empty_frame()
+    elif len(frames) == 1:
+        frame = frames[0]
+    else:
+        frame = pd.concat(frames, axis=1, sort=True)
+    frame.attrs = {
+        "window": (window.start, window.end),  # plain floats: pandas deep-copies attrs on every operation
+        "period": window.span,
+        "step": step,
+    }
+    return frame
+
+
+def render_panel(
+    source: Source,
+    panel: Panel,
+    window: Window,
+    theme: str,
+    points: int,
+    episodes: Callable[[str, float, float], list[dict]] | None = None,
+    trouble: Callable[[str], str | None] | None = None,
+) -> Figure:
+    """Return the figure a panel shows for a window and theme; a failure shows in that panel only.
+
+    ``episodes(metric, start, end)`` gives the firing periods of alert rules on a metric, which
+    time charts shade; ``trouble(metric)`` says why a metric's collector is not delivering, which
+    the panel then says too (and stops saying once the collector recovers).
+    """
+    try:
+        panel = resolve_unit(source, panel)
+        frame = panel_frame(source, panel, window, points)
+        figure = build_figure(frame, panel)
+        if panel.anomalies and panel.type in TIME_CHARTS and not frame.empty:
+            figure = mark_anomalies(figure, frame, panel)
+        if (
+            episodes is not None
+            and panel.type in TIME_CHARTS
+            and not figure["layout"].get("meta", {}).get("empty")
+        ):
+            names = dict.fromkeys(parse_selector(q.expr).name for q in panel.queries)
+            marked = [e for name in names for e in episodes(name, window.start, window.end)]
+            if marked:
+                figure = mark_episodes(figure, marked, window.start, window.end)
+        problem = panel_trouble(panel, trouble)
+        if problem:
+            figure = say_unavailable(figure, panel, problem)
+    except (QueryError, SourceUnavailable, NotPermitted) as exc:  # the source's reason fits in the panel
+        reason = html.escape(str(exc))
+        figure = no_data(panel, f"Cannot draw this panel<br><span style='font-size:11px'>{reason}</span>")
+    except Exception as exc:  # one broken panel must not blank the whole page
+        log.exception("panel %s failed", panel.id)
+        figure = no_data(panel, f"Cannot draw this panel: {type(exc).__name__}")
+    return apply_theme(figure, theme)
+
+
+def panel_trouble(panel: Panel, trouble: Callable[[str], str | None] | None) -> str | None:
+    """Return why a panel's data is not arriving, if one of its collectors is failing or hung."""
+    if trouble is None:
+        return None
+    names = dict.fromkeys(parse_selector(q.expr).name for q in panel.queries)
+    return next((t for t in map(trouble, names) if t), None)
+
+
+def say_unavailable(figure: Figure, panel: Panel, problem: str) -> Figure:
+    """Put the reason on the panel: instead of "no data", or above the last data it has."""
+    if (figure["layout"].get("meta") or {}).get("empty"):
+        return no_data(panel, f"Unavailable<br><span style='font-size:11px'>{problem}</span>")
+    note = {
+        "text": f"⚠ not updating: {problem}",
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 1,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 11, "color": "#d64545"},
+    }
+    layout = {**figure["layout"], "annotations": [*figure["layout"].get("annotations", []), note]}
+    layout["meta"] = {**(layout.get("meta") or {}), "unavailable": problem}
+    return {**figure, "layout": layout}
+
+
+def render_dashboard(
+    source: Source, dashboard: Dashboard, window: Window, theme: str, points: int
+) -> list[Figure]:
+    """Return every panel's figure, in the dashboard's order."""
+    return [render_panel(source, panel, window, theme, points) for panel in dashboard.panels]

@@ -1,0 +1,251 @@
+"""Read metrics from a Prometheus-compatible server's HTTP API (query_range, query, series, labels).
+
+Every reader of the embedded store can read through this instead: pages, the query API, exports,
+alert rules and analyses. Queries are translated to PromQL by dashboard_app.sources.promql; what has no
+exact translation is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import requests
+
+from collectors.aggregator import QueryError, QueryTimeout, SeriesInfo, cap_points, check_query, series_frame
+from collectors.metrics import MetricSpec
+from collectors.selector import Selector, parse_selector
+from dashboard_app.settings import PrometheusSettings
+from dashboard_app.sources import promql
+from dashboard_app.sources.source import SourceUnavailable
+
+MAX_RESOLUTION = 11_000  # Prometheus answers at most this many points per series and query
+TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
+# A metric's unit from its name's suffix, when Pulseboard does not know the metric itself.
+SUFFIX_UNITS = (
+    ("_bytes_per_second", "bytes_per_second"),
+    ("_per_second", "per_second"),
+    ("_ratio", "ratio"),
+    ("_percent", "percent"),
+    ("_bytes", "bytes"),
+    ("_seconds", "seconds"),
+    ("_bytes_total", "bytes"),
+    ("_seconds_total", "seconds"),
+)
+
+
+@dataclass
+class _MetricTypes:
+    """The server's metric types by name, as last read, shared by a source and its capped twins."""
+
+    fetched: float = -math.inf
+    names: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _session(cfg: PrometheusSettings) -> requests.Session:
+    http = requests.Session()
+    if cfg.username is not None:
+        http.auth = (cfg.username, cfg.password or "")
+    if cfg.bearer_token is not None:
+        http.headers["Authorization"] = f"Bearer {cfg.bearer_token}"
+    return http
+
+
+class PrometheusSource:
+    """A Source over a Prometheus-compatible server; holds no metric data of its own."""
+
+    def __init__(
+        self,
+        cfg: PrometheusSettings,
+        specs: Mapping[str, MetricSpec] | None = None,
+        max_points: int = 2000,
+        clock: Callable[[], float] = time.time,
+        http: requests.Session | None = None,
+    ):
+        if cfg.url is None:
+            raise ValueError("a Prometheus source needs a URL")
+        self.cfg = cfg
+        self.url = cfg.url.rstrip("/")
+        self.specs = specs if specs is not None else {}
+        self.max_points = max_points
+        self.clock = clock
+        self.min_step = float(cfg.scrape_interval)
+        self.http = http or _session(cfg)
+        self._types = _MetricTypes()
+
+    def capped(self, max_points: int) -> PrometheusSource:
+        """Return the same source with another cap on points per series."""
+        twin = PrometheusSource(self.cfg, self.specs, max_points, self.clock, self.http)
+        twin._types = self._types  # one read of the server's metric types a minute for both
+        return twin
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, params: dict | list, deadline: float | None = None):
+        timeout = float(self.cfg.timeout)
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise QueryTimeout("the query ran out of time before Prometheus was asked")
+        url = f"{self.url}/api/v1{path}"
+        try:
+            if method == "GET":
+                response = self.http.get(url, params=params, timeout=timeout)
+            else:
+                response = self.http.post(
+                    url, data={**params, "timeout": f"{max(1, round(timeout * 1000))}ms"}, timeout=timeout
+                )
+        except requests.Timeout:
+            raise QueryTimeout(f"Prometheus at {self.url} did not answer within {timeout:.0f} s") from None
+        except requests.RequestException as exc:
+            raise SourceUnavailable(
+                f"Prometheus at {self.url} cannot be reached ({type(exc).__name__})"
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceUnavailable(
+                f"Prometheus at {self.url} answered HTTP {response.status_code} without a JSON body"
+            ) from None
+        if body.get("status") == "success":
+            return body.get("data")
+        error = body.get("error") or f"HTTP {response.status_code}"
+        if body.get("errorType") == "timeout":
+            raise QueryTimeout(f"Prometheus stopped the query: {error}")
+        if response.status_code in (400, 422):
+            raise QueryError(f"Prometheus refused the query: {error}")
+        raise SourceUnavailable(f"Prometheus at {self.url} answered HTTP {response.status_code}: {error}")
+
+    def kind(self, name: str) -> str | None:
+        """Return the metric type the server reports for a name (read once a minute), else Pulseboard's."""
+        cache = self._types
+        with cache.lock:
+            if self.clock() - cache.fetched > TYPES_TTL:
+                try:
+                    meta = self._call("GET", "/metadata", {}) or {}
+                    cache.names = {n: entries[0].get("type", "") for n, entries in meta.items() if entries}
+                except (QueryError, SourceUnavailable):
+                    pass  # keep what was known; the query itself reports the server's trouble
+                cache.fetched = self.clock()
+            types = cache.names
+        found = types.get(name) or (types.get(name[: -len("_total")]) if name.endswith("_total") else None)
+        if found in ("histogram", "summary", "counter", "gauge"):
+            return found
+        spec = self.specs.get(name)
+        return spec.type if spec else None
+
+    # -- Source ---------------------------------------------------------------------------------
+
+    def query(
+        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
+    ) -> pd.DataFrame:
+        """Return one column per matching series over [start, end] at ``step`` seconds."""
+        if peaks and agg == "avg":
+            return self._peaks(expr, start, end, step, legend, deadline)
+        sel = _selector(expr)
+        check_query(agg, start, end, step)
+        first, last = math.floor(start / step), math.floor(end / step)
+        if last - first + 1 > MAX_RESOLUTION:
+            raise QueryError(
+                f"the range holds {last - first + 1:,} steps; Prometheus answers at most "
+                f"{MAX_RESOLUTION:,} per series: raise the step"
+            )
+        text = promql.over_window(sel, agg, max(step, self.min_step), self.kind(sel.name), self.min_step)
+        # Each bucket [k*step, (k+1)*step) is the trailing range evaluated at its end.
+        data = self._call(
+            "POST",
+            "/query_range",
+            {"query": text, "start": (first + 1) * step, "end": (last + 1) * step, "step": step},
+            deadline,
+        )
+        columns = []
+        for item in data.get("result", []):
+            values = np.asarray(item["values"], dtype=float).reshape(-1, 2)
+            keep = np.isfinite(values[:, 1])
+            t, v = values[keep, 0] - step, values[keep, 1]
+            if len(t):
+                t, v = cap_points(t, v, start, end, self.max_points)
+                columns.append((SeriesInfo(sel.name, _labels(item["metric"])), t, v))
+        columns.sort(key=lambda c: sorted(c[0].labels.items()))
+        return series_frame(columns, legend, step)
+
+    def _peaks(self, expr, start, end, step, legend, deadline) -> pd.DataFrame:
+        """Each bucket's lowest then highest value, from min_over_time and max_over_time."""
+        low = self.query(expr, start, end, step, "min", legend, deadline)
+        high = self.query(expr, start, end, step, "max", legend, deadline)
+        if low.empty or high.empty:
+            return low
+        high = high.reindex(index=low.index, columns=low.columns)
+        half = pd.Timedelta(seconds=step / 2)
+        both = pd.concat([low, high.set_axis(low.index + half)]).sort_index()
+        both.attrs = low.attrs
+        return both
+
+    def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
+        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
+        sel = _selector(expr)
+        if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
+            raise QueryError("a window needs an end after its start")
+        span = end - start
+        text = (
+            promql.predict(sel, span, predict)
+            if predict is not None
+            else promql.over_window(sel, agg, span, self.kind(sel.name), self.min_step)
+        )
+        data = self._call("POST", "/query", {"query": text, "time": end})
+        out = []
+        for item in data.get("result", []):
+            value = float(item["value"][1])
+            if math.isfinite(value):
+                out.append((SeriesInfo(sel.name, _labels(item["metric"])), value))
+        return out
+
+    def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        """Return the series a selector matches."""
+        sel = _selector(expr)
+        data = self._call("POST", "/series", {"match[]": promql.selector(sel)})
+        return [SeriesInfo(sel.name, _labels(m)) for m in data or []]
+
+    def names(self) -> list[str]:
+        """Return every metric name, sorted."""
+        return sorted(self._call("GET", "/label/__name__/values", {}) or [])
+
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Return the values a label takes (across a selector's series when given), sorted."""
+        params = {"match[]": promql.selector(parse_selector(match))} if match else {}
+        return sorted(self._call("GET", f"/label/{label}/values", params) or [])
+
+    def unit(self, expr: str) -> str | None:
+        """Return the unit the metric behind a selector declares, if known."""
+        name = parse_selector(expr).name
+        spec = self.specs.get(name)
+        if spec is not None:
+            return spec.unit
+        return next((unit for suffix, unit in SUFFIX_UNITS if name.endswith(suffix)), None)
+
+    def latest(self, expr: str | Selector | None = None) -> list[tuple[SeriesInfo, float, float]]:
+        """Return each matching series' newest value within a few scrapes (Prometheus' staleness)."""
+        if expr is None:
+            raise QueryError("a selector is required when reading from Prometheus")
+        now = self.clock()
+        found = self.window(expr, now - 5 * self.min_step, now, "last")
+        return [(s, now, v) for s, v in found]
+
+    def newest(self, expr: str) -> float | None:
+        """Return the time of the newest sample a selector's series may hold."""
+        # New data arrives once a scrape interval: panels redraw at most that often, with no request.
+        return math.floor(self.clock() / self.min_step) * self.min_step
+
+
+def _selector(expr: str | Selector) -> Selector:
+    return parse_selector(expr) if isinstance(expr, str) else expr
+
+
+def _labels(metric: dict) -> dict[str, str]:
+    return {k: v for k, v in metric.items() if k != "__name__"}

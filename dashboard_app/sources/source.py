@@ -1,0 +1,157 @@
+"""Sources answer every read of metric data: the embedded store, or a Prometheus server when scaled out.
+
+Pages, the query API, exports, alert rules and analyses all read through a Source, so pointing
+Pulseboard at Prometheus changes one object, not every reader.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import pandas as pd
+
+from collectors.aggregator import Aggregator, SeriesInfo
+from collectors.selector import Selector, parse_selector
+from collectors.store import Store
+
+
+class SourceUnavailable(Exception):
+    """The source could not answer (a server down or failing); the message names it and why."""
+
+
+class NotPermitted(Exception):
+    """A source bound to a caller refuses a metric the caller may not see; the message says why."""
+
+
+Latest = list[tuple[SeriesInfo, float, float]]  # (series, Unix time, value) of each series' newest sample
+
+
+class Source(Protocol):
+    """What pages, the API, exports, alerts and analyses may ask of metric data."""
+
+    min_step: float  # the finest step worth asking for, in seconds
+
+    def query(
+        self,
+        expr: str | Selector,
+        start: float,
+        end: float,
+        step: float,
+        agg: str = "avg",
+        legend: str | None = None,
+        deadline: float | None = None,
+        peaks: bool = False,
+    ) -> pd.DataFrame:
+        """Return one column per matching series over [start, end] at ``step`` seconds.
+
+        Columns carry ``attrs["series"]`` (label -> SeriesInfo) and ``attrs["step"]``. With
+        ``peaks`` (and avg), each bucket gives its lowest and highest value instead (two rows).
+        """
+        ...
+
+    def window(
+        self, expr: str | Selector, start: float, end: float, agg: str = "avg", predict: float | None = None
+    ) -> list[tuple[SeriesInfo, float]]:
+        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
+        ...
+
+    def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        """Return the series a selector matches."""
+        ...
+
+    def names(self) -> list[str]:
+        """Return every metric name, sorted."""
+        ...
+
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Return the values a label takes across all series (or those a selector matches), sorted."""
+        ...
+
+    def unit(self, expr: str) -> str | None:
+        """Return the unit the metric behind a selector declares, if known."""
+        ...
+
+    def newest(self, expr: str) -> float | None:
+        """Return the time of the newest sample of any series a selector matches (None: unknown)."""
+        ...
+
+    def latest(self, expr: str | Selector | None = None) -> Latest:
+        """Return the newest sample of every live series (or of those a selector matches)."""
+        ...
+
+    def capped(self, max_points: int) -> Source:
+        """Return the same source with another cap on points per series."""
+        ...
+
+
+def _selector(expr: str | Selector) -> Selector:
+    return parse_selector(expr) if isinstance(expr, str) else expr
+
+
+class EmbeddedSource:
+    """Answer reads from the in-process store through the pandas aggregator."""
+
+    def __init__(self, store: Store, max_points: int = 2000):
+        self.store = store
+        self.aggregator = Aggregator(store, max_points)
+        self.min_step = store.min_step
+
+    def capped(self, max_points: int) -> EmbeddedSource:
+        """Return the same source with another cap on points per series."""
+        return EmbeddedSource(self.store, max_points)
+
+    def query(
+        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
+    ) -> pd.DataFrame:
+        """Return one column per matching series over [start, end] at ``step`` seconds."""
+        return self.aggregator.query(expr, start, end, step, agg, legend, deadline, peaks)
+
+    def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
+        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
+        return [
+            (SeriesInfo(s.name, s.label_dict), v)
+            for s, v in self.aggregator.window(expr, start, end, agg, predict)
+        ]
+
+    def series(self, expr: str | Selector) -> list[SeriesInfo]:
+        """Return the series a selector matches."""
+        selector = _selector(expr)
+        return [
+            SeriesInfo(s.name, s.label_dict)
+            for s in self.store.series(selector.name)
+            if selector.matches(s.label_dict)
+        ]
+
+    def names(self) -> list[str]:
+        """Return every metric name, sorted."""
+        return sorted(self.store.names())
+
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Return the values a label takes (across a selector's series when given), sorted."""
+        infos = self.series(match) if match else [i for n in self.store.names() for i in self.series(n)]
+        return sorted({info.labels[label] for info in infos if label in info.labels})
+
+    def unit(self, expr: str) -> str | None:
+        """Return the unit the metric behind a selector declares, if known."""
+        spec = self.store.specs.get(parse_selector(expr).name)
+        return spec.unit if spec else None
+
+    def latest(self, expr: str | Selector | None = None) -> Latest:
+        """Return the newest sample of every live series (or of those a selector matches), finite only."""
+        if expr is None:
+            rows = self.store.latest()
+        else:
+            selector = _selector(expr)
+            rows = [r for r in self.store.latest([selector.name]) if selector.matches(r[0].label_dict)]
+        return [(SeriesInfo(s.name, s.label_dict), t, v) for s, t, v in rows if math.isfinite(v)]
+
+    def newest(self, expr: str) -> float | None:
+        """Return the time of the newest sample a selector's series may hold."""
+        selector = parse_selector(expr)
+        times = [
+            self.store.newest(s.id)
+            for s in self.store.series(selector.name)
+            if selector.matches(s.label_dict)
+        ]
+        return max(times, default=None)
