@@ -7,19 +7,17 @@ ratio), so that a rate over any range and any rollup step is exact.
 
 from __future__ import annotations
 
-from collectors.registration import MetricDefinition
+from collectors.registration import pushed
 
 BUSINESS = (
-    MetricDefinition(
+    pushed(
         "pulseboard_business_revenue_total", "counter", "Revenue from orders.", "currency", (), "business"
     ),
-    MetricDefinition(
-        "pulseboard_business_orders_total", "counter", "Orders placed.", "count", ("region",), "business"
-    ),
-    MetricDefinition(
+    pushed("pulseboard_business_orders_total", "counter", "Orders placed.", "count", ("region",), "business"),
+    pushed(
         "pulseboard_business_sessions_total", "counter", "Shop sessions started.", "count", (), "business"
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_business_conversions_total",
         "counter",
         "Sessions that ended in an order; conversion rate is conversions over sessions.",
@@ -27,10 +25,8 @@ BUSINESS = (
         (),
         "business",
     ),
-    MetricDefinition(
-        "pulseboard_business_carts_created_total", "counter", "Carts created.", "count", (), "business"
-    ),
-    MetricDefinition(
+    pushed("pulseboard_business_carts_created_total", "counter", "Carts created.", "count", (), "business"),
+    pushed(
         "pulseboard_business_carts_abandoned_total",
         "counter",
         "Carts left without an order; abandonment is abandoned over created.",
@@ -38,7 +34,7 @@ BUSINESS = (
         (),
         "business",
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_business_satisfaction_score",
         "gauge",
         "Customer satisfaction, 1 (poor) to 5 (excellent).",
@@ -49,10 +45,10 @@ BUSINESS = (
 )
 
 RAG = (
-    MetricDefinition(
+    pushed(
         "pulseboard_rag_search_latency_seconds", "histogram", "Time to answer a search.", "seconds", (), "rag"
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_rag_search_accuracy_ratio",
         "gauge",
         "Share of searches whose top result was relevant.",
@@ -60,7 +56,7 @@ RAG = (
         (),
         "rag",
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_rag_recommendation_relevance_ratio",
         "gauge",
         "Share of recommendations judged relevant.",
@@ -68,7 +64,7 @@ RAG = (
         (),
         "rag",
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_rag_knowledge_coverage_ratio",
         "gauge",
         "Share of questions the knowledge base covers.",
@@ -76,7 +72,7 @@ RAG = (
         (),
         "rag",
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_rag_query_complexity_score",
         "gauge",
         "Mean query complexity (terms and filters per query).",
@@ -84,10 +80,8 @@ RAG = (
         (),
         "rag",
     ),
-    MetricDefinition(
-        "pulseboard_rag_embedding_seconds", "histogram", "Time to embed a query.", "seconds", (), "rag"
-    ),
-    MetricDefinition(
+    pushed("pulseboard_rag_embedding_seconds", "histogram", "Time to embed a query.", "seconds", (), "rag"),
+    pushed(
         "pulseboard_rag_vector_search_seconds",
         "histogram",
         "Time of the nearest-neighbour search.",
@@ -98,7 +92,7 @@ RAG = (
 )
 
 APPLICATION = (
-    MetricDefinition(
+    pushed(
         "pulseboard_app_request_duration_seconds",
         "histogram",
         "Time the application took to answer an API request.",
@@ -106,7 +100,7 @@ APPLICATION = (
         ("endpoint",),
         "application",
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_app_errors_total",
         "counter",
         "Errors the application answered, by type.",
@@ -114,7 +108,7 @@ APPLICATION = (
         ("type",),
         "application",
     ),
-    MetricDefinition(
+    pushed(
         "pulseboard_app_cache_requests_total",
         "counter",
         "Cache look-ups, by result (hit or miss).",

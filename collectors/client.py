@@ -129,27 +129,33 @@ class Pulse:
             self._thread.start()
 
     # ----- metric handles
-    def _define(self, name: str, kind: str, help: str, labels, unit: str, category: str) -> None:
+    def _define(self, name: str, kind: str, help: str, labels, unit: str, category: str, access) -> None:
+        definition = {
+            "name": name,
+            "type": kind,
+            "help": help,
+            "unit": unit,
+            "labels": list(labels),
+            "category": category,
+        }
+        if access is not None:  # who may read it: executive, operations or development (else the category's)
+            definition["access"] = access
         with self._lock:
-            self._definitions[name] = {
-                "name": name,
-                "type": kind,
-                "help": help,
-                "unit": unit,
-                "labels": list(labels),
-                "category": category,
-            }
+            self._definitions[name] = definition
 
-    def counter(self, name, help="", labels=(), unit="", category="custom") -> Counter:
-        self._define(name, "counter", help, labels, unit, category)
+    def counter(self, name, help="", labels=(), unit="", category="custom", access=None) -> Counter:
+        """Declare a counter; ``access`` names the level of its readers (left out: the category's)."""
+        self._define(name, "counter", help, labels, unit, category, access)
         return Counter(self, name)
 
-    def gauge(self, name, help="", labels=(), unit="", category="custom") -> Gauge:
-        self._define(name, "gauge", help, labels, unit, category)
+    def gauge(self, name, help="", labels=(), unit="", category="custom", access=None) -> Gauge:
+        """Declare a gauge; ``access`` names the level of its readers (left out: the category's)."""
+        self._define(name, "gauge", help, labels, unit, category, access)
         return Gauge(self, name)
 
-    def histogram(self, name, help="", labels=(), unit="", category="custom") -> Histogram:
-        self._define(name, "histogram", help, labels, unit, category)
+    def histogram(self, name, help="", labels=(), unit="", category="custom", access=None) -> Histogram:
+        """Declare a histogram; ``access`` names the level of its readers (left out: the category's)."""
+        self._define(name, "histogram", help, labels, unit, category, access)
         return Histogram(self, name)
 
     def _queue_sample(self, name: str, labels: dict, value: float, timestamp: float | None = None) -> None:

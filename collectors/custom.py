@@ -12,11 +12,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from collectors.definitions_file import load_definitions, save_definitions
-from collectors.registration import RESERVED, MetricDefinition, MetricError
+from collectors.metrics import STORED, MetricSpec
+from collectors.registration import RESERVED, MetricError, parse_registration
 from collectors.sample_rules import check_samples
 from collectors.store import SeriesLimitError, Store
 
-KEPT = ("type", "labels", "unit", "category", "access")  # what a registered name keeps (409 otherwise)
+# What a registered name keeps (409 otherwise), by declaration field and the API field that sets it.
+KEPT = {"type": "type", "labels": "labels", "unit": "unit", "category": "category", "level": "access"}
+OWNER = "push"  # the producer pushed metrics are declared by
 
 
 class CustomMetrics:
@@ -35,7 +38,7 @@ class CustomMetrics:
         self.clock = clock
         self.series_cap = series_cap
         self.sample_cap = sample_cap
-        self.definitions: dict[str, MetricDefinition] = {}
+        self.definitions: dict[str, MetricSpec] = {}
         self._owner: dict[str, str] = {}  # every store name a definition uses -> the definition's name
         self._lock = threading.Lock()
         self.recorded = 0
@@ -45,43 +48,43 @@ class CustomMetrics:
             self._add(definition)
 
     # ----- registration
-    def register(
-        self, definition: MetricDefinition | Mapping, save: bool = True, pushed: bool = False
-    ) -> bool:
+    def register(self, definition: MetricSpec | Mapping, save: bool = True, pushed: bool = False) -> bool:
         """Register a metric; return True when it is new, False when the same one was there.
 
         ``pushed``: the definition comes from outside (the API), so it may not take one of
         Pulseboard's own names, nor change what an existing name's readers and type are.
         """
-        if not isinstance(definition, MetricDefinition):
-            definition = MetricDefinition.parse(definition)
+        if not isinstance(definition, MetricSpec):
+            definition = parse_registration(definition)
         with self._lock:
             known = self.definitions.get(definition.name)
             if known == definition:
                 return False
             if known is not None:
-                for name in KEPT:
+                for name, field in KEPT.items():
                     was = getattr(known, name)
                     if was != getattr(definition, name):
                         shown = list(was) if name == "labels" else was
                         raise MetricError(
-                            f"{definition.name} is registered with {name} {shown!r}; "
-                            f"a registered name keeps its {', '.join(KEPT)}",
+                            f"{definition.name} is registered with {field} {shown!r}; "
+                            f"a registered name keeps its {', '.join(KEPT.values())}",
                             409,
-                            name,
+                            field,
                         )
             if pushed and definition.name.startswith(RESERVED):
                 raise MetricError(
                     f"names starting with {RESERVED} are Pulseboard's own; choose another name", 409, "name"
                 )
-            for spec in definition.specs():
+            for spec in definition.parts():
                 other = self.store.specs.get(spec.name)
                 owner = self._owner.get(spec.name)
                 # A push may not take over a name another producer declared (a scrape's, say: its
-                # readers would change); Pulseboard's own catalog only keeps each name's type.
-                if other is not None and owner != definition.name and (pushed or other.type != spec.type):
+                # readers would change); the registry refuses any producer a different type.
+                producer = self.store.specs.owner(spec.name)
+                taken = pushed and producer not in (OWNER, STORED)
+                if other is not None and owner != definition.name and (taken or other.type != spec.type):
                     raise MetricError(
-                        f"{spec.name} is already declared (a {other.type}) by another producer; "
+                        f"{spec.name} is already declared (a {other.type}) by {producer}; "
                         "choose another name",
                         409,
                         "name",
@@ -91,9 +94,9 @@ class CustomMetrics:
                 save_definitions(self.path, self.definitions.values())
             return True
 
-    def _add(self, definition: MetricDefinition) -> None:
-        for spec in definition.specs():
-            self.store.specs[spec.name] = spec
+    def _add(self, definition: MetricSpec) -> None:
+        for spec in definition.parts():
+            self.store.specs.declare(spec, OWNER)
             self._owner[spec.name] = definition.name
         self.definitions[definition.name] = definition
 

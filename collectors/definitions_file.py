@@ -1,4 +1,4 @@
-"""The file pushed metrics' definitions are kept in: a JSON list, written atomically."""
+"""The file pushed metrics' declarations are kept in: a JSON list, written atomically."""
 
 from __future__ import annotations
 
@@ -6,23 +6,32 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from collectors.metrics import CATEGORY_LEVELS, MetricSpec
 from collectors.persistence import load_json, write_atomically
-from collectors.registration import CATEGORY_LEVELS, MetricDefinition
+from collectors.registration import registration
 
 
-def _definition(item: dict) -> MetricDefinition:
-    item = {**item, "labels": tuple(item["labels"])}
-    if "access" not in item:  # written before definitions had access levels: the category's
-        item["access"] = CATEGORY_LEVELS.get(item.get("category", "custom"))
-    return MetricDefinition(**item)
+def _declaration(item: dict) -> MetricSpec:
+    category = item.get("category", "custom")
+    # Written before declarations had access levels: the category's.
+    level = item["access"] if "access" in item else CATEGORY_LEVELS.get(category)
+    return MetricSpec(
+        item["name"],
+        item["type"],
+        item.get("unit", "none"),
+        item.get("help", ""),
+        level,
+        item["labels"],
+        category,
+    )
 
 
-def load_definitions(path: Path | None, problems: list[str]) -> list[MetricDefinition]:
-    """Read the definitions; a damaged file is set aside and noted in ``problems``."""
-    return load_json(path, lambda items: [_definition(i) for i in items], problems) or []
+def load_definitions(path: Path | None, problems: list[str]) -> list[MetricSpec]:
+    """Read the declarations; a damaged file is set aside and noted in ``problems``."""
+    return load_json(path, lambda items: [_declaration(i) for i in items], problems) or []
 
 
-def save_definitions(path: Path | None, definitions: Iterable[MetricDefinition]) -> None:
-    """Write every definition (nothing without a path)."""
+def save_definitions(path: Path | None, definitions: Iterable[MetricSpec]) -> None:
+    """Write every declaration (nothing without a path)."""
     if path is not None:
-        write_atomically(path, json.dumps([d.as_dict() for d in definitions], indent=1))
+        write_atomically(path, json.dumps([registration(d) for d in definitions], indent=1))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -12,6 +13,9 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Who may read a metric: the users given its level (admins read every level, and metrics of none).
 ACCESS_LEVELS = ("executive", "operations", "development")
+# What a pushed metric is about, and who reads each kind when its registration names no level itself.
+CATEGORIES = ("business", "rag", "application", "custom")
+CATEGORY_LEVELS = {"business": "executive", "rag": "development", "application": "development"}
 METRIC_TYPES = ("gauge", "counter", "histogram", "summary")
 # A histogram or summary keeps each observation as a sample of its own series (so percentiles
 # come from the samples) and running totals in <name>_count and <name>_sum.
@@ -54,15 +58,22 @@ class Sample(NamedTuple):
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric a collector produces: the one source for units, help and axis titles."""
+    """A metric's one declaration, whoever produces it (a collector, a scrape, a push, Pulseboard itself).
+
+    It is the one source for the metric's type, unit (axis titles, numbers), help (/metrics, API docs),
+    label names, category and access level (who may read it).
+    """
 
     name: str
     type: str
-    unit: str
-    help: str
+    unit: str = "none"
+    help: str = ""
     level: str | None = None  # the access level of its readers; None: admins only
+    labels: tuple[str, ...] = ()  # the label names a pushed metric's samples carry (collectors: any)
+    category: str = ""  # business, rag, application or custom for a pushed metric
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
         if not METRIC_NAME.fullmatch(self.name):
             raise ValueError(f"metric name {self.name!r} must match {METRIC_NAME.pattern}")
         if self.level is not None and self.level not in ACCESS_LEVELS:
@@ -80,13 +91,72 @@ class MetricSpec:
         """Return this declaration and, for a histogram or summary, its running totals' declarations."""
         if self.type not in OBSERVED_TYPES:
             return (self,)
+        common = {"level": self.level, "labels": self.labels, "category": self.category}
         return (
             self,
-            MetricSpec(f"{self.name}_count", "counter", "count", f"Observations of {self.name}.", self.level),
+            MetricSpec(f"{self.name}_count", "counter", "count", f"Observations of {self.name}.", **common),
             MetricSpec(
-                f"{self.name}_sum", "counter", self.unit, f"Sum of observations of {self.name}.", self.level
+                f"{self.name}_sum", "counter", self.unit, f"Sum of observations of {self.name}.", **common
             ),
         )
+
+
+class MetricClash(ValueError):
+    """A metric name declared a second time, differently, by another producer."""
+
+
+STORED = "stored"  # the owner of a declaration read back from disk: its producer may declare it anew
+
+
+class MetricRegistry(Mapping[str, MetricSpec]):
+    """Every metric declared in one process, by name, with the producer that declared it.
+
+    The one way in is ``declare``: a name another producer declared differently, or any producer with
+    another type, fails there, at declaration, rather than at a scrape of /metrics or a read.
+    """
+
+    def __init__(self) -> None:
+        self._specs: dict[str, MetricSpec] = {}
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def declare(self, spec: MetricSpec, owner: str) -> None:
+        """Record a producer's declaration; raise MetricClash when another declared the name differently."""
+        with self._lock:
+            known, who = self._specs.get(spec.name), self._owners.get(spec.name)
+            if (
+                known is not None
+                and who != STORED
+                and known != spec
+                and (who != owner or known.type != spec.type)
+            ):
+                raise MetricClash(
+                    f"metric {spec.name} is declared by {who} as a {known.type} ({known.unit}); "
+                    f"{owner} declares it as a {spec.type} ({spec.unit}): a name has one declaration"
+                )
+            if known is None or who in (owner, STORED):
+                self._owners[spec.name] = owner
+            self._specs[spec.name] = spec
+
+    def remember(self, spec: MetricSpec) -> None:
+        """Take a declaration read back from disk, unless the name is declared already."""
+        with self._lock:
+            if spec.name not in self._specs:
+                self._specs[spec.name] = spec
+                self._owners[spec.name] = STORED
+
+    def owner(self, name: str) -> str | None:
+        """Return who declared a name (None: nobody)."""
+        return self._owners.get(name)
+
+    def __getitem__(self, name: str) -> MetricSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._specs))
+
+    def __len__(self) -> int:
+        return len(self._specs)
 
 
 class Collector(Protocol):

@@ -112,7 +112,7 @@ def _read(cache: diskcache.Cache, key: str, notes: list[str]):
 
 def _convert_snapshot(state: dict, store) -> int:
     for spec in state.get("specs", ()):
-        store.specs.setdefault(spec.name, spec)
+        store.specs.remember(spec)
     empty = np.iinfo(np.int64).min
     for i, (name, labels) in enumerate(state["series"]):
         ts, val = state["raw_ts"][i], state["raw_val"][i]

@@ -6,8 +6,8 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from collectors.metrics import Sample
-from collectors.registration import MetricDefinition, MetricError
+from collectors.metrics import MetricSpec, Sample
+from collectors.registration import MetricError
 from collectors.store import Store
 
 FUTURE_TOLERANCE = 600.0  # seconds a pushed timestamp may run ahead of this host's clock
@@ -15,7 +15,7 @@ MAX_LABEL_VALUE = 1024
 
 
 def check_samples(
-    samples: list, definitions: Mapping[str, MetricDefinition], store: Store, now: float, series_cap: int
+    samples: list, definitions: Mapping[str, MetricSpec], store: Store, now: float, series_cap: int
 ) -> list[Sample]:
     """Check pushed samples against their registrations and the store; raise MetricError at the first."""
     oldest = now - max(t.retention for t in store.tiers)
@@ -90,7 +90,7 @@ def check_samples(
     return list(_samples(store, parsed))
 
 
-def _samples(store: Store, parsed: list[tuple[MetricDefinition, tuple, float, float]]) -> Iterable[Sample]:
+def _samples(store: Store, parsed: list[tuple[MetricSpec, tuple, float, float]]) -> Iterable[Sample]:
     """Turn checked values into store samples: counters and observation totals become running totals."""
     totals: dict[tuple[str, tuple], float] = {}
 
@@ -119,7 +119,7 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def _labels(raw: object, definition: MetricDefinition, where: str) -> tuple[tuple[str, str], ...]:
+def _labels(raw: object, definition: MetricSpec, where: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, Mapping):
         raise MetricError(f"{where}.labels must be an object of label values", field=f"{where}.labels")
     if set(raw) != set(definition.labels):

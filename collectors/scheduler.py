@@ -57,7 +57,7 @@ class Scheduler:
     def collect(self, collector: Collector, store: Store, interval: float) -> None:
         """Schedule a collector whose samples go to the store."""
         for spec in collector.metrics:
-            store.declare(spec)
+            store.declare(spec, collector.name)
             self.producers.setdefault(spec.name, collector.name)
         self.every(collector.name, interval, lambda: store.append(collector.collect()))
 

@@ -26,7 +26,7 @@ from collectors.chunks import (
     roll_up,
     roll_up_many,
 )
-from collectors.metrics import STALE_AFTER, Labels, MetricSpec, Sample
+from collectors.metrics import STALE_AFTER, Labels, MetricRegistry, MetricSpec, Sample
 
 HEAD_CHUNK = 120  # samples a head chunk holds before it is sealed (Prometheus cuts chunks at 120 too)
 HEAD_SPAN = 3600.0  # seconds: an older head chunk is sealed whatever its size, so the log stays short
@@ -126,7 +126,7 @@ class Store:
         self._free: list[int] = []
         self._by_name: dict[str, dict[int, Series]] = {}
         self._unsaved: list[Series] = []
-        self.specs: dict[str, MetricSpec] = {}
+        self.specs = MetricRegistry()  # every metric's one declaration
         self._specs_saved = 0
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._queue: dict[int, list[_Sealed]] = {}
@@ -172,13 +172,9 @@ class Store:
         self._fragments[sid] = 0
 
     # ----- metadata
-    def declare(self, spec: MetricSpec) -> None:
-        """Record a metric's declaration; a name keeps the type it was first declared with."""
-        with self._lock:
-            known = self.specs.get(spec.name)
-            if known is not None and known.type != spec.type:
-                raise ValueError(f"metric {spec.name} is a {known.type}, not a {spec.type}")
-            self.specs[spec.name] = spec
+    def declare(self, spec: MetricSpec, owner: str = "pulseboard") -> None:
+        """Record a producer's declaration of a metric; another producer's different one is a MetricClash."""
+        self.specs.declare(spec, owner)
 
     def series(self, name: str) -> list[Series]:
         """Return the series of one metric name."""
@@ -528,7 +524,7 @@ class Store:
             self._sealed_last[sid] = self._last_value[sid] = last
         self._free = [i for i, s in enumerate(self._series) if s is None]
         for spec in self.archive.load_specs():
-            self.specs.setdefault(spec.name, spec)
+            self.specs.remember(spec)
         self._specs_saved = len(self.specs)
         for seq, sid, ts, val in self.archive.wal():
             known = (sid >= 0) & (sid < len(self._series))

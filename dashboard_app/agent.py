@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from collectors.instruments import Instruments, SelfCollector
-from collectors.registry import COLLECTORS
+from collectors.instruments import Instruments
+from collectors.producers import schedule_producers
 from collectors.scheduler import Scheduler
 from collectors.store import build_store
 from dashboard_app.api.exposition import CONTENT_TYPE, render
@@ -28,14 +28,7 @@ class Agent:
         self.settings = settings
         self.store = build_store(settings)  # history in memory, compressed, for its retention
         self.scheduler = Scheduler()
-        for name, collector_class in COLLECTORS.items():
-            cfg = getattr(settings.collectors, name)
-            if cfg.enabled:
-                self.scheduler.collect(collector_class(), self.store, cfg.interval)
-        own = SelfCollector(
-            Instruments(), self.scheduler.health, lambda: (self.store.series_count, self.store.memory_bytes())
-        )
-        self.scheduler.collect(own, self.store, settings.collectors.self.interval)
+        schedule_producers(self.scheduler, self.store, settings.collectors, Instruments())
         self.scheduler.every("flush", settings.store.flush_interval, self.store.flush)
         self.source = EmbeddedSource(self.store)
         self.server = Flask("pulseboard-agent")

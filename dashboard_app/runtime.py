@@ -13,9 +13,9 @@ from collectors.archive import Archive
 from collectors.catalog import CATALOG
 from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload
-from collectors.instruments import Instruments, SelfCollector
+from collectors.instruments import Instruments
 from collectors.persistence import convert_previous
-from collectors.registry import COLLECTORS
+from collectors.producers import declare_host_metrics, schedule_producers
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
 from collectors.store import build_store
@@ -76,10 +76,8 @@ class Runtime:
         if not self.prometheus:
             self.archive = Archive(data_dir / "tsdb", settings.store.cache_size)
         self.store = build_store(settings, clock, self.archive)
+        declare_host_metrics(self.store)  # their units, types and levels, wherever their data comes from
         if self.prometheus:
-            for collector_class in COLLECTORS.values():  # their units and types, for panels and queries
-                for spec in collector_class.metrics:
-                    self.store.declare(spec)
             self.source: Source = PrometheusSource(
                 settings.prometheus, self.store.specs, settings.query.max_points, clock
             )
@@ -89,8 +87,6 @@ class Runtime:
                 self.archive.problems.append(converted)
             self.source = EmbeddedSource(self.store, settings.query.max_points)
         self.api_source: Source = self.source.capped(API_MAX_POINTS)
-        for spec in ScrapeCollector.metrics:  # up{job,instance}, ours or the Prometheus server's
-            self.store.declare(spec)
         self.levels = MetricLevels(self.store.specs, auth.metric_levels)
         # Request code reads only through these, bound to its caller: see access.scoped.
         self.sources = Sources(
@@ -115,19 +111,16 @@ class Runtime:
             settings.server.max_connections, clock, per_owner=settings.server.max_connections_per_user
         )
         self.scheduler = Scheduler(clock)
-        for name, collector_class in COLLECTORS.items():
-            cfg = getattr(settings.collectors, name)
-            if cfg.enabled and not self.prometheus:  # hosts run agents; Prometheus scrapes them
-                self.scheduler.collect(collector_class(ps=ps, clock=clock), self.store, cfg.interval)
-        if settings.collectors.self.enabled:
-            own = SelfCollector(
-                self.instruments,
-                self.scheduler.health,
-                lambda: (self.store.series_count, self.store.memory_bytes()),
-                lambda: len(self.connections),
-                clock,
-            )
-            self.scheduler.collect(own, self.store, settings.collectors.self.interval)
+        schedule_producers(
+            self.scheduler,
+            self.store,
+            settings.collectors,
+            self.instruments,
+            host=not self.prometheus,  # reading from Prometheus, hosts run agents that it scrapes
+            ps=ps,
+            clock=clock,
+            connections=lambda: len(self.connections),
+        )
         self.targets: list[ScrapeCollector] = []
         for target in settings.scrape:
             scraper = ScrapeCollector(
@@ -197,9 +190,9 @@ class Runtime:
     def _declare_scraped(self, spec) -> None:
         if spec.name not in self.store.specs:
             try:
-                self.store.declare(spec)
+                self.store.declare(spec, "scrape")
             except ValueError:
-                pass  # declared meanwhile under another type: the first declaration stands
+                pass  # declared meanwhile by another producer: the first declaration stands
 
     def start(self) -> None:
         """Start collecting and flushing in the background."""

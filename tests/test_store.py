@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from collectors.archive import Archive
-from collectors.metrics import STALE_AFTER, MetricSpec, Sample
+from collectors.metrics import STALE_AFTER, MetricClash, MetricSpec, Sample
 from collectors.store import SeriesLimitError, Store, Tier
 
 
@@ -163,9 +163,17 @@ def test_unsorted_batch_across_series_is_stored_in_time_order(store, clock):
 
 
 def test_a_metric_keeps_its_declared_type(store):
-    store.declare(MetricSpec("jobs_total", "counter", "count", "Jobs run."))
-    with pytest.raises(ValueError, match="is a counter, not a gauge"):
-        store.declare(MetricSpec("jobs_total", "gauge", "count", "Jobs run."))
+    store.declare(MetricSpec("jobs_total", "counter", "count", "Jobs run."), "jobs")
+    with pytest.raises(MetricClash, match="declared by jobs as a counter .* declares it as a gauge"):
+        store.declare(MetricSpec("jobs_total", "gauge", "count", "Jobs run."), "jobs")
+
+
+def test_two_producers_cannot_declare_one_name_differently(store):
+    store.declare(MetricSpec("queue_depth", "gauge", "count", "Jobs waiting.", "operations"), "worker")
+    store.declare(MetricSpec("queue_depth", "gauge", "count", "Jobs waiting.", "operations"), "scrape")
+    with pytest.raises(MetricClash, match="declared by worker"):
+        store.declare(MetricSpec("queue_depth", "gauge", "count", "Jobs waiting.", "development"), "scrape")
+    assert store.specs["queue_depth"].level == "operations"  # the first declaration stands
 
 
 def test_many_series_grow_the_buffers(store, clock):

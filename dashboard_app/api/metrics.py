@@ -8,8 +8,8 @@ import numpy as np
 from flask import Response, request
 
 from collectors.aggregator import AGGREGATIONS
-from collectors.metrics import ACCESS_LEVELS, METRIC_TYPES, UNITS
-from collectors.registration import CATEGORIES
+from collectors.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNITS
+from collectors.registration import registration
 from dashboard_app.access.permissions import INGEST, SIGNED_IN, Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.api.exposition import CONTENT_TYPE, render
@@ -163,7 +163,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def stats():
         return {
             "series": store.series_count,
-            "metrics": len(store.names()),
+            "metrics": len(reads().api.names()),  # the metrics this reader may read
             "samples_appended": store.appended,
             "samples_backfilled": store.backfilled,
             "samples_too_old": store.too_old,
@@ -271,7 +271,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         body = api.json_body()
         created = metrics.register(body, pushed=True)
         definition = metrics.definitions[body["name"]]
-        return {"created": created, "metric": definition.as_dict()}, (201 if created else 200)
+        return {"created": created, "metric": registration(definition)}, (201 if created else 200)
 
     @api.route(
         "POST",
@@ -317,7 +317,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         mine = reads().api
         return {
             "metrics": [
-                {**d.as_dict(), "series": len(mine.series(d.name))}
+                {**registration(d), "series": len(mine.series(d.name))}
                 for d in metrics.definitions.values()
                 if mine.visible(d.name)
             ]
