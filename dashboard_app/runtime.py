@@ -28,7 +28,6 @@ from dashboard_app.access.users import Users
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.notify import Notifier
 from dashboard_app.alerts.rules import RuleBook
-from dashboard_app.analysis.csv_export import CHUNK_POINTS
 from dashboard_app.api.frame import QueryGate
 from dashboard_app.dashboard_store import DashboardStore
 from dashboard_app.live.connections import ConnectionPool
@@ -38,7 +37,6 @@ from dashboard_app.sources.source import EmbeddedSource, Source
 from layouts.schema import Dashboard
 
 API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far fewer
-EXPORT_POINTS = CHUNK_POINTS + 2  # a CSV export streams chunks, which never need downsampling
 DEMO_BACKFILL = 3600.0
 
 log = logging.getLogger(__name__)
@@ -92,7 +90,6 @@ class Runtime:
         self.sources = Sources(
             self.source,
             self.api_source,
-            self.source.capped(EXPORT_POINTS),
             EmbeddedSource(self.store),
             self.levels,
         )

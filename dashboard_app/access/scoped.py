@@ -96,12 +96,11 @@ class ScopedSource:
 
 @dataclass(frozen=True)
 class CallerReads:
-    """The caller's views of every source: pages, the API (higher point cap), exports, this process."""
+    """The caller's views of every source: pages, the API (higher point cap), this process's store."""
 
     identity: Identity
     pages: ScopedSource
     api: ScopedSource
-    export: ScopedSource
     local: ScopedSource  # this process's own store, for /metrics even when pages read Prometheus
 
     def visible(self, name: str) -> bool:
@@ -111,10 +110,8 @@ class CallerReads:
 class Sources:
     """Every source of one Pulseboard, handed to request code only as a caller's views of them."""
 
-    def __init__(
-        self, pages: Source, api: Source, export: Source, local: Source, level_of: Callable[[str], str | None]
-    ):
-        self._sources = (pages, api, export, local)
+    def __init__(self, pages: Source, api: Source, local: Source, level_of: Callable[[str], str | None]):
+        self._sources = (pages, api, local)
         self.level_of = level_of
 
     def for_caller(self, identity: Identity) -> CallerReads:

@@ -73,33 +73,16 @@ SELECTOR_PARAM = {
 
 LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
 POINT = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
-SERIES_POINTS = {
-    "series": {
-        "type": "array",
-        "items": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "labels": LABELS,
-                "points": {"type": "array", "items": POINT, "description": "[Unix seconds, value]"},
-            },
-        },
-    }
-}
-SERIES_LATEST = {
-    "series": {
-        "type": "array",
-        "items": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "labels": LABELS,
-                "value": {"type": "number"},
-                "timestamp": {"type": "number"},
-            },
-        },
-    }
-}
+
+
+def _series(**fields: dict) -> dict:
+    """Return the schema of an answer's list of series, each with a name, labels and ``fields``."""
+    item = {"type": "object", "properties": {"name": {"type": "string"}, "labels": LABELS, **fields}}
+    return {"series": {"type": "array", "items": item}}
+
+
+SERIES_POINTS = _series(points={"type": "array", "items": POINT, "description": "[Unix seconds, value]"})
+SERIES_LATEST = _series(value={"type": "number"}, timestamp={"type": "number"})
 DEFINITION = {
     "type": "object",
     "properties": {
