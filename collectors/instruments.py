@@ -141,7 +141,7 @@ class SelfCollector:
             "gauge",
             "seconds",
             "How long a collector's last run took.",
-            OPS,
+            DEV,  # Pulseboard's own timings, beside its request times on the development dashboard
         ),
         MetricSpec(
             "pulseboard_collector_failures_total", "counter", "count", "Collector runs that failed.", OPS

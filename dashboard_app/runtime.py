@@ -14,6 +14,7 @@ from collectors.catalog import CATALOG
 from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload
 from collectors.instruments import Instruments
+from collectors.metrics import STORED
 from collectors.persistence import convert_previous
 from collectors.producers import declare_host_metrics, schedule_producers
 from collectors.scheduler import Scheduler
@@ -185,7 +186,7 @@ class Runtime:
         return self.dashboard_store.dashboards
 
     def _declare_scraped(self, spec) -> None:
-        if spec.name not in self.store.specs:
+        if self.store.specs.owner(spec.name) in (None, STORED):  # new, or only known from the last run
             try:
                 self.store.declare(spec, "scrape")
             except ValueError:

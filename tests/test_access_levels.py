@@ -308,3 +308,26 @@ def test_the_live_channel_streams_only_the_users_levels(pulseboard):
         channel.close()
     assert json.loads(frames[0])["type"] == "hello" and json.loads(frames[1])["type"] == "update"
     assert not leaks("".join(frames))
+
+
+def test_every_shipped_panel_reads_metrics_of_its_dashboards_level(tmp_path):
+    """A viewer given a dashboard's level sees every panel of it drawn, none refused."""
+    from collectors.selector import parse_selector
+
+    runtime = Runtime(quiet_settings(), tmp_path)
+    wrong = []
+    for dashboard in runtime.dashboards.values():
+        for panel in dashboard.panels:
+            for query in panel.queries:
+                for expr in (query.expr, query.over):
+                    if expr is None:
+                        continue
+                    name = parse_selector(expr).name
+                    if runtime.levels(name) != dashboard.access:
+                        wrong.append(f"{dashboard.id}/{panel.id}: {name} is {runtime.levels(name)}")
+            for variable in dashboard.variables:
+                name = parse_selector(variable.values_from).name
+                if runtime.levels(name) != dashboard.access:
+                    wrong.append(f"{dashboard.id} variable {variable.name}: {name}")
+    assert wrong == []
+    runtime.archive.close()
