@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard_app.access import login as login_page
 from dashboard_app.access import sessions
-from dashboard_app.access.identity import OPEN, Identity
+from dashboard_app.access.identity import NOBODY, OPEN, Identity
 from dashboard_app.access.limits import LoginBackoff, RateLimiter
 from dashboard_app.access.origin import same_origin
 from dashboard_app.access.permissions import ANYONE, Permission, Permissions
@@ -64,7 +64,7 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
 
     @server.before_request
     def _guard():
-        g.identity = OPEN
+        g.identity = OPEN if not cfg.enabled else NOBODY
         rule = request.url_rule.rule if request.url_rule is not None else None
         permission = permissions.for_route(rule, request.method) if rule is not None else None
         try:

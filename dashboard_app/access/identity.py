@@ -33,4 +33,5 @@ class Identity:
         return self.role == "admin"
 
 
-OPEN = Identity("anonymous", "admin", ACCESS_LEVELS, SCOPES, "open")
+OPEN = Identity("anonymous", "admin", ACCESS_LEVELS, SCOPES, "open")  # development without auth: anyone
+NOBODY = Identity("anonymous", "viewer", (), (), "anonymous")  # not (yet) identified: reads nothing

@@ -92,7 +92,7 @@ class Permissions:
                     raise
                 except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
                     # The pages send well-formed inputs; anything else is a hand-made request.
-                    log.info("callback %s refused its inputs: %r", func.__name__, exc)
+                    log.warning("callback %s refused its inputs: %r", func.__name__, exc)
                     raise BadInput(
                         f"the inputs of {func.__name__} are not what its page sends ({type(exc).__name__})",
                         "inputs",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dash import ALL, Dash, Input, Output, State, ctx
-from flask import g
 
-from dashboard_app.access.identity import OPEN, SCOPES
+from dashboard_app.access.identity import SCOPES
 from dashboard_app.access.permissions import ADMIN, Permissions
+from dashboard_app.access.scoped import reads
 from dashboard_app.runtime import Runtime
 from layouts import ids
 from layouts.admin_view import key_table, new_key
@@ -30,7 +30,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
     def keys(_path, created, _revoked, name, scopes, days):
         token = error = None
         trigger = ctx.triggered_id
-        who = getattr(g, "identity", OPEN).name
+        who = reads().identity.name
         name = name if isinstance(name, str) else ""
         scopes = scopes if isinstance(scopes, list) else []
         if trigger == ids.ADMIN_KEY_CREATE and created:

@@ -8,9 +8,7 @@ from urllib.parse import urlencode
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import g
 
-from dashboard_app.access.identity import OPEN
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
 from dashboard_app.alerts.shown import visible_alerts, visible_rules
@@ -291,7 +289,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
     @callback(app, SIGNED_IN, Output(ids.NAV_LINKS, "children"), Input(ids.URL, "pathname"))
     def links(pathname):
         pathname = pathname if isinstance(pathname, str) else None
-        identity = getattr(g, "identity", OPEN)
+        identity = reads().identity
         visible = [d for d in runtime.dashboards.values() if identity.sees(d.access)]
         tools = tuple(t for t in TOOL_PAGES if identity.at_least(t[2]))
         out = nav_links(visible, pathname, tools)
