@@ -526,13 +526,30 @@ class Store:
         for spec in self.archive.load_specs():
             self.specs.remember(spec)
         self._specs_saved = len(self.specs)
+        in_chunks: dict[int, int] = {}  # samples at a series' last sealed time that a chunk holds
         for seq, sid, ts, val in self.archive.wal():
             known = (sid >= 0) & (sid < len(self._series))
             known[known] = [self._series[i] is not None for i in sid[known].tolist()]
             sid, ts, val = sid[known], ts[known], val[known]
-            keep = ts > self._sealed_until[sid]  # what a chunk already holds is not added twice
+            until = self._sealed_until[sid]
+            keep = ts > until  # what a chunk already holds is not added twice
+            # Samples sharing the chunk's last time may have been sealed in part (a batch of pushed
+            # increments at one time, say): the log holds them in order, so skip as many as the chunk
+            # holds and keep the rest.
+            for i in np.flatnonzero(ts == until).tolist():
+                series = int(sid[i])
+                if series not in in_chunks:
+                    in_chunks[series] = self._sealed_at(series, float(ts[i]))
+                if in_chunks[series] > 0:
+                    in_chunks[series] -= 1
+                else:
+                    keep[i] = True
             self._append_arrays(sid[keep], ts[keep], val[keep], log=False, seq=seq)
             self._seq = max(self._seq, seq + 1)
+
+    def _sealed_at(self, series_id: int, moment: float) -> int:
+        """Return how many samples of a series the chunks on disk hold at one time."""
+        return sum(int((t == moment).sum()) for t, _ in self.archive.samples(series_id, moment, moment))
 
     def close(self) -> None:
         """Write what is waiting and close the archive."""

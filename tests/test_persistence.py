@@ -69,6 +69,23 @@ def test_sealed_chunks_and_the_head_both_come_back_counted_once(tmp_path, clock)
     third.close()
 
 
+def test_samples_sharing_a_time_across_a_sealed_chunk_all_come_back(tmp_path, clock):
+    """Batches of 50 pushed increments at one time each: the 120-sample head seals mid-batch."""
+    store = open_store(tmp_path, clock)
+    t0, n = clock.now, 0
+    for batch in range(41):
+        store.append([gauge(n + i + 1, t0 + batch) for i in range(50)])
+        n += 50
+        store.flush()  # as a push does before it answers
+    store.archive.close()  # killed: no last flush
+    clock.advance(60)
+    again = open_store(tmp_path, clock)
+    ts, val = again.read_raw(0, 0, clock.now)
+    assert val.tolist() == list(range(1, n + 1))
+    assert again.latest()[0][2] == n
+    again.close()
+
+
 def test_a_hundred_samples_a_second_for_a_minute_are_all_there_at_step_1_and_60(tmp_path, clock):
     store = open_store(tmp_path, clock, PRODUCTION)
     t0 = np.floor(clock.now / 60) * 60
