@@ -377,3 +377,18 @@ def test_the_openapi_document_is_valid_and_describes_bodies_and_answers(secured)
         for method, op in ops.items():
             assert "200" in op["responses"] or "201" in op["responses"], (method, path)
             assert "403" in op["responses"]
+
+
+def test_a_page_asked_for_before_login_opens_after_it_with_its_query(secured):
+    first = requests.get(secured.url + "/operations?instance=host-a&x=1", allow_redirects=False, timeout=10)
+    assert first.status_code == 302
+    http = requests.Session()
+    form = http.get(secured.url + first.headers["Location"], timeout=10).text
+    assert "/operations?instance=host-a&amp;x=1" in form  # the whole address, kept in the form
+    answer = http.post(
+        secured.url + "/login",
+        data={"user": "olga", "password": PASSWORD, "next": "/operations?instance=host-a&x=1"},
+        headers={"Origin": secured.url},
+        allow_redirects=False,
+    )
+    assert answer.headers["Location"] == "/operations?instance=host-a&x=1"

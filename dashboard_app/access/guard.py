@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from urllib.parse import urlencode
 
 from dash import Dash
 from flask import Response, g, redirect, request, session
@@ -74,7 +75,7 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                 identity = _identify(runtime)
                 if identity is None:
                     if _is_page(request.path) and request.method == "GET":
-                        return redirect(f"/login?next={request.full_path.rstrip('?')}")
+                        return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
                     raise Refused(401, "log in, or send an API key in Authorization: Bearer or X-API-Key")
                 g.identity = identity
                 wait = limiter.hit(identity.name)
