@@ -42,6 +42,20 @@ COUNTERS = (
         DEV,
     ),
     MetricSpec(
+        "pulseboard_ingest_samples_total",
+        "counter",
+        "count",
+        "Samples stored from other protocols (InfluxDB line protocol, ...), by protocol.",
+        DEV,
+    ),
+    MetricSpec(
+        "pulseboard_ingest_requests_total",
+        "counter",
+        "count",
+        "Write requests of other protocols answered, by protocol and status.",
+        DEV,
+    ),
+    MetricSpec(
         "pulseboard_storage_write_errors_total",
         "counter",
         "count",

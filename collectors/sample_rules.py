@@ -56,14 +56,14 @@ def check_samples(
             )
         if ts > now + FUTURE_TOLERANCE:
             raise MetricError(
-                f"{where}.timestamp {_iso(ts)} is {ts - now:,.0f} s in the future by this host's clock; "
+                f"{where}.timestamp {iso(ts)} is {ts - now:,.0f} s in the future by this host's clock; "
                 f"at most {FUTURE_TOLERANCE / 60:.0f} minutes ahead is accepted",
                 field=f"{where}.timestamp",
             )
         if ts < oldest:
             raise MetricError(
-                f"{where}.timestamp {_iso(ts)} is older than the history Pulseboard keeps: "
-                f"the oldest time accepted now is {_iso(oldest)}",
+                f"{where}.timestamp {iso(ts)} is older than the history Pulseboard keeps: "
+                f"the oldest time accepted now is {iso(oldest)}",
                 field=f"{where}.timestamp",
             )
         series = store.lookup(definition.name, labels)
@@ -73,8 +73,8 @@ def check_samples(
             # A gauge's history can arrive late (a backfill); a counter's value is an increment
             # added to its running total, which only the newest end can take.
             raise MetricError(
-                f"{where}.timestamp {_iso(ts)} is older than the newest sample of this "
-                f"{definition.type} ({_iso(store.newest(series.id))}): its increments add to a "
+                f"{where}.timestamp {iso(ts)} is older than the newest sample of this "
+                f"{definition.type} ({iso(store.newest(series.id))}): its increments add to a "
                 "running total, so they must arrive in time order (history of a new series may come "
                 "in any order within one request)",
                 field=f"{where}.timestamp",
@@ -115,7 +115,8 @@ def _samples(store: Store, parsed: list[tuple[MetricSpec, tuple, float, float]])
             yield Sample(f"{name}_sum", labels, add(f"{name}_sum", labels, value), ts)
 
 
-def _iso(t: float) -> str:
+def iso(t: float) -> str:
+    """Return Unix seconds as an RFC 3339 UTC time, for messages."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 

@@ -13,6 +13,7 @@ from collectors.archive import Archive
 from collectors.catalog import CATALOG
 from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload
+from collectors.ingest import ProtocolIngest
 from collectors.instruments import Instruments
 from collectors.metrics import STORED
 from collectors.persistence import convert_previous
@@ -104,6 +105,10 @@ class Runtime:
         )
         for definition in CATALOG:
             self.metrics.register(definition, save=False)
+        # Samples other protocols send (InfluxDB line protocol, ...): the same caps as the JSON push.
+        self.protocol_ingest = ProtocolIngest(
+            self.store, clock, settings.ingest.sample_cap, settings.ingest.series_cap
+        )
         self.instruments = Instruments(clock)
         self.connections = ConnectionPool(
             settings.server.max_connections, clock, per_owner=settings.server.max_connections_per_user

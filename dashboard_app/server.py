@@ -26,6 +26,7 @@ from dashboard_app.live import channel as live
 from dashboard_app.pages import admin as admin_page_callbacks
 from dashboard_app.pages import dashboards as dashboard_callbacks
 from dashboard_app.pages import trends as trends_page_callbacks
+from dashboard_app.protocols import influx
 from dashboard_app.runtime import Runtime
 from layouts.admin_view import admin_page
 from layouts.alert_views import alerts_page
@@ -142,6 +143,7 @@ def create_app(runtime: Runtime) -> Dash:
     # Scrapers use a key with the read scope; of people, admins (it lists every level at once).
     permissions.route("/metrics", ("GET",), Permission("admin", "read", series="all"))
     live.attach(server, runtime, permissions)
+    influx.add_routes(server, runtime, permissions)
     dashboard_callbacks.register(app, runtime, permissions)
     trends_page_callbacks.register(app, runtime, permissions)
     admin_page_callbacks.register(app, runtime, permissions)

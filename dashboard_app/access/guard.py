@@ -7,6 +7,7 @@ said who may call it.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from urllib.parse import urlencode
@@ -98,7 +99,7 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             g.pulseboard_reads = runtime.sources.for_caller(identity)
         except Refused as exc:
             path = request.path
-            if path.startswith("/api/") or path.startswith("/_dash") or path == "/metrics":
+            if path.startswith(("/api/", "/_dash", "/metrics", "/write", "/v1/")):
                 return error_response(str(exc), exc.status, exc.field)
             return Response(html.escape(str(exc)), exc.status, mimetype="text/plain")
         return None
@@ -115,14 +116,13 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
 
 
 def _is_page(path: str) -> bool:
-    return not path.startswith(("/api/", "/_dash", "/metrics"))
+    return not path.startswith(("/api/", "/_dash", "/metrics", "/write", "/v1/"))
 
 
 def _identify(runtime: Runtime) -> Identity | None:
     if "api_key" in request.args or "token" in request.args:
         raise Refused(400, "API keys go in a header (Authorization: Bearer or X-API-Key), never in a URL")
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-API-Key")
+    token = _key_of(request.headers.get("Authorization", "")) or request.headers.get("X-API-Key")
     if token:
         identity = runtime.keys.identify(token)
         if identity is None:
@@ -132,6 +132,21 @@ def _identify(runtime: Runtime) -> Identity | None:
     if not session.get("user"):
         return None
     return sessions.current(runtime.users, runtime.clock(), cfg.session_idle, cfg.session_max)
+
+
+def _key_of(header: str) -> str | None:
+    """Return the API key an Authorization header carries: Bearer, Token (InfluxDB's clients and
+    Telegraf) or Basic with the key as the password (InfluxDB 1 clients)."""
+    scheme, _, value = header.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme in ("bearer", "token"):
+        return value or None
+    if scheme == "basic":
+        try:
+            return base64.b64decode(value, validate=True).decode().partition(":")[2] or None
+        except (ValueError, UnicodeDecodeError):
+            raise Refused(401, "the Basic credentials cannot be read") from None
+    return None
 
 
 def _enforce(runtime: Runtime, permission: Permission, identity: Identity) -> None:

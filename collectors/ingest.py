@@ -1,0 +1,145 @@
+"""Samples that arrive in another protocol's shape (line protocol, remote write, OTLP): one set of rules.
+
+A protocol adapter turns its body into ``Incoming`` samples, each saying where in the body it came
+from; ``ProtocolIngest`` checks them all (names, labels, values, times, the series caps), declares
+names it has not seen by Prometheus's conventions, and stores them all or none, through the store's
+one append path. Refusals are ``MetricError``s naming the place in the body, as the JSON push's.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collectors.metrics import LABEL_NAME, METRIC_NAME, STORED, MetricSpec, Sample, freeze_labels
+from collectors.registration import RESERVED, MetricError
+from collectors.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso
+from collectors.store import SeriesLimitError, Store
+
+PROTOCOLS = "protocol:"  # how the names each protocol declared are owned: protocol:influx, ...
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One sample as an adapter hands it over, with where it stood in the request."""
+
+    name: str
+    labels: dict[str, str]
+    value: float
+    timestamp: float
+    where: str  # "line 3, field usage_idle", "timeseries[2].samples[0]"
+
+
+def kind_by_convention(name: str) -> str:
+    """Return a metric's type from its name, as Prometheus' conventions have it."""
+    if name.endswith("_total") or name.endswith(("_bucket", "_count", "_sum")):
+        return "counter"
+    return "gauge"
+
+
+class ProtocolIngest:
+    """Check and store samples from any protocol adapter, all or nothing per request."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        sample_cap: int = 10_000,
+        series_cap: int = 10_000,
+    ):
+        self.store = store
+        self.clock = clock
+        self.sample_cap = sample_cap
+        self.series_cap = series_cap
+        self._lock = threading.Lock()
+
+    def accept(self, incoming: list[Incoming], protocol: str, kinds: dict[str, str] | None = None) -> int:
+        """Check every sample, declare new names, store them all; raise MetricError storing nothing."""
+        if len(incoming) > self.sample_cap:
+            raise MetricError(
+                f"a request may carry at most {self.sample_cap:,} samples (it has {len(incoming):,}); "
+                "send smaller batches",
+                413,
+                "body",
+            )
+        now = self.clock()
+        oldest = now - max(t.retention for t in self.store.tiers)
+        owner = PROTOCOLS + protocol
+        samples, fresh = [], {}
+        for item in incoming:
+            self._check(item, now, oldest)
+            labels = freeze_labels(item.labels)
+            samples.append(Sample(item.name, labels, float(item.value), float(item.timestamp)))
+            if self.store.lookup(item.name, labels) is None:
+                fresh.setdefault(item.name, set()).add(labels)
+        with self._lock:
+            declare = []
+            for name in sorted({s.name for s in samples}):
+                kind = (kinds or {}).get(name) or kind_by_convention(name)
+                if name.startswith(RESERVED):
+                    raise MetricError(
+                        f"{name}: names starting with {RESERVED} are Pulseboard's own; choose another",
+                        409,
+                        "body",
+                    )
+                known, producer = self.store.specs.get(name), self.store.specs.owner(name)
+                if known is not None and producer != STORED and not producer.startswith(PROTOCOLS):
+                    raise MetricError(
+                        f"{name} is declared by {producer} (a {known.type}); another protocol may not "
+                        "write into it: choose another name",
+                        409,
+                        "body",
+                    )
+                if known is not None and producer != STORED:
+                    if known.type != kind and (kinds or {}).get(name) is not None:
+                        raise MetricError(
+                            f"{name} is a {known.type} here; this request sends it as a {kind}", 409, "body"
+                        )
+                    continue
+                declare.append(MetricSpec(name, kind))
+            for name, new in fresh.items():
+                if len(self.store.series(name)) + len(new) > self.series_cap:
+                    raise MetricError(
+                        f"{name} would pass its cap of {self.series_cap:,} series (label sets)", 422, "body"
+                    )
+            try:
+                self.store.admit(samples)
+            except SeriesLimitError as exc:
+                raise MetricError(str(exc), 422, "body") from None
+            for spec in declare:
+                self.store.declare(spec, owner)
+            return self.store.append(samples)
+
+    def _check(self, item: Incoming, now: float, oldest: float) -> None:
+        where = item.where
+        if not METRIC_NAME.fullmatch(item.name):
+            raise MetricError(
+                f"{where}: metric name {item.name!r} must match {METRIC_NAME.pattern}", field=where
+            )
+        for key, value in item.labels.items():
+            if not LABEL_NAME.fullmatch(key) or key.startswith("__"):
+                raise MetricError(
+                    f"{where}: label name {key!r} must match {LABEL_NAME.pattern} and not start with __",
+                    field=where,
+                )
+            if len(value) > MAX_LABEL_VALUE:
+                raise MetricError(
+                    f"{where}: label {key} is longer than {MAX_LABEL_VALUE} characters", field=where
+                )
+        if isinstance(item.value, bool) or not math.isfinite(item.value):
+            raise MetricError(f"{where}: the value must be a finite number (got {item.value})", field=where)
+        if item.timestamp > now + FUTURE_TOLERANCE:
+            raise MetricError(
+                f"{where}: time {iso(item.timestamp)} is more than {FUTURE_TOLERANCE / 60:.0f} minutes ahead "
+                "of this host's clock (is the precision right?)",
+                field=where,
+            )
+        if item.timestamp < oldest:
+            raise MetricError(
+                f"{where}: time {iso(item.timestamp)} is older than the history Pulseboard keeps "
+                f"(the oldest accepted now is {iso(oldest)}; is the precision right?)",
+                field=where,
+            )

@@ -1,0 +1,112 @@
+"""InfluxDB's write endpoints, so Telegraf and the InfluxDB clients can send to Pulseboard unchanged.
+
+``POST /api/v2/write`` (InfluxDB 2: ``Authorization: Token KEY``, ``precision`` ns, us, ms or s) and
+``POST /write`` (InfluxDB 1: Basic auth with the key as password, ``precision`` n, u, ms, s, m or h),
+gzip bodies accepted. The request is stored whole or not at all and written to disk before the answer:
+204 when every field was kept, 200 listing the string fields left out, 4xx naming the line otherwise.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+import zlib
+
+from flask import Flask, Response, jsonify, request
+
+from collectors.line_protocol import LineError, parse
+from collectors.registration import MetricError
+from dashboard_app.access.permissions import INGEST, Permissions
+from dashboard_app.runtime import Runtime
+
+ENDPOINTS = {  # rule -> (version, the precisions it takes)
+    "/api/v2/write": (2, ("ns", "us", "ms", "s")),
+    "/write": (1, ("n", "ns", "u", "us", "ms", "s", "m", "h")),
+}
+SAMPLES = "pulseboard_ingest_samples_total"
+REQUESTS = "pulseboard_ingest_requests_total"
+
+
+def refusal(message: str, status: int, field: str | None = None) -> Response:
+    """Pulseboard's error shape, with the code and message InfluxDB's clients print."""
+    body = {"ok": False, "error": message, "status": status, "code": "invalid", "message": message}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _body(limit: int) -> str:
+    raw = request.get_data(cache=False)
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = inflater.decompress(raw, limit + 1)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise MetricError(f"the body is not valid gzip: {exc}", 400, "body") from None
+    if len(raw) > limit:
+        raise MetricError(
+            f"the body is larger than {limit:,} bytes (after gzip); send smaller batches", 413, "body"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MetricError("the body is not UTF-8 text", 400, "body") from None
+
+
+def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
+    """Serve InfluxDB's two write endpoints."""
+    for rule, (version, precisions) in ENDPOINTS.items():
+
+        def write(version=version, precisions=precisions) -> Response:
+            status = 500
+            try:
+                response = _write(runtime, precisions)
+                status = response.status_code
+                return response
+            except MetricError as exc:
+                status = exc.status
+                return refusal(str(exc), exc.status, exc.field)
+            except LineError as exc:
+                status = 400
+                return refusal(str(exc), 400, f"line {exc.line}")
+            finally:
+                runtime.instruments.count(REQUESTS, {"protocol": f"influx-v{version}", "status": str(status)})
+
+        server.add_url_rule(rule, f"influx_write_v{version}", write, methods=["POST"])
+        permissions.route(rule, ("POST",), INGEST)
+
+
+def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
+    if runtime.archive is None:
+        raise MetricError(
+            "this Pulseboard reads from Prometheus and stores no samples: send them to Prometheus, "
+            "or to an embedded Pulseboard",
+            409,
+        )
+    precision = request.args.get("precision", "ns")
+    if precision not in precisions:
+        raise MetricError(f"precision must be one of {', '.join(precisions)}", 400, "precision")
+    text = _body(runtime.settings.ingest.max_body)
+    samples, skipped = parse(text, precision, runtime.clock())
+    if not samples and not skipped:
+        raise MetricError("the body holds no lines", 400, "body")
+    stored = runtime.protocol_ingest.accept(samples, "influx") if samples else 0
+    try:
+        runtime.store.flush()  # on disk before answering: an acknowledged sample survives a crash
+    except (OSError, sqlite3.Error) as exc:
+        runtime.instruments.count("pulseboard_storage_write_errors_total", {})
+        raise MetricError(
+            f"the samples are in memory but could not be written to the data directory ({exc})", 507
+        ) from None
+    runtime.instruments.count(SAMPLES, {"protocol": "influx"}, stored)
+    if not skipped:
+        return Response(status=204)
+    return jsonify(
+        {
+            "ok": True,
+            "stored": stored,
+            "skipped": [{"line": s.line, "field": s.field, "reason": s.reason} for s in skipped],
+        }
+    )
