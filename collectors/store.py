@@ -25,6 +25,7 @@ from collectors.chunks import (
     merge_rollups,
     roll_up,
     roll_up_many,
+    to_ms,
 )
 from collectors.metrics import STALE_AFTER, Labels, MetricRegistry, MetricSpec, Sample
 
@@ -520,7 +521,9 @@ class Store:
         """Put back the series, their declarations and the head as the last run left them."""
         for sid, name, labels, until, last in self.archive.load_series():
             self._create(name, labels, sid, saved=True)
-            self._sealed_until[sid] = self._newest[sid] = until
+            self._sealed_until[sid] = until
+            # The log replays times in whole milliseconds: one in the last sealed millisecond is not late.
+            self._newest[sid] = min(until, float(to_ms(until)) / 1000.0)
             self._sealed_last[sid] = self._last_value[sid] = last
         self._free = [i for i, s in enumerate(self._series) if s is None]
         for spec in self.archive.load_specs():
@@ -531,15 +534,16 @@ class Store:
             known = (sid >= 0) & (sid < len(self._series))
             known[known] = [self._series[i] is not None for i in sid[known].tolist()]
             sid, ts, val = sid[known], ts[known], val[known]
-            until = self._sealed_until[sid]
-            keep = ts > until  # what a chunk already holds is not added twice
+            # The log and the chunks keep whole milliseconds: compare times as they hold them.
+            stamp, until = to_ms(ts), to_ms(self._sealed_until[sid])
+            keep = stamp > until  # what a chunk already holds is not added twice
             # Samples sharing the chunk's last time may have been sealed in part (a batch of pushed
             # increments at one time, say): the log holds them in order, so skip as many as the chunk
             # holds and keep the rest.
-            for i in np.flatnonzero(ts == until).tolist():
+            for i in np.flatnonzero(stamp == until).tolist():
                 series = int(sid[i])
                 if series not in in_chunks:
-                    in_chunks[series] = self._sealed_at(series, float(ts[i]))
+                    in_chunks[series] = self._sealed_at(series, int(stamp[i]))
                 if in_chunks[series] > 0:
                     in_chunks[series] -= 1
                 else:
@@ -547,9 +551,11 @@ class Store:
             self._append_arrays(sid[keep], ts[keep], val[keep], log=False, seq=seq)
             self._seq = max(self._seq, seq + 1)
 
-    def _sealed_at(self, series_id: int, moment: float) -> int:
-        """Return how many samples of a series the chunks on disk hold at one time."""
-        return sum(int((t == moment).sum()) for t, _ in self.archive.samples(series_id, moment, moment))
+    def _sealed_at(self, series_id: int, moment_ms: int) -> int:
+        """Return how many samples of a series the chunks on disk hold at one time (in milliseconds)."""
+        moment = moment_ms / 1000.0
+        parts = self.archive.samples(series_id, moment - 0.001, moment + 0.001)
+        return sum(int((to_ms(t) == moment_ms).sum()) for t, _ in parts)
 
     def close(self) -> None:
         """Write what is waiting and close the archive."""

@@ -69,10 +69,11 @@ def test_sealed_chunks_and_the_head_both_come_back_counted_once(tmp_path, clock)
     third.close()
 
 
-def test_samples_sharing_a_time_across_a_sealed_chunk_all_come_back(tmp_path, clock):
+@pytest.mark.parametrize("fraction", [0.0, 0.0004, 0.0006])  # times between milliseconds, both ways
+def test_samples_sharing_a_time_across_a_sealed_chunk_all_come_back(tmp_path, clock, fraction):
     """Batches of 50 pushed increments at one time each: the 120-sample head seals mid-batch."""
     store = open_store(tmp_path, clock)
-    t0, n = clock.now, 0
+    t0, n = clock.now + fraction, 0
     for batch in range(41):
         store.append([gauge(n + i + 1, t0 + batch) for i in range(50)])
         n += 50
