@@ -32,6 +32,15 @@ UNITS = (
     "count",
     "currency",
 )
+# Any other unit in Prometheus' naming (a name's last word: celsius, joules, volts, requests, ...) is
+# accepted too; layouts.units scales the ones it knows and shows the others as they are.
+UNIT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def valid_unit(unit: object) -> bool:
+    """Return whether a unit is one Pulseboard takes: a known one, or a Prometheus unit name."""
+    return isinstance(unit, str) and (unit in UNITS or UNIT_NAME.fullmatch(unit) is not None)
+
 
 # Seconds without a sample after which a series has stopped (Prometheus' staleness): it leaves
 # "latest" answers, /metrics and stat panels instead of showing its last value forever.
@@ -84,8 +93,11 @@ class MetricSpec:
             raise ValueError(
                 f"metric {self.name}: type {self.type!r} is not one of {', '.join(METRIC_TYPES)}"
             )
-        if self.unit not in UNITS:
-            raise ValueError(f"metric {self.name}: unit {self.unit!r} is not one of {', '.join(UNITS)}")
+        if not valid_unit(self.unit):
+            raise ValueError(
+                f"metric {self.name}: unit {self.unit!r} must be a unit name such as seconds, bytes or "
+                f"celsius ({UNIT_NAME.pattern})"
+            )
 
     def parts(self) -> tuple[MetricSpec, ...]:
         """Return this declaration and, for a histogram or summary, its running totals' declarations."""

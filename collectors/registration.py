@@ -12,8 +12,10 @@ from collectors.metrics import (
     METRIC_NAME,
     METRIC_TYPES,
     OBSERVED_TYPES,
+    UNIT_NAME,
     UNITS,
     MetricSpec,
+    valid_unit,
 )
 
 RESERVED = "pulseboard_"  # Pulseboard's own names: a push may only repeat a declaration it already has
@@ -46,8 +48,12 @@ def parse_registration(body: object) -> MetricSpec:
     if not isinstance(help_text, str) or len(help_text) > 1024:
         raise MetricError("help must be a string of at most 1024 characters", field="help")
     unit = body.get("unit", "") or "none"
-    if unit not in UNITS:
-        raise MetricError(f"unit must be empty or one of {', '.join(UNITS)}", field="unit")
+    if not valid_unit(unit):
+        raise MetricError(
+            f"unit must be empty or a unit name in Prometheus' style ({UNIT_NAME.pattern}): a base unit such "
+            f"as seconds, bytes, celsius or joules; Pulseboard scales {', '.join(UNITS)} and SI units",
+            field="unit",
+        )
     labels = body.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise MetricError("labels must be a list of label names", field="labels")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collectors.aggregator import AGGREGATIONS
-from collectors.metrics import LABEL_NAME, UNITS
+from collectors.metrics import LABEL_NAME, UNIT_NAME, UNITS, valid_unit
 from collectors.selector import SelectorError, parse_selector
 from layouts.validation import Duration
 
@@ -18,10 +18,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 ChartType = Literal["line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap"]
 Aggregation = Literal["avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate"]
-Unit = Literal[
-    "none", "ratio", "percent", "bytes", "bytes_per_second", "seconds", "per_second", "count", "currency"
-]
-assert set(Aggregation.__args__) == set(AGGREGATIONS) and set(Unit.__args__) == set(UNITS)  # noqa: S101
+assert set(Aggregation.__args__) == set(AGGREGATIONS)  # noqa: S101
 assert set(ChartType.__args__) == set(CHART_TYPES)  # noqa: S101
 
 
@@ -115,7 +112,7 @@ class Panel(_Strict):
     title: str = Field(min_length=1)
     type: ChartType
     queries: tuple[PanelQuery, ...] = Field(min_length=1)
-    unit: Unit | None = Field(None, description="Defaults to the unit the first query's metric declares.")
+    unit: str | None = Field(None, description="Defaults to the unit the first query's metric declares.")
     thresholds: Thresholds | None = None
     max: float | None = Field(None, description="Top of a gauge's scale (default 100% for ratios).")
     description: str = ""
@@ -126,6 +123,16 @@ class Panel(_Strict):
     grid: Grid = Grid()
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        if value is not None and not valid_unit(value):
+            raise ValueError(
+                f"a unit is one of {', '.join(UNITS)} or another unit name such as celsius or joules "
+                f"({UNIT_NAME.pattern})"
+            )
+        return value
 
 
 class Variable(_Strict):

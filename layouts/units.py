@@ -8,6 +8,24 @@ from datetime import UTC, datetime
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _SI = ("", "k", "M", "G", "T")
+# SI units in Prometheus' naming, by their symbol: shown with a prefix that fits (3 mV, 1.5 kJ, 2.4 GHz).
+SI_SYMBOLS = {
+    "joules": "J",
+    "volts": "V",
+    "amperes": "A",
+    "watts": "W",
+    "hertz": "Hz",
+    "meters": "m",
+    "grams": "g",
+    "pascals": "Pa",
+    "newtons": "N",
+    "ohms": "Ω",
+    "lumens": "lm",
+    "liters": "L",
+}
+# Units shown with their symbol, never scaled (a temperature in kilo-degrees reads wrong).
+SYMBOLS = {"celsius": "°C", "fahrenheit": "°F", "kelvin": "K", "degrees": "°"}
+_SMALL = ((1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
 
 
 @dataclass(frozen=True)
@@ -45,7 +63,24 @@ def scale_for(unit: str | None, magnitude: float) -> Scale:
         return _si(magnitude, "/s")
     if unit == "currency":
         return Scale(1, "", "$")
-    return _si(magnitude, "")
+    if unit in SYMBOLS:
+        return Scale(1, " " + SYMBOLS[unit])
+    if unit in SI_SYMBOLS:
+        return _si_prefixed(magnitude, SI_SYMBOLS[unit])
+    if unit in (None, "none", "count"):
+        return _si(magnitude, "")
+    return _si(magnitude, " " + unit.replace("_", " "))  # any other unit, as it is: 12.3k requests
+
+
+def _si_prefixed(magnitude: float, symbol: str) -> Scale:
+    """Scale with an SI prefix either way: milli- to tera-."""
+    if 0 < magnitude < 1:
+        for factor, prefix in _SMALL:
+            if magnitude >= factor:
+                return Scale(factor, f" {prefix}{symbol}")
+        return Scale(_SMALL[-1][0], f" {_SMALL[-1][1]}{symbol}")
+    power = 0 if magnitude < 1000 else min(len(_SI) - 1, int(math.log10(magnitude) // 3))
+    return Scale(1000**power, f" {_SI[power]}{symbol}")
 
 
 def _si(magnitude: float, suffix: str) -> Scale:

@@ -74,7 +74,7 @@ def test_a_name_keeps_its_type_and_labels(pulseboard, change, status, field):
         ({"labels": ["__reserved"]}, "labels", "not start with __"),
         ({"labels": ["a", "a"]}, "labels", "repeat"),
         ({"category": "sales"}, "category", "business, rag, application, custom"),
-        ({"unit": "furlongs"}, "unit", "bytes"),
+        ({"unit": "Furlongs per fortnight"}, "unit", "celsius"),
         ({"colour": "red"}, "colour", "unknown field"),
     ],
 )

@@ -8,7 +8,7 @@ import numpy as np
 from flask import Response, request
 
 from collectors.aggregator import AGGREGATIONS
-from collectors.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNITS
+from collectors.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNIT_NAME
 from collectors.registration import registration
 from dashboard_app.access.permissions import INGEST, SIGNED_IN, Permission
 from dashboard_app.access.scoped import reads
@@ -24,7 +24,7 @@ REGISTER_BODY = {
         "name": {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
         "type": {"type": "string", "enum": list(METRIC_TYPES)},
         "help": {"type": "string"},
-        "unit": {"type": "string", "enum": ["", *UNITS]},
+        "unit": {"type": "string", "pattern": f"^$|^{UNIT_NAME.pattern}$"},
         "labels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
         "category": {"type": "string", "enum": list(CATEGORIES)},
         "access": {"type": "string", "enum": list(ACCESS_LEVELS)},

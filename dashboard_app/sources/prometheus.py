@@ -23,6 +23,7 @@ from collectors.selector import Selector, parse_selector
 from dashboard_app.settings import PrometheusSettings
 from dashboard_app.sources import promql
 from dashboard_app.sources.source import SourceUnavailable
+from layouts.units import SI_SYMBOLS, SYMBOLS
 
 MAX_RESOLUTION = 11_000  # Prometheus answers at most this many points per series and query
 TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
@@ -37,6 +38,15 @@ SUFFIX_UNITS = (
     ("_bytes_total", "bytes"),
     ("_seconds_total", "seconds"),
 )
+
+
+def unit_of_name(name: str) -> str | None:
+    """Return a metric's unit from its name, by Prometheus' conventions (node_hwmon_temp_celsius: celsius)."""
+    known = next((unit for suffix, unit in SUFFIX_UNITS if name.endswith(suffix)), None)
+    if known is not None:
+        return known
+    last = name.removesuffix("_total").rsplit("_", 1)[-1]
+    return last if last in SI_SYMBOLS or last in SYMBOLS else None
 
 
 @dataclass
@@ -227,7 +237,7 @@ class PrometheusSource:
         spec = self.specs.get(name)
         if spec is not None:
             return spec.unit
-        return next((unit for suffix, unit in SUFFIX_UNITS if name.endswith(suffix)), None)
+        return unit_of_name(name)
 
     def latest(self, expr: str | Selector | None = None) -> list[tuple[SeriesInfo, float, float]]:
         """Return each matching series' newest value within a few scrapes (Prometheus' staleness)."""
