@@ -177,7 +177,7 @@ def exposition_time(series: int = 10_000, runs: int = 20) -> dict:
     timings, size = [], 0
     for _ in range(runs):
         t0 = time.perf_counter()
-        size = len(render(source, store.specs))
+        size = len(render(source, store.specs).get_data())
         timings.append(time.perf_counter() - t0)
     return {"series": series, "median_ms": statistics.median(timings) * 1000, "bytes": size}
 

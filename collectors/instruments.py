@@ -6,6 +6,7 @@ Request threads only bump counters and queue observations here (no store lock on
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -81,6 +82,16 @@ OBSERVED = (
 )
 
 
+# Upper bounds of the buckets Pulseboard's own histograms count into: Prometheus' defaults, so a
+# Prometheus scraping Pulseboard can take histogram_quantile of them.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, math.inf)
+
+
+def bucket_label(bound: float) -> str:
+    """Return a bucket's ``le`` label as Prometheus writes it."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
 class Instruments:
     """Thread-safe counters, gauges and observation queues that request handlers update."""
 
@@ -90,6 +101,7 @@ class Instruments:
         self._counters: dict[tuple[str, tuple], float] = defaultdict(float)
         self._observed: dict[tuple[str, tuple], list[tuple[float, float]]] = defaultdict(list)
         self._totals: dict[tuple[str, tuple], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self._buckets: dict[tuple[str, tuple], list[tuple[str, tuple]]] = {}
         self.in_flight = 0
         self._counters[("pulseboard_storage_write_errors_total", ())] = 0.0  # an alert reads it from zero
 
@@ -109,6 +121,16 @@ class Instruments:
             totals = self._totals[key]
             totals[0] += 1
             totals[1] += value
+            buckets = self._buckets.get(key)
+            if buckets is None:  # every bucket exists from the first observation on, empty ones at 0
+                buckets = self._buckets[key] = [
+                    (f"{name}_bucket", tuple(sorted((*key[1], ("le", bucket_label(b)))))) for b in BUCKETS
+                ]
+                for bucket in buckets:
+                    self._counters[bucket] += 0.0
+            for bound, bucket in zip(BUCKETS, buckets):  # cumulative: each bucket the value is within
+                if value <= bound:
+                    self._counters[bucket] += 1
 
     def request_started(self) -> None:
         with self._lock:
@@ -147,6 +169,16 @@ class SelfCollector:
     metrics = (
         *COUNTERS,
         *(part for spec in OBSERVED for part in spec.parts()),
+        *(
+            MetricSpec(
+                f"{spec.name}_bucket",
+                "counter",
+                "count",
+                f"Observations of {spec.name} by bucket.",
+                spec.level,
+            )
+            for spec in OBSERVED
+        ),
         MetricSpec(
             "pulseboard_http_requests_in_flight", "gauge", "count", "Requests being answered now.", DEV
         ),

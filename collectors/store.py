@@ -521,9 +521,10 @@ class Store:
         """Put back the series, their declarations and the head as the last run left them."""
         for sid, name, labels, until, last in self.archive.load_series():
             self._create(name, labels, sid, saved=True)
-            self._sealed_until[sid] = until
+            self._sealed_until[sid] = self._newest[sid] = until
             # The log replays times in whole milliseconds: one in the last sealed millisecond is not late.
-            self._newest[sid] = min(until, float(to_ms(until)) / 1000.0)
+            if math.isfinite(until):
+                self._newest[sid] = min(until, float(to_ms(until)) / 1000.0)
             self._sealed_last[sid] = self._last_value[sid] = last
         self._free = [i for i, s in enumerate(self._series) if s is None]
         for spec in self.archive.load_specs():
@@ -535,7 +536,8 @@ class Store:
             known[known] = [self._series[i] is not None for i in sid[known].tolist()]
             sid, ts, val = sid[known], ts[known], val[known]
             # The log and the chunks keep whole milliseconds: compare times as they hold them.
-            stamp, until = to_ms(ts), to_ms(self._sealed_until[sid])
+            sealed = self._sealed_until[sid]
+            stamp, until = to_ms(ts), to_ms(np.where(np.isfinite(sealed), sealed, 0.0))
             keep = stamp > until  # what a chunk already holds is not added twice
             # Samples sharing the chunk's last time may have been sealed in part (a batch of pushed
             # increments at one time, say): the log holds them in order, so skip as many as the chunk

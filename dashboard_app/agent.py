@@ -5,13 +5,13 @@ No pages, no history on disk, no alerts: Prometheus keeps the history and the da
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from collectors.instruments import Instruments
 from collectors.producers import schedule_producers
 from collectors.scheduler import Scheduler
 from collectors.store import build_store
-from dashboard_app.api.exposition import CONTENT_TYPE, render
+from dashboard_app.api.exposition import render
 from dashboard_app.settings import Settings
 from dashboard_app.sources.source import EmbeddedSource
 
@@ -36,7 +36,7 @@ class Agent:
         self.server.add_url_rule(
             "/metrics",
             "metrics",
-            lambda: Response(render(self.source, self.store.specs), content_type=CONTENT_TYPE),
+            lambda: render(self.source, self.store.specs, request.headers.get("Accept", ""), process=True),
         )
 
     def start(self) -> None:

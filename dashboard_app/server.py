@@ -20,7 +20,7 @@ from dashboard_app.api import dashboards as api_dashboards
 from dashboard_app.api import exports as api_export
 from dashboard_app.api import metrics as api_metrics
 from dashboard_app.api import system as api_system
-from dashboard_app.api.exposition import CONTENT_TYPE, render
+from dashboard_app.api.exposition import render
 from dashboard_app.api.frame import Api, error_response
 from dashboard_app.live import channel as live
 from dashboard_app.pages import admin as admin_page_callbacks
@@ -138,7 +138,7 @@ def create_app(runtime: Runtime) -> Dash:
     server.add_url_rule(
         "/metrics",
         "metrics_exposition",
-        lambda: Response(render(reads().local, runtime.store.specs), content_type=CONTENT_TYPE),
+        lambda: render(reads().local, runtime.store.specs, request.headers.get("Accept", ""), process=True),
     )
     # Scrapers use a key with the read scope; of people, admins (it lists every level at once).
     permissions.route("/metrics", ("GET",), Permission("admin", "read", series="all"))

@@ -57,7 +57,7 @@ def test_every_server_callback_is_declared(app):
     assert server_side and server_side <= set(permissions.callbacks)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_callback_input_gets_a_5xx(app, data):
     dash_app, client = app

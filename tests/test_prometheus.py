@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from dashboard_app.runtime import Runtime
 from layouts.validation import ConfigError
@@ -136,3 +137,40 @@ def test_a_response_over_the_size_cap_is_refused(tmp_path, exporter):
 def test_a_bad_scrape_target_in_the_settings_names_the_field():
     with pytest.raises(ConfigError, match=r"scrape\.0\.url"):
         quiet_settings(scrape=json.dumps([{"url": "ftp://example"}]))
+
+
+def test_openmetrics_when_the_scraper_asks_and_the_process_metrics(pulseboard):
+    push_examples(pulseboard)
+    pulseboard.runtime.scheduler.run_once("self")
+    accept = {"Accept": "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"}
+    answer = requests.get(pulseboard.url + "/metrics", headers=accept, timeout=10)
+    assert answer.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert answer.text.endswith("# EOF\n")
+    families = {f.name: f for f in openmetrics_parser.text_string_to_metric_families(answer.text)}
+    assert families["shop_orders"].type == "counter"
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    plain = requests.get(pulseboard.url + "/metrics", timeout=10).text
+    assert "process_cpu_seconds_total" in plain and "# EOF" not in plain
+
+
+def test_a_real_prometheus_takes_quantiles_of_pulseboards_request_durations(pulseboard, tmp_path):
+    target = pulseboard.url.removeprefix("http://")
+    with prometheus_server(tmp_path, {target: target}, job="pulseboard") as url:
+        rates = "rate(pulseboard_http_request_duration_seconds_bucket[20s])"
+        expr = f"histogram_quantile(0.9, sum by (le) ({rates}))"
+        deadline = time.monotonic() + 90
+        result = []
+        while time.monotonic() < deadline:
+            for _ in range(20):  # requests of known routes, so their durations are observed
+                requests.get(pulseboard.url + "/api/v1/monitoring/version", timeout=5)
+            pulseboard.runtime.scheduler.run_once("self")  # the instruments into the store, as each tick does
+            result = prometheus_query(url, expr)
+            if result and result[0]["value"][1] not in ("NaN", "+Inf"):
+                break
+            time.sleep(1)
+        assert result, "Prometheus computed no quantile from Pulseboard's buckets within 90 s"
+        value = float(result[0]["value"][1])
+        assert 0 < value <= 10  # seconds: within the buckets, not the +Inf of a histogram without them
+        route = '{route="/api/v1/monitoring/version"}'
+        buckets = prometheus_query(url, f"count(pulseboard_http_request_duration_seconds_bucket{route})")
+        assert float(buckets[0]["value"][1]) == 15  # Prometheus' default buckets, +Inf included

@@ -233,9 +233,11 @@ def callback_body() -> dict:
 
 
 def _address_value(item: dict) -> bool:
-    """Return whether an address part holds text (a pathname always; the others may be empty)."""
+    """Return whether an address part holds text (a pathname a path of this site; others may be empty)."""
     value = item.get("value", "")
-    return isinstance(value, str) or (value is None and item["property"] != "pathname")
+    if item["property"] == "pathname":
+        return "value" not in item or (isinstance(value, str) and value.startswith("/"))
+    return isinstance(value, str) or value is None
 
 
 def _ids(value) -> list:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, generate_latest
+from flask import Response
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from collectors.metrics import OBSERVED_TYPES, MetricSpec
 from dashboard_app.sources.source import Source
@@ -29,19 +31,27 @@ class LatestCollector:
     def collect(self):
         specs = dict(self.specs)
         observed = {name for name, spec in specs.items() if spec.type in OBSERVED_TYPES}
-        parts = {f"{name}_count": name for name in observed} | {f"{name}_sum": name for name in observed}
+        parts = {f"{name}_{part}": name for name in observed for part in ("count", "sum", "bucket")}
         by_name: dict[str, list] = defaultdict(list)
-        totals: dict[str, dict] = defaultdict(dict)  # observed name -> labels -> {"count", "sum"}
+        totals: dict[str, dict] = defaultdict(dict)  # observed name -> labels -> {"count", "sum", "buckets"}
         for series, _, value in self.source.latest():
             name = series.name
-            labels = tuple(sorted(series.labels.items()))
             if name in observed or name in NOT_EXPOSED:
                 continue  # the observations themselves: exposed through their running totals
             owner = parts.get(name)
             if owner is not None:
-                totals[owner].setdefault(labels, {})[name[len(owner) + 1 :]] = value
+                part = name[len(owner) + 1 :]
+                le = series.labels.get("le") if part == "bucket" else None
+                labels = tuple(
+                    sorted((k, v) for k, v in series.labels.items() if k != "le" or part != "bucket")
+                )
+                entry = totals[owner].setdefault(labels, {"buckets": {}})
+                if part == "bucket":
+                    entry["buckets"][le] = value
+                else:
+                    entry[part] = value
                 continue
-            by_name[name].append((labels, value))
+            by_name[name].append((tuple(sorted(series.labels.items())), value))
         for name in sorted(by_name):
             spec = specs.get(name)
             kind = spec.type if spec and spec.type in ("counter", "gauge") else "gauge"
@@ -61,14 +71,27 @@ class LatestCollector:
             for labels, parts_of in totals[name].items():
                 count, total = parts_of.get("count", 0.0), parts_of.get("sum", 0.0)
                 if spec.type == "histogram":
-                    metric.add_sample(f"{name}_bucket", {**dict(labels), "le": "+Inf"}, count)
+                    buckets = {le: v for le, v in parts_of["buckets"].items() if le is not None}
+                    buckets["+Inf"] = count  # every observation is within +Inf
+                    for le in sorted(buckets, key=float):
+                        metric.add_sample(f"{name}_bucket", {**dict(labels), "le": le}, buckets[le])
                 metric.add_sample(f"{name}_count", dict(labels), count)
                 metric.add_sample(f"{name}_sum", dict(labels), total)
             yield metric
 
 
-def render(source: Source, specs: Mapping[str, MetricSpec]) -> bytes:
-    """Return the text exposition of every series a source gives."""
+def render(
+    source: Source, specs: Mapping[str, MetricSpec], accept: str = "", process: bool = False
+) -> Response:
+    """Return the exposition of every series a source gives, in the format ``accept`` asks for.
+
+    OpenMetrics when the scraper asks for it (``Accept: application/openmetrics-text``), else
+    Prometheus' text format. ``process`` adds the standard ``process_*`` metrics of this process.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LatestCollector(source, specs))
-    return generate_latest(registry)
+    if process:
+        ProcessCollector(registry=registry)
+    if "application/openmetrics-text" in accept:
+        return Response(openmetrics.generate_latest(registry), content_type=openmetrics.CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sqlite3
 
 import numpy as np
-from flask import Response, request
+from flask import request
 
 from collectors.aggregator import AGGREGATIONS
 from collectors.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNIT_NAME
 from collectors.registration import registration
 from dashboard_app.access.permissions import INGEST, SIGNED_IN, Permission
 from dashboard_app.access.scoped import reads
-from dashboard_app.api.exposition import CONTENT_TYPE, render
+from dashboard_app.api.exposition import render
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
 from dashboard_app.runtime import API_MAX_POINTS as MAX_POINTS
 from dashboard_app.runtime import Runtime
@@ -238,7 +238,9 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         media="text/plain",
     )
     def prometheus():
-        return Response(render(reads().local, store.specs), mimetype=None, content_type=CONTENT_TYPE)
+        mine = reads()  # Pulseboard's process metrics go with its own, to those who read development's
+        accept = request.headers.get("Accept", "")
+        return render(mine.local, store.specs, accept, process=mine.identity.sees("development"))
 
     @api.route(
         "POST",

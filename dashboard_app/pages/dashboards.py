@@ -73,8 +73,18 @@ def window_for(
 
 
 def _variable_values(inputs: list[dict]) -> dict[str, str]:
-    """Return the values of a page's variable selectors, by label name."""
-    return {item["id"]["name"]: item.get("value") or "" for item in inputs}
+    """Return the values of a page's variable selectors, by label name (text only)."""
+    out = {}
+    for item in inputs:
+        name, value = item["id"]["name"], item.get("value")
+        if isinstance(name, str):
+            out[name] = value if isinstance(value, str) else ""
+    return out
+
+
+def _text(value: object) -> str | None:
+    """Return an input that should be text, or None when a request sent something else."""
+    return value if isinstance(value, str) else None
 
 
 PANELS = Permission(dashboard="ids", series="dashboard")
@@ -110,6 +120,8 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         if dashboard is None:
             raise PreventUpdate
         theme = theme if theme in ("light", "dark") else "light"
+        # The view goes back to the page as state: only what the page itself could have sent.
+        range_value, custom_start, custom_end = _text(range_value), _text(custom_start), _text(custom_end)
         chosen = dashboard.chosen(_variable_values(ctx.inputs_list[5]))
         panels = [narrow_panel(dashboard.panel(o["id"]["panel"]), chosen) for o in outputs]
         view = {
