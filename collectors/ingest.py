@@ -113,6 +113,21 @@ class ProtocolIngest:
                 self.store.declare(spec, owner)
             return self.store.append(samples)
 
+    def running_totals(self) -> Callable[[str, dict[str, str], float], float]:
+        """Return a function that adds a delta to a series' running total (from the store, then kept)."""
+        totals: dict[tuple, float] = {}
+
+        def add(name: str, labels: dict[str, str], delta: float) -> float:
+            key = (name, freeze_labels(labels))
+            if key not in totals:
+                series = self.store.lookup(*key)
+                last = self.store.last_value(series.id) if series is not None else math.nan
+                totals[key] = 0.0 if math.isnan(last) else last
+            totals[key] += delta
+            return totals[key]
+
+        return add
+
     def _check(self, item: Incoming, now: float, oldest: float) -> None:
         where = item.where
         if not METRIC_NAME.fullmatch(item.name):

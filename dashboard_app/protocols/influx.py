@@ -8,15 +8,12 @@ gzip bodies accepted. The request is stored whole or not at all and written to d
 
 from __future__ import annotations
 
-import gzip
-import sqlite3
-import zlib
-
 from flask import Flask, Response, jsonify, request
 
 from collectors.line_protocol import LineError, parse
 from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
+from dashboard_app.protocols.body import read_body, stored_on_disk
 from dashboard_app.runtime import Runtime
 
 ENDPOINTS = {  # rule -> (version, the precisions it takes)
@@ -35,24 +32,6 @@ def refusal(message: str, status: int, field: str | None = None) -> Response:
     response = jsonify(body)
     response.status_code = status
     return response
-
-
-def _body(limit: int) -> str:
-    raw = request.get_data(cache=False)
-    if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            raw = inflater.decompress(raw, limit + 1)
-        except (zlib.error, gzip.BadGzipFile) as exc:
-            raise MetricError(f"the body is not valid gzip: {exc}", 400, "body") from None
-    if len(raw) > limit:
-        raise MetricError(
-            f"the body is larger than {limit:,} bytes (after gzip); send smaller batches", 413, "body"
-        )
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MetricError("the body is not UTF-8 text", 400, "body") from None
 
 
 def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
@@ -88,18 +67,15 @@ def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
     precision = request.args.get("precision", "ns")
     if precision not in precisions:
         raise MetricError(f"precision must be one of {', '.join(precisions)}", 400, "precision")
-    text = _body(runtime.settings.ingest.max_body)
+    try:
+        text = read_body(runtime.settings.ingest.max_body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MetricError("the body is not UTF-8 text", 400, "body") from None
     samples, skipped = parse(text, precision, runtime.clock())
     if not samples and not skipped:
         raise MetricError("the body holds no lines", 400, "body")
     stored = runtime.protocol_ingest.accept(samples, "influx") if samples else 0
-    try:
-        runtime.store.flush()  # on disk before answering: an acknowledged sample survives a crash
-    except (OSError, sqlite3.Error) as exc:
-        runtime.instruments.count("pulseboard_storage_write_errors_total", {})
-        raise MetricError(
-            f"the samples are in memory but could not be written to the data directory ({exc})", 507
-        ) from None
+    stored_on_disk(runtime)
     runtime.instruments.count(SAMPLES, {"protocol": "influx"}, stored)
     if not skipped:
         return Response(status=204)

@@ -1,0 +1,61 @@
+"""OTLP/HTTP metrics in: ``POST /v1/metrics``, as the OpenTelemetry SDKs and Collector send by default.
+
+Protobuf (``application/x-protobuf``) or JSON (``application/json``), gzip accepted, the key as
+``Authorization: Bearer KEY`` (``OTEL_EXPORTER_OTLP_HEADERS``). The export is stored whole or not at all
+and on disk before the answer, an empty ExportMetricsServiceResponse in the request's encoding.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+from flask import request as http
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+
+from collectors.otlp import OtlpError, decode, samples
+from collectors.registration import MetricError
+from dashboard_app.access.permissions import INGEST, Permissions
+from dashboard_app.protocols.body import read_body, stored_on_disk
+from dashboard_app.protocols.influx import REQUESTS, SAMPLES, refusal
+from dashboard_app.runtime import Runtime
+
+RULE = "/v1/metrics"
+
+
+def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
+    """Serve OTLP/HTTP's metrics endpoint."""
+
+    def export() -> Response:
+        status = 500
+        try:
+            response = _export(runtime)
+            status = response.status_code
+            return response
+        except MetricError as exc:
+            status = exc.status
+            return refusal(str(exc), exc.status, exc.field)
+        except OtlpError as exc:
+            status = 400
+            return refusal(str(exc), 400, "body")
+        finally:
+            runtime.instruments.count(REQUESTS, {"protocol": "otlp", "status": str(status)})
+
+    server.add_url_rule(RULE, "otlp_metrics", export, methods=["POST"])
+    permissions.route(RULE, ("POST",), INGEST)
+
+
+def _export(runtime: Runtime) -> Response:
+    if runtime.archive is None:
+        raise MetricError("this Pulseboard reads from Prometheus and stores no samples", 409)
+    json_body = http.mimetype == "application/json"
+    if not json_body and http.mimetype not in ("application/x-protobuf", "application/protobuf"):
+        raise MetricError("the body is application/x-protobuf or application/json", 415, "Content-Type")
+    body = read_body(runtime.settings.ingest.max_body)
+    ingest = runtime.protocol_ingest
+    found, kinds = samples(decode(body, json_body), ingest.running_totals())
+    stored = ingest.accept(found, "otlp", kinds) if found else 0
+    stored_on_disk(runtime)
+    runtime.instruments.count(SAMPLES, {"protocol": "otlp"}, stored)
+    answer = ExportMetricsServiceResponse()
+    if json_body:
+        return Response("{}", content_type="application/json")
+    return Response(answer.SerializeToString(), content_type="application/x-protobuf")
