@@ -19,6 +19,15 @@ from collectors.registration import RESERVED, MetricError
 from collectors.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso
 from collectors.store import SeriesLimitError, Store
 
+
+class BodyError(ValueError):
+    """A request body a protocol adapter cannot read; ``field`` names where (a line, the body)."""
+
+    def __init__(self, message: str, field: str = "body"):
+        super().__init__(message)
+        self.field = field
+
+
 PROTOCOLS = "protocol:"  # how the names each protocol declared are owned: protocol:influx, ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from collectors.ingest import Incoming
+from collectors.ingest import BodyError, Incoming
 
 # Seconds per unit of a timestamp, by the precision parameter of InfluxDB 1 (n, u, ms, s, m, h) and 2.
 PRECISIONS = {
@@ -33,11 +33,11 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+[iu]")
 
 
-class LineError(ValueError):
+class LineError(BodyError):
     """A line that is not line protocol; the message names the line and what is wrong."""
 
     def __init__(self, message: str, line: int):
-        super().__init__(message)
+        super().__init__(message, f"line {line}")
         self.line = line
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from collectors.ingest import Incoming
+from collectors.ingest import BodyError, Incoming
 
 UNIT_WORDS = {
     "d": "days",
@@ -52,7 +52,7 @@ CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 
 
-class OtlpError(ValueError):
+class OtlpError(BodyError):
     """A body that is not an OTLP metrics export; the message says where."""
 
 

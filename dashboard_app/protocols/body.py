@@ -1,14 +1,51 @@
-"""What every protocol adapter does with a request: read its body (gzip too) and store before answering."""
+"""What every protocol adapter does with a request: read its body (gzip too), store before answering,
+refuse in one shape and count what it answered."""
 
 from __future__ import annotations
 
 import sqlite3
 import zlib
+from collections.abc import Callable
 
-from flask import request
+from flask import Response, jsonify, request
 
+from collectors.ingest import BodyError
 from collectors.registration import MetricError
 from dashboard_app.runtime import Runtime
+
+SAMPLES = "pulseboard_ingest_samples_total"
+REQUESTS = "pulseboard_ingest_requests_total"
+
+
+def refusal(message: str, status: int, field: str | None = None) -> Response:
+    """Pulseboard's error shape, with the code and message the InfluxDB and OTLP clients print."""
+    body = {"ok": False, "error": message, "status": status, "code": "invalid", "message": message}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def counted(runtime: Runtime, protocol: str, handle: Callable[[], Response]) -> Callable[[], Response]:
+    """Return a view that answers with ``handle``, refuses bad requests in one shape, and counts each."""
+
+    def view() -> Response:
+        status = 500
+        try:
+            response = handle()
+            status = response.status_code
+            return response
+        except MetricError as exc:
+            status = exc.status
+            return refusal(str(exc), exc.status, exc.field)
+        except BodyError as exc:
+            status = 400
+            return refusal(str(exc), 400, exc.field)
+        finally:
+            runtime.instruments.count(REQUESTS, {"protocol": protocol, "status": str(status)})
+
+    return view
 
 
 def read_body(limit: int) -> bytes:

@@ -10,50 +10,25 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 
-from collectors.line_protocol import LineError, parse
+from collectors.line_protocol import parse
 from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
-from dashboard_app.protocols.body import read_body, stored_on_disk
+from dashboard_app.protocols.body import SAMPLES, counted, read_body, stored_on_disk
 from dashboard_app.runtime import Runtime
 
 ENDPOINTS = {  # rule -> (version, the precisions it takes)
     "/api/v2/write": (2, ("ns", "us", "ms", "s")),
     "/write": (1, ("n", "ns", "u", "us", "ms", "s", "m", "h")),
 }
-SAMPLES = "pulseboard_ingest_samples_total"
-REQUESTS = "pulseboard_ingest_requests_total"
-
-
-def refusal(message: str, status: int, field: str | None = None) -> Response:
-    """Pulseboard's error shape, with the code and message InfluxDB's clients print."""
-    body = {"ok": False, "error": message, "status": status, "code": "invalid", "message": message}
-    if field:
-        body["field"] = field
-    response = jsonify(body)
-    response.status_code = status
-    return response
 
 
 def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
     """Serve InfluxDB's two write endpoints."""
     for rule, (version, precisions) in ENDPOINTS.items():
-
-        def write(version=version, precisions=precisions) -> Response:
-            status = 500
-            try:
-                response = _write(runtime, precisions)
-                status = response.status_code
-                return response
-            except MetricError as exc:
-                status = exc.status
-                return refusal(str(exc), exc.status, exc.field)
-            except LineError as exc:
-                status = 400
-                return refusal(str(exc), 400, f"line {exc.line}")
-            finally:
-                runtime.instruments.count(REQUESTS, {"protocol": f"influx-v{version}", "status": str(status)})
-
-        server.add_url_rule(rule, f"influx_write_v{version}", write, methods=["POST"])
+        view = counted(
+            runtime, f"influx-v{version}", lambda precisions=precisions: _write(runtime, precisions)
+        )
+        server.add_url_rule(rule, f"influx_write_v{version}", view, methods=["POST"])
         permissions.route(rule, ("POST",), INGEST)
 
 

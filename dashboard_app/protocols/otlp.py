@@ -11,11 +11,10 @@ from flask import Flask, Response
 from flask import request as http
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
-from collectors.otlp import OtlpError, decode, samples
+from collectors.otlp import decode, samples
 from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
-from dashboard_app.protocols.body import read_body, stored_on_disk
-from dashboard_app.protocols.influx import REQUESTS, SAMPLES, refusal
+from dashboard_app.protocols.body import SAMPLES, counted, read_body, stored_on_disk
 from dashboard_app.runtime import Runtime
 
 RULE = "/v1/metrics"
@@ -24,22 +23,9 @@ RULE = "/v1/metrics"
 def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
     """Serve OTLP/HTTP's metrics endpoint."""
 
-    def export() -> Response:
-        status = 500
-        try:
-            response = _export(runtime)
-            status = response.status_code
-            return response
-        except MetricError as exc:
-            status = exc.status
-            return refusal(str(exc), exc.status, exc.field)
-        except OtlpError as exc:
-            status = 400
-            return refusal(str(exc), 400, "body")
-        finally:
-            runtime.instruments.count(REQUESTS, {"protocol": "otlp", "status": str(status)})
-
-    server.add_url_rule(RULE, "otlp_metrics", export, methods=["POST"])
+    server.add_url_rule(
+        RULE, "otlp_metrics", counted(runtime, "otlp", lambda: _export(runtime)), methods=["POST"]
+    )
     permissions.route(RULE, ("POST",), INGEST)
 
 
