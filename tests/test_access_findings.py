@@ -377,6 +377,13 @@ def test_the_openapi_document_is_valid_and_describes_bodies_and_answers(secured)
         for method, op in ops.items():
             assert "200" in op["responses"] or "201" in op["responses"], (method, path)
             assert "403" in op["responses"]
+            assert "key_scope" in op["x-pulseboard-permission"]
+    assert query["x-pulseboard-permission"] == {
+        "role": "viewer",
+        "key_scope": "read",
+        "dashboard_from": None,
+        "series_from": "body",
+    }
 
 
 def test_a_page_asked_for_before_login_opens_after_it_with_its_query(secured):

@@ -254,9 +254,17 @@ class Api:
             responses = {str(r.status): {"description": "Success", "content": content}}
             for code, text in refusals.items():
                 responses[code] = {"description": text, "content": _json(error)}
+            allow = r.allow
             op: dict = {
                 "summary": r.summary,
                 "tags": [r.tag],
+                # Who may call it, as the route declares it (the guard enforces exactly this).
+                "x-pulseboard-permission": {
+                    "role": allow.role,
+                    "key_scope": allow.scope,
+                    "dashboard_from": allow.dashboard,
+                    "series_from": allow.series,
+                },
                 "operationId": r.method.lower() + re.sub(r"[/{}.-]+", "_", r.path).rstrip("_"),
                 "responses": responses,
             }
