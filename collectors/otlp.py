@@ -48,7 +48,6 @@ UNIT_WORDS = {
 PER = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _NOT_LABEL = re.compile(r"[^a-zA-Z0-9_]")
-CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 
 
@@ -206,11 +205,8 @@ def _buckets(point, data: str) -> list[tuple[str, float]]:
             cumulative.append((_bound(bound), float(total)))
         return cumulative
     base = 2.0 ** (2.0**-point.scale)  # bucket i holds (base**i, base**(i+1)]
-    total = point.zero_count
-    pairs = [("0.0", float(total))] if point.zero_count else []
-    # Negative observations are counted below the zero bucket; Prometheus' le buckets start at -Inf.
-    total += sum(point.negative.bucket_counts)
-    pairs = [(le, count + sum(point.negative.bucket_counts)) for le, count in pairs]
+    total = sum(point.negative.bucket_counts) + point.zero_count  # every observation at or below zero
+    pairs = [("0.0", float(total))] if total else []
     for i, count in enumerate(point.positive.bucket_counts):
         total += count
         pairs.append((_bound(base ** (point.positive.offset + i + 1)), float(total)))

@@ -195,3 +195,25 @@ def node_exporter():
     url = f"http://127.0.0.1:{port}/metrics"
     with _running([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"], url):
         yield url
+
+
+def logged_in(url: str, user: str, password: str) -> requests.Session:
+    """Return a session logged in as a browser would be (sending Pulseboard's Origin)."""
+    http = requests.Session()
+    http.headers["Origin"] = url
+    answer = http.post(url + "/login", data={"user": user, "password": password}, allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    return http
+
+
+def api_key(admin: requests.Session, url: str, scopes: list[str]) -> str:
+    """Make an API key through an admin's session; return the key."""
+    made = admin.post(url + API + "/keys", json={"name": "-".join(scopes), "scopes": scopes}, timeout=10)
+    assert made.status_code == 201, made.text
+    return made.json()["key"]
+
+
+def latest_by_labels(http: requests.Session, url: str, selector: str) -> dict:
+    """Return {sorted label pairs: newest value} of the series a selector matches (/metrics/latest)."""
+    answer = http.get(url + API + "/metrics/latest", params={"query": selector}, timeout=10).json()
+    return {tuple(sorted(s["labels"].items())): s["value"] for s in answer["series"]}

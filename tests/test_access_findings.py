@@ -22,7 +22,7 @@ from dashboard_app.access.audit import AuditLog
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
-from tests.servers import ROOT, quiet_settings, serving
+from tests.servers import ROOT, api_key, quiet_settings, serving
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 PASSWORD = "a-long-enough-password"
@@ -55,8 +55,7 @@ def secured(tmp_path):
 
 def key(pb, scopes: list[str]) -> dict:
     admin = login(pb.url, "admin", SECRETS.admin_password)
-    token = admin.post(pb.url + API + "/keys", json={"name": "k", "scopes": scopes}, timeout=10).json()["key"]
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {api_key(admin, pb.url, scopes)}"}
 
 
 # ----- names, regexes and the metrics a push may define

@@ -15,9 +15,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from collectors.line_protocol import LineError, parse
 from collectors.metrics import MetricSpec
 from dashboard_app.access.secrets import Secrets
-from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
-from tests.servers import quiet_settings, serving
+from tests.servers import api_key, latest_by_labels, logged_in, quiet_settings, serving
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 
@@ -31,22 +30,14 @@ def secured(tmp_path):
     )
     runtime.store.declare(MetricSpec("node_load1", "gauge", "none", "Load.", "operations"), "scrape")
     with serving(runtime) as pb:
-        admin = requests.Session()
-        admin.headers["Origin"] = pb.url
-        admin.post(pb.url + "/login", data={"user": "admin", "password": SECRETS.admin_password})
-        keys = {}
-        for scope in ("ingest", "read"):
-            made = admin.post(pb.url + API + "/keys", json={"name": scope, "scopes": [scope]}, timeout=10)
-            keys[scope] = made.json()["key"]
-        pb.keys = keys
-        pb.admin = admin
+        pb.admin = logged_in(pb.url, "admin", SECRETS.admin_password)
+        pb.keys = {scope: api_key(pb.admin, pb.url, [scope]) for scope in ("ingest", "read")}
         yield pb
     runtime.archive.close()
 
 
 def latest(pb, selector: str) -> dict:
-    answer = pb.admin.get(pb.url + API + "/metrics/latest", params={"query": selector}, timeout=10).json()
-    return {tuple(sorted(s["labels"].items())): s["value"] for s in answer["series"]}
+    return latest_by_labels(pb.admin, pb.url, selector)
 
 
 def test_the_influxdb_client_writes_points_and_lines(secured):

@@ -14,9 +14,8 @@ from opentelemetry.sdk.resources import Resource
 
 from collectors.otlp import metric_name
 from dashboard_app.access.secrets import Secrets
-from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
-from tests.servers import quiet_settings, serving
+from tests.servers import api_key, latest_by_labels, logged_in, quiet_settings, serving
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 SERVICE = {"service.name": "shop", "service.namespace": "retail", "service.instance.id": "web-1"}
@@ -26,19 +25,14 @@ SERVICE = {"service.name": "shop", "service.namespace": "retail", "service.insta
 def secured(tmp_path):
     runtime = Runtime(quiet_settings(auth__enabled="true"), tmp_path, secrets=SECRETS)
     with serving(runtime) as pb:
-        admin = requests.Session()
-        admin.headers["Origin"] = pb.url
-        admin.post(pb.url + "/login", data={"user": "admin", "password": SECRETS.admin_password})
-        made = admin.post(pb.url + API + "/keys", json={"name": "otel", "scopes": ["ingest"]}, timeout=10)
-        pb.key = made.json()["key"]
-        pb.admin = admin
+        pb.admin = logged_in(pb.url, "admin", SECRETS.admin_password)
+        pb.key = api_key(pb.admin, pb.url, ["ingest"])
         yield pb
     runtime.archive.close()
 
 
 def latest(pb, selector: str) -> dict:
-    answer = pb.admin.get(pb.url + API + "/metrics/latest", params={"query": selector}, timeout=10).json()
-    return {tuple(sorted(s["labels"].items())): s["value"] for s in answer["series"]}
+    return latest_by_labels(pb.admin, pb.url, selector)
 
 
 def provider(pb, temporality=None) -> tuple[MeterProvider, PeriodicExportingMetricReader]:
