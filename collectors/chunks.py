@@ -87,6 +87,12 @@ def roll_up(ts: np.ndarray, val: np.ndarray, prev: float, step: float) -> Rollup
 
 def roll_up_many(ts: np.ndarray, val: np.ndarray, prevs: np.ndarray, lengths: np.ndarray, step: float):
     """Summarise several chunks laid end to end (``lengths`` samples each) in one pass: one Rollup each."""
+    finite = np.isfinite(val)
+    if not finite.all():  # summaries count numbers: NaN samples and staleness markers stay raw only
+        chunk_of = np.repeat(np.arange(len(lengths)), lengths)
+        lengths = np.bincount(chunk_of[finite], minlength=len(lengths))
+        ts, val = ts[finite], val[finite]
+    prevs = np.where(np.isfinite(prevs), prevs, np.nan)
     if len(ts) == 0:
         return [empty_rollup() for _ in lengths]
     first = np.zeros(len(ts), dtype=bool)
@@ -208,6 +214,8 @@ def to_ms(ts: np.ndarray) -> np.ndarray:
 
 def _decimals(val: np.ndarray) -> int:
     """Return the fewest decimal digits that hold every value exactly (-1: none up to six)."""
+    if not np.isfinite(val).all():  # NaNs keep their bits (a staleness marker is one) only as XORed floats
+        return -1
     for k in _DECIMALS:
         scaled = np.round(val * 10.0**k)
         if np.abs(scaled).max() >= _EXACT:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import struct
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
+
+import numpy as np
 
 # Names are checked with fullmatch: "$" would also match before a final newline, which breaks /metrics.
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -45,6 +48,17 @@ def valid_unit(unit: object) -> bool:
 # Seconds without a sample after which a series has stopped (Prometheus' staleness): it leaves
 # "latest" answers, /metrics and stat panels instead of showing its last value forever.
 STALE_AFTER = 300.0
+
+# Prometheus' staleness marker: a NaN with this bit pattern says "this series has ended here" (a target
+# gone, a series no longer exposed). Other NaNs are ordinary samples.
+STALE_BITS = 0x7FF0000000000002
+STALE_MARKER = struct.unpack("<d", struct.pack("<Q", STALE_BITS))[0]
+
+
+def is_stale(values: np.ndarray) -> np.ndarray:
+    """Return where an array of values holds staleness markers."""
+    return np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) == STALE_BITS
+
 
 Labels = tuple[tuple[str, str], ...]
 

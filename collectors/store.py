@@ -27,7 +27,7 @@ from collectors.chunks import (
     roll_up_many,
     to_ms,
 )
-from collectors.metrics import STALE_AFTER, Labels, MetricRegistry, MetricSpec, Sample
+from collectors.metrics import STALE_AFTER, Labels, MetricRegistry, MetricSpec, Sample, is_stale
 
 HEAD_CHUNK = 120  # samples a head chunk holds before it is sealed (Prometheus cuts chunks at 120 too)
 HEAD_SPAN = 3600.0  # seconds: an older head chunk is sealed whatever its size, so the log stays short
@@ -256,7 +256,7 @@ class Store:
             return kept
 
     def _append_arrays(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, log: bool, seq: int) -> int:
-        finite = np.isfinite(val) & np.isfinite(ts)
+        finite = np.isfinite(ts) & ~np.isinf(val)  # NaN values are samples (and staleness markers)
         if not finite.all():
             self.not_finite += int((~finite).sum())
             sid, ts, val = sid[finite], ts[finite], val[finite]
@@ -333,7 +333,9 @@ class Store:
         prev = float(self._sealed_last[sid])
         self._queue.setdefault(sid, []).append(_Sealed(ts.copy(), val.copy(), prev, False))
         self._queued += len(ts)
-        self._sealed_last[sid] = val[-1]
+        numbers = val[np.isfinite(val)]
+        if len(numbers):  # a counter's next increase counts from its last number
+            self._sealed_last[sid] = numbers[-1]
         self._sealed_until[sid] = ts[-1]
 
     def _backfill(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> None:
@@ -566,8 +568,14 @@ class Store:
             self.archive.close()
 
     # ----- reading
-    def read_raw(self, series_id: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
-        """Return (timestamps, values) of the raw tier within [start, end] and its retention."""
+    def read_raw(
+        self, series_id: int, start: float, end: float, numbers_only: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (timestamps, values) of the raw tier within [start, end] and its retention.
+
+        NaN samples and staleness markers are left out unless ``numbers_only`` is False (PromQL
+        evaluates them as Prometheus does).
+        """
         lo = max(start, self.clock() - self.tiers[0].retention)
         with self._lock:
             parts = self.archive.samples(series_id, lo, end)
@@ -580,6 +588,8 @@ class Store:
             order = np.argsort(ts, kind="stable")
             ts, val = ts[order], val[order]
         mask = (ts >= lo) & (ts <= end)
+        if numbers_only:
+            mask &= ~np.isnan(val)
         return ts[mask], val[mask]
 
     def read_rollup(self, tier: Tier, series_id: int, start: float, end: float) -> Rollup:
@@ -611,7 +621,8 @@ class Store:
     def latest(self, names: Iterable[str] | None = None) -> list[tuple[Series, float, float]]:
         """Return (series, timestamp, value) of the newest sample of every live series, or of some names.
 
-        A series with no sample for ``STALE_AFTER`` seconds has stopped: it is left out.
+        A series with no sample for ``STALE_AFTER`` seconds, or ended by a staleness marker, has
+        stopped: it is left out.
         """
         fresh_after = self.clock() - STALE_AFTER
         with self._lock:
@@ -621,7 +632,8 @@ class Store:
                 series = [s for n in names for s in self._by_name.get(n, {}).values()]
             rows = np.fromiter((s.id for s in series), dtype=np.int64, count=len(series))
             ts, val = self._newest[rows].copy(), self._last_value[rows].copy()
-        return [(s, float(t), float(v)) for s, t, v in zip(series, ts, val) if t >= fresh_after]
+        live = (ts >= fresh_after) & ~is_stale(val)
+        return [(s, float(t), float(v)) for s, t, v, ok in zip(series, ts, val, live) if ok]
 
     def memory_bytes(self) -> int:
         """Return the bytes the head and the chunks waiting for a flush hold (not the read cache)."""

@@ -10,7 +10,7 @@ import pytest
 
 from collectors.aggregator import Aggregator
 from collectors.archive import FILE, Archive
-from collectors.metrics import MetricSpec
+from collectors.metrics import STALE_MARKER, MetricSpec, is_stale
 from collectors.persistence import convert_previous
 from collectors.store import HEAD_CHUNK, Store, Tier
 from tests.test_store import gauge
@@ -304,4 +304,22 @@ def test_raw_chunks_merged_on_disk_keep_every_sample_in_order(tmp_path, clock):
     ts, val = again.read_raw(0, 0, clock.now)
     assert len(ts) == n + 1 and (np.diff(ts) >= 0).all()
     assert val[101] == 99 and val[:101].tolist() == [s % 13 for s in range(101)]
+    again.close()
+
+
+def test_nan_samples_and_staleness_markers_survive_chunks_the_log_and_a_restart(tmp_path, clock):
+    store = open_store(tmp_path, clock)
+    t0 = clock.now
+    values = [float(i) for i in range(HEAD_CHUNK + 10)]
+    values[5], values[HEAD_CHUNK + 3] = float("nan"), STALE_MARKER  # one in a sealed chunk, one in the head
+    store.append([gauge(v, t0 + i) for i, v in enumerate(values)])
+    store.flush()
+    store.archive.close()
+    clock.advance(len(values))
+    again = open_store(tmp_path, clock)
+    _, val = again.read_raw(0, 0, clock.now, numbers_only=False)
+    assert len(val) == len(values)
+    assert np.isnan(val[5]) and not is_stale(val)[5]
+    assert is_stale(val).tolist().index(True) == HEAD_CHUNK + 3
+    assert again.read_rollup(again.tiers[1], 0, 0, clock.now).count.sum() == len(values) - 2
     again.close()

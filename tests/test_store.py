@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from collectors.archive import Archive
-from collectors.metrics import STALE_AFTER, MetricClash, MetricSpec, Sample
+from collectors.metrics import STALE_AFTER, STALE_MARKER, MetricClash, MetricSpec, Sample, is_stale
 from collectors.store import SeriesLimitError, Store, Tier
 
 
@@ -138,12 +138,31 @@ def test_a_series_silent_for_the_longest_retention_is_removed(tmp_path, clock):
     again.close()
 
 
-def test_not_finite_values_are_refused_and_counted(store, clock):
+def test_infinite_values_are_refused_and_counted(store, clock):
     assert (
-        store.append([gauge(float("nan"), clock.now), gauge(float("inf"), clock.now), gauge(1, clock.now)])
+        store.append([gauge(float("inf"), clock.now), gauge(-float("inf"), clock.now), gauge(1, clock.now)])
         == 1
     )
     assert store.not_finite == 2
+
+
+def test_nan_samples_and_staleness_markers_are_kept_raw_and_left_out_of_summaries(
+    store,
+    clock,
+):
+    t = clock.now - 30
+    store.append(
+        [gauge(1.0, t), gauge(float("nan"), t + 10), gauge(3.0, t + 20), gauge(STALE_MARKER, t + 25)]
+    )
+    ts, val = store.read_raw(0, 0, clock.now, numbers_only=False)
+    assert ts.tolist() == [t, t + 10, t + 20, t + 25]
+    assert np.isnan(val[1]) and not is_stale(val)[1] and is_stale(val)[3]
+    assert store.read_raw(0, 0, clock.now)[1].tolist() == [1.0, 3.0]
+    rollup = store.read_rollup(store.tiers[1], 0, 0, clock.now)
+    assert rollup.count.sum() == 2 and rollup.sum.sum() == 4.0 and rollup.max.max() == 3.0
+    assert store.latest() == []  # the marker ended the series
+    store.append([gauge(float("nan"), clock.now)])
+    assert len(store.latest()) == 1  # a NaN is a sample: the series is back
 
 
 def test_unsorted_batch_across_series_is_stored_in_time_order(store, clock):
