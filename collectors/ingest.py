@@ -65,8 +65,21 @@ class ProtocolIngest:
         self.series_cap = series_cap
         self._lock = threading.Lock()
 
-    def accept(self, incoming: list[Incoming], protocol: str, kinds: dict[str, str] | None = None) -> int:
-        """Check every sample, declare new names, store them all; raise MetricError storing nothing."""
+    def accept(
+        self,
+        incoming: list[Incoming],
+        protocol: str,
+        kinds: dict[str, str] | None = None,
+        nan_ok: bool = False,
+        relayed: bool = False,
+    ) -> int:
+        """Check every sample, declare new names, store them all; raise MetricError storing nothing.
+
+        ``nan_ok``: NaN values are samples (and staleness markers), as remote write sends them.
+        ``relayed``: samples a Prometheus server scraped (each carries its target's ``job``): they may
+        be of names another producer declared, Pulseboard's own among them (an agent's), and leave
+        those declarations as they are.
+        """
         if len(incoming) > self.sample_cap:
             raise MetricError(
                 f"a request may carry at most {self.sample_cap:,} samples (it has {len(incoming):,}); "
@@ -79,15 +92,24 @@ class ProtocolIngest:
         owner = PROTOCOLS + protocol
         samples, fresh = [], {}
         for item in incoming:
-            self._check(item, now, oldest)
+            self._check(item, now, oldest, nan_ok)
             labels = freeze_labels(item.labels)
             samples.append(Sample(item.name, labels, float(item.value), float(item.timestamp)))
             if self.store.lookup(item.name, labels) is None:
                 fresh.setdefault(item.name, set()).add(labels)
         with self._lock:
             declare = []
+            jobless = {s.name for s in samples if not any(k == "job" for k, _ in s.labels)}
             for name in sorted({s.name for s in samples}):
                 kind = (kinds or {}).get(name) or kind_by_convention(name)
+                if (
+                    relayed
+                    and name not in jobless
+                    and (name.startswith(RESERVED) or self.store.specs.get(name))
+                ):
+                    if self.store.specs.get(name) is None and not name.startswith(RESERVED):
+                        declare.append(MetricSpec(name, kind))
+                    continue
                 if name.startswith(RESERVED):
                     raise MetricError(
                         f"{name}: names starting with {RESERVED} are Pulseboard's own; choose another",
@@ -137,7 +159,19 @@ class ProtocolIngest:
 
         return add
 
-    def _check(self, item: Incoming, now: float, oldest: float) -> None:
+    def describe(self, specs: list[MetricSpec], protocol: str) -> None:
+        """Take the help, unit and type a protocol's metadata gives its names, where no other producer
+        declared them and the type stays what it was; others are left as they are."""
+        owner = PROTOCOLS + protocol
+        with self._lock:
+            for spec in specs:
+                if spec.name.startswith(RESERVED):
+                    continue
+                known, producer = self.store.specs.get(spec.name), self.store.specs.owner(spec.name)
+                if known is None or producer == STORED or (producer == owner and known.type == spec.type):
+                    self.store.declare(spec, owner)
+
+    def _check(self, item: Incoming, now: float, oldest: float, nan_ok: bool = False) -> None:
         where = item.where
         if not METRIC_NAME.fullmatch(item.name):
             raise MetricError(
@@ -153,7 +187,9 @@ class ProtocolIngest:
                 raise MetricError(
                     f"{where}: label {key} is longer than {MAX_LABEL_VALUE} characters", field=where
                 )
-        if isinstance(item.value, bool) or not math.isfinite(item.value):
+        if isinstance(item.value, bool) or not (
+            math.isfinite(item.value) or nan_ok and math.isnan(item.value)
+        ):
             raise MetricError(f"{where}: the value must be a finite number (got {item.value})", field=where)
         if item.timestamp > now + FUTURE_TOLERANCE:
             raise MetricError(

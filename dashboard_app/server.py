@@ -26,7 +26,7 @@ from dashboard_app.live import channel as live
 from dashboard_app.pages import admin as admin_page_callbacks
 from dashboard_app.pages import dashboards as dashboard_callbacks
 from dashboard_app.pages import trends as trends_page_callbacks
-from dashboard_app.protocols import influx, otlp
+from dashboard_app.protocols import influx, otlp, query_api, remote_write
 from dashboard_app.runtime import Runtime
 from layouts.admin_view import admin_page
 from layouts.alert_views import alerts_page
@@ -145,6 +145,8 @@ def create_app(runtime: Runtime) -> Dash:
     live.attach(server, runtime, permissions)
     influx.add_routes(server, runtime, permissions)
     otlp.add_routes(server, runtime, permissions)
+    remote_write.add_routes(server, runtime, permissions)
+    query_api.add_routes(server, runtime, permissions)
     dashboard_callbacks.register(app, runtime, permissions)
     trends_page_callbacks.register(app, runtime, permissions)
     admin_page_callbacks.register(app, runtime, permissions)

@@ -137,10 +137,12 @@ def start_agent(port: int, **env: str) -> subprocess.Popen:
 
 
 @contextmanager
-def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node"):
+def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node", extra: str = ""):
     """Run the real Prometheus on 127.0.0.1, scraping each target every second under its instance name.
 
-    Yields its base URL; the server is stopped (by its PID) on the way out.
+    ``extra`` is more of its configuration file (a ``remote_write:`` section; ``{self}`` stands for the
+    server's own address). Yields its base URL; the
+    server is stopped (by its PID) on the way out.
     """
     assert PROMETHEUS, "prometheus is installed by `make test` (Debian package prometheus)"
     port = free_port()
@@ -152,6 +154,7 @@ def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node"
     config.write_text(
         "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
         f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}"
+        + extra.replace("{self}", f"127.0.0.1:{port}")
     )
     argv = [
         PROMETHEUS,

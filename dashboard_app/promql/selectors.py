@@ -1,0 +1,119 @@
+"""Series selection: which stored series a PromQL selector's matchers take, and their samples.
+
+Matchers are Prometheus': ``=``, ``!=``, ``=~`` and ``!~``, regexes anchored at both ends and matched by
+RE2 (linear time), a missing label counted as the empty value. Only metrics the caller may read are
+considered; a selector naming one it may not read is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import promql_parser
+import re2
+
+from collectors.metrics import is_stale
+from collectors.store import Store
+from dashboard_app.promql.values import MAX_SAMPLES, NAME, BadData, Execution, Labels
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str  # "=", "!=", "=~", "!~"
+    value: str
+
+    def matches(self, value: str) -> bool:
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        found = _regex(self.value).fullmatch(value) is not None
+        return found if self.op == "=~" else not found
+
+
+_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+_compiled: dict[str, re2._Regexp] = {}
+
+
+def _regex(pattern: str):
+    found = _compiled.get(pattern)
+    if found is None:
+        try:
+            found = re2.compile(pattern)
+        except re2.error as exc:
+            raise BadData(f"invalid regular expression {pattern!r}: {exc}") from None
+        if len(_compiled) > 1000:
+            _compiled.clear()
+        _compiled[pattern] = found
+    return found
+
+
+def matcher_sets(selector: promql_parser.VectorSelector) -> list[list[Matcher]]:
+    """Return the selector's matchers: one list, or one per ``or`` alternative."""
+
+    def convert(items) -> list[Matcher]:
+        return [Matcher(m.name, _OPS[str(m.op).rsplit(".", 1)[-1]], m.value) for m in items]
+
+    groups = [convert(selector.matchers.matchers)] if selector.matchers.matchers else []
+    groups += [convert(g) for g in selector.matchers.or_matchers]
+    if not groups:
+        groups = [[]]
+    if selector.name:
+        groups = [[Matcher(NAME, "=", selector.name), *g] for g in groups]
+    return groups
+
+
+class Reader:
+    """Read series and raw samples from the store, as one caller may."""
+
+    def __init__(self, store: Store, visible: Callable[[str], bool], refuse: Callable[[str], None]):
+        self.store = store
+        self.visible = visible
+        self.refuse = refuse  # raises the caller's refusal for a metric it may not read
+        self.loaded = 0
+
+    def names(self) -> list[str]:
+        return [n for n in self.store.names() if self.visible(n)]
+
+    def select(self, groups: list[list[Matcher]]) -> list[tuple[int, Labels]]:
+        """Return (series id, labels) of every series the matchers take, sorted by labels."""
+        found: dict[int, Labels] = {}
+        for matchers in groups:
+            named = [m.value for m in matchers if m.name == NAME and m.op == "="]
+            if named:
+                names = [n for n in set(named) if n in set(self.store.names())]
+                for name in names:
+                    if not self.visible(name):
+                        self.refuse(name)
+            else:
+                names = self.names()
+            name_matchers = [m for m in matchers if m.name == NAME]
+            others = [m for m in matchers if m.name != NAME]
+            for name in names:
+                if not all(m.matches(name) for m in name_matchers):
+                    continue
+                for series in self.store.series(name):
+                    labels = dict(series.labels)
+                    if all(m.matches(labels.get(m.name, "")) for m in others):
+                        found[series.id] = tuple(sorted({**labels, NAME: name}.items()))
+        return sorted(found.items(), key=lambda item: item[1])
+
+    def samples(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return one series' samples (ms, values) in [start, end], NaNs and staleness markers kept."""
+        ts, val = self.store.read_raw(series_id, start_ms / 1000.0, end_ms / 1000.0, numbers_only=False)
+        self.loaded += len(ts)
+        if self.loaded > MAX_SAMPLES:
+            raise Execution("query processing would load too many samples into memory")
+        ms = np.round(ts * 1000.0).astype(np.int64)
+        keep = (ms >= start_ms) & (ms <= end_ms)
+        return ms[keep], val[keep]
+
+
+def without_stale(ts: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    stale = is_stale(val)
+    if stale.any():
+        return ts[~stale], val[~stale]
+    return ts, val
