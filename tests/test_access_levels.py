@@ -129,6 +129,26 @@ def route_examples(now: float) -> dict[tuple[str, str], list[dict]]:
             {"path": {"id": "executive"}},
         ],
         ("/metrics", "GET"): [{}],
+        ("/api/v1/query", "GET"): [{"params": {"query": "{m}"}}, {"params": {"query": '{__name__=~".+"}'}}],
+        ("/api/v1/query", "POST"): [{"data": {"query": 'sum by (__name__) ({__name__=~".+"})'}}],
+        ("/api/v1/query_range", "GET"): [
+            {"params": {"query": "{m}", "start": now - 600, "end": now, "step": 60}},
+            {"params": {"query": '{__name__=~".+"}', "start": now - 600, "end": now, "step": 60}},
+        ],
+        ("/api/v1/query_range", "POST"): [
+            {"data": {"query": "rate({m}[5m])", "start": now - 600, "end": now, "step": 60}}
+        ],
+        ("/api/v1/series", "GET"): [
+            {"params": {"match[]": "{m}"}},
+            {"params": {"match[]": '{__name__=~".+"}'}},
+        ],
+        ("/api/v1/series", "POST"): [{"data": {"match[]": '{__name__=~".+"}'}}],
+        ("/api/v1/labels", "GET"): [{}, {"params": {"match[]": '{__name__=~".+"}'}}],
+        ("/api/v1/labels", "POST"): [{}],
+        ("/api/v1/label/<name>/values", "GET"): [{"path": {"name": "__name__"}}, {"path": {"name": "host"}}],
+        ("/api/v1/label/<name>/values", "POST"): [{"path": {"name": "__name__"}}],
+        ("/api/v1/metadata", "GET"): [{}, {"params": {"metric": "{m}"}}],
+        ("/api/v1/metadata", "POST"): [{}],
         (f"{q}/ws/dashboard/<dashboard_id>", "GET"): [],  # the live channel: its own test below
     }
 
