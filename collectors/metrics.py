@@ -194,25 +194,3 @@ class Collector(Protocol):
     def collect(self) -> list[Sample]:
         """Return the samples of one collection."""
         ...
-
-
-class CounterRates:
-    """Turn ever-growing counters into per-second rates.
-
-    The first reading of a key has no rate; a counter that went down was reset, so
-    its new value is the increase since the reset, never a negative rate.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[object, tuple[float, float]] = {}
-
-    def rate(self, key: object, value: float, timestamp: float) -> float | None:
-        """Record a counter reading and return its rate since the previous one."""
-        previous = self._last.get(key)
-        self._last[key] = (value, timestamp)
-        if previous is None or timestamp <= previous[1]:
-            return None
-        increase = value - previous[0]
-        if increase < 0:
-            increase = value
-        return increase / (timestamp - previous[1])

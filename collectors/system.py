@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from collectors.metrics import CounterRates, MetricSpec, Sample, freeze_labels
+from collectors.metrics import MetricSpec, Sample, freeze_labels
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +85,11 @@ class SystemCollector(_GroupedCollector):
         _spec("swap_total_bytes", "gauge", "bytes", "Swap space configured."),
         _spec("swap_used_bytes", "gauge", "bytes", "Swap space in use."),
         _spec("swap_usage_ratio", "gauge", "ratio", "Share of swap space in use."),
-        _spec(
-            "disk_read_bytes_per_second", "gauge", "bytes_per_second", "Bytes read from all disks per second."
-        ),
-        _spec(
-            "disk_write_bytes_per_second",
-            "gauge",
-            "bytes_per_second",
-            "Bytes written to all disks per second.",
-        ),
-        _spec("network_receive_bytes_per_second", "gauge", "bytes_per_second", "Bytes received per second."),
-        _spec("network_transmit_bytes_per_second", "gauge", "bytes_per_second", "Bytes sent per second."),
+        # Cumulative bytes are counters, as in node_exporter: rates are taken when read.
+        _spec("disk_read_bytes_total", "counter", "bytes", "Bytes read from all disks since boot."),
+        _spec("disk_written_bytes_total", "counter", "bytes", "Bytes written to all disks since boot."),
+        _spec("network_receive_bytes_total", "counter", "bytes", "Bytes received since boot."),
+        _spec("network_transmit_bytes_total", "counter", "bytes", "Bytes sent since boot."),
         _spec("processes", "gauge", "count", "Processes running on the host."),
         _spec("load_average", "gauge", "none", "Run-queue length averaged over 1, 5 and 15 minutes."),
         _spec("uptime_seconds", "gauge", "seconds", "Time since the host booted."),
@@ -104,7 +98,6 @@ class SystemCollector(_GroupedCollector):
 
     def __init__(self, ps: Any = None, clock: Callable[[], float] = time.time):
         super().__init__(ps, clock)
-        self.rates = CounterRates()
         self._cpu_times: dict[str, tuple[float, float]] = {}
 
     def _busy_ratio(self, key: str, times: Any) -> float | None:
@@ -144,17 +137,13 @@ class SystemCollector(_GroupedCollector):
         io = self.ps.disk_io_counters()
         if io is None:  # no disks the kernel reports I/O for
             return
-        for name, value in (("read", io.read_bytes), ("write", io.write_bytes)):
-            rate = self.rates.rate(("disk", name), value, now)
-            if rate is not None:
-                yield f"pulseboard_system_disk_{name}_bytes_per_second", None, rate
+        yield "pulseboard_system_disk_read_bytes_total", None, io.read_bytes
+        yield "pulseboard_system_disk_written_bytes_total", None, io.write_bytes
 
     def read_network(self, now: float) -> Reading:
         for interface, io in sorted(self.ps.net_io_counters(pernic=True).items()):
-            for name, value in (("receive", io.bytes_recv), ("transmit", io.bytes_sent)):
-                rate = self.rates.rate(("net", interface, name), value, now)
-                if rate is not None:
-                    yield f"pulseboard_system_network_{name}_bytes_per_second", {"interface": interface}, rate
+            yield "pulseboard_system_network_receive_bytes_total", {"interface": interface}, io.bytes_recv
+            yield "pulseboard_system_network_transmit_bytes_total", {"interface": interface}, io.bytes_sent
 
     def read_processes(self, now: float) -> Reading:
         yield "pulseboard_system_processes", None, len(self.ps.pids())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.metrics import CounterRates
 from collectors.system import DiskUsageCollector, SystemCollector
+from dashboard_app.sources.source import EmbeddedSource
 from tests.fakes import DiskIO, NetIO, Usage
 
 
@@ -13,38 +13,35 @@ def by_name(samples):
     return {(s.name, s.labels): s.value for s in samples}
 
 
-def test_first_counter_reading_has_no_rate():
-    rates = CounterRates()
-    assert rates.rate("rx", 100.0, 10.0) is None
-    assert rates.rate("rx", 150.0, 15.0) == pytest.approx(10.0)
-
-
-def test_counter_reset_never_gives_a_negative_rate():
-    rates = CounterRates()
-    rates.rate("rx", 1_000_000.0, 0.0)
-    after_reset = rates.rate("rx", 300.0, 10.0)
-    assert after_reset == pytest.approx(30.0)  # the 300 counted since the reset, over 10 s
-
-
-def test_counter_reading_at_same_time_gives_no_rate():
-    rates = CounterRates()
-    rates.rate("rx", 1.0, 5.0)
-    assert rates.rate("rx", 2.0, 5.0) is None
-
-
-def test_network_and_disk_rates_per_second(fake_ps, clock):
+def test_network_and_disk_bytes_are_counters_whose_rate_the_store_takes(fake_ps, clock, store):
     collector = SystemCollector(ps=fake_ps, clock=clock)
     first = by_name(collector.collect())
-    assert ("pulseboard_system_disk_read_bytes_per_second", ()) not in first
-    fake_ps.disk = DiskIO(0, 0, 1000 + 5 * 4096, 2000 + 5 * 8192, 0, 0)
-    fake_ps.nics = {"eth0": NetIO(500 + 5000, 1000 + 10_000, 0, 0, 0, 0, 0, 0)}
-    clock.advance(5)
-    second = by_name(collector.collect())
-    assert second[("pulseboard_system_disk_read_bytes_per_second", ())] == pytest.approx(4096)
-    assert second[("pulseboard_system_disk_write_bytes_per_second", ())] == pytest.approx(8192)
-    eth0 = (("interface", "eth0"),)
-    assert second[("pulseboard_system_network_receive_bytes_per_second", eth0)] == pytest.approx(2000)
-    assert second[("pulseboard_system_network_transmit_bytes_per_second", eth0)] == pytest.approx(1000)
+    assert first[("pulseboard_system_disk_read_bytes_total", ())] == 1000  # from the first reading
+    store.append(s for s in collector.collect() if s.name.endswith("_bytes_total"))
+    for _ in range(3):
+        fake_ps.disk = DiskIO(
+            0, 0, fake_ps.disk.read_bytes + 5 * 4096, fake_ps.disk.write_bytes + 5 * 8192, 0, 0
+        )
+        sent, received = fake_ps.nics["eth0"].bytes_sent, fake_ps.nics["eth0"].bytes_recv
+        fake_ps.nics = {"eth0": NetIO(sent + 5000, received + 10_000, 0, 0, 0, 0, 0, 0)}
+        clock.advance(5)
+        store.append(s for s in collector.collect() if s.name.endswith("_bytes_total"))
+    specs = {spec.name: spec for spec in collector.metrics}
+    assert specs["pulseboard_system_network_receive_bytes_total"].type == "counter"
+    source = EmbeddedSource(store)
+    rate = {
+        name: [v for _, v in source.window(name, clock.now - 15, clock.now, "rate")]
+        for name in (
+            "pulseboard_system_disk_read_bytes_total",
+            "pulseboard_system_disk_written_bytes_total",
+            "pulseboard_system_network_receive_bytes_total",
+            "pulseboard_system_network_transmit_bytes_total",
+        )
+    }
+    assert rate["pulseboard_system_disk_read_bytes_total"] == [pytest.approx(4096)]
+    assert rate["pulseboard_system_disk_written_bytes_total"] == [pytest.approx(8192)]
+    assert rate["pulseboard_system_network_receive_bytes_total"] == [pytest.approx(2000)]
+    assert rate["pulseboard_system_network_transmit_bytes_total"] == [pytest.approx(1000)]
 
 
 def test_cpu_total_and_per_core_busy_share(fake_ps, clock):
