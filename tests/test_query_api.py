@@ -9,8 +9,11 @@ import pytest
 import requests
 
 from collectors.metrics import STALE_MARKER, Sample
+from collectors.store import Store, Tier
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import VERSION
+from dashboard_app.promql import answers
+from dashboard_app.promql.selectors import Reader
 from dashboard_app.runtime import Runtime
 from tests.servers import api_key, logged_in, quiet_settings, serving
 
@@ -178,3 +181,15 @@ def test_grafana_style_callers_use_keys_and_strangers_are_refused(pb):
         == 403
     )
     assert requests.get(pb.url + "/api/v1/query", params=params, timeout=5).status_code == 401
+
+
+def test_ranges_older_than_the_raw_tier_are_answered_from_the_minute_rollup(clock):
+    store = Store(Tier(0, 600), 1, [Tier(60, 86400)], clock=clock)
+    store.append(Sample("jobs_total", (), 2.0 * i, clock.now - 3600 + 10 * i) for i in range(360))
+    reader = Reader(store, lambda name: True, lambda name: None)
+    at = round(clock.now * 1000)
+    counted = answers.instant(reader, "count_over_time(jobs_total[1h])", at)["result"]
+    # ten minutes of raw samples every 10 s, and one per minute bucket before them
+    assert float(counted[0]["value"][1]) == pytest.approx(60 + 50, abs=1)
+    rate = answers.instant(reader, "rate(jobs_total[30m] offset 20m)", at)["result"]
+    assert float(rate[0]["value"][1]) == pytest.approx(0.2, rel=0.02)  # 2 per 10 s, from minute buckets

@@ -102,8 +102,21 @@ class Reader:
         return sorted(found.items(), key=lambda item: item[1])
 
     def samples(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return one series' samples (ms, values) in [start, end], NaNs and staleness markers kept."""
-        ts, val = self.store.read_raw(series_id, start_ms / 1000.0, end_ms / 1000.0, numbers_only=False)
+        """Return one series' samples (ms, values) in [start, end], NaNs and staleness markers kept.
+
+        Older than the raw tier keeps, the finest rollup stands in: each bucket's last value at the
+        bucket's end, so long ranges answer at that resolution (exact answers need ``store.raw``'s
+        retention to cover the range).
+        """
+        start, end = start_ms / 1000.0, end_ms / 1000.0
+        ts, val = self.store.read_raw(series_id, start, end, numbers_only=False)
+        horizon = self.store.clock() - self.store.tiers[0].retention
+        if start < horizon and len(self.store.tiers) > 1:
+            tier = self.store.tiers[1]
+            older = self.store.read_rollup(tier, series_id, start - tier.step, min(end, horizon) - tier.step)
+            moments = older.start + tier.step
+            keep = moments < (ts[0] if len(ts) else np.inf)
+            ts, val = np.concatenate([moments[keep], ts]), np.concatenate([older.last[keep], val])
         self.loaded += len(ts)
         if self.loaded > MAX_SAMPLES:
             raise Execution("query processing would load too many samples into memory")
