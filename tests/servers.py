@@ -17,6 +17,8 @@ from pathlib import Path
 
 import requests
 from flask import Flask
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
 from werkzeug.serving import make_server
 
 from dashboard_app.api.frame import PREFIX as API
@@ -220,3 +222,13 @@ def latest_by_labels(http: requests.Session, url: str, selector: str) -> dict:
     """Return {sorted label pairs: newest value} of the series a selector matches (/metrics/latest)."""
     answer = http.get(url + API + "/metrics/latest", params={"query": selector}, timeout=10).json()
     return {tuple(sorted(s["labels"].items())): s["value"] for s in answer["series"]}
+
+
+def closed_with(ws: ClientConnection, timeout: float = 10) -> tuple[int, str]:
+    """Read a live connection until the server closes it: the close code and the reason it gave."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+    except ConnectionClosed as closed:
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")

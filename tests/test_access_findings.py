@@ -14,15 +14,15 @@ import time
 import pytest
 import requests
 from openapi_spec_validator import validate
-from simple_websocket import Client as WebSocket
-from simple_websocket import ConnectionClosed
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as live
 
 from collectors.metrics import Sample
 from dashboard_app.access.audit import AuditLog
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
-from tests.servers import ROOT, api_key, quiet_settings, serving
+from tests.servers import ROOT, api_key, closed_with, quiet_settings, serving
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 PASSWORD = "a-long-enough-password"
@@ -293,21 +293,16 @@ def test_live_channel_checks_origin_frame_size_and_per_user_connections(secured)
     own = requests.get(http_url, headers={**upgrade, "Origin": secured.url}, timeout=10, stream=True)
     assert own.status_code == 101  # a page of Pulseboard's own may open it
     own.close()
-    ours = WebSocket.connect(ws_url, headers={"Cookie": cookie})  # scripts send no Origin
-    second = WebSocket.connect(ws_url, headers={"Cookie": cookie})
+    ours = live(ws_url, additional_headers={"Cookie": cookie})  # scripts send no Origin
+    second = live(ws_url, additional_headers={"Cookie": cookie})
     try:
-        assert json.loads(ours.receive(timeout=10))["type"] == "hello"
-        assert json.loads(second.receive(timeout=10))["type"] == "hello"
-        third = WebSocket.connect(ws_url, headers={"Cookie": cookie})
-        with pytest.raises(Exception):  # noqa: B017 - closed with 1013: two is this user's share
-            while True:
-                third.receive(timeout=10)
-        assert "2 live connections" in (third.close_message or "")
-        with pytest.raises(Exception) as closed:  # noqa: B017
-            ours.send("x" * 200_000)  # past server.max_frame_bytes: the server closes the connection
-            while True:
-                ours.receive(timeout=10)
-        assert "1009" in str(closed.value) or ours.close_reason == 1009
+        assert json.loads(ours.recv(timeout=10))["type"] == "hello"
+        assert json.loads(second.recv(timeout=10))["type"] == "hello"
+        third = live(ws_url, additional_headers={"Cookie": cookie})
+        code, reason = closed_with(third)  # two is this user's share
+        assert code == 1013 and "2 live connections" in reason
+        ours.send("x" * 200_000)  # past server.max_frame_bytes: the server closes the connection
+        assert closed_with(ours)[0] == 1009
     finally:
         for client in (ours, second):
             try:

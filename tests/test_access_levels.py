@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 import requests
-from simple_websocket import Client as WebSocket
+from websockets.sync.client import connect as live
 
 from collectors.metrics import MetricSpec, Sample
 from dashboard_app.access.secrets import Secrets
@@ -320,10 +320,10 @@ def test_the_live_channel_streams_only_the_users_levels(pulseboard):
     ws_url = pulseboard.url.replace("http", "ws") + API + "/ws/dashboard/"
     headers = {"Cookie": cookie}
     with pytest.raises(Exception):  # noqa: B017 - a refused upgrade surfaces as the client's error
-        WebSocket.connect(ws_url + "operations", headers=headers).receive(timeout=5)
-    channel = WebSocket.connect(ws_url + "executive", headers=headers)
+        live(ws_url + "operations", additional_headers=headers).recv(timeout=5)
+    channel = live(ws_url + "executive", additional_headers=headers)
     try:
-        frames = [channel.receive(timeout=10) for _ in range(2)]
+        frames = [channel.recv(timeout=10) for _ in range(2)]
     finally:
         channel.close()
     assert json.loads(frames[0])["type"] == "hello" and json.loads(frames[1])["type"] == "update"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import socket
 import threading
 
 from flask import Flask, Response, g, request
@@ -105,6 +106,12 @@ def attach(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
 
     @sock.route(PATH)
     def live(ws, dashboard_id: str):
+        try:
+            _stream(ws, dashboard_id)
+        finally:
+            _end(ws)
+
+    def _stream(ws, dashboard_id: str) -> None:
         dashboard = runtime.dashboards.get(dashboard_id)
         if dashboard is None:
             ws.close(CLOSE_POLICY, f"no dashboard {dashboard_id!r}")
@@ -154,6 +161,19 @@ def attach(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
             pass
         finally:
             pool.close(conn.id)
+
+
+def _end(ws) -> None:
+    """End the TCP connection once the close handshake is done, as the server should (RFC 6455 7.1.1).
+
+    Otherwise the built-in server waits on the socket for another request while the client waits for
+    the server to close it, and the client learns of the close only after its own timeout.
+    """
+    ws.thread.join(timeout=2)  # the client's close frame in answer to ours
+    try:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
 
 
 def _is_ping(message) -> bool:
