@@ -35,17 +35,17 @@ QUERY = "sum by (mode) (rate(node_cpu_seconds_total[5m]))"
 MODES = ("idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice")
 
 
-def remote_write_body(name: str, t: float) -> bytes:
+def remote_write_body(name: str, t: float, shard: int = 0) -> bytes:
     request = WriteRequest()
     for i in range(BATCH):
         series = request.timeseries.add()
         series.labels.add(name="__name__", value=name)
-        series.labels.add(name="series", value=str(i))
+        series.labels.add(name="series", value=str(shard * BATCH + i))
         series.samples.add(value=float(i), timestamp=int(t * 1000))
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def otlp_body(name: str, t: float) -> bytes:
+def otlp_body(name: str, t: float, shard: int = 0) -> bytes:
     request = ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
     metric.name = name
@@ -54,13 +54,14 @@ def otlp_body(name: str, t: float) -> bytes:
         point.time_unix_nano = int(t * 1e9)
         point.as_double = float(i)
         attribute = point.attributes.add()
-        attribute.key, attribute.value.string_value = "series", str(i)
+        attribute.key, attribute.value.string_value = "series", str(shard * BATCH + i)
     return request.SerializeToString()
 
 
-def json_body(name: str, t: float) -> bytes:
+def json_body(name: str, t: float, shard: int = 0) -> bytes:
     samples = [
-        {"name": name, "labels": {"series": str(i)}, "value": float(i), "timestamp": t} for i in range(BATCH)
+        {"name": name, "labels": {"series": str(shard * BATCH + i)}, "value": float(i), "timestamp": t}
+        for i in range(BATCH)
     ]
     return json.dumps({"samples": samples}).encode()
 
@@ -77,16 +78,17 @@ PROTOCOLS = {  # name -> (path, headers, body maker)
 
 
 def ingest(server: Server, protocol: str) -> dict:
-    """Samples per second of one protocol: ``CLIENTS`` clients sending ``REQUESTS`` batches between them."""
+    """Samples per second of one protocol: ``CLIENTS`` clients sending ``REQUESTS`` batches between them.
+
+    Each client sends series of its own, in time order, as Prometheus' remote-write shards do.
+    """
     path, headers, make = PROTOCOLS[protocol]
     name = "bench_" + protocol.split()[0].replace("/", "_").lower() + "_value"
     if protocol == "JSON push":
         body = {"name": name, "type": "gauge", "labels": ["series"]}
         server.session().post(server.url + API + "/metrics/custom/register", json=body).raise_for_status()
     start = time.time() - 1800
-    bodies = [
-        [make(name, start + k * CLIENTS + c) for k in range(REQUESTS // CLIENTS)] for c in range(CLIENTS)
-    ]
+    bodies = [[make(name, start + k, c) for k in range(REQUESTS // CLIENTS)] for c in range(CLIENTS)]
     latencies: list[float] = []
 
     def run(mine: list[bytes]) -> None:
