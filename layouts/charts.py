@@ -23,7 +23,28 @@ from layouts.units import Scale, format_value, scale_for
 
 Figure = dict
 STATUS_COLORS = {"ok": "#2e9e5b", "warn": "#d99a00", "crit": "#d64545"}
-SERIES_COLORS = ("#3b82f6", "#f97316", "#10b981", "#a855f7", "#ef4444", "#14b8a6", "#eab308", "#ec4899")
+# Ten hues far enough apart to tell in a legend, in light and dark; past ten, lines change their dash.
+SERIES_COLORS = (
+    "#3b82f6",  # blue
+    "#f97316",  # orange
+    "#16a34a",  # green
+    "#a855f7",  # purple
+    "#ef4444",  # red
+    "#06b6d4",  # cyan
+    "#eab308",  # yellow
+    "#ec4899",  # pink
+    "#a16207",  # brown
+    "#94a3b8",  # slate
+)
+LINE_DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def series_line(i: int) -> dict:
+    """Return the line of the i-th series of a chart: no two of a chart's first 40 look alike."""
+    n = len(SERIES_COLORS)
+    return {"color": SERIES_COLORS[i % n], "dash": LINE_DASHES[(i // n) % len(LINE_DASHES)]}
+
+
 THEMES = {
     "light": {
         "font": "#1f2937",
@@ -189,7 +210,7 @@ def line(frame: pd.DataFrame, panel: Panel, fill: str | None = None) -> Figure:
             "mode": "lines",
             "name": str(column),
             "legendgroup": str(column),
-            "line": {"width": 2, "color": SERIES_COLORS[i % len(SERIES_COLORS)]},
+            "line": {"width": 2, **series_line(i)},
             "hovertemplate": _hover(scale),
         }
         if not fill:
@@ -333,7 +354,9 @@ def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
             reference = float(earlier.iloc[-1])
     scale, number = _number(panel, value)
     level = panel.thresholds.level(value) if panel.thresholds else None
-    number["font"] = {"size": 40, **({"color": STATUS_COLORS[level]} if level else {})}
+    # A long reading ("25.2 min", "$12,345.67") gets smaller type, so it fits a sixth of the page.
+    size = max(24, min(40, round(40 * 6 / max(len(format_value(value, panel.unit)), 1))))
+    number["font"] = {"size": size, **({"color": STATUS_COLORS[level]} if level else {})}
     traces = []
     if len(current) > 1:
         traces.append(

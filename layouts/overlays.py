@@ -99,7 +99,7 @@ def add_forecasts(fig: Figure, frame: pd.DataFrame, panel: Panel, forecasts: dic
         color = (
             SERIES_COLORS[list(frame.columns).index(column) % len(SERIES_COLORS)]
             if column in frame
-            else SERIES_COLORS[i]
+            else SERIES_COLORS[i % len(SERIES_COLORS)]
         )
         x = (f.times * 1000).astype("int64")
         last = max(last or 0, int(x[-1]))
