@@ -20,7 +20,7 @@ from dashboard_app.settings import load_settings
 PASSWORD = "a-long-enough-password"
 PANELS = (
     '..{"dashboard":["ALL"],"panel":["ALL"],"type":"panel-graph"}.figure'
-    "...app-render-state.data...nav-last-update.children.."
+    '...{"dashboard":["ALL"],"type":"panel-render-state"}.data...nav-last-update.children..'
 )
 ORIGIN = {"Origin": "http://localhost"}
 
@@ -44,7 +44,7 @@ def refresh_body(panel_ids: list[str]) -> str:
             "output": PANELS,
             "outputs": [
                 graphs,
-                {"id": "app-render-state", "property": "data"},
+                [{"id": {"type": "panel-render-state", "dashboard": "operations"}, "property": "data"}],
                 {"id": "nav-last-update", "property": "children"},
             ],
             "inputs": [
@@ -55,7 +55,15 @@ def refresh_body(panel_ids: list[str]) -> str:
                 {"id": "app-theme", "property": "data", "value": "light"},
                 [],
             ],
-            "state": [{"id": "app-render-state", "property": "data", "value": None}],
+            "state": [
+                [
+                    {
+                        "id": {"type": "panel-render-state", "dashboard": "operations"},
+                        "property": "data",
+                        "value": None,
+                    }
+                ]
+            ],
             "changedPropIds": ["nav-time-range.value"],
         }
     )

@@ -53,9 +53,11 @@ def prefill(data_dir: str | Path, seconds: int = 900) -> None:
 
 
 @contextmanager
-def deployed(seconds_of_history: int = 900):
-    """Run Pulseboard as deployed (gunicorn, one worker, eight threads, collecting every second) on a
-    data directory holding ``seconds_of_history`` of host readings; yield its URL and process."""
+def deployed(seconds_of_history: int = 900, **settings: str):
+    """Run Pulseboard as deployed (the README's gunicorn command, collecting every second) on a data
+    directory holding ``seconds_of_history`` of host readings; yield its URL and process.
+
+    ``settings`` are more PULSEBOARD_* variables, such as ``PULSEBOARD_SERVER__MAX_CONNECTIONS``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
@@ -66,17 +68,9 @@ def deployed(seconds_of_history: int = 900):
             PULSEBOARD_DATA_DIR=data_dir,
             PULSEBOARD_DEMO="false",
             PULSEBOARD_SYSTEM_INTERVAL="1",
+            **settings,
         )
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--no-control-socket",
-            "--workers",
-            "1",
-            "--threads",
-            "8",
-        ]
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]
         proc = subprocess.Popen(
             [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
             cwd=ROOT,

@@ -2,9 +2,12 @@
 
 Each viewer sends the panel refresh callback a browser sends (the same body, its render state
 returned as the browser returns it) every 5 s, starting at a random moment of the first period.
-Pulseboard runs as deployed: gunicorn, one worker, eight threads, the host collected every second.
+Pulseboard runs as deployed: the README's gunicorn command, the host collected every second.
+``--live N`` adds N viewers of the live WebSocket channel during the same run; ``--netdata`` then
+serves the same number of viewers the same charts from Netdata (run it inside a network namespace
+with only loopback, as ``bench.compare`` does, since Netdata reaches out otherwise).
 
-    python -m bench.viewers [--viewers 100] [--seconds 120]
+    python -m bench.viewers [--viewers 100] [--seconds 120] [--live 0] [--netdata]
 """
 
 from __future__ import annotations
@@ -12,24 +15,34 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import psutil
 import requests
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import connect
 
 from bench.history import deployed
-from bench.peers import tree_cpu
+from bench.peers import netdata_viewers, tree_cpu
+from bench.report import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REFRESH = 5.0
 OUTPUT = (
     '..{"dashboard":["ALL"],"panel":["ALL"],"type":"panel-graph"}.figure'
-    "...app-render-state.data...nav-last-update.children.."
+    '...{"dashboard":["ALL"],"type":"panel-render-state"}.data...nav-last-update.children..'
 )
+
+
+STATE_ID = {"type": "panel-render-state", "dashboard": "operations"}
+STATE_KEY = json.dumps(STATE_ID, sort_keys=True, separators=(",", ":"))  # how Dash names it in answers
 
 
 def refresh_body(panels: list[str], tick: int, state: dict | None, variables: list[str]) -> dict:
@@ -41,7 +54,7 @@ def refresh_body(panels: list[str], tick: int, state: dict | None, variables: li
                 {"id": {"dashboard": "operations", "panel": p, "type": "panel-graph"}, "property": "figure"}
                 for p in panels
             ],
-            {"id": "app-render-state", "property": "data"},
+            [{"id": STATE_ID, "property": "data"}],
             {"id": "nav-last-update", "property": "children"},
         ],
         "inputs": [
@@ -60,7 +73,7 @@ def refresh_body(panels: list[str], tick: int, state: dict | None, variables: li
             ],
         ],
         "changedPropIds": ["app-interval.n_intervals" if tick else "nav-time-range.value"],
-        "state": [{"id": "app-render-state", "property": "data", "value": state}],
+        "state": [[{"id": STATE_ID, "property": "data", "value": state}]],
     }
 
 
@@ -105,7 +118,7 @@ class Viewer(threading.Thread):
                             if response.headers.get("Content-Encoding") == "gzip"
                             else raw
                         )
-                        state = json.loads(text)["response"]["app-render-state"]["data"]
+                        state = json.loads(text)["response"][STATE_KEY]["data"]
                     if tick == 0:
                         self.first_size = wire
                     else:
@@ -117,8 +130,37 @@ class Viewer(threading.Thread):
             next_at += REFRESH
 
 
-def run(viewers: int, seconds: float) -> dict:
-    with deployed() as (url, proc):
+class LiveViewer(threading.Thread):
+    """One viewer of the live channel: connects, then reads every update until the end."""
+
+    def __init__(self, url: str, start: float, end: float):
+        super().__init__(daemon=True)
+        self.url = url.replace("http://", "ws://") + "/api/v1/monitoring/ws/dashboard/operations"
+        self.start_at, self.end = start, end
+        self.updates = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
+        try:
+            with connect(self.url, open_timeout=30) as ws:
+                while time.monotonic() < self.end:
+                    message = json.loads(ws.recv(timeout=30))
+                    if message["type"] == "update":
+                        self.updates += 1
+                    ws.send('{"type": "ping"}')  # a sign of life, as the page's script sends
+        except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake):
+            self.errors += 1
+
+
+def run(viewers: int, seconds: float, live: int = 0) -> dict:
+    settings = {}
+    if live:  # room for the live viewers, all of them one (anonymous) user here
+        settings = {
+            "PULSEBOARD_SERVER__MAX_CONNECTIONS": str(live),
+            "PULSEBOARD_SERVER__MAX_CONNECTIONS_PER_USER": str(live),
+        }
+    with deployed(**settings) as (url, proc):
         board = requests.get(url + "/api/v1/monitoring/dashboards/operations", timeout=5).json()
         panels = [p["id"] for p in board["dashboard"]["panels"]]
         variables = [v["name"] for v in board["dashboard"].get("variables", [])]
@@ -129,15 +171,16 @@ def run(viewers: int, seconds: float) -> dict:
             Viewer(url, panels, variables, begin + random.uniform(0, REFRESH), begin + seconds)
             for _ in range(viewers)
         ]
-        for tab in tabs:
+        watchers = [LiveViewer(url, begin + random.uniform(0, REFRESH), begin + seconds) for _ in range(live)]
+        for tab in [*tabs, *watchers]:
             tab.start()
-        for tab in tabs:
+        for tab in [*tabs, *watchers]:
             tab.join()
         cpu = tree_cpu(server) - c0
         wall = time.monotonic() - begin
     latencies = sorted(x for t in tabs for x in t.latencies)
     sizes = [x for t in tabs for x in t.sizes]
-    return {
+    out = {
         "viewers": viewers,
         "seconds": seconds,
         "refreshes": len(latencies),
@@ -149,14 +192,50 @@ def run(viewers: int, seconds: float) -> dict:
         "refresh_kib_median": statistics.median(sizes) / 1024,
         "refresh_kib_p99": sorted(sizes)[int(len(sizes) * 0.99) - 1] / 1024,
     }
+    if live:
+        out["live"] = {
+            "viewers": live,
+            "errors": sum(w.errors for w in watchers),
+            "updates_per_viewer_per_second": sum(w.updates for w in watchers) / live / seconds,
+        }
+    return out
+
+
+def netdata(viewers: int, seconds: float) -> dict:
+    """Netdata serving the same viewers the charts of the operations dashboard, in the same run."""
+    port = free_port()
+    argv = [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/api/v1/charts", "netdata")
+        time.sleep(20)  # its charts fill a little history first
+        watched = psutil.Process(proc.pid)
+        c0, t0 = tree_cpu(watched), time.monotonic()
+        out = netdata_viewers(base, viewers, seconds, REFRESH)
+        out["cpu_percent_of_one_core"] = (tree_cpu(watched) - c0) / (time.monotonic() - t0) * 100
+        return out
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--live", type=int, default=0, help="viewers of the live channel beside them")
+    parser.add_argument("--netdata", action="store_true", help="and Netdata's, in the same run")
     args = parser.parse_args()
-    return run(args.viewers, args.seconds)
+    out = run(args.viewers, args.seconds, args.live)
+    if args.netdata:
+        out["netdata"] = netdata(args.viewers, args.seconds)
+    return out
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ COUNTERS = (
         "pulseboard_panel_cache_requests_total",
         "counter",
         "count",
-        "Panels asked for on a refresh: hit (unchanged, not redrawn) or miss (redrawn).",
+        "Panels asked for on a refresh, by what was sent: unchanged (nothing), patch (the new points) "
+        "or full (the whole figure).",
         DEV,
     ),
     MetricSpec(

@@ -33,6 +33,8 @@ from dashboard_app.alerts.rules import RuleBook
 from dashboard_app.api.frame import QueryGate
 from dashboard_app.dashboard_store import DashboardStore
 from dashboard_app.live.connections import ConnectionPool
+from dashboard_app.pages.answers import SharedAnswers
+from dashboard_app.pages.views import PanelViews
 from dashboard_app.settings import Settings
 from dashboard_app.sources.prometheus import PrometheusSource
 from dashboard_app.sources.source import EmbeddedSource, Source
@@ -157,6 +159,15 @@ class Runtime:
                 alerts.resend_interval,
                 lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
             )
+        # Computed answers, shared by every page viewer and live connection.
+        self.answers = SharedAnswers(settings.dashboards.cache_size)
+        self.panel_views = PanelViews(
+            self.answers,
+            settings.dashboards.points,
+            self.alerts.episodes,
+            lambda: self.alerts.changes,
+            self.scheduler.trouble,
+        )
         self.scheduler.every("flush", settings.store.flush_interval, self._flush)
         for problem in self.problems:
             log.error("data directory: %s", problem)

@@ -56,6 +56,11 @@ class DashboardSettings(_Strict):
     refresh: Literal[0, 1, 5, 30] = Field(5, description="Default refresh interval in seconds (0 is off).")
     default_range: Duration = Field(900, description="Time range a dashboard opens with.")
     points: int = Field(240, ge=10, le=2000, description="Points per series a panel asks for.")
+    cache_size: int = Field(
+        16 * 2**20,
+        ge=2**16,
+        description="Bytes of computed panel answers kept for every viewer to share (least used go first).",
+    )
 
 
 class CollectorSettings(_Strict):

@@ -147,7 +147,6 @@ def shell(
         children=[
             dcc.Location(id=ids.URL),
             dcc.Store(id=ids.THEME, storage_type="local"),
-            dcc.Store(id=ids.RENDER_STATE),
             dcc.Interval(id=ids.INTERVAL, interval=max(refresh, 1) * 1000, disabled=refresh == 0),
             navbar(dashboards, default_range, refresh, demo),
             html.Div(id=ids.ALERT_BANNER, className="alert-banner"),
@@ -245,6 +244,8 @@ def dashboard_page(dashboard: Dashboard, refresh: int, chosen: dict[str, str] | 
         id=f"dashboard-{dashboard.id}",
         children=[
             dcc.Store(id=ids.PAGE_META, data={"dashboard": dashboard.id, "refresh": refresh}),
+            # Which answer each panel of this page holds; a new page starts with none.
+            dcc.Store(id=ids.render_state(dashboard.id)),
             page_head(
                 dashboard.title,
                 dashboard.description,

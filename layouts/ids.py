@@ -10,7 +10,6 @@ CUSTOM_END = "nav-custom-end"
 REFRESH = "nav-refresh"
 INTERVAL = "app-interval"
 LAST_UPDATE = "nav-last-update"
-RENDER_STATE = "app-render-state"
 PAGE_META = "page-meta"
 NAV_LINKS = "nav-links"
 DEMO_BADGE = "nav-demo-badge"
@@ -34,6 +33,7 @@ ADMIN_KEYS = "admin-keys"
 
 VARIABLES_URL = "page-variables-url"
 PANEL_GRAPH = "panel-graph"
+RENDER_STATE = "panel-render-state"  # which answer each panel of a page holds
 VARIABLE = "dashboard-variable"
 VARIABLE_BOX = "dashboard-variable-box"
 PANEL_CSV = "panel-csv"
@@ -58,6 +58,11 @@ def nav_link(dashboard_id: str) -> str:
 def panel_csv(dashboard_id: str, panel_id: str) -> dict[str, str]:
     """Return the id of a panel's Download CSV link."""
     return {"type": PANEL_CSV, "dashboard": dashboard_id, "panel": panel_id}
+
+
+def render_state(dashboard_id: str) -> dict[str, str]:
+    """Return the id of the store holding which answer each panel of a dashboard's page shows."""
+    return {"type": RENDER_STATE, "dashboard": dashboard_id}
 
 
 def dashboard_zip(dashboard_id: str) -> dict[str, str]:

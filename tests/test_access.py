@@ -131,7 +131,7 @@ def test_the_role_matrix(secured):
 
 PANELS = (  # the panels callback, by its outputs as the page names them
     '..{"dashboard":["ALL"],"panel":["ALL"],"type":"panel-graph"}.figure'
-    "...app-render-state.data...nav-last-update.children.."
+    '...{"dashboard":["ALL"],"type":"panel-render-state"}.data...nav-last-update.children..'
 )
 ROUTER = ".._pages_content.children..._pages_store.data.."
 
@@ -149,7 +149,7 @@ def test_a_forbidden_callback_is_refused_before_it_runs(secured):
         "output": PANELS,
         "outputs": [
             outputs,
-            {"id": "app-render-state", "property": "data"},
+            [{"id": {"type": "panel-render-state", "dashboard": "executive"}, "property": "data"}],
             {"id": "nav-last-update", "property": "children"},
         ],
         "inputs": [{"id": "app-interval", "property": "n_intervals", "value": 1}],

@@ -214,7 +214,7 @@ def callback_examples() -> dict[str, list[dict]]:
             {
                 "outputs": [
                     [{"id": graph, "property": "figure"}],
-                    {"id": "app-render-state", "property": "data"},
+                    [{"id": {"type": "panel-render-state", "dashboard": "operations"}, "property": "data"}],
                     {"id": "nav-last-update", "property": "children"},
                 ],
                 "inputs": [
@@ -225,7 +225,15 @@ def callback_examples() -> dict[str, list[dict]]:
                     {"id": "app-theme", "property": "data", "value": "light"},
                     [],
                 ],
-                "state": [{"id": "app-render-state", "property": "data", "value": None}],
+                "state": [
+                    [
+                        {
+                            "id": {"type": "panel-render-state", "dashboard": "operations"},
+                            "property": "data",
+                            "value": None,
+                        }
+                    ]
+                ],
             }
         ],
         "dashboard-variable": [

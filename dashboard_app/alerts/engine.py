@@ -108,6 +108,7 @@ class AlertEngine:
         self.history: deque[dict] = deque(maxlen=HISTORY)
         self._lock = threading.Lock()
         self.evaluations = 0
+        self.changes = 0  # alerts that started firing or resolved so far: charts shade firing periods
 
     def evaluate(self) -> int:
         """Evaluate every enabled rule once; a failing rule records its error and the others go on."""
@@ -136,6 +137,7 @@ class AlertEngine:
             for alert in changed:
                 if alert.state == "resolved":
                     self.history.append(alert.as_dict())
+            self.changes += len(changed)
             self.evaluations += 1
         if changed and self.notify is not None:
             self.notify(changed)

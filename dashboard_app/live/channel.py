@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import socket
-import threading
 
 from flask import Flask, Response, g, request
 from flask_sock import Sock
@@ -18,8 +17,9 @@ from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import ScopedSource, reads
 from dashboard_app.live.connections import PoolFull
 from dashboard_app.pages.panels import narrow_dashboard, query_frame
+from dashboard_app.pages.views import levels_of, newest
 from dashboard_app.runtime import Runtime
-from layouts.schema import Dashboard
+from layouts.schema import Dashboard, Panel
 
 log = logging.getLogger(__name__)
 PATH = "/api/v1/monitoring/ws/dashboard/<dashboard_id>"
@@ -34,32 +34,37 @@ def panel_points(source: ScopedSource, dashboard: Dashboard, start: float, end: 
 
     A panel of metrics the reader may not see stays empty.
     """
-    out = {}
-    for panel in dashboard.panels:
-        series = {}
-        panel_step = max(step, panel.step or 0.0, source.min_step)
-        for q in panel.queries:  # the same query path as the pages: over, scale and smooth apply
-            if not all(source.visible(parse_selector(e).name) for e in (q.expr, q.over) if e is not None):
-                continue
-            frame = query_frame(source, q, start, end, panel_step)
-            if frame.empty:
-                continue
-            times = frame.index.as_unit("ms").asi8.tolist()
-            for column in frame.columns:
-                points = [[t, v] for t, v in zip(times, frame[column].tolist()) if math.isfinite(v)]
-                if points:
-                    series[str(column)] = points
-        out[panel.id] = series
-    return out
+    return {panel.id: points_of(source, panel, start, end, step) for panel in dashboard.panels}
+
+
+def points_of(source: ScopedSource, panel: Panel, start: float, end: float, step: float) -> dict:
+    """Return {series: [[ms, value], ...]} of one panel over [start, end]."""
+    series = {}
+    panel_step = max(step, panel.step or 0.0, source.min_step)
+    for q in panel.queries:  # the same query path as the pages: over, scale and smooth apply
+        if not all(source.visible(parse_selector(e).name) for e in (q.expr, q.over) if e is not None):
+            continue
+        frame = query_frame(source, q, start, end, panel_step)
+        if frame.empty:
+            continue
+        times = frame.index.as_unit("ms").asi8.tolist()
+        for column in frame.columns:
+            points = [[t, v] for t, v in zip(times, frame[column].tolist()) if math.isfinite(v)]
+            if points:
+                series[str(column)] = points
+    return series
 
 
 class SharedUpdates:
-    """Compute a dashboard's update once per refresh tick, whatever the number of viewers."""
+    """Compute a dashboard's update once per refresh tick, whatever the number of viewers.
+
+    Each panel's points come from the answers every viewer shares, computed again only when a
+    new sample arrived for the panel's series.
+    """
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self._latest: dict[tuple, tuple[float, str]] = {}
-        self._lock = threading.Lock()
+        self.cache = runtime.answers
 
     def message(
         self, source: ScopedSource, dashboard: Dashboard, refresh: float, chosen: dict[str, str]
@@ -71,17 +76,21 @@ class SharedUpdates:
         """
         now = self.runtime.clock()
         tick = math.floor(now / refresh)
-        who = source.identity
-        levels = ("*",) if who.sees_everything else tuple(sorted(who.access))
-        key = (dashboard.id, refresh, tuple(sorted(chosen.items())), levels)
-        with self._lock:  # one viewer computes, the others wait for it and reuse it
-            cached = self._latest.get(key)
-            if cached is not None and cached[0] == tick:
-                return cached[1]
-            points = panel_points(source, dashboard, now - 2 * refresh, now, refresh)
-            text = json.dumps({"type": "update", "time": now, "panels": points})
-            self._latest[key] = (tick, text)
-            return text
+        view = (dashboard.id, refresh, tuple(sorted(chosen.items())), levels_of(source))
+
+        def compute() -> str:
+            end = (tick + 1) * refresh  # the tick's edge: every viewer of the tick asks the same
+            panels = {}
+            for panel in dashboard.panels:
+                key = ("points", *view, panel.id, end, newest(source, panel))
+                panels[panel.id] = self.cache.get(
+                    key,
+                    lambda panel=panel: points_of(source, panel, end - 3 * refresh, end, refresh),
+                    lambda series: 200 + 40 * sum(len(v) for v in series.values()),
+                )
+            return json.dumps({"type": "update", "time": now, "panels": panels})
+
+        return self.cache.get(("update", *view, tick), compute)
 
 
 def attach(server: Flask, runtime: Runtime, permissions: Permissions) -> None:

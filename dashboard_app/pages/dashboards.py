@@ -6,13 +6,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import orjson
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
 from dashboard_app.alerts.shown import visible_alerts, visible_rules
-from dashboard_app.pages.panels import Window, narrow_panel, panel_trouble, render_panel
+from dashboard_app.pages.panels import Window, narrow_panel
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import REFRESH_CHOICES
 from dashboard_app.sources.source import NotPermitted
@@ -22,6 +23,7 @@ from layouts.charts import apply_theme, no_data
 from layouts.components import ALL_VALUES, CUSTOM, RANGE_SECONDS, TOOL_PAGES, export_url, nav_links
 
 CACHE = "pulseboard_panel_cache_requests_total"
+RESULTS = ("unchanged", "patch", "full")  # what a panel refresh sent: nothing, a patch, the figure
 CALLBACK = "pulseboard_callback_duration_seconds"
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what a datetime-local input holds
 
@@ -93,15 +95,15 @@ SIGNED_IN = Permission()
 
 def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
     """Attach the callbacks of the dashboard pages and the shell, each with what it needs declared."""
-    points = runtime.settings.dashboards.points
     instruments = runtime.instruments
+    views = runtime.panel_views
     callback = permissions.callback
 
     @callback(
         app,
         PANELS,
         Output({"type": ids.PANEL_GRAPH, "dashboard": ALL, "panel": ALL}, "figure"),
-        Output(ids.RENDER_STATE, "data"),
+        Output({"type": ids.RENDER_STATE, "dashboard": ALL}, "data"),
         Output(ids.LAST_UPDATE, "children"),
         Input(ids.INTERVAL, "n_intervals"),
         Input(ids.TIME_RANGE, "value"),
@@ -109,13 +111,14 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         Input(ids.CUSTOM_END, "value"),
         Input(ids.THEME, "data"),
         Input({"type": ids.VARIABLE, "dashboard": ALL, "name": ALL}, "value"),
-        State(ids.RENDER_STATE, "data"),
+        State({"type": ids.RENDER_STATE, "dashboard": ALL}, "data"),
     )
-    def refresh_panels(_tick, range_value, custom_start, custom_end, theme, _values, last):
+    def refresh_panels(_tick, range_value, custom_start, custom_end, theme, _values, held_by_page):
         source = reads().pages
         outputs = ctx.outputs_list[0]
-        if not outputs:
-            raise PreventUpdate
+        if not outputs or len(ctx.outputs_list[1]) != 1:
+            raise PreventUpdate  # not a dashboard page (or not yet mounted)
+        last = held_by_page[0] if isinstance(held_by_page, list) and held_by_page else None
         dashboard = runtime.dashboards.get(outputs[0]["id"]["dashboard"])
         if dashboard is None:
             raise PreventUpdate
@@ -130,34 +133,38 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             "theme": theme,
             "variables": chosen,
         }
-        trouble = runtime.scheduler.trouble
-        fresh = {p.id: [newest(source, p), panel_trouble(p, trouble) or ""] for p in panels}
-        state = {"view": view, "fresh": fresh}
-        todo = panels
-        if ctx.triggered_id == ids.INTERVAL and last and last.get("view") == view:
-            # A tick with the same view: redraw only the panels whose series got new samples.
-            todo = [p for p in panels if fresh[p.id] != last["fresh"].get(p.id)]
-            instruments.count(CACHE, {"result": "hit"}, len(panels) - len(todo))
-            if not todo:
-                raise PreventUpdate
-        instruments.count(CACHE, {"result": "miss"}, len(todo))
         t0 = time.perf_counter()
         now = time.time()
         window = window_for(range_value, custom_start, custom_end, now)
         if window is None:
             message = "Choose a start and an end (UTC) for the custom range"
             figures = [apply_theme(no_data(p, message), theme) for p in panels]
-            return figures, state, "Custom range: choose start and end"
-        redraw = {p.id for p in todo}
-        figures = [
-            render_panel(source, p, window, theme, points, runtime.alerts.episodes, trouble)
-            if p.id in redraw
-            else no_update
-            for p in panels
-        ]
+            return figures, [{"view": view, "held": {}}], "Custom range: choose start and end"
+        # What this page holds: a panel already showing the newest answer is left as it is, one
+        # holding an earlier answer of the same view gets a patch, any other the whole figure.
+        held = last.get("held") if isinstance(last, dict) and last.get("view") == view else None
+        held = held if isinstance(held, dict) else {}
+        figures, tokens, counts = [], {}, dict.fromkeys(RESULTS, 0)
+        for panel in panels:
+            pv = views.view(source, dashboard.id, panel, chosen, theme, window, range_value != CUSTOM)
+            answer = views.answer(source, pv)
+            tokens[panel.id] = answer.token
+            mine = held.get(panel.id)
+            if mine == answer.token:
+                figures.append(no_update)
+                counts["unchanged"] += 1
+                continue
+            patch = views.patch(mine, answer) if mine else None
+            figures.append(answer.fragment if patch is None else orjson.Fragment(patch))
+            counts["full" if patch is None else "patch"] += 1
+        for result, n in counts.items():
+            if n:
+                instruments.count(CACHE, {"result": result}, n)
+        if counts["unchanged"] == len(panels):
+            raise PreventUpdate
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
         instruments.observe(CALLBACK, {"dashboard": dashboard.id}, time.perf_counter() - t0)
-        return figures, state, f"Updated {stamp}"
+        return figures, [{"view": view, "held": tokens}], f"Updated {stamp}"
 
     @callback(
         app,
@@ -315,11 +322,3 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                 )
             )
         return out
-
-
-def newest(source, panel) -> float:
-    """Return the time of the newest sample of any series a panel shows (0: none, or none it may read)."""
-    try:
-        return max((source.newest(q.expr) or 0 for q in panel.queries), default=0)
-    except NotPermitted:
-        return 0

@@ -108,10 +108,7 @@ def panel_frame(
     spike or dip disappears into an average (two points per bucket, as many points in all).
     ``peaks=False`` keeps plain buckets, where someone chose the step and aggregation themselves.
     """
-    step = max(window.span / points, source.min_step, panel.step or 0.0)
-    peaks = peaks and panel.type in PEAK_CHARTS and step >= PEAK_SAMPLES * source.min_step
-    if peaks:
-        step *= 2
+    step, peaks = bucket_step(source, panel, window.span, points, peaks)
     start = window.start - window.span if panel.type == "stat" else window.start
     frames = [query_frame(source, q, start, window.end, step, peaks) for q in panel.queries]
     frames = [f for f in frames if not f.empty]
@@ -127,6 +124,15 @@ def panel_frame(
         "step": step,
     }
     return frame
+
+
+def bucket_step(
+    source: Source, panel: Panel, span: float, points: int, peaks: bool = True
+) -> tuple[float, bool]:
+    """Return the step of a panel's buckets over a span, and whether they show lowest and highest."""
+    step = max(span / points, source.min_step, panel.step or 0.0)
+    peaks = peaks and panel.type in PEAK_CHARTS and step >= PEAK_SAMPLES * source.min_step
+    return (step * 2 if peaks else step), peaks
 
 
 def render_panel(
