@@ -7,6 +7,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     applyTheme: function (theme) {
       var t = theme === "dark" ? "dark" : "light";
       document.documentElement.dataset.theme = t;
+      // The server opens the next page with its charts already drawn in this theme.
+      document.cookie = "pulseboard_theme=" + t + "; path=/; max-age=31536000; SameSite=Lax";
       return t === "dark" ? "◑ Light" : "◐ Dark";
     },
     customRangeStyle: function (value) {

@@ -36,6 +36,7 @@ from layouts.trends_view import trends_page
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HOME = "operations"
 FIXED_PAGES = (*TOOL_PAGE_ROLES, "/404")
+THEME_COOKIE = "pulseboard_theme"  # the page's theme, so a page can open with its figures drawn in it
 
 
 def create_app(runtime: Runtime) -> Dash:
@@ -59,7 +60,12 @@ def create_app(runtime: Runtime) -> Dash:
         dashboard = runtime.dashboards.get(dashboard_id or "")
         if dashboard is None:
             return not_found(dashboard_id)
-        return dashboard_page(dashboard, refresh_of(dashboard), dashboard.chosen(query))
+        chosen = dashboard.chosen(query)
+        theme = request.cookies.get(THEME_COOKIE)
+        first = dashboard_callbacks.first_load(
+            runtime, dashboard, chosen, theme if theme == "dark" else "light"
+        )
+        return dashboard_page(dashboard, refresh_of(dashboard), chosen, first)
 
     def title(dashboard_id: str | None = None, **_):
         dashboard = runtime.dashboards.get(dashboard_id or "")

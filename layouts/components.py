@@ -168,8 +168,10 @@ def export_url(dashboard_id: str, panel_id: str | None, query: str) -> str:
     return f"{base}/panels/{panel_id}/export.csv?{query}" if panel_id else f"{base}/export.zip?{query}"
 
 
-def panel_card(dashboard: Dashboard, panel: Panel, query: str = "range=15m") -> html.Section:
-    """Return one panel: its title, a Download CSV link and a graph the refresh callback fills."""
+def panel_card(
+    dashboard: Dashboard, panel: Panel, query: str = "range=15m", figure: object = LOADING_FIGURE
+) -> html.Section:
+    """Return one panel: its title, a Download CSV link and a graph (``figure``, or filled by the refresh)."""
     return html.Section(
         id=ids.panel_dom_id(dashboard.id, panel.id),
         className=f"panel panel-{panel.type}",
@@ -190,7 +192,7 @@ def panel_card(dashboard: Dashboard, panel: Panel, query: str = "range=15m") -> 
             ),
             dcc.Graph(
                 id=ids.panel_graph(dashboard.id, panel.id),
-                figure=LOADING_FIGURE,
+                figure=figure,
                 className="panel-graph",
                 config={"displaylogo": False, "responsive": True, "displayModeBar": False, "showTips": False},
                 style={"height": "100%", "width": "100%"},
@@ -237,15 +239,24 @@ def variable_bar(dashboard: Dashboard, chosen: dict[str, str]) -> html.Div | Non
     return html.Div(boxes + [dcc.Store(id=ids.VARIABLES_URL)], className="variables")
 
 
-def dashboard_page(dashboard: Dashboard, refresh: int, chosen: dict[str, str] | None = None) -> html.Div:
-    """Return a dashboard's page: a heading, its variables and its grid of panels."""
+def dashboard_page(
+    dashboard: Dashboard,
+    refresh: int,
+    chosen: dict[str, str] | None = None,
+    first: tuple[dict, dict] | None = None,
+) -> html.Div:
+    """Return a dashboard's page: a heading, its variables and its grid of panels.
+
+    ``first`` is (figures by panel id, render state) when the page opens with its figures.
+    """
+    figures, state = first or ({}, None)
     return html.Div(
         className="dashboard",
         id=f"dashboard-{dashboard.id}",
         children=[
             dcc.Store(id=ids.PAGE_META, data={"dashboard": dashboard.id, "refresh": refresh}),
             # Which answer each panel of this page holds; a new page starts with none.
-            dcc.Store(id=ids.render_state(dashboard.id)),
+            dcc.Store(id=ids.render_state(dashboard.id), data=state),
             page_head(
                 dashboard.title,
                 dashboard.description,
@@ -257,6 +268,12 @@ def dashboard_page(dashboard: Dashboard, refresh: int, chosen: dict[str, str] | 
                 ),
             ),
             variable_bar(dashboard, chosen or {}),
-            html.Div([panel_card(dashboard, p) for p in dashboard.panels], className="grid"),
+            html.Div(
+                [
+                    panel_card(dashboard, p, figure=figures.get(p.id, LOADING_FIGURE))
+                    for p in dashboard.panels
+                ],
+                className="grid",
+            ),
         ],
     )

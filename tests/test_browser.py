@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
@@ -476,3 +477,50 @@ def test_dash014_people_see_their_dashboards_and_an_admin_makes_and_revokes_a_ke
         e for e in dash_duo.get_logs() if "/executive" not in e["message"]
     ]  # that 403 was the point
     assert unexpected == []
+
+
+def test_dash016_a_chart_kept_up_by_patches_draws_what_a_whole_figure_draws(dash_duo, tmp_path):
+    """Refreshes that send only the new points leave the chart exactly as a new viewer's full figure."""
+    from dashboard_app.access.identity import OPEN
+    from dashboard_app.pages.panels import Window
+    from tests.servers import quiet_settings
+
+    runtime = Runtime(quiet_settings(dashboards__refresh="1"), tmp_path)
+    cpu = "pulseboard_system_cpu_usage_ratio"
+    now = time.time()
+    runtime.store.append(Sample(cpu, (), 0.2 + 0.01 * (i % 13), now - 900 + i) for i in range(900))
+    views = runtime.panel_views
+    patched = []
+    real_patch = views.patch
+    views.patch = lambda held, new: patched.append(p := real_patch(held, new)) or p
+    app = create_app(runtime)
+    feeding = threading.Event()
+
+    def feed() -> None:  # a new CPU reading every half second, as a collector would
+        i = 0
+        while not feeding.wait(0.5):
+            runtime.store.append([Sample(cpu, (), 0.3 + 0.05 * (i % 7), time.time())])
+            i += 1
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        open_page(dash_duo, app, "/operations")
+        wait_until(lambda: has_data(plot(dash_duo, "operations", "cpu-total")), message="the CPU chart")
+        wait_until(lambda: sum(p is not None for p in patched) >= 5, timeout=30, message="five patches")
+    finally:
+        feeding.set()
+        feeder.join()
+    source = runtime.sources.for_caller(OPEN).pages
+    panel = runtime.dashboards["operations"].panel("cpu-total")
+
+    def matches() -> bool:
+        drawn = plot(dash_duo, "operations", "cpu-total")
+        start, end = (float(t) for t in drawn["layout"]["xaxis"]["range"])
+        pv = views.view(source, "operations", panel, {}, "light", Window(start / 1000, end / 1000), False)
+        whole = views.answer(source, pv).plain
+        shown = [(t.get("name"), t["x"], t["y"]) for t in drawn["data"]]
+        return shown == [(t.get("name"), t["x"], t["y"]) for t in whole["data"]]
+
+    wait_until(matches, timeout=10, message="the patched chart to equal the whole figure")
+    assert dash_duo.get_logs() == []

@@ -20,7 +20,15 @@ from dashboard_app.sources.source import NotPermitted
 from layouts import ids
 from layouts.alert_views import alerts_body, banner
 from layouts.charts import apply_theme, no_data
-from layouts.components import ALL_VALUES, CUSTOM, RANGE_SECONDS, TOOL_PAGES, export_url, nav_links
+from layouts.components import (
+    ALL_VALUES,
+    CUSTOM,
+    RANGE_SECONDS,
+    TOOL_PAGES,
+    export_url,
+    nav_links,
+    range_key,
+)
 
 CACHE = "pulseboard_panel_cache_requests_total"
 RESULTS = ("unchanged", "patch", "full")  # what a panel refresh sent: nothing, a patch, the figure
@@ -89,6 +97,43 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def page_view(dashboard_id: str, range_value, custom_start, custom_end, theme: str, chosen: dict) -> dict:
+    """Return what a page's controls select, as the page sends it back with its render state."""
+    return {
+        "dashboard": dashboard_id,
+        "range": [range_value, custom_start, custom_end],
+        "theme": theme,
+        "variables": chosen,
+    }
+
+
+def panel_answers(views, source, view: dict, panels: list, window: Window, relative: bool) -> list:
+    """Return (panel, answer) for each panel of a view: from the shared answers, computed if new."""
+    out = []
+    for panel in panels:
+        pv = views.view(source, view["dashboard"], panel, view["variables"], view["theme"], window, relative)
+        out.append((panel, views.answer(source, pv)))
+    return out
+
+
+def first_load(runtime: Runtime, dashboard, chosen: dict[str, str], theme: str) -> tuple[dict, dict] | None:
+    """Return the figures a page opens with, and its render state, from the shared answers.
+
+    The page then holds them at once, and the refresh it sends as it mounts finds nothing to send.
+    None when the caller may not read the dashboard (the refresh then says why, panel by panel).
+    """
+    source = reads().pages
+    if not reads().identity.sees(dashboard.access):
+        return None
+    range_value = range_key(runtime.settings.dashboards.default_range)
+    view = page_view(dashboard.id, range_value, None, None, theme, chosen)
+    panels = [narrow_panel(p, chosen) for p in dashboard.panels]
+    window = window_for(range_value, None, None, time.time())
+    answers = panel_answers(runtime.panel_views, source, view, panels, window, True)
+    figures = {panel.id: answer.fragment for panel, answer in answers}
+    return figures, {"view": view, "held": {panel.id: answer.token for panel, answer in answers}}
+
+
 PANELS = Permission(dashboard="ids", series="dashboard")
 SIGNED_IN = Permission()
 
@@ -127,12 +172,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         range_value, custom_start, custom_end = _text(range_value), _text(custom_start), _text(custom_end)
         chosen = dashboard.chosen(_variable_values(ctx.inputs_list[5]))
         panels = [narrow_panel(dashboard.panel(o["id"]["panel"]), chosen) for o in outputs]
-        view = {
-            "dashboard": dashboard.id,
-            "range": [range_value, custom_start, custom_end],
-            "theme": theme,
-            "variables": chosen,
-        }
+        view = page_view(dashboard.id, range_value, custom_start, custom_end, theme, chosen)
         t0 = time.perf_counter()
         now = time.time()
         window = window_for(range_value, custom_start, custom_end, now)
@@ -145,9 +185,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         held = last.get("held") if isinstance(last, dict) and last.get("view") == view else None
         held = held if isinstance(held, dict) else {}
         figures, tokens, counts = [], {}, dict.fromkeys(RESULTS, 0)
-        for panel in panels:
-            pv = views.view(source, dashboard.id, panel, chosen, theme, window, range_value != CUSTOM)
-            answer = views.answer(source, pv)
+        for panel, answer in panel_answers(views, source, view, panels, window, range_value != CUSTOM):
             tokens[panel.id] = answer.token
             mine = held.get(panel.id)
             if mine == answer.token:
