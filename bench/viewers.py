@@ -148,7 +148,7 @@ class LiveViewer(threading.Thread):
                     message = json.loads(ws.recv(timeout=30))
                     if message["type"] == "update":
                         self.updates += 1
-                    ws.send('{"type": "ping"}')  # a sign of life, as the page's script sends
+                        ws.send('{"type": "ping"}')  # a sign of life now and then, as a client sends
         except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake):
             self.errors += 1
 

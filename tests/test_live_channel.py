@@ -155,3 +155,21 @@ def test_idle_connections_are_dropped_and_free_their_slot(clock):
     clock.advance(121)
     assert not pool.alive(first.id) and len(pool) == 0
     assert pool.open("executive", "rest").dashboard == "executive"
+
+
+def test_pings_do_not_bring_more_updates_than_one_a_refresh(live_pb):
+    client = live(ws_url(live_pb, "operations"))
+    try:
+        receive(client, "hello")
+        receive(client, "update")  # the first one, with recent history
+        updates, pongs = 0, 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            client.send(json.dumps({"type": "ping"}))
+            kind = json.loads(client.recv(timeout=5))["type"]
+            updates += kind == "update"
+            pongs += kind == "pong"
+        assert pongs > 10  # every ping answered at once
+        assert updates <= 4  # at a 1 s refresh, over 3 s
+    finally:
+        client.close()

@@ -172,7 +172,7 @@ def test_prometheus_down_is_named_not_hidden(tmp_path):
 
 
 def start_replica(port: int, data_dir, prometheus: str) -> subprocess.Popen:
-    """Start `gunicorn app:server` in production, reading from Prometheus."""
+    """Start a replica with the README's production command, reading from Prometheus."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
     environ.update(
         PULSEBOARD_ENV="production",
@@ -183,7 +183,7 @@ def start_replica(port: int, data_dir, prometheus: str) -> subprocess.Popen:
         PULSEBOARD_SECRET_KEY="k" * 48,  # the same secrets on every replica: sessions are signed cookies
         PULSEBOARD_ADMIN_PASSWORD="correct-horse-battery",
     )
-    command = [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1", "--threads", "4"]
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]
     return subprocess.Popen(
         [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
         cwd=ROOT,

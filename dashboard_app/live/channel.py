@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import socket
+import time
 
 from flask import Flask, Response, g, request
 from flask_sock import Sock
@@ -153,8 +154,10 @@ def attach(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
             # every viewer of the dashboard. A point at a time already sent replaces it.
             points = panel_points(source, dashboard, now - FIRST_WINDOW, now, refresh)
             ws.send(json.dumps({"type": "update", "time": now, "panels": points}))
+            # Updates go out once a refresh period, however often the client sends messages.
+            due = time.monotonic() + refresh
             while True:
-                message = ws.receive(timeout=refresh)
+                message = ws.receive(timeout=max(0.0, due - time.monotonic()))
                 while message is not None:
                     if not pool.touch(conn.id):
                         ws.close(CLOSE_GOING_AWAY, "connection closed for being idle or by request")
@@ -165,7 +168,9 @@ def attach(server: Flask, runtime: Runtime, permissions: Permissions) -> None:
                 if not pool.alive(conn.id):
                     ws.close(CLOSE_GOING_AWAY, "no message from the client within the idle timeout")
                     return
-                ws.send(shared.message(source, dashboard, refresh, chosen))
+                if time.monotonic() >= due:
+                    ws.send(shared.message(source, dashboard, refresh, chosen))
+                    due = max(due + refresh, time.monotonic())
         except ConnectionClosed:
             pass
         finally:

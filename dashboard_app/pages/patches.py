@@ -21,8 +21,7 @@ MOST_DELETES = 24  # past this many points leaving the left edge, the whole arra
 def figure_patch(old: Any, new: Any) -> bytes | None:
     """Return a serialised Dash patch turning figure ``old`` into ``new`` (both plain JSON values).
 
-    None when the figures differ in shape (another trace count, a new chart) or when the patch
-    would not be smaller than the new figure itself.
+    None when the figures differ in shape (another trace count, a new chart).
     """
     if not (isinstance(old, dict) and isinstance(new, dict)) or set(old) != set(new):
         return None

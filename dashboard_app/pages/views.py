@@ -96,7 +96,8 @@ class PanelViews:
         old = self.cache.by_token(held)
         if old is None or old.view != new.view:
             return None  # unknown, evicted, or another view's: the whole figure
-        return self.cache.get(("patch", old.token, new.token), lambda: figure_patch(old.plain, new.plain))
+        patch = self.cache.get(("patch", old.token, new.token), lambda: figure_patch(old.plain, new.plain))
+        return patch if patch is not None and len(patch) < len(new.json) else None
 
     def _compute(self, source, pv: PanelView) -> Answer:
         end = pv.window.end
