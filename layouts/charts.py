@@ -354,8 +354,10 @@ def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
             reference = float(earlier.iloc[-1])
     scale, number = _number(panel, value)
     level = panel.thresholds.level(value) if panel.thresholds else None
-    # A long reading ("25.2 min", "$12,345.67") gets smaller type, so it fits a sixth of the page.
-    size = max(24, min(40, round(40 * 6 / max(len(format_value(value, panel.unit)), 1))))
+    # A long reading ("25.2 min" in a sixth of the page) gets smaller type, so it fits its box:
+    # about 1,240 px across 12 columns at 1280 px, less the padding, digits about 0.62 em wide.
+    width = panel.grid.w / 12 * 1240 - 40
+    size = max(22, min(40, int(width / (0.62 * max(len(format_value(value, panel.unit)), 1)))))
     number["font"] = {"size": size, **({"color": STATUS_COLORS[level]} if level else {})}
     traces = []
     if len(current) > 1:
