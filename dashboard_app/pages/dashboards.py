@@ -198,9 +198,11 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         for result, n in counts.items():
             if n:
                 instruments.count(CACHE, {"result": result}, n)
-        if counts["unchanged"] == len(panels):
-            raise PreventUpdate
         stamp = datetime.fromtimestamp(min(now, window.end), UTC).strftime("%H:%M:%S UTC")
+        if counts["unchanged"] == len(panels):
+            if ctx.triggered_id == ids.INTERVAL:
+                raise PreventUpdate  # a tick with nothing new: nothing to send
+            return figures, [no_update], f"Updated {stamp}"  # a page opened with its figures
         instruments.observe(CALLBACK, {"dashboard": dashboard.id}, time.perf_counter() - t0)
         return figures, [{"view": view, "held": tokens}], f"Updated {stamp}"
 
