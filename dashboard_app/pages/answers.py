@@ -97,12 +97,6 @@ class SharedAnswers:
                 self._flights.pop(key, None)
             flight.done.set()
 
-    def peek(self, key: Any) -> Any:
-        """Return the value for ``key`` if it is held, without computing anything."""
-        with self._lock:
-            entry = self._entries.get(key)
-            return None if entry is None else entry.value
-
     def by_token(self, token: Any) -> Answer | None:
         """Return the answer a viewer's render state names, if it is still held."""
         if not isinstance(token, str):
