@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -121,9 +122,9 @@ def netdata_viewers(base: str, viewers: int = 100, seconds: float = 120, refresh
     }
 
 
-def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None, then=None) -> dict:
-    """Start a process, scrape it each second through a warm-up and a measured minute, run ``then``
-    (given the base URL) if set, and stop it."""
+@contextmanager
+def running(argv: list[str], env: dict | None = None):
+    """Run a process (and whatever it forks) for the ``with`` block; yield it, then stop them all."""
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
@@ -132,8 +133,34 @@ def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    watched = psutil.Process(proc.pid)
     try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+def netdata_argv(port: int) -> list[str]:
+    """Netdata with its packaged configuration (1 s collection), in the foreground, on a port."""
+    return [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)]
+
+
+def viewers_of(watched: psutil.Process, base: str, viewers, **options) -> dict:
+    """Run ``viewers(base, **options)`` and add the CPU the watched process tree spent meanwhile."""
+    c0, t0 = tree_cpu(watched), time.monotonic()
+    out = viewers(base, **options)
+    out["cpu_percent_of_one_core"] = (tree_cpu(watched) - c0) / (time.monotonic() - t0) * 100
+    return out
+
+
+def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None, then=None) -> dict:
+    """Start a process, scrape it each second through a warm-up and a measured minute, run ``then``
+    (given the base URL) if set, and stop it."""
+    with running(argv, env) as proc:
+        watched = psutil.Process(proc.pid)
         wait_for(scrape_url, name)
         sizes = []
 
@@ -159,18 +186,8 @@ def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None
             "exposition_kib": sizes[-1] / 1024,
         }
         if then is not None:
-            c0, t0 = tree_cpu(watched), time.monotonic()
-            out["viewers"] = then(scrape_url.split("/api/")[0].split("/metrics")[0])
-            out["viewers"]["cpu_percent_of_one_core"] = (
-                (tree_cpu(watched) - c0) / (time.monotonic() - t0) * 100
-            )
+            out["viewers"] = viewers_of(watched, scrape_url.split("/api/")[0].split("/metrics")[0], then)
         return out
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
 
 
 def pulseboard_app(data_dir: str) -> dict:
@@ -213,9 +230,8 @@ def glances() -> dict:
 def netdata() -> dict:
     """Netdata with its packaged configuration (1 s collection), in the foreground."""
     port = free_port()
-    argv = [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)]
     url = f"http://127.0.0.1:{port}/api/v1/allmetrics?format=prometheus"
-    return measure("netdata", argv, url, then=netdata_viewers)
+    return measure("netdata", netdata_argv(port), url, then=netdata_viewers)
 
 
 def memory_filled() -> dict:

@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
-import shutil
 import statistics
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 from bench.history import deployed
-from bench.peers import netdata_viewers, tree_cpu
+from bench.peers import netdata_argv, netdata_viewers, running, tree_cpu, viewers_of
 from bench.report import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,25 +201,13 @@ def run(viewers: int, seconds: float, live: int = 0) -> dict:
 def netdata(viewers: int, seconds: float) -> dict:
     """Netdata serving the same viewers the charts of the operations dashboard, in the same run."""
     port = free_port()
-    argv = [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
+    with running(netdata_argv(port)) as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for(base + "/api/v1/charts", "netdata")
         time.sleep(20)  # its charts fill a little history first
-        watched = psutil.Process(proc.pid)
-        c0, t0 = tree_cpu(watched), time.monotonic()
-        out = netdata_viewers(base, viewers, seconds, REFRESH)
-        out["cpu_percent_of_one_core"] = (tree_cpu(watched) - c0) / (time.monotonic() - t0) * 100
-        return out
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        return viewers_of(
+            psutil.Process(proc.pid), base, netdata_viewers, viewers=viewers, seconds=seconds, refresh=REFRESH
+        )
 
 
 def main() -> dict:
