@@ -148,10 +148,10 @@ def netdata_argv(port: int) -> list[str]:
     return [shutil.which("netdata") or "/usr/sbin/netdata", "-D", "-p", str(port)]
 
 
-def viewers_of(watched: psutil.Process, base: str, viewers, **options) -> dict:
-    """Run ``viewers(base, **options)`` and add the CPU the watched process tree spent meanwhile."""
+def viewers_of(watched: psutil.Process, base: str, run, **options) -> dict:
+    """Return ``run(base, **options)`` with the CPU the watched process tree spent meanwhile."""
     c0, t0 = tree_cpu(watched), time.monotonic()
-    out = viewers(base, **options)
+    out = run(base, **options)
     out["cpu_percent_of_one_core"] = (tree_cpu(watched) - c0) / (time.monotonic() - t0) * 100
     return out
 
