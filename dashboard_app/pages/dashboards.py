@@ -122,9 +122,10 @@ def first_load(runtime: Runtime, dashboard, chosen: dict[str, str], theme: str) 
     The page then holds them at once, and the refresh it sends as it mounts finds nothing to send.
     None when the caller may not read the dashboard (the refresh then says why, panel by panel).
     """
-    source = reads().pages
-    if not reads().identity.sees(dashboard.access):
+    caller = reads()
+    if not caller.identity.sees(dashboard.access):
         return None
+    source = caller.pages
     range_value = range_key(runtime.settings.dashboards.default_range)
     view = page_view(dashboard.id, range_value, None, None, theme, chosen)
     panels = [narrow_panel(p, chosen) for p in dashboard.panels]
