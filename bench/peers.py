@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +26,7 @@ import psutil
 import requests
 
 from bench.report import free_port, wait_for
+from bench.tabs import run_tabs
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 15.0
@@ -81,45 +80,20 @@ def netdata_viewers(base: str, viewers: int = 100, seconds: float = 120, refresh
     known = requests.get(f"{base}/api/v1/charts", timeout=10).json()["charts"]
     charts = [c for c in NETDATA_CHARTS if c in known] + [c for c in known if c.startswith("cpu.cpu")]
     urls = [f"{base}/api/v1/data?chart={c}&after=-900&points=240&group=average&format=json" for c in charts]
-    refreshes: list[float] = []
-    sizes: list[int] = []
-    errors = [0]
-    lock = threading.Lock()
-    begin = time.monotonic() + 0.5
 
-    def viewer() -> None:
-        http = requests.Session()
-        at = begin + random.uniform(0, refresh)
-        while at < begin + seconds:
-            time.sleep(max(0.0, at - time.monotonic()))
-            t0, wire = time.perf_counter(), 0
-            try:
-                for url in urls:
-                    r = http.get(url, headers={"Accept-Encoding": "gzip"}, timeout=30, stream=True)
+    def tab():
+        async def fetch_all(http, _n: int) -> int:
+            wire = 0
+            for url in urls:
+                async with http.get(url, headers={"Accept-Encoding": "gzip"}) as r:
                     r.raise_for_status()
-                    wire += len(r.raw.read(decode_content=False))  # as sent: compressed, chunked or not
-                with lock:
-                    refreshes.append(time.perf_counter() - t0)
-                    sizes.append(wire)
-            except requests.RequestException:
-                with lock:
-                    errors[0] += 1
-            at += refresh
+                    wire += len(await r.read())  # as sent: compressed
+            return wire
 
-    threads = [threading.Thread(target=viewer, daemon=True) for _ in range(viewers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    refreshes.sort()
-    return {
-        "charts": len(urls),
-        "refreshes": len(refreshes),
-        "errors": errors[0],
-        "p50_ms": statistics.median(refreshes) * 1000,
-        "p99_ms": refreshes[int(len(refreshes) * 0.99) - 1] * 1000,
-        "refresh_kib_median": statistics.median(sizes) / 1024,
-    }
+        return fetch_all
+
+    out = run_tabs(tab, viewers, seconds, refresh).summary()
+    return {"charts": len(urls), **out}
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """100 viewers of the operations dashboard at a 5 s refresh for 2 minutes, against one Pulseboard process.
 
-Each viewer sends the panel refresh callback a browser sends (the same body, its render state
-returned as the browser returns it) every 5 s, starting at a random moment of the first period.
+Each viewer (a tab of bench.tabs, all of them in one asyncio loop) sends the panel refresh
+callback a browser sends (the same body, its render state returned as the browser returns it)
+every 5 s, starting at a random moment of the first period.
 Pulseboard runs as deployed: the README's gunicorn command, the host collected every second.
 ``--live N`` adds N viewers of the live WebSocket channel during the same run; ``--netdata`` then
 serves the same number of viewers the same charts from Netdata (run it inside a network namespace
@@ -16,7 +17,6 @@ import argparse
 import gzip
 import json
 import random
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -29,6 +29,7 @@ from websockets.sync.client import connect
 from bench.history import deployed
 from bench.peers import netdata_argv, netdata_viewers, running, tree_cpu, viewers_of
 from bench.report import free_port, wait_for
+from bench.tabs import run_tabs
 
 ROOT = Path(__file__).resolve().parent.parent
 REFRESH = 5.0
@@ -74,57 +75,24 @@ def refresh_body(panels: list[str], tick: int, state: dict | None, variables: li
     }
 
 
-class Viewer(threading.Thread):
-    """One browser tab: the first render, then a refresh every period until the end."""
+def page_tab(url: str, panels: list[str], variables: list[str]):
+    """One browser tab of /operations: the first render, then the refresh with the state it holds."""
+    state = None
 
-    def __init__(self, url: str, panels: list[str], variables: list[str], start: float, end: float):
-        super().__init__(daemon=True)
-        self.url, self.panels, self.variables = url, panels, variables
-        self.start_at, self.end = start, end
-        self.latencies: list[float] = []
-        self.sizes: list[int] = []
-        self.first_size = 0
-        self.errors = 0
+    async def refresh(http, tick: int) -> int:
+        nonlocal state
+        body = json.dumps(refresh_body(panels, tick, state, variables))
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip"}
+        async with http.post(url + "/_dash-update-component", data=body, headers=headers) as response:
+            raw = await response.read()  # the bytes as sent, compressed
+            if response.status not in (200, 204):
+                raise ValueError(f"HTTP {response.status}")
+            if response.status == 200:
+                text = gzip.decompress(raw) if response.headers.get("Content-Encoding") == "gzip" else raw
+                state = json.loads(text)["response"][STATE_KEY]["data"]
+            return len(raw)
 
-    def run(self) -> None:
-        http = requests.Session()
-        state = None
-        tick = 0
-        next_at = self.start_at
-        while next_at < self.end:
-            time.sleep(max(0.0, next_at - time.monotonic()))
-            body = json.dumps(refresh_body(self.panels, tick, state, self.variables))
-            t0 = time.perf_counter()
-            try:
-                response = http.post(
-                    self.url + "/_dash-update-component",
-                    data=body,
-                    headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"},
-                    timeout=30,
-                    stream=True,
-                )
-                raw = response.raw.read(decode_content=False)  # the bytes as sent, compressed
-                elapsed = time.perf_counter() - t0
-                if response.status_code not in (200, 204):
-                    self.errors += 1
-                else:
-                    wire = len(raw)
-                    if response.status_code == 200:
-                        text = (
-                            gzip.decompress(raw)
-                            if response.headers.get("Content-Encoding") == "gzip"
-                            else raw
-                        )
-                        state = json.loads(text)["response"][STATE_KEY]["data"]
-                    if tick == 0:
-                        self.first_size = wire
-                    else:
-                        self.latencies.append(elapsed)
-                        self.sizes.append(wire)
-            except requests.RequestException:
-                self.errors += 1
-            tick += 1
-            next_at += REFRESH
+    return refresh
 
 
 class LiveViewer(threading.Thread):
@@ -164,30 +132,19 @@ def run(viewers: int, seconds: float, live: int = 0) -> dict:
         server = psutil.Process(proc.pid)
         c0 = tree_cpu(server)  # gunicorn's worker is a child of the process started
         begin = time.monotonic() + 0.5
-        tabs = [
-            Viewer(url, panels, variables, begin + random.uniform(0, REFRESH), begin + seconds)
-            for _ in range(viewers)
-        ]
         watchers = [LiveViewer(url, begin + random.uniform(0, REFRESH), begin + seconds) for _ in range(live)]
-        for tab in [*tabs, *watchers]:
-            tab.start()
-        for tab in [*tabs, *watchers]:
-            tab.join()
+        for watcher in watchers:
+            watcher.start()
+        tabs = run_tabs(lambda: page_tab(url, panels, variables), viewers, seconds, REFRESH)
+        for watcher in watchers:
+            watcher.join()
         cpu = tree_cpu(server) - c0
         wall = time.monotonic() - begin
-    latencies = sorted(x for t in tabs for x in t.latencies)
-    sizes = [x for t in tabs for x in t.sizes]
     out = {
         "viewers": viewers,
         "seconds": seconds,
-        "refreshes": len(latencies),
-        "errors": sum(t.errors for t in tabs),
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        **tabs.summary(),
         "cpu_percent_of_one_core": cpu / wall * 100,
-        "first_render_kib": statistics.median(t.first_size for t in tabs) / 1024,
-        "refresh_kib_median": statistics.median(sizes) / 1024,
-        "refresh_kib_p99": sorted(sizes)[int(len(sizes) * 0.99) - 1] / 1024,
     }
     if live:
         out["live"] = {

@@ -20,6 +20,7 @@ workers = 1
 worker_class = "gthread"
 threads = _settings.server.max_connections + PAGE_THREADS
 worker_connections = 4096  # open keep-alive connections the worker holds (viewers between refreshes)
+keepalive = 75  # seconds an idle connection stays open: longer than any refresh, so a viewer reconnects never
 timeout = 60  # a live connection is not a stuck worker: the gthread worker keeps its heartbeat going
 graceful_timeout = 20  # on stop, pages finish and live viewers are closed within this
 control_socket_disable = True
