@@ -18,6 +18,7 @@ from collectors.trends import forecast
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.rules import AlertRule, RuleBook, load_rule_files
 from dashboard_app.analysis.csv_export import stream_query
+from dashboard_app.config_dir import ConfigDir
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
 
@@ -77,7 +78,7 @@ def export_month() -> dict:
 def alert_evaluation(extra_rules: int = 100, runs: int = 20) -> dict:
     """One evaluation of the shipped rules plus 100 more over a month-long store."""
     store, clock = month_store(series=20)
-    rules = dict(load_rule_files())
+    rules = dict(load_rule_files(ConfigDir().alerts))
     for i in range(extra_rules):
         rule = AlertRule.model_validate(
             {

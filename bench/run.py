@@ -17,6 +17,7 @@ from bench.report import print_results
 from collectors.scheduler import Scheduler
 from collectors.store import build_store
 from collectors.system import SystemCollector
+from dashboard_app.config_dir import ConfigDir
 from dashboard_app.pages.panels import Window, render_dashboard
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
@@ -62,7 +63,7 @@ def operations_refresh(runs: int = 50) -> dict:
     store = build_store(settings, clock)
     host_history(store, clock, 900)
     source = EmbeddedSource(store, settings.query.max_points)
-    dashboard = load_dashboards()["operations"]
+    dashboard = load_dashboards(ConfigDir().dashboards)["operations"]
     window = Window(clock.now - 900, clock.now)
     timings, sizes = [], []
     for _ in range(runs):

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from collectors.persistence import write_atomically
+from dashboard_app.config_dir import ConfigDir
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard
 from layouts.schema import Dashboard
 
@@ -25,7 +26,7 @@ class DashboardStore:
     """Keep dashboards by id; user dashboards are YAML files in a directory, written atomically."""
 
     def __init__(self, directory: str | Path | None, shipped: dict[str, Dashboard] | None = None):
-        self.shipped = dict(shipped if shipped is not None else load_dashboards())
+        self.shipped = dict(shipped if shipped is not None else load_dashboards(ConfigDir().dashboards))
         self.directory = Path(directory) if directory else None
         self._lock = threading.Lock()
         # One dict that readers use as is: it is replaced, never changed in place.

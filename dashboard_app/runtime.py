@@ -29,8 +29,9 @@ from dashboard_app.access.secrets import Secrets, load_secrets
 from dashboard_app.access.users import Users
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.notify import Notifier
-from dashboard_app.alerts.rules import RuleBook
+from dashboard_app.alerts.rules import RuleBook, load_rule_files
 from dashboard_app.api.frame import QueryGate
+from dashboard_app.config_dir import ConfigDir
 from dashboard_app.dashboard_store import DashboardStore
 from dashboard_app.live.connections import ConnectionPool
 from dashboard_app.pages.answers import SharedAnswers
@@ -38,6 +39,7 @@ from dashboard_app.pages.views import PanelViews
 from dashboard_app.settings import Settings
 from dashboard_app.sources.prometheus import PrometheusSource
 from dashboard_app.sources.source import EmbeddedSource, Source
+from layouts.dashboards import load_dashboards
 from layouts.schema import Dashboard
 
 API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far fewer
@@ -57,8 +59,10 @@ class Runtime:
         ps: Any = None,
         dashboards: dict[str, Dashboard] | None = None,
         secrets: Secrets | None = None,
+        config: ConfigDir | None = None,
     ):
         self.settings = settings
+        self.config = config = config or ConfigDir()
         self.clock = clock
         self.started_at = clock()
         data_dir = Path(data_dir)
@@ -70,7 +74,8 @@ class Runtime:
             self.users.set("admin", self.secrets.admin_password, "admin")
         self.keys = Keys(data_dir / "api_keys.json", clock)
         self.audit = AuditLog(data_dir / "audit.log", clock)
-        self.dashboard_store = DashboardStore(data_dir / "dashboards", dashboards)
+        shipped = dashboards if dashboards is not None else load_dashboards(config.dashboards)
+        self.dashboard_store = DashboardStore(data_dir / "dashboards", shipped)
         self.prometheus = settings.source == "prometheus"
         # Reading from Prometheus, a replica keeps no metric history: the store holds only its own
         # instruments (for /metrics), in memory, and nothing is written to or read from disk for it.
@@ -147,7 +152,7 @@ class Runtime:
         if self.demo is not None:
             self.scheduler.every("demo", 5.0, self.demo.run)
         alerts = settings.alerts
-        self.rules = RuleBook(data_dir / "alert_rules.json")
+        self.rules = RuleBook(data_dir / "alert_rules.json", load_rule_files(config.alerts))
         self.notifier = Notifier(
             alerts.alertmanager, alerts.webhooks, alerts.external_url, alerts.resend_interval
         )

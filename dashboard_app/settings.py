@@ -1,34 +1,39 @@
-"""Environment settings: config/<env>.yaml validated once, with PULSEBOARD_* overrides."""
+"""Environment settings: <env>.yaml of the configuration directory, validated once, with PULSEBOARD_*
+overrides from the environment (typed by the setting they set, through pydantic-settings)."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
+from dashboard_app.config_dir import ConfigDir
+from layouts.schema import Refresh
 from layouts.validation import ConfigError, Duration, load_model, read_yaml
 
 ENVIRONMENTS = ("development", "staging", "production")
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "PULSEBOARD_"
-# Variables that are not settings keys: the command line's and the secrets (kept out of the settings).
 # Short names for the settings people set most from the environment.
 ALIASES = {
     "PULSEBOARD_SYSTEM_INTERVAL": "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL",
     "PULSEBOARD_PROMETHEUS_URL": "PULSEBOARD_PROMETHEUS__URL",
 }
+FILE_SUFFIX = "_FILE"  # PULSEBOARD_X_FILE=/path: the value of PULSEBOARD_X is that file's content
+NAMES_A_FILE = ("PULSEBOARD_SECRETS_FILE",)  # a variable whose value is itself a path, used as one
+# Variables that are not settings keys: the command line's and the secrets (kept out of the settings).
 NOT_SETTINGS = (
     "PULSEBOARD_ENV",
     "PULSEBOARD_DATA_DIR",
+    "PULSEBOARD_CONFIG",
     "PULSEBOARD_SECRET_KEY",
     "PULSEBOARD_ADMIN_PASSWORD",
     "PULSEBOARD_SECRETS_FILE",
     *ALIASES,
 )
-REFRESH_CHOICES = (0, 1, 5, 30)
 
 
 class _Strict(BaseModel):
@@ -53,7 +58,7 @@ class ServerSettings(_Strict):
 
 
 class DashboardSettings(_Strict):
-    refresh: Literal[0, 1, 5, 30] = Field(5, description="Default refresh interval in seconds (0 is off).")
+    refresh: Refresh = Field(5, description="Default refresh interval in seconds (0 is off).")
     default_range: Duration = Field(900, description="Time range a dashboard opens with.")
     points: int = Field(240, ge=10, le=2000, description="Points per series a panel asks for.")
     cache_size: int = Field(
@@ -242,51 +247,117 @@ class Settings(_Strict):
         return self
 
 
-def _override(data: dict, environ: dict[str, str]) -> dict[tuple, str]:
-    """Apply PULSEBOARD_A__B=value to data['a']['b']; return the paths set, by variable name."""
+def read_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the environment with every ``PULSEBOARD_X_FILE`` read into ``PULSEBOARD_X`` (a secret
+    kept in a file, as container secrets are); the file's last line break is not part of the value."""
+    environ = dict(os.environ if environ is None else environ)
+    for var in sorted(environ):
+        if not (var.startswith(ENV_PREFIX) and var.endswith(FILE_SUFFIX)) or var in NAMES_A_FILE:
+            continue
+        target = var[: -len(FILE_SUFFIX)]
+        if target in environ:
+            raise ConfigError(f"{var}: {target} is set too; set one of them")
+        path = Path(environ.pop(var))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{var}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        environ[target] = text[:-1] if text.endswith("\n") else text
+        if environ[target].endswith("\r"):
+            environ[target] = environ[target][:-1]
+    return environ
+
+
+def _field_path(model: type[BaseModel], path: tuple[str, ...]) -> bool:
+    """Return whether a path of keys names a setting (or a place inside one)."""
+    node: object = model
+    for key in path:
+        if not (isinstance(node, type) and issubclass(node, BaseModel)) or key not in node.model_fields:
+            return isinstance(node, type) and not issubclass(node, BaseModel) and node is not model
+        node = node.model_fields[key].annotation
+    return True
+
+
+class _FromEnvironment(EnvSettingsSource):
+    """pydantic-settings' reading of PULSEBOARD_A__B variables, from a given environment."""
+
+    def __init__(self, settings_cls, environ: dict[str, str]):
+        self._given = environ
+        super().__init__(settings_cls, case_sensitive=False)
+
+    def _load_env_vars(self):
+        return {k.lower(): v for k, v in self._given.items()}
+
+
+def _overrides(environ: dict[str, str]) -> tuple[dict, dict[tuple, str]]:
+    """Return the settings the environment sets (values as given, typed later by each setting, never
+    parsed as YAML) and the variable that set each path; an unknown PULSEBOARD_ variable is an error."""
     names = {}
+    settings_vars = {}
     for var, raw in sorted(environ.items()):
         if not var.startswith(ENV_PREFIX) or var in NOT_SETTINGS:
             continue
         path = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
-        node = data
-        for key in path[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{var}: {'.'.join(path)} is not a section that can be overridden")
-            node = child
-        try:
-            node[path[-1]] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            node[path[-1]] = raw
+        if not _field_path(Settings, path):
+            raise ConfigError(f"{var}: unknown setting {'.'.join(path)}")
         names[path] = var
-    return names
+        settings_vars[var] = raw
+    try:
+        data = _FromEnvironment(_EnvironmentSettings, settings_vars)()
+    except SettingsError as exc:  # a value that should be JSON (a list, a mapping) and is not
+        field = re.search(r'field "(\w+)"', str(exc))
+        var = next((v for p, v in names.items() if field and p[0] == field.group(1)), "environment")
+        raise ConfigError(f"{var}: not valid JSON (a list or a mapping is given as JSON)") from None
+    return data, names
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_settings(
-    environment: str = "development", environ: dict[str, str] | None = None, config_dir: Path = CONFIG_DIR
+    environment: str = "development", environ: dict[str, str] | None = None, config: ConfigDir | None = None
 ) -> Settings:
-    """Read config/<environment>.yaml, apply PULSEBOARD_* overrides and validate; raise ConfigError."""
+    """Read <environment>.yaml of the configuration directory, apply PULSEBOARD_* overrides and
+    validate; raise ConfigError naming the file and line, or the variable, of each problem."""
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"environment {environment!r} is not one of {', '.join(ENVIRONMENTS)}")
-    path = config_dir / f"{environment}.yaml"
+    path = (config or ConfigDir()).settings_file(environment)
     data, lines = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the file must hold a mapping of settings")
-    environ = dict(os.environ if environ is None else environ)
+    environ = read_environment(environ)
     for short, full in ALIASES.items():
         if short in environ:
             environ.setdefault(full, environ[short])
-    names = _override(data, environ)
+    overrides, names = _overrides(environ)
+    data = _merge(data, overrides)
     for key in names:
         lines.pop(key, None)
-    settings = load_model(
-        Settings, data, str(path), lines, lambda loc: ("environment", names[loc]) if loc in names else None
-    )
+
+    def name_of(loc: tuple):
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in names:
+                return "environment", names[loc[:n]]
+        return None
+
+    settings = load_model(Settings, data, str(path), lines, name_of)
     if settings.environment != environment:
         raise ConfigError(
             f"{path}: environment: says {settings.environment!r} in the file for {environment!r}"
         )
     return settings
+
+
+class _EnvironmentSettings(BaseSettings, Settings):
+    """The settings as pydantic-settings reads them from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")

@@ -136,7 +136,8 @@ def alerts_page() -> html.Div:
         className="dashboard alerts-page",
         children=[
             page_head(
-                "Alerts", "Rules from config/alerts and the API, what fires now, and what fired before."
+                "Alerts",
+                "Rules from the configuration's alerts/ and the API, what fires now, and what fired before.",
             ),
             html.Div(id=ids.ALERTS_BODY, className="alerts-body"),
         ],

@@ -8,7 +8,6 @@ from typing import Any
 from layouts.schema import Dashboard
 from layouts.validation import ConfigError, load_model, read_yaml
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "dashboards"
 SHIPPED_ORDER = ("executive", "operations", "development")
 
 
@@ -45,7 +44,7 @@ def load_dashboard(path: Path) -> Dashboard:
     return dashboard
 
 
-def load_dashboards(directory: Path = SHIPPED_DIR) -> dict[str, Dashboard]:
+def load_dashboards(directory: Path) -> dict[str, Dashboard]:
     """Load every *.yaml in a directory, shipped dashboards first in their menu order."""
     paths = sorted(directory.glob("*.yaml"), key=lambda p: (SHIPPED_ORDER + (p.stem,)).index(p.stem))
     if not paths:

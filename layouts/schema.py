@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from collectors.aggregator import AGGREGATIONS
 from collectors.metrics import LABEL_NAME, UNIT_NAME, UNITS, valid_unit
@@ -20,6 +20,18 @@ ChartType = Literal["line", "area", "bar", "pie", "gauge", "stat", "table", "hea
 Aggregation = Literal["avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate"]
 assert set(Aggregation.__args__) == set(AGGREGATIONS)  # noqa: S101
 assert set(ChartType.__args__) == set(CHART_TYPES)  # noqa: S101
+REFRESH_CHOICES = (0, 1, 5, 30)
+
+
+def _whole_number_text(value):
+    """Read "5" (from an environment variable or a form) as 5, so it can match a choice of numbers."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+# Seconds between refreshes (0: off), one of REFRESH_CHOICES.
+Refresh = Annotated[Literal[REFRESH_CHOICES], BeforeValidator(_whole_number_text)]
 
 
 class _Strict(BaseModel):
@@ -161,9 +173,7 @@ class Dashboard(_Strict):
     title: str = Field(min_length=1)
     access: Literal["executive", "operations", "development"]
     description: str = ""
-    refresh: Literal[0, 1, 5, 30] | None = Field(
-        None, description="Seconds; None uses the environment default."
-    )
+    refresh: Refresh | None = Field(None, description="Seconds; None uses the environment default.")
     variables: tuple[Variable, ...] = Field(
         (), description="Choices shown above the panels (e.g. instance), kept in the page's URL."
     )

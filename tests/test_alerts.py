@@ -7,6 +7,7 @@ import pytest
 from collectors.metrics import Sample, freeze_labels
 from dashboard_app.alerts.engine import AlertEngine, RuleState, backtest
 from dashboard_app.alerts.rules import AlertRule, RuleBook, load_rule_files
+from dashboard_app.config_dir import ConfigDir
 from dashboard_app.sources.source import EmbeddedSource
 from layouts.validation import ConfigError
 
@@ -102,7 +103,7 @@ def test_a_bad_rules_file_names_the_file_line_rule_and_field(tmp_path):
 
 
 def test_shipped_rules_load():
-    rules = load_rule_files()
+    rules = load_rule_files(ConfigDir().alerts)
     assert {
         "high-cpu",
         "high-memory",

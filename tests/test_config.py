@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from collectors.registry import COLLECTORS
+from dashboard_app.access.secrets import load_secrets
+from dashboard_app.config_dir import ConfigDir
 from dashboard_app.settings import CollectorsSettings, load_settings
 from layouts.dashboards import load_dashboard, load_dashboards
 from layouts.schema import CHART_TYPES
@@ -47,8 +49,74 @@ def test_environment_variables_override_single_keys():
     assert settings.store.raw.retention == 900
 
 
+def test_environment_values_are_typed_by_their_setting_never_parsed_as_yaml():
+    prometheus = {"PULSEBOARD_PROMETHEUS__URL": "http://127.0.0.1:9090"}
+    settings = load_settings(
+        "development",
+        environ={
+            **prometheus,
+            "PULSEBOARD_PROMETHEUS__USERNAME": "0123",
+            "PULSEBOARD_PROMETHEUS__PASSWORD": "s3cret #1",
+            "PULSEBOARD_SERVER__MAX_CONNECTIONS": "0123",
+            "PULSEBOARD_DEMO": "off",
+        },
+    )
+    assert settings.prometheus.username == "0123"  # a text setting keeps its leading zero
+    assert settings.prometheus.password == "s3cret #1"  # and what follows a '#'
+    assert settings.server.max_connections == 123  # a number is decimal, not octal
+    assert settings.demo is False
+
+
+def test_a_setting_or_a_secret_can_be_read_from_a_file(tmp_path):
+    (tmp_path / "password").write_text("s3cret #1 with spaces\n")
+    (tmp_path / "key").write_text("k" * 40 + "\n")
+    environ = {
+        "PULSEBOARD_PROMETHEUS__URL": "http://127.0.0.1:9090",
+        "PULSEBOARD_PROMETHEUS__USERNAME": "reader",
+        "PULSEBOARD_PROMETHEUS__PASSWORD_FILE": str(tmp_path / "password"),
+        "PULSEBOARD_ADMIN_PASSWORD_FILE": str(tmp_path / "password"),
+        "PULSEBOARD_SECRET_KEY_FILE": str(tmp_path / "key"),
+    }
+    assert load_settings("development", environ=environ).prometheus.password == "s3cret #1 with spaces"
+    secrets = load_secrets(environ)
+    assert (secrets.admin_password, secrets.secret_key) == ("s3cret #1 with spaces", "k" * 40)
+
+
+def test_a_secret_file_that_cannot_be_read_names_the_variable(tmp_path):
+    with pytest.raises(ConfigError, match="PULSEBOARD_ADMIN_PASSWORD_FILE: cannot read .*missing"):
+        load_secrets({"PULSEBOARD_ADMIN_PASSWORD_FILE": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError, match="PULSEBOARD_DEMO_FILE: PULSEBOARD_DEMO is set too"):
+        load_settings("development", environ={"PULSEBOARD_DEMO": "1", "PULSEBOARD_DEMO_FILE": "/dev/null"})
+
+
+@pytest.mark.parametrize(
+    "var, value, message",
+    [
+        ("PULSEBOARD_SERVER__MAX_CONNECTIONS", "ten", "PULSEBOARD_SERVER__MAX_CONNECTIONS: .*integer"),
+        (
+            "PULSEBOARD_DASHBOARDS__REFRESH",
+            "7",
+            "PULSEBOARD_DASHBOARDS__REFRESH: must be one of 0, 1, 5 or 30",
+        ),
+        ("PULSEBOARD_SCRAPE", "[{", "PULSEBOARD_SCRAPE: not valid JSON"),
+        ("PULSEBOARD_STORE__RAW__RETENTION", "forever", "PULSEBOARD_STORE__RAW__RETENTION: 'forever' is not"),
+    ],
+)
+def test_a_bad_environment_value_names_its_variable(var, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings("development", environ={var: value})
+
+
+def test_a_list_setting_is_given_as_json():
+    targets = '[{"job": "app", "url": "http://127.0.0.1:9/metrics"}]'
+    settings = load_settings("development", environ={"PULSEBOARD_SCRAPE": targets})
+    assert [(t.job, t.url) for t in settings.scrape] == [("app", "http://127.0.0.1:9/metrics")]
+
+
 def test_a_misspelt_override_names_the_variable():
-    with pytest.raises(ConfigError, match="PULSEBOARD_COLLECTORS__SYSTEM__INTERVL: unknown key"):
+    with pytest.raises(
+        ConfigError, match="PULSEBOARD_COLLECTORS__SYSTEM__INTERVL: unknown setting collectors.system.intervl"
+    ):
         load_settings("development", environ={"PULSEBOARD_COLLECTORS__SYSTEM__INTERVL": "1"})
 
 
@@ -66,7 +134,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_a_bad_settings_value_names_file_line_and_field(tmp_path):
     write(tmp_path, "development.yaml", "environment: development\ndashboards:\n  refresh: 7\n")
     with pytest.raises(ConfigError) as err:
-        load_settings("development", environ={}, config_dir=tmp_path)
+        load_settings("development", environ={}, config=ConfigDir(tmp_path))
     message = str(err.value)
     assert "development.yaml:3: dashboards.refresh" in message
     assert "0, 1, 5 or 30" in message
@@ -77,13 +145,13 @@ def test_a_bad_duration_says_how_to_write_one(tmp_path):
     with pytest.raises(
         ConfigError, match=r"development.yaml:3: store.raw.retention: 'forever' is not a duration"
     ):
-        load_settings("development", environ={}, config_dir=tmp_path)
+        load_settings("development", environ={}, config=ConfigDir(tmp_path))
 
 
 def test_broken_yaml_names_the_line(tmp_path):
     write(tmp_path, "development.yaml", "server:\n  max_connections: [1\n")
     with pytest.raises(ConfigError, match=r"development.yaml:\d+: not valid YAML"):
-        load_settings("development", environ={}, config_dir=tmp_path)
+        load_settings("development", environ={}, config=ConfigDir(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -99,7 +167,7 @@ def test_every_collector_has_a_config_section_and_every_section_a_collector():
 
 
 def test_shipped_dashboards_load_in_menu_order():
-    dashboards = load_dashboards()
+    dashboards = load_dashboards(ConfigDir().dashboards)
     assert list(dashboards) == ["executive", "operations", "development"]
     used = {p.type for d in dashboards.values() for p in d.panels}
     assert used == set(CHART_TYPES)  # the shipped dashboards show every chart type

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from dashboard_app.settings import read_environment
 from layouts.validation import ConfigError
 
 WEAK = {"admin", "password", "changeme", "pulseboard", "secret", "123456", "12345678", "letmein"}
@@ -27,7 +27,7 @@ def weak_password(password: str) -> bool:
 
 def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
     """Read the secret key and admin password from the environment or a secrets file; refuse weak ones."""
-    environ = dict(os.environ if environ is None else environ)
+    environ = read_environment(environ)  # PULSEBOARD_ADMIN_PASSWORD_FILE=/run/secrets/... and the like
     values = {
         "secret_key": environ.get("PULSEBOARD_SECRET_KEY"),
         "admin_password": environ.get("PULSEBOARD_ADMIN_PASSWORD"),
@@ -41,7 +41,7 @@ def load_secrets(environ: dict[str, str] | None = None) -> Secrets:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}:1: the secrets file holds secret_key: and admin_password:")
         for key in values:
-            values[key] = values[key] or data.get(key)
+            values[key] = values[key] or (str(data[key]) if data.get(key) is not None else None)
     missing = [k for k, v in values.items() if not v]
     if missing:
         names = ", ".join(f"PULSEBOARD_{k.upper()}" for k in missing)

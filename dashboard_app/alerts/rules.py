@@ -14,9 +14,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from collectors.aggregator import AGGREGATIONS
 from collectors.persistence import load_json, write_atomically
 from collectors.selector import SelectorError, parse_selector
+from dashboard_app.config_dir import ConfigDir
 from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "config" / "alerts"
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("info", "warning", "critical")
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -93,7 +93,7 @@ class AlertRule(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def load_rule_files(directory: Path = RULES_DIR) -> dict[str, AlertRule]:
+def load_rule_files(directory: Path) -> dict[str, AlertRule]:
     """Load every rules file (a mapping with a ``rules`` list) in a directory."""
     rules: dict[str, AlertRule] = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -119,7 +119,7 @@ class RuleBook:
     """The rules in force: the shipped files, with rules made or changed through the API on top."""
 
     def __init__(self, path: str | Path | None, shipped: dict[str, AlertRule] | None = None):
-        self.shipped = dict(load_rule_files() if shipped is None else shipped)
+        self.shipped = dict(load_rule_files(ConfigDir().alerts) if shipped is None else shipped)
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
         self._own: dict[str, AlertRule] = {}

@@ -125,7 +125,9 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         existing(id)
         if not book.is_own(id):
             raise ApiError(
-                f"{id!r} ships in config/alerts; set enabled: false with PUT to silence it", 403, "id"
+                f"{id!r} ships in the configuration's alerts/; set enabled: false with PUT to silence it",
+                403,
+                "id",
             )
         book.delete(id)
         return {"deleted": id, "restored_from_file": id in book.rules}

@@ -15,7 +15,6 @@ from dashboard_app.access.scoped import reads
 from dashboard_app.alerts.shown import visible_alerts, visible_rules
 from dashboard_app.pages.panels import Window, narrow_panel
 from dashboard_app.runtime import Runtime
-from dashboard_app.settings import REFRESH_CHOICES
 from dashboard_app.sources.source import NotPermitted
 from layouts import ids
 from layouts.alert_views import alerts_body, banner
@@ -29,6 +28,7 @@ from layouts.components import (
     nav_links,
     range_key,
 )
+from layouts.schema import REFRESH_CHOICES
 
 CACHE = "pulseboard_panel_cache_requests_total"
 RESULTS = ("unchanged", "patch", "full")  # what a panel refresh sent: nothing, a patch, the figure
