@@ -17,7 +17,7 @@ from dashboard_app.sources.source import EmbeddedSource
 
 HOME = (
     "Pulseboard agent: this host's metrics are at /metrics for a Prometheus server to scrape.\n"
-    "Dashboards run elsewhere (python app.py).\n"
+    "Dashboards run elsewhere (pulseboard serve).\n"
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sysconfig
 import time
 from html import escape
 from pathlib import Path
@@ -33,7 +35,16 @@ from layouts.alert_views import alerts_page
 from layouts.components import TOOL_PAGE_ROLES, dashboard_page, shell
 from layouts.trends_view import trends_page
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets() -> Path:
+    """The pages' styles and scripts: beside the packages in a checkout, under share/ when installed."""
+    candidates = [Path(__file__).resolve().parent.parent / "assets"]
+    candidates += [Path(sysconfig.get_path("data", scheme)) / "share/pulseboard/assets" for scheme in SCHEMES]
+    return next((path for path in candidates if (path / "pulseboard.css").is_file()), candidates[0])
+
+
+SCHEMES = (sysconfig.get_default_scheme(), f"{os.name}_user")
+ASSETS = _assets()
 HOME = "operations"
 FIXED_PAGES = (*TOOL_PAGE_ROLES, "/404")
 THEME_COOKIE = "pulseboard_theme"  # the page's theme, so a page can open with its figures drawn in it

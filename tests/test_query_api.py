@@ -10,8 +10,8 @@ import requests
 
 from collectors.metrics import STALE_MARKER, Sample
 from collectors.store import Store, Tier
+from dashboard_app import __version__ as VERSION
 from dashboard_app.access.secrets import Secrets
-from dashboard_app.api.frame import VERSION
 from dashboard_app.promql import answers
 from dashboard_app.promql.selectors import Reader
 from dashboard_app.runtime import Runtime

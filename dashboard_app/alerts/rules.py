@@ -93,25 +93,44 @@ class AlertRule(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
+def read_rules_file(path: Path) -> tuple[list[AlertRule], list[str]]:
+    """Read one rules file (a mapping with a ``rules`` list): its valid rules, and an error for each
+    rule that is not (``file:line: rule 'id': field: reason``)."""
+    data, lines = read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        return [], [f"{path}:1: rules: the file must hold a list under rules:"]
+    rules: list[AlertRule] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for i, item in enumerate(data["rules"]):
+        try:
+            rule = AlertRule.model_validate(item)
+        except ValidationError as exc:
+            where = {k[2:]: v for k, v in lines.items() if k[:2] == ("rules", i)}
+            rule_id = item.get("id") if isinstance(item, dict) else None
+            for line in describe(exc, str(path), where).splitlines():
+                errors.append(line.replace(": ", f": rule {rule_id or i + 1!r}: ", 1))
+            continue
+        if rule.id in seen:
+            errors.append(f"{path}:{lines.get(('rules', i), 1)}: rule {rule.id!r} is defined twice")
+        seen.add(rule.id)
+        rules.append(rule)
+    return rules, errors
+
+
 def load_rule_files(directory: Path) -> dict[str, AlertRule]:
-    """Load every rules file (a mapping with a ``rules`` list) in a directory."""
+    """Load every rules file in a directory; raise ConfigError with every problem found."""
     rules: dict[str, AlertRule] = {}
+    errors: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
-        data, lines = read_yaml(path)
-        if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-            raise ConfigError(f"{path}:1: rules: the file must hold a list under rules:")
-        for i, item in enumerate(data["rules"]):
-            try:
-                rule = AlertRule.model_validate(item)
-            except ValidationError as exc:
-                where = {k[2:]: v for k, v in lines.items() if k[:2] == ("rules", i)}
-                rule_id = item.get("id") if isinstance(item, dict) else None
-                raise ConfigError(
-                    describe(exc, str(path), where).replace(": ", f": rule {rule_id or i + 1!r}: ", 1)
-                ) from None
-            if rule.id in rules:
-                raise ConfigError(f"{path}:{lines.get(('rules', i), 1)}: rule {rule.id!r} is defined twice")
+        found, problems = read_rules_file(path)
+        errors += problems
+        for rule in found:
+            if rule.id in rules and not problems:
+                errors.append(f"{path}: rule {rule.id!r} is defined in another file too")
             rules[rule.id] = rule
+    if errors:
+        raise ConfigError("\n".join(errors))
     return rules
 
 

@@ -20,12 +20,12 @@ from werkzeug.exceptions import HTTPException
 from collectors.aggregator import QueryError, QueryTimeout
 from collectors.registration import MetricError
 from collectors.selector import SelectorError
+from dashboard_app import __version__
 from dashboard_app.access.permissions import ANY_CALLER, Permission, Permissions
 from dashboard_app.sources.source import NotPermitted, SourceUnavailable
 
 PREFIX = "/api/v1/monitoring"
 OPENAPI_PATH = "/api/v1/openapi.json"
-VERSION = "0.3.0"
 log = logging.getLogger(__name__)
 
 
@@ -280,7 +280,7 @@ class Api:
             paths.setdefault(PREFIX + r.path, {})[r.method.lower()] = op
         return {
             "openapi": "3.1.0",
-            "info": {"title": "Pulseboard monitoring API", "version": VERSION},
+            "info": {"title": "Pulseboard monitoring API", "version": __version__},
             "paths": paths,
             "components": {
                 "schemas": {

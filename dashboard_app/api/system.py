@@ -9,8 +9,9 @@ import pandas as pd
 import plotly
 from flask import g
 
+from dashboard_app import __version__
 from dashboard_app.access.permissions import ADMIN, ANY_CALLER, SIGNED_IN
-from dashboard_app.api.frame import VERSION, Api
+from dashboard_app.api.frame import Api
 from dashboard_app.runtime import Runtime
 
 
@@ -114,7 +115,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def version():
         return {
-            "version": VERSION,
+            "version": __version__,
             "python": platform.python_version(),
             "dash": dash.__version__,
             "plotly": plotly.__version__,

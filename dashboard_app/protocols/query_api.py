@@ -15,9 +15,9 @@ from datetime import datetime
 import promql_parser
 from flask import Flask, Response, jsonify, request
 
+from dashboard_app import __version__
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
-from dashboard_app.api.frame import VERSION
 from dashboard_app.promql import answers
 from dashboard_app.promql.engine import parse
 from dashboard_app.promql.selectors import Reader, matcher_sets
@@ -218,7 +218,7 @@ def _metadata(reader: Reader, runtime: Runtime) -> dict[str, list[dict[str, str]
 def _buildinfo() -> Response:
     return success(
         {
-            "version": VERSION,
+            "version": __version__,
             "revision": "",
             "branch": "",
             "buildUser": "pulseboard",
