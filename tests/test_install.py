@@ -113,7 +113,7 @@ def test_the_configuration_directory_is_found_through_pulseboard_config(installe
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/executive", proc, timeout=60)
         shown = get_json(f"{base}/api/v1/monitoring/dashboards/executive")
-        assert shown["title"].startswith("Board of ")
+        assert shown["dashboard"]["title"].startswith("Board of ")
     finally:
         stop(proc)
 
