@@ -58,6 +58,20 @@ COUNTERS = (
         DEV,
     ),
     MetricSpec(
+        "pulseboard_alert_notifications_total",
+        "counter",
+        "count",
+        "Alert notifications delivered, by target (an Apprise URL's name, a webhook, Alertmanager).",
+        OPS,
+    ),
+    MetricSpec(
+        "pulseboard_alert_notifications_failed_total",
+        "counter",
+        "count",
+        "Alert notifications given up on after every retry (or refused), by target.",
+        OPS,
+    ),
+    MetricSpec(
         "pulseboard_storage_write_errors_total",
         "counter",
         "count",

@@ -30,6 +30,7 @@ from dashboard_app.access.users import Users
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.notify import Notifier
 from dashboard_app.alerts.rules import RuleBook, load_rule_files
+from dashboard_app.alerts.silences import Silences
 from dashboard_app.api.frame import QueryGate
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.dashboard_store import DashboardStore
@@ -41,6 +42,7 @@ from dashboard_app.sources.prometheus import PrometheusSource
 from dashboard_app.sources.source import EmbeddedSource, Source
 from layouts.dashboards import load_dashboards
 from layouts.schema import Dashboard
+from layouts.validation import ConfigError
 
 API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far fewer
 DEMO_BACKFILL = 3600.0
@@ -154,15 +156,31 @@ class Runtime:
         alerts = settings.alerts
         self.rules = RuleBook(data_dir / "alert_rules.json", load_rule_files(config.alerts))
         self.notifier = Notifier(
-            alerts.alertmanager, alerts.webhooks, alerts.external_url, alerts.resend_interval
+            alerts.alertmanager,
+            alerts.webhooks,
+            alerts.external_url,
+            alerts.resend_interval,
+            tuple((t.name, t.url) for t in alerts.targets()),
+            clock=clock,
+            count=self.instruments.count,
         )
-        self.alerts = AlertEngine(self.rules, self.api_source, clock, self.notifier.send)
+        for rule in self.rules.shipped.values():
+            unknown = sorted(set(rule.notify or ()) - set(self.notifier.people))
+            if unknown:
+                raise ConfigError(
+                    f"{config.alerts}: rule {rule.id!r}: notify: no target named {unknown[0]!r} in "
+                    f"alerts.notify (targets: {', '.join(self.notifier.people) or 'none'})"
+                )
+        self.silences = Silences(data_dir / "silences.json", clock)
+        self.alerts = AlertEngine(self.rules, self.api_source, clock, self.notifier.send, self.silences)
         self.scheduler.every("alerts", alerts.interval, self.alerts.evaluate)
         if self.notifier.enabled:
             self.scheduler.every(
                 "alerts-resend",
                 alerts.resend_interval,
-                lambda: self.notifier.resend([a for a in self.alerts.active() if a["state"] == "firing"]),
+                lambda: self.notifier.resend(
+                    [a for a in self.alerts.active() if a["state"] == "firing" and not a["silenced_by"]]
+                ),
             )
         # Computed answers, shared by every page viewer and live connection.
         self.answers = SharedAnswers(settings.dashboards.cache_size)
@@ -192,6 +210,7 @@ class Runtime:
             self.dashboard_store.problems
             + self.metrics.problems
             + self.rules.problems
+            + self.silences.problems
             + self.users.problems
             + self.keys.problems
         )

@@ -150,6 +150,13 @@ class QuerySettings(_Strict):
     timeout: Duration = Field(10, description="Seconds an API query may run before it is stopped.")
 
 
+class NotifyTarget(_Strict):
+    """An Apprise URL with the name rules pick it by."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    url: str = Field(pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
+
+
 class AlertSettings(_Strict):
     interval: Duration = Field(15, ge=1, description="Seconds between two evaluations of every rule.")
     alertmanager: str | None = Field(
@@ -157,6 +164,12 @@ class AlertSettings(_Strict):
     )
     webhooks: tuple[str, ...] = Field(
         (), description="URLs that get a JSON POST per firing or resolved change."
+    )
+    notify: tuple[NotifyTarget | str, ...] = Field(
+        (),
+        description="Apprise URLs that get a message per alert that fires or resolves (mailto://, "
+        "slack://, msteams://, tgram://, discord://, ntfy://, pover://, matrix://, json://, ...); "
+        "a plain URL is named by its scheme, or give {name, url} for a rule's notify: to pick.",
     )
     resend_interval: Duration = Field(60, ge=1, description="Seconds between resends of firing alerts.")
     external_url: str = Field("http://127.0.0.1:8050", description="Pulseboard's URL, for links in alerts.")
@@ -166,7 +179,29 @@ class AlertSettings(_Strict):
         for url in self.webhooks:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"webhook {url!r} must be an http(s) URL")
+        names = [t.name for t in self.targets()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"notify: two targets are named {twice[0]!r}; give each a name:")
+        import apprise  # here: only a server with targets needs it
+
+        for target in self.targets():
+            if not apprise.Apprise().add(target.url):
+                raise ValueError(f"notify: {target.url!r} is not an Apprise URL (see the Apprise wiki)")
         return self
+
+    def targets(self) -> list[NotifyTarget]:
+        """The Apprise targets, each with its name (a plain URL's scheme, numbered when repeated)."""
+        out, schemes = [], [t.split("://")[0] for t in self.notify if isinstance(t, str)]
+        counts: dict[str, int] = {}
+        for target in self.notify:
+            if isinstance(target, str):
+                scheme = target.split("://")[0]
+                counts[scheme] = counts.get(scheme, 0) + 1
+                name = scheme if schemes.count(scheme) == 1 else f"{scheme}-{counts[scheme]}"
+                target = NotifyTarget(name=name, url=target)
+            out.append(target)
+        return out
 
 
 class PrometheusSettings(_Strict):

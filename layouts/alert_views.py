@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import html
+from dash import dcc, html
 
 from layouts import ids
 from layouts.components import page_head
@@ -23,8 +23,17 @@ def _labels(alert: dict) -> str:
     return ", ".join(shown) or "–"
 
 
-def _value(value: float) -> str:
-    return f"{value:.4g}"
+def _value(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.4g}"
+
+
+def _state(alert: dict) -> html.Span:
+    """The alert's state, as it is for its reader: muted by a silence, without data, or as it fires."""
+    if alert.get("silenced_by"):
+        return _badge(f"muted ({alert['state']})", "muted")
+    if alert.get("no_data"):
+        return _badge(f"no data ({alert['state']})", "nodata")
+    return _badge(alert["state"], alert["state"])
 
 
 def banner(alerts: list[dict], now: float) -> list:
@@ -69,11 +78,55 @@ def _badge(text: str, kind: str) -> html.Span:
     return html.Span(text, className=f"state state-{kind}")
 
 
-def alerts_body(rules: list[dict], active: list[dict], history: list[dict], now: float) -> list:
-    """Return the Alerts page's sections from the rules (with status), active alerts and history."""
+SILENCE_SPANS = [("30 minutes", "30m"), ("1 hour", "1h"), ("2 hours", "2h"), ("4 hours", "4h"),
+                 ("8 hours", "8h"), ("1 day", "1d"), ("3 days", "3d"), ("1 week", "7d")]  # fmt: skip
+
+
+def _silence_rows(silences: list[dict], now: float) -> list[list]:
+    return [
+        [
+            s["rule_id"] or "any rule",
+            ", ".join(f"{k}={v}" for k, v in s["labels"].items()) or "–",
+            f"{format_time(s['until'])} (in {_ago(s['until'] - now)})",
+            s["created_by"],
+            s["reason"],
+            html.Button(
+                "End now", id={"type": ids.SILENCE_END, "silence": s["id"]}, className="theme-toggle"
+            ),
+        ]
+        for s in silences
+    ]
+
+
+def _target_rows(targets: list[dict]) -> list[list]:
+    return [
+        [
+            _badge("failing", "firing") if t["failing"] else _badge("ok", "inactive"),
+            t["name"],
+            html.Code(t["target"]),
+            str(t["delivered"]),
+            str(t["failed"]),
+            html.Span(f"{format_time(t['last_error_at'])}: {t['last_error']}", className="rule-error")
+            if t["last_error"]
+            else "–",
+        ]
+        for t in targets
+    ]
+
+
+def alerts_body(
+    rules: list[dict],
+    active: list[dict],
+    history: list[dict],
+    now: float,
+    silences: list[dict] = (),
+    targets: list[dict] = (),
+) -> list:
+    """Return the Alerts page's sections from the rules (with status), active alerts, history, the
+    silences in force and the notification targets (with what each delivered and its last error)."""
     active_rows = [
         [
-            _badge(a["state"], a["state"]),
+            _state(a),
             _badge(a["severity"], a["severity"]),
             a["name"],
             _labels(a),
@@ -119,6 +172,18 @@ def alerts_body(rules: list[dict], active: list[dict], history: list[dict], now:
             active_rows,
             "Nothing is pending or firing.",
         ),
+        html.H2("Silences", className="section-title"),
+        _table(
+            ["rule", "labels", "until", "by", "reason", ""],
+            _silence_rows(list(silences), now),
+            "No silence in force: every alert is notified.",
+        ),
+        html.H2("Notifications", className="section-title"),
+        _table(
+            ["state", "target", "where", "delivered", "given up", "last error"],
+            _target_rows(list(targets)),
+            "No notification target: set alerts.notify (Apprise URLs), webhooks or alertmanager.",
+        ),
         html.H2("Rules", className="section-title"),
         _table(["state", "rule", "query", "condition", "for", "severity", "error"], rule_rows, "No rules."),
         html.H2("History", className="section-title"),
@@ -139,6 +204,52 @@ def alerts_page() -> html.Div:
                 "Alerts",
                 "Rules from the configuration's alerts/ and the API, what fires now, and what fired before.",
             ),
+            silence_form(),
             html.Div(id=ids.ALERTS_BODY, className="alerts-body"),
         ],
     )
+
+
+def silence_form() -> html.Div:
+    """The form that mutes a rule's alerts, or those with some labels, for a while (operators)."""
+    return html.Div(
+        className="silence-section",
+        children=[
+            html.H2("Mute alerts", className="section-title"),
+            html.Div(
+                className="key-form silence-form",
+                children=[
+                    dcc.Dropdown(
+                        id=ids.SILENCE_RULE, options=[], placeholder="Rule (any)", className="silence-rule"
+                    ),
+                    dcc.Input(id=ids.SILENCE_LABELS, placeholder="Labels, e.g. host=web-1, mount=/"),
+                    dcc.Dropdown(
+                        id=ids.SILENCE_FOR,
+                        options=[{"label": f"for {label}", "value": v} for label, v in SILENCE_SPANS],
+                        value="1h",
+                        clearable=False,
+                        className="silence-for",
+                    ),
+                    dcc.Input(
+                        id=ids.SILENCE_REASON, placeholder="Why (kept in the audit log)", maxLength=500
+                    ),
+                    html.Button("Mute", id=ids.SILENCE_CREATE, className="theme-toggle key-create"),
+                ],
+            ),
+            html.Div(id=ids.SILENCE_MESSAGE, className="new-key"),
+            dcc.Store(id=ids.SILENCE_CHANGED, data=0),
+        ],
+    )
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    """Read ``a=b, c=d`` as labels; raise ValueError saying which part is not name=value."""
+    labels = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{part.strip()!r} is not name=value")
+        labels[name.strip()] = value.strip().strip("\"'")
+    return labels

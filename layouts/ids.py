@@ -78,3 +78,13 @@ def variable(dashboard_id: str, name: str) -> dict[str, str]:
 def variable_box(dashboard_id: str, name: str) -> dict[str, str]:
     """Return the id of the box around a variable's selector (hidden while it has no values)."""
     return {"type": VARIABLE_BOX, "dashboard": dashboard_id, "name": name}
+
+
+SILENCE_RULE = "silence-rule"
+SILENCE_LABELS = "silence-labels"
+SILENCE_FOR = "silence-for"
+SILENCE_REASON = "silence-reason"
+SILENCE_CREATE = "silence-create"
+SILENCE_END = "silence-end"
+SILENCE_MESSAGE = "silence-message"
+SILENCE_CHANGED = "silence-changed"

@@ -177,7 +177,7 @@ def test_firing_and_resolved_reach_alertmanager_and_a_webhook(tmp_path, alertman
         assert pb.call("POST", "/alerts/rules", RULE).status_code == 201
         push_depth(pb, 42)
         runtime.alerts.evaluate()
-        assert wait_delivered(runtime.notifier, 2)
+        assert wait_delivered(runtime.notifier, 2), runtime.notifier.status()
         [firing] = alertmanager_alerts(alertmanager)
         assert firing["labels"]["severity"] == "warning" and firing["labels"]["team"] == "shop"
         assert firing["annotations"]["summary"] == "Queue at 42" and firing["status"]["state"] == "active"

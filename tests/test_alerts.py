@@ -68,11 +68,48 @@ def test_keep_firing_for_holds_through_a_short_dip():
     assert resolved.state == "resolved"
 
 
-def test_a_series_that_disappears_resolves_its_alert():
-    state = RuleState(rule(**{"for": 0}))
+def test_a_series_that_disappears_resolves_its_alert_with_no_data_ok():
+    state = RuleState(rule(**{"for": 0, "no_data": "ok"}))
     state.step([(HOST, 0.95), ((("host", "b"),), 0.99)], 1000)
     [gone] = state.step([((("host", "b"),), 0.99)], 1015)
     assert gone.labels["host"] == "a" and gone.state == "resolved"
+    assert state.step([((("host", "b"),), 0.99)], 1030) == []  # and nothing more of it
+
+
+def test_a_series_that_stops_fires_no_data_after_for_and_resolves_when_it_returns():
+    state = RuleState(rule(**{"for": 60}))
+    b = (("host", "b"),)
+    state.step([(HOST, 0.95), (b, 0.2)], 1000)
+    state.step([(HOST, 0.95), (b, 0.2)], 1060)  # a is firing now
+    [resolved] = state.step([(b, 0.2)], 1075)  # a stops: its value alert ends...
+    assert resolved.state == "resolved" and not resolved.no_data
+    [pending] = [a for a in state.alerts.values() if a.no_data]  # ...and no data is pending
+    assert pending.state == "pending" and pending.labels["host"] == "a"
+    assert state.step([(b, 0.2)], 1100) == []  # not yet `for` since it was last seen
+    [fired] = state.step([(b, 0.2)], 1135)
+    assert fired.no_data and fired.state == "firing" and fired.value is None
+    assert fired.labels["nodata"] == "true" and fired.last_seen == 1060
+    assert fired.annotations["summary"] == "No data since 1970-01-01 00:17:40 UTC"
+    assert state.step([(b, 0.2)], 1150) == []  # it stays firing while nothing arrives
+    [back] = state.step([(HOST, 0.5), (b, 0.2)], 1165)
+    assert back.no_data and back.state == "resolved"
+    assert state.alerts == {}
+
+
+def test_no_data_keep_holds_a_firing_alert_until_samples_return():
+    state = RuleState(rule(**{"for": 0, "no_data": "keep"}))
+    [fired] = state.step([(HOST, 0.95)], 1000)
+    assert state.step([], 1015) == [] and state.step([], 1300) == []
+    assert state.alerts[HOST].state == "firing"
+    [resolved] = state.step([(HOST, 0.1)], 1315)
+    assert resolved is fired and resolved.state == "resolved"
+
+
+def test_a_pending_no_data_alert_that_sees_samples_again_leaves_no_event():
+    state = RuleState(rule(**{"for": 300}))
+    state.step([(HOST, 0.1)], 1000)
+    assert state.step([], 1015) == []
+    assert state.step([(HOST, 0.1)], 1030) == [] and state.alerts == {}
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,10 @@ class AuditLog:
         self.keep = keep
         self._lock = threading.Lock()
 
-    def write(self, who: str, action: str, target: str, source: str, status: int) -> None:
-        """Append one entry."""
+    def write(
+        self, who: str, action: str, target: str, source: str, status: int, detail: str | None = None
+    ) -> None:
+        """Append one entry (``detail``: why, when the writer said, as a silence's reason)."""
         if self.path is None:
             return
         entry = {
@@ -41,6 +43,8 @@ class AuditLog:
             "from": source,
             "status": status,
         }
+        if detail:
+            entry["detail"] = detail
         line = (json.dumps(entry) + "\n").encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

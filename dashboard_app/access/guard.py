@@ -110,7 +110,12 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             if not request.path.endswith(NOT_WRITES):
                 who = getattr(g, "identity", OPEN).name
                 runtime.audit.write(
-                    who, request.method, request.path, request.remote_addr or "", response.status_code
+                    who,
+                    request.method,
+                    request.path,
+                    request.remote_addr or "",
+                    response.status_code,
+                    g.get("audit_detail"),  # why, when the endpoint was told (a silence's reason)
                 )
         return response
 

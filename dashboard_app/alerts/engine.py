@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 from collectors.metrics import Labels, freeze_labels
 from dashboard_app.alerts.rules import AlertRule, RuleBook
+from dashboard_app.alerts.silences import Silences
 from dashboard_app.sources.source import Source
-from layouts.units import format_value
+from layouts.units import format_time, format_value
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view
@@ -28,13 +29,17 @@ class Alert:
     severity: str
     labels: dict[str, str]
     state: str  # pending, firing, resolved
-    value: float
+    value: float | None  # None for a no-data alert
     active_at: float
     fired_at: float | None = None
     resolved_at: float | None = None
     last_true: float = 0.0
     annotations: dict[str, str] = field(default_factory=dict)
     metric: str = ""  # the rule's metric: whoever may read it may see the alert
+    no_data: bool = False  # fired because the series stopped arriving, not by its value
+    last_seen: float | None = None  # the last evaluation that found the series (a no-data alert)
+    notify: tuple[str, ...] | None = None  # the rule's notification targets (None: all)
+    notified: bool = False  # its firing was sent (not while a silence muted it)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,42 +57,101 @@ def render(text: str, value: float, labels: dict[str, str]) -> str:
 
 
 class RuleState:
-    """The alerts of one rule, keyed by series, moved along by ``step`` at each evaluation."""
+    """The alerts of one rule, keyed by series, moved along by ``step`` at each evaluation.
+
+    A series the rule has seen and that stops arriving (no sample in the rule's window) is handled
+    by the rule's ``no_data``: ``alerting`` starts a no-data alert for it (labelled ``nodata="true"``,
+    firing after ``for``, resolved when samples return), ``ok`` resolves its alert, ``keep`` holds
+    its alert as it is until samples return.
+    """
 
     def __init__(self, rule: AlertRule):
         self.rule = rule
         self.alerts: dict[Labels, Alert] = {}
+        self.last_seen: dict[Labels, float] = {}  # series by the last evaluation that found them
         self.error: str | None = None
+
+    def _labels(self, key: Labels) -> dict[str, str]:
+        rule = self.rule
+        return {**dict(key), **rule.labels, "alertname": rule.name, "severity": rule.severity}
 
     def step(self, values: Iterable[tuple[Labels, float]], now: float) -> list[Alert]:
         """Apply one evaluation; return the alerts that started firing or resolved at it."""
         rule, changed = self.rule, []
-        seen = set()
+        seen, present = set(), set()
         for key, value in values:
+            present.add(key)
+            self.last_seen[key] = now
             if not rule.holds(value):
                 continue
             seen.add(key)
-            labels = {**dict(key), **rule.labels, "alertname": rule.name, "severity": rule.severity}
+            labels = self._labels(key)
             alert = self.alerts.get(key)
             if alert is None:
-                alert = Alert(
-                    rule.id, rule.name, rule.severity, labels, "pending", value, now, metric=rule.metric
-                )
+                alert = Alert(rule.id, rule.name, rule.severity, labels, "pending", value, now)
+                alert.metric, alert.notify = rule.metric, rule.notify
                 self.alerts[key] = alert
             alert.value, alert.last_true = value, now
             alert.annotations = {k: render(v, value, labels) for k, v in rule.annotations.items()}
             if alert.state == "pending" and now - alert.active_at >= rule.for_:
                 alert.state, alert.fired_at = "firing", now
                 changed.append(alert)
+        missing = {key for key in self.last_seen if key not in present}
+        if rule.no_data == "ok":
+            for key in missing:
+                del self.last_seen[key]
+        if rule.no_data == "alerting":
+            for key in missing:
+                changed += self._no_data(key, now)
         for key in [k for k in self.alerts if k not in seen]:
             alert = self.alerts[key]
-            if alert.state == "firing" and now - alert.last_true < rule.keep_firing_for:
+            if alert.no_data:
+                if _series_of(key) in missing:
+                    continue  # still no samples: the no-data alert stays
+            elif rule.no_data == "keep" and key in missing:
+                continue  # no samples: the alert holds its state until they return
+            elif alert.state == "firing" and now - alert.last_true < rule.keep_firing_for:
                 continue  # keep_firing_for: hold on through a short dip
             del self.alerts[key]
             if alert.state == "firing":  # a pending alert that clears leaves no trace, as in Prometheus
                 alert.state, alert.resolved_at = "resolved", now
                 changed.append(alert)
         return changed
+
+    def close(self, now: float) -> list[Alert]:
+        """Resolve every alert (the rule was disabled or removed); return those that were firing."""
+        firing = [a for a in self.alerts.values() if a.state == "firing"]
+        for alert in firing:
+            alert.state, alert.resolved_at = "resolved", now
+        self.alerts, self.last_seen = {}, {}
+        return firing
+
+    def _no_data(self, key: Labels, now: float) -> list[Alert]:
+        """Move the no-data alert of a series that stopped arriving; return it once it fires."""
+        rule, since = self.rule, self.last_seen[key]
+        alert = self.alerts.get(key + NO_DATA)
+        if alert is None:
+            labels = {**self._labels(key), "nodata": "true"}
+            alert = Alert(
+                rule.id, rule.name, rule.severity, labels, "pending", None, since, metric=rule.metric
+            )
+            alert.no_data, alert.last_seen = True, since
+            alert.annotations = {
+                "summary": f"No data since {format_time(since)}",
+                "description": f"{rule.query} has had no sample in {rule.window:g} s windows since then.",
+            }
+            self.alerts[key + NO_DATA] = alert
+        if alert.state == "pending" and now - since >= rule.for_:
+            alert.state, alert.fired_at = "firing", now
+            return [alert]
+        return []
+
+
+NO_DATA: Labels = (("nodata", "true"),)  # appended to a series' key for its no-data alert
+
+
+def _series_of(key: Labels) -> Labels:
+    return key[: -len(NO_DATA)] if key[-len(NO_DATA) :] == NO_DATA else key
 
 
 class AlertEngine:
@@ -99,8 +163,10 @@ class AlertEngine:
         source: Source,
         clock: Callable[[], float] = time.time,
         notify: Callable[[list[Alert]], None] | None = None,
+        silences: Silences | None = None,
     ):
         self.book = book
+        self.silences = silences
         self.source = source
         self.clock = clock
         self.notify = notify
@@ -117,15 +183,16 @@ class AlertEngine:
         with self._lock:
             rules = self.book.rules
             for rule_id in [r for r in self.states if r not in rules or not rules[r].enabled]:
-                changed += self.states.pop(rule_id).step([], now)  # a removed rule resolves its alerts
+                changed += self.states.pop(rule_id).close(now)  # a removed rule resolves its alerts
             for rule in rules.values():
                 if not rule.enabled:
                     continue
                 state = self.states.get(rule.id)
                 if state is None or state.rule != rule:
-                    old = state.alerts if state else {}
+                    old = state
                     state = self.states[rule.id] = RuleState(rule)
-                    state.alerts = old
+                    if old is not None:
+                        state.alerts, state.last_seen = old.alerts, old.last_seen
                 try:
                     values = self.values(rule, now)
                     state.error = None
@@ -139,9 +206,26 @@ class AlertEngine:
                     self.history.append(alert.as_dict())
             self.changes += len(changed)
             self.evaluations += 1
-        if changed and self.notify is not None:
-            self.notify(changed)
+            told = self._to_tell(changed)
+        if told and self.notify is not None:
+            self.notify(told)
         return len(changed)
+
+    def _to_tell(self, changed: list[Alert]) -> list[Alert]:
+        """The changes to notify: firing alerts no silence mutes (also those whose silence ended since
+        they fired) and the resolution of alerts whose firing was notified."""
+        silences = self.silences.active() if self.silences is not None else []
+
+        def muted(alert: Alert) -> bool:
+            return any(s.matches({"rule_id": alert.rule_id, "labels": alert.labels}) for s in silences)
+
+        told = [a for a in changed if a.state == "resolved" and a.notified]
+        firing = [a for st in self.states.values() for a in st.alerts.values() if a.state == "firing"]
+        for alert in firing:
+            if not alert.notified and not muted(alert):
+                alert.notified = True
+                told.append(alert)
+        return told
 
     def values(self, rule: AlertRule, now: float) -> list[tuple[Labels, float]]:
         """Return each series' value for a rule at a time."""
@@ -149,10 +233,16 @@ class AlertEngine:
         return [(freeze_labels(s.labels), v) for s, v in result]
 
     def active(self) -> list[dict]:
-        """Return pending and firing alerts, firing and most severe first."""
+        """Return pending and firing alerts, firing and most severe first, each with the silence that
+        mutes it (``silenced_by``, ``silenced_until``) or None."""
         order = {"critical": 0, "warning": 1, "info": 2}
+        silences = self.silences.active() if self.silences is not None else []
         with self._lock:
             alerts = [a.as_dict() for st in self.states.values() for a in st.alerts.values()]
+        for alert in alerts:
+            silence = next((s for s in silences if s.matches(alert)), None)
+            alert["silenced_by"] = silence.id if silence else None
+            alert["silenced_until"] = silence.until if silence else None
         return sorted(alerts, key=lambda a: (a["state"] != "firing", order[a["severity"]], a["active_at"]))
 
     def describe(self, rule: AlertRule) -> dict:

@@ -1,13 +1,19 @@
-"""Deliver alerts to a Prometheus Alertmanager (API v2) and to webhooks, off the evaluation thread.
+"""Deliver alerts, off the evaluation thread, to a Prometheus Alertmanager (API v2), to webhooks and to
+people through Apprise URLs (e-mail, Slack, Teams, Telegram, Discord, ntfy, Pushover, Matrix, ...).
 
 Webhook body (one POST per change, JSON):
 
     {"version": "1", "source": "pulseboard", "status": "firing" | "resolved",
      "alerts": [{"rule_id", "name", "severity", "state", "labels", "annotations", "value",
-                 "active_at", "fired_at", "resolved_at"}]}
+                 "active_at", "fired_at", "resolved_at", "no_data", "last_seen"}]}
 
-Times are Unix seconds. Deliveries are retried with exponential backoff; firing alerts are sent to
-Alertmanager again every ``resend_interval`` so that it keeps them active.
+An Apprise target gets one message per alert that fires or resolves: the rule, its value (or since
+when there is no data), its labels and a link to the Alerts page. A rule's ``notify:`` names the
+Apprise targets it goes to (all of them when it names none); webhooks and Alertmanager get every
+alert. Times are Unix seconds. A failed delivery is tried again with exponential backoff, up to
+RETRIES times; each target counts what it delivered and what it gave up on, with its last error,
+for the Alerts page and /metrics. Firing alerts are sent to Alertmanager again every
+``resend_interval`` so that it keeps them active.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from layouts.units import format_time
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -48,18 +57,94 @@ def alertmanager_body(alerts: list[dict], generator: str) -> list[dict]:
     return out
 
 
-def post_json(url: str, body: object, timeout: float = 5.0) -> int:
-    """POST JSON; return the status, raising for a failed connection or a 5xx."""
+class Refused(Exception):
+    """The receiver answered that the delivery is wrong (4xx): sending it again would not help."""
+
+
+def post_json(url: str, body: object, timeout: float = 5.0) -> None:
+    """POST JSON; raise for a failed connection or an answer that is not a success."""
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (configured URLs)
-            return response.status
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 (configured URLs)
+            pass
     except urllib.error.HTTPError as exc:
-        if exc.code >= 500:
-            raise
-        return exc.code
+        if exc.code < 500:
+            raise Refused(f"{url} answered {exc.code} {exc.reason}") from None
+        raise
+
+
+def message(alert: dict, link: str) -> tuple[str, str, str]:
+    """Return an alert as a person reads it: title, body and how it is flagged (Apprise's type)."""
+    if alert["state"] == "resolved":
+        kind, flag = "RESOLVED", "success"
+    else:
+        kind = "NO DATA" if alert.get("no_data") else "FIRING"
+        flag = {"critical": "failure", "warning": "warning"}.get(alert["severity"], "info")
+    title = f"{kind}: {alert['name']} ({alert['severity']})"
+    lines = [alert["annotations"].get("summary") or alert["name"]]
+    if alert.get("no_data"):
+        lines.append(f"No data since: {format_time(alert.get('last_seen'))}")
+    elif alert["value"] is not None:
+        lines.append(f"Value: {alert['value']:.4g}")
+    shown = {k: v for k, v in alert["labels"].items() if k not in ("alertname", "severity")}
+    if shown:
+        lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
+    lines.append(f"Firing since: {format_time(alert['fired_at'] or alert['active_at'])}")
+    if alert["state"] == "resolved":
+        lines.append(f"Resolved at: {format_time(alert['resolved_at'])}")
+    lines.append(f"Rule: {alert['rule_id']} · {link}")
+    return title, "\n".join(lines), flag
+
+
+@dataclass
+class Target:
+    """One destination and what it has done: delivered, given up, its last error."""
+
+    name: str
+    kind: str  # alertmanager, webhook, apprise
+    shown: str  # the destination with its secrets left out
+    deliver: Callable[[object], None] = field(repr=False)
+    delivered: int = 0
+    failed: int = 0  # deliveries given up after every retry
+    retried: int = 0
+    failing: bool = False  # the last attempt failed
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def status(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "target": self.shown,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "retried": self.retried,
+            "failing": self.failing,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }
+
+
+def apprise_target(name: str, url: str) -> Target:
+    """A target that sends through one Apprise URL."""
+    import apprise
+
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        raise ValueError(f"{url!r} is not an Apprise URL Pulseboard can send to")
+    shown = sender[0].url(privacy=True)
+
+    def deliver(payload) -> None:
+        title, body, flag = payload
+        with apprise.LogCapture(level=logging.WARNING) as output:
+            sent = sender.notify(body=body, title=title, notify_type=flag)
+        if not sent:
+            reason = output.getvalue().strip().splitlines()
+            raise RuntimeError(reason[-1] if reason else "the service did not accept the message")
+
+    return Target(name, "apprise", shown, deliver)
 
 
 class Notifier:
@@ -71,28 +156,57 @@ class Notifier:
         webhooks: tuple[str, ...] = (),
         generator: str = "http://127.0.0.1:8050",
         resend_interval: float = 60.0,
-        post: Callable[[str, object], int] = post_json,
+        notify: tuple[tuple[str, str], ...] = (),
         backoff: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        count: Callable[[str, dict[str, str]], None] = lambda name, labels: None,
     ):
         self.alertmanager = alertmanager.rstrip("/") if alertmanager else None
-        self.webhooks = tuple(webhooks)
-        self.generator = generator
+        self.generator = generator.rstrip("/")
         self.resend_interval = resend_interval
-        self.post = post
         self.backoff = backoff
+        self.clock = clock
+        self.count = count  # into Pulseboard's own metrics: deliveries and failures by target
+        self.targets: dict[str, Target] = {}
+        if self.alertmanager:
+            api = f"{self.alertmanager}/api/v2/alerts"
+            self.targets["alertmanager"] = Target(
+                "alertmanager", "alertmanager", api, lambda body: post_json(api, body)
+            )
+        for i, url in enumerate(webhooks, 1):
+            name = f"webhook-{i}"
+            self.targets[name] = Target(name, "webhook", url, lambda b, u=url: post_json(u, b))
+        self.people = [name for name, _ in notify]  # the Apprise targets, in the order given
+        for name, url in notify:
+            self.targets[name] = apprise_target(name, url)
         self._queue: queue.Queue = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.delivered = 0
-        self.failed = 0
-        self.last_error: str | None = None
 
     @property
     def enabled(self) -> bool:
-        return bool(self.alertmanager or self.webhooks)
+        return bool(self.targets)
+
+    @property
+    def delivered(self) -> int:
+        return sum(t.delivered for t in self.targets.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(t.failed for t in self.targets.values())
+
+    @property
+    def last_error(self) -> str | None:
+        errors = [t for t in self.targets.values() if t.last_error]
+        latest = max(errors, key=lambda t: t.last_error_at, default=None)
+        return f"{latest.name}: {latest.last_error}" if latest else None
+
+    def status(self) -> list[dict]:
+        """Every target with its counts and last error, for the Alerts page and the API."""
+        return [t.status() for t in self.targets.values()]
 
     def send(self, alerts: list) -> None:
-        """Queue changed alerts (Alert objects or dicts) for every destination."""
+        """Queue changed alerts (Alert objects or dicts) for every destination they go to."""
         if not self.enabled or not alerts:
             return
         items = [a if isinstance(a, dict) else a.as_dict() for a in alerts]
@@ -101,21 +215,28 @@ class Notifier:
             if not group:
                 continue
             if self.alertmanager:
-                self._put(f"{self.alertmanager}/api/v2/alerts", alertmanager_body(group, self.generator))
-            for url in self.webhooks:
-                self._put(url, {"version": "1", "source": "pulseboard", "status": status, "alerts": group})
+                self._put("alertmanager", alertmanager_body(group, self.generator))
+            for target in self.targets.values():
+                if target.kind == "webhook":
+                    body = {"version": "1", "source": "pulseboard", "status": status, "alerts": group}
+                    self._put(target.name, body)
+        for alert in items:
+            picked = alert.get("notify")
+            for name in self.people if picked is None else [n for n in picked if n in self.people]:
+                self._put(name, message(alert, f"{self.generator}/alerts"))
 
     def resend(self, firing: list[dict]) -> None:
         """Tell Alertmanager again about alerts still firing, so that they stay active there."""
         if self.alertmanager and firing:
-            self._put(f"{self.alertmanager}/api/v2/alerts", alertmanager_body(firing, self.generator))
+            self._put("alertmanager", alertmanager_body(firing, self.generator))
 
-    def _put(self, url: str, body: object) -> None:
+    def _put(self, name: str, payload: object) -> None:
         try:
-            self._queue.put_nowait((url, body, 0))
+            self._queue.put_nowait((name, payload, 0))
         except queue.Full:
-            self.failed += 1
-            log.warning("alert delivery queue is full; dropped a delivery to %s", url)
+            self.targets[name].failed += 1
+            self.count("pulseboard_alert_notifications_failed_total", {"target": name})
+            log.warning("alert delivery queue is full; dropped a delivery to %s", name)
 
     def start(self) -> None:
         if self._thread is None and self.enabled:
@@ -131,26 +252,36 @@ class Notifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                url, body, attempt = self._queue.get(timeout=0.2)
+                name, payload, attempt = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            target = self.targets[name]
             try:
-                status = self.post(url, body)
-                if status >= 400:
-                    log.warning("%s refused an alert delivery with %s", url, status)
-                    self.failed += 1
-                else:
-                    self.delivered += 1
-            except Exception as exc:  # the receiver is down: try again later, up to RETRIES times
-                self.last_error = f"{url}: {type(exc).__name__}: {exc}"
+                target.deliver(payload)
+                target.delivered += 1
+                target.failing = False
+                self.count("pulseboard_alert_notifications_total", {"target": name})
+            except Refused as exc:
+                target.failed += 1
+                target.failing = True
+                self.count("pulseboard_alert_notifications_failed_total", {"target": name})
+                target.last_error, target.last_error_at = f"refused: {exc}", self.clock()
+                log.warning("%s refused an alert delivery: %s", target.shown, exc)
+            except Exception as exc:  # the receiver is down or refused: try again later, up to RETRIES
+                target.last_error = f"{type(exc).__name__}: {exc}"
+                target.last_error_at, target.failing = self.clock(), True
                 if attempt + 1 >= RETRIES:
-                    self.failed += 1
-                    log.warning("gave up delivering an alert to %s: %s", url, exc)
+                    target.failed += 1
+                    self.count("pulseboard_alert_notifications_failed_total", {"target": name})
+                    log.warning("gave up delivering an alert to %s: %s", target.shown, exc)
                     continue
+                target.retried += 1
                 delay = self.backoff * 2**attempt
-                threading.Timer(
-                    delay, lambda u=url, b=body, n=attempt + 1: self._queue.put((u, b, n))
-                ).start()
+                timer = threading.Timer(
+                    delay, lambda n=name, p=payload, a=attempt + 1: self._queue.put((n, p, a))
+                )
+                timer.daemon = True
+                timer.start()
 
     def pending(self) -> int:
         return self._queue.qsize()

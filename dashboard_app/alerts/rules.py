@@ -50,6 +50,14 @@ class AlertRule(BaseModel):
     predict: Seconds | None = Field(
         None, gt=0, description="Compare the value a straight line through the window reaches this far ahead."
     )
+    no_data: Literal["alerting", "ok", "keep"] = Field(
+        "alerting",
+        description="When a series the rule saw stops arriving for `for`: alerting fires a no-data "
+        "alert until samples return; ok resolves; keep holds the alert's state until they return.",
+    )
+    notify: tuple[str, ...] | None = Field(
+        None, description="Names of alerts.notify targets to tell (all of them when not given)."
+    )
     severity: Literal["info", "warning", "critical"] = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

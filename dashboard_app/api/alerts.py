@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Response
+from flask import Response, g
 from pydantic import ValidationError
 
 from dashboard_app.access.permissions import Permission
@@ -12,8 +12,10 @@ from dashboard_app.access.scoped import reads
 from dashboard_app.alerts.engine import backtest
 from dashboard_app.alerts.rules import AlertRule, prometheus_rule_file
 from dashboard_app.alerts.shown import visible_alerts, visible_rules
+from dashboard_app.alerts.silences import SilenceError
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
 from dashboard_app.runtime import Runtime
+from layouts.units import format_time
 from layouts.validation import describe
 
 BACKTEST_MAX_STEPS = 20_000
@@ -45,15 +47,35 @@ def parse_rule_body(body: object) -> AlertRule:
 
 
 RULES = {"rules": {"type": "array", "items": {"type": "object"}}}
+SILENCES = {"silences": {"type": "array", "items": {"type": "object"}}}
+ONE_SILENCE = {"silence": {"type": "object"}}
+SILENCE_BODY = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {
+        "rule_id": {"type": "string", "description": "The rule whose alerts are muted"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "until": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+        "for": {"oneOf": [{"type": "number"}, {"type": "string"}], "description": "Seconds, or 30m, 2h, 1d"},
+        "reason": {"type": "string", "description": "Why: shown on the Alerts page and in the audit log"},
+    },
+}
+
+
 ALERTS = {"alerts": {"type": "array", "items": {"type": "object"}}}
 ONE_RULE = {"rule": {"type": "object"}}
 READS_RULES = Permission(series="rule")  # rules and alerts are shown to those who may read their metric
 CHANGES_RULES = Permission("operator", "admin", series="rule")
 
 
-def _may_read(rule: AlertRule) -> None:
-    """Refuse a rule on a metric the caller may not read (403 naming the query)."""
+def _may_read(rule: AlertRule, runtime: Runtime) -> None:
+    """Refuse a rule on a metric the caller may not read (403 naming the query), or one that names
+    a notification target there is not (400)."""
     reads().api.check(rule.query)
+    unknown = sorted(set(rule.notify or ()) - set(runtime.notifier.people))
+    if unknown:
+        targets = ", ".join(runtime.notifier.people) or "none: set alerts.notify"
+        raise ApiError(f"notify: no target named {unknown[0]!r} (targets: {targets})", field="notify")
 
 
 def add_routes(api: Api, runtime: Runtime) -> None:
@@ -89,7 +111,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def create_rule():
         rule = parse_rule_body(api.json_body())
-        _may_read(rule)
+        _may_read(rule, runtime)
         if rule.id in book.rules:
             raise ApiError(f"a rule {rule.id!r} exists; PUT /alerts/rules/{rule.id} changes it", 409, "id")
         book.put(rule)
@@ -109,7 +131,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if rule.id != id:
             raise ApiError(f"id {rule.id!r} does not match the path's {id!r}", field="id")
         existing(id)
-        _may_read(rule)
+        _may_read(rule, runtime)
         book.put(rule)
         return {"rule": engine.describe(rule)}
 
@@ -165,7 +187,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             rule = existing(body["rule_id"])
         else:
             raise ApiError("give a rule, or the rule_id of an existing rule", field="rule_id")
-        _may_read(rule)
+        _may_read(rule, runtime)
         now = runtime.clock()
         end = parse_time(body.get("end", now), "end")
         start = parse_time(body.get("start", end - 3600), "start")
@@ -192,6 +214,75 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     )
     def active():
         return {"alerts": visible_alerts(engine.active())}
+
+    @api.route(
+        "GET",
+        "/alerts/silences",
+        "Silences in force: what each mutes, until when, who made it and why",
+        "alerts",
+        allow=READS_RULES,
+        answer=SILENCES,
+    )
+    def list_silences():
+        return {"silences": [s.model_dump() for s in runtime.silences.active()]}
+
+    @api.route(
+        "POST",
+        "/alerts/silences",
+        "Mute a rule's alerts, or those with these labels, until a time (or for a duration)",
+        "alerts",
+        SILENCE_BODY,
+        status=201,
+        allow=CHANGES_RULES,
+        answer=ONE_SILENCE,
+    )
+    def create_silence():
+        body = api.json_body()
+        if not isinstance(body, Mapping):
+            raise ApiError("the body must be a silence object", field="body")
+        unknown = sorted(set(body) - set(SILENCE_BODY["properties"]))
+        if unknown:
+            raise ApiError(f"unknown field {unknown[0]!r}", field=unknown[0])
+        if body.get("until") is not None and not isinstance(body["until"], int | float):
+            body = {**body, "until": parse_time(body["until"], "until")}
+        try:
+            silence = runtime.silences.request(
+                {r.id: r for r in visible_rules(book.rules.values())},
+                body.get("rule_id"),
+                body.get("labels") or {},
+                body.get("until"),
+                body.get("for"),
+                body.get("reason"),
+                reads().identity.name,
+            )
+        except SilenceError as exc:
+            raise ApiError(str(exc), exc.status, exc.field) from None
+        g.audit_detail = f"silence {silence.id} until {format_time(silence.until)}: {silence.reason}"
+        return {"silence": silence.model_dump()}, 201
+
+    @api.route(
+        "DELETE",
+        "/alerts/silences/{id}",
+        "End a silence now",
+        "alerts",
+        allow=CHANGES_RULES,
+        answer={"deleted": {"type": "string"}},
+    )
+    def delete_silence(id: str):
+        if runtime.silences.remove(id) is None:
+            raise ApiError(f"no silence {id!r} in force", 404, "id")
+        return {"deleted": id}
+
+    @api.route(
+        "GET",
+        "/alerts/notifications",
+        "Where alerts are sent, with what each target delivered, gave up on and its last error",
+        "alerts",
+        allow=Permission("operator", "admin"),
+        answer={"targets": {"type": "array", "items": {"type": "object"}}},
+    )
+    def notifications():
+        return {"targets": runtime.notifier.status()}
 
     @api.route(
         "GET",
