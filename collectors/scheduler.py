@@ -107,6 +107,11 @@ class Scheduler:
                 next_run = now + interval - (now - next_run) % interval
             self._stop.wait(next_run - now)
 
+    @property
+    def started(self) -> bool:
+        """Whether the jobs run (started and not stopped)."""
+        return bool(self._threads) and not self._stop.is_set()
+
     def start(self) -> None:
         """Start one thread per job."""
         self._stop.clear()

@@ -152,6 +152,22 @@ def create_app(runtime: Runtime) -> Dash:
     # Plain pages (login, refusals, 404) make browsers ask for /favicon.ico: point them at Dash's.
     server.add_url_rule("/favicon.ico", "favicon", lambda: redirect("/_favicon.ico", 301))
     permissions.route("/favicon.ico", ("GET",), ANYONE)
+    # Liveness and readiness for container healthchecks and load balancers, as Prometheus answers
+    # them: no login, no data, only whether the process serves (and has started collecting).
+    server.add_url_rule(
+        "/-/healthy", "healthy", lambda: Response("Pulseboard is Healthy.\n", mimetype="text/plain")
+    )
+    server.add_url_rule(
+        "/-/ready",
+        "ready",
+        lambda: (
+            Response("Pulseboard is Ready.\n", mimetype="text/plain")
+            if runtime.scheduler.started
+            else Response("Pulseboard is starting.\n", 503, mimetype="text/plain")
+        ),
+    )
+    permissions.route("/-/healthy", ("GET", "HEAD"), ANYONE)
+    permissions.route("/-/ready", ("GET", "HEAD"), ANYONE)
     server.add_url_rule(
         "/metrics",
         "metrics_exposition",

@@ -28,6 +28,7 @@ FOREIGN = {
     "mystery_queue_depth": None,  # declared by nobody: admins only
 }
 SECRET_LABEL = "zz-foreign-host"  # a label value only the foreign series carry
+SILENCE_OF: dict[str, str] = {}  # the id of the silence on each rule
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,8 @@ def pulseboard(tmp_path_factory):
     for name in (OWN, *FOREIGN):
         rule = {"id": rule_id(name), "name": f"rule on {name}", "query": name}
         runtime.rules.put(_rule({**rule, "condition": ">", "threshold": -1, "for": 0}))
+        silence = runtime.silences.add(rule_id(name), {}, now + 3600, "maintenance", "admin")
+        SILENCE_OF[rule_id(name)] = silence.id
     runtime.alerts.evaluate()
     with serving(runtime) as running:
         yield running
@@ -115,6 +118,9 @@ def route_examples(now: float) -> dict[tuple[str, str], list[dict]]:
             {"json": {"rule_id": "{rule}"}},
         ],
         (f"{q}/alerts/active", "GET"): [{}],
+        (f"{q}/alerts/silences", "GET"): [{}],
+        (f"{q}/alerts/silences", "POST"): [{"json": {"rule_id": "{rule}", "for": "1h", "reason": "x"}}],
+        (f"{q}/alerts/silences/<id>", "DELETE"): [{"path": {"id": "{silence}"}}],
         (f"{q}/alerts/history", "GET"): [{}],
         (f"{q}/analysis/performance", "GET"): [{}],
         (f"{q}/analysis/trends", "GET"): [{"params": {"query": "{m}", "start": now - 3600}}],
@@ -155,6 +161,7 @@ def route_examples(now: float) -> dict[tuple[str, str], list[dict]]:
 
 def expand(template, metric: str):
     text = json.dumps(template).replace("{m}", metric).replace("{rule}", rule_id(metric))
+    text = text.replace("{silence}", SILENCE_OF.get(rule_id(metric), "none"))
     return json.loads(text)
 
 
@@ -258,7 +265,38 @@ def callback_examples() -> dict[str, list[dict]]:
         "app-alert-banner": [
             {"outputs": {"id": "app-alert-banner", "property": "children"}, "inputs": [tick, path]}
         ],
-        "alerts-body": [{"outputs": {"id": "alerts-body", "property": "children"}, "inputs": [tick, path]}],
+        "alerts-body": [
+            {
+                "outputs": {"id": "alerts-body", "property": "children"},
+                "inputs": [tick, path, {"id": "silence-changed", "property": "data", "value": 0}],
+            }
+        ],
+        "silence-rule": [{"outputs": {"id": "silence-rule", "property": "options"}, "inputs": [path]}],
+        "silence-message": [
+            {
+                "outputs": [
+                    {"id": "silence-message", "property": "children"},
+                    {"id": "silence-changed", "property": "data"},
+                ],
+                "inputs": [
+                    {"id": "silence-create", "property": "n_clicks", "value": 1},
+                    [
+                        {
+                            "id": {"type": "silence-end", "silence": "{silence}"},
+                            "property": "n_clicks",
+                            "value": 1,
+                        }
+                    ],
+                ],
+                "state": [
+                    {"id": "silence-rule", "property": "value", "value": "{rule}"},
+                    {"id": "silence-labels", "property": "value", "value": ""},
+                    {"id": "silence-for", "property": "value", "value": "1h"},
+                    {"id": "silence-reason", "property": "value", "value": "x"},
+                    {"id": "silence-changed", "property": "data", "value": 0},
+                ],
+            }
+        ],
         "trends-series": [
             {
                 "outputs": {"id": "trends-series", "property": "options"},

@@ -1,4 +1,4 @@
-"""Which rules and alerts a reader is shown: those of the metrics they may read."""
+"""Which rules, alerts and silences a reader is shown: those of the metrics they may read."""
 
 from __future__ import annotations
 
@@ -18,3 +18,14 @@ def visible_alerts(alerts: list[dict]) -> list[dict]:
     """Return the alerts whose metric the caller may read (one of a rule since deleted: admins only)."""
     mine = reads()
     return [a for a in alerts if mine.visible(a.get("metric", ""))]
+
+
+def visible_silences(runtime) -> list:
+    """Return the silences in force on rules the caller may see (and those naming labels only)."""
+    rules = runtime.rules.rules
+    mine = reads()
+    return [
+        s
+        for s in runtime.silences.active()
+        if s.rule_id is None or (s.rule_id in rules and mine.visible(rules[s.rule_id].metric))
+    ]

@@ -11,7 +11,7 @@ from dashboard_app.access.permissions import Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.alerts.engine import backtest
 from dashboard_app.alerts.rules import AlertRule, prometheus_rule_file
-from dashboard_app.alerts.shown import visible_alerts, visible_rules
+from dashboard_app.alerts.shown import visible_alerts, visible_rules, visible_silences
 from dashboard_app.alerts.silences import SilenceError
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
 from dashboard_app.runtime import Runtime
@@ -224,7 +224,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         answer=SILENCES,
     )
     def list_silences():
-        return {"silences": [s.model_dump() for s in runtime.silences.active()]}
+        return {"silences": [s.model_dump() for s in visible_silences(runtime)]}
 
     @api.route(
         "POST",
@@ -269,7 +269,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         answer={"deleted": {"type": "string"}},
     )
     def delete_silence(id: str):
-        if runtime.silences.remove(id) is None:
+        if id not in {s.id for s in visible_silences(runtime)} or runtime.silences.remove(id) is None:
             raise ApiError(f"no silence {id!r} in force", 404, "id")
         return {"deleted": id}
 

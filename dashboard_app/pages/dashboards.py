@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
-from dashboard_app.alerts.shown import visible_alerts, visible_rules
+from dashboard_app.alerts.shown import visible_alerts, visible_rules, visible_silences
 from dashboard_app.alerts.silences import SilenceError
 from dashboard_app.pages.panels import Window, narrow_panel
 from dashboard_app.runtime import Runtime
@@ -348,7 +348,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         engine = runtime.alerts
         rules = [engine.describe(r) for r in visible_rules(runtime.rules.rules.values())]
         history = visible_alerts(list(reversed(engine.history)))
-        silences = [s.model_dump() for s in runtime.silences.active()]
+        silences = [s.model_dump() for s in visible_silences(runtime)]
         identity = reads().identity
         targets = runtime.notifier.status() if identity.at_least("operator") else []
         return alerts_body(rules, visible_alerts(engine.active()), history, time.time(), silences, targets)
@@ -378,7 +378,9 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         if isinstance(trigger, dict) and trigger.get("type") == ids.SILENCE_END:
             if not any(ended or []):
                 raise PreventUpdate
-            gone = runtime.silences.remove(str(trigger.get("silence")))
+            chosen = str(trigger.get("silence"))
+            mine = chosen in {s.id for s in visible_silences(runtime)}
+            gone = runtime.silences.remove(chosen) if mine else None
             if gone is None:
                 return html.P("That silence has ended already.", className="muted"), changed
             runtime.audit.write(who, "END SILENCE", gone.id, "alerts page", 200)
