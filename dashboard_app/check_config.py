@@ -22,6 +22,7 @@ from layouts.validation import ConfigError, read_yaml
 
 _ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 SECRETS = ("PULSEBOARD_SECRET_KEY", "PULSEBOARD_ADMIN_PASSWORD")
+NOT_CHECKED_HERE = ("PULSEBOARD_ENV", "PULSEBOARD_DATA_DIR", "PULSEBOARD_CONFIG", "PULSEBOARD_SECRETS_FILE")
 
 
 @dataclass
@@ -78,14 +79,27 @@ def check_environment(
             errors.append(
                 f"{source}:{line}: PULSEBOARD_ENV: {value!r} is not one of {', '.join(ENVIRONMENTS)}"
             )
-    for name, (value, line) in sorted(ours.items(), key=lambda item: item[1][1]):
-        if name in SECRETS or name in ("PULSEBOARD_ENV", "PULSEBOARD_DATA_DIR", "PULSEBOARD_CONFIG"):
-            continue
-        try:
+    settings = {
+        name: v
+        for name, v in ours.items()
+        if name.removesuffix("_FILE") not in SECRETS and name not in NOT_CHECKED_HERE
+    }
+    good = {}
+    for name, (value, line) in sorted(settings.items(), key=lambda item: item[1][1]):
+        try:  # each variable on its own first, so every bad one is named with its line
             load_settings(environment, {name: value}, config)
+            good[name] = value
         except ConfigError as exc:
-            for problem in str(exc).splitlines():
-                errors.append(f"{source}:{line}: {problem.removeprefix('environment: ')}")
+            own = [p for p in str(exc).splitlines() if name in p]
+            if not own:  # it needs another setting (a URL, a user): judged with the others below
+                good[name] = value
+            errors += [f"{source}:{line}: {p.removeprefix('environment: ')}" for p in own]
+    if good:
+        try:  # then together: a setting that needs another (source: prometheus needs its URL)
+            load_settings(environment, good, config)
+        except ConfigError as exc:
+            first = min(settings[name][1] for name in good)
+            errors += [f"{source}:{first}: {p.removeprefix('environment: ')}" for p in str(exc).splitlines()]
     given = [name for name in SECRETS if name in ours or f"{name}_FILE" in ours]
     if given:
         secrets = {name: ours[name][0] for name in ours if name.removesuffix("_FILE") in SECRETS}

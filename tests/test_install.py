@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
 
 from dashboard_app import __version__
 from tests.servers import ROOT, free_port, stop, wait_http
@@ -122,3 +124,53 @@ def test_a_missing_configuration_directory_is_refused_by_name(installed, tmp_pat
     done = run([str(installed), "serve", "--config", str(tmp_path / "nowhere")], tmp_path)
     assert done.returncode == 2
     assert f"{tmp_path / 'nowhere'}: --config: no such configuration directory" in done.stderr
+
+
+def test_the_systemd_unit_passes_systemd_analyze_verify(installed, tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is part of Debian's systemd"
+    text = (ROOT / "deploy" / "pulseboard.service").read_text()
+    hardening = ("DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=pulseboard", "PrivateTmp=yes")
+    assert all(line in text.splitlines() for line in hardening)
+    unit = tmp_path / "pulseboard.service"
+    unit.write_text(text.replace("/opt/pulseboard/bin/", f"{installed.parent}/"))  # installed here
+    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")  # not even a setting ignored
+    unit.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSystem=very"))
+    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert "Failed to parse protect system value" in done.stderr  # it reads every setting
+
+
+def test_the_production_server_command_of_the_image_serves_with_secrets_from_files(installed, tmp_path):
+    (tmp_path / "secret_key").write_text("k" * 48 + "\n")
+    (tmp_path / "admin_password").write_text("a long admin password #1\n")
+    port = free_port()
+    gunicorn = installed.parent / "gunicorn"
+    env = clean_env(
+        PULSEBOARD_ENV="production",
+        PULSEBOARD_DATA_DIR=str(tmp_path / "data"),
+        PULSEBOARD_SECRET_KEY_FILE=str(tmp_path / "secret_key"),
+        PULSEBOARD_ADMIN_PASSWORD_FILE=str(tmp_path / "admin_password"),
+    )
+    command = [str(gunicorn), "-c", "python:dashboard_app.production", "--bind", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        [*command, "dashboard_app.wsgi:server"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_http(f"{base}/-/healthy", proc, timeout=60) == 200
+        login = requests.post(
+            f"{base}/login",
+            data={"user": "admin", "password": "a long admin password #1"},
+            headers={"Origin": base},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert login.status_code == 302  # the password from the file, '#' and all
+    finally:
+        assert stop(proc) == 0
