@@ -381,7 +381,8 @@ def load_settings(
     def name_of(loc: tuple):
         for n in range(len(loc), 0, -1):
             if loc[:n] in names:
-                return "environment", names[loc[:n]]
+                inside = f" ({'.'.join(str(p) for p in loc)})" if n < len(loc) else ""
+                return "environment", names[loc[:n]] + inside  # PULSEBOARD_SCRAPE (scrape.0.url)
         return None
 
     settings = load_model(Settings, data, str(path), lines, name_of)
