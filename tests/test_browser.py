@@ -14,6 +14,7 @@ from selenium.webdriver.common.keys import Keys
 
 from collectors.metrics import Sample
 from dashboard_app.access.secrets import Secrets
+from dashboard_app.alerts.rules import AlertRule
 from dashboard_app.runtime import Runtime
 from dashboard_app.server import create_app
 from dashboard_app.settings import load_settings
@@ -326,6 +327,61 @@ def test_dash010_a_firing_rule_shows_in_the_banner_on_the_alerts_page_and_on_its
     dash_duo.find_element(f"#{ids.nav_link('alerts')}").click()
     dash_duo.wait_for_contains_text(f"#{ids.ALERTS_BODY}", "CPU test")
     assert "firing" in dash_duo.find_element(f"#{ids.ALERTS_BODY}").text
+    assert dash_duo.get_logs() == []
+
+
+def test_dash017_an_operator_mutes_a_firing_alert_from_the_alerts_page_and_ends_it(dash_duo, tmp_path):
+    password = "a-long-enough-password"
+    settings = load_settings(
+        "development",
+        environ={
+            "PULSEBOARD_DEMO": "false",
+            "PULSEBOARD_AUTH__ENABLED": "true",
+            "PULSEBOARD_DASHBOARDS__REFRESH": "1",
+        },
+    )
+    runtime = Runtime(settings, tmp_path, secrets=Secrets("s" * 48, password))
+    runtime.users.set("olga", password, "operator", ["operations"])
+    now = time.time()
+    runtime.store.append(
+        Sample("pulseboard_system_cpu_usage_ratio", (), 0.97, now - 60 + i) for i in range(60)
+    )
+    rule = {
+        "id": "cpu-test",
+        "name": "CPU test",
+        "query": "pulseboard_system_cpu_usage_ratio",
+        "window": 30,
+        "condition": ">",
+        "threshold": 0.9,
+        "labels": {"team": "infra"},
+    }
+    runtime.rules.put(AlertRule.model_validate(rule))
+    assert runtime.alerts.evaluate() == 1
+    app = create_app(runtime)
+    dash_duo.start_server(app, navigate=False, host="127.0.0.1", port=8059)
+    login(dash_duo, "olga", password)
+    dash_duo.wait_for_element(".grid .panel")
+    dash_duo.driver.get(dash_duo.server.url + "/alerts")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERT_BANNER}", "CPU test")
+    dash_duo.find_element(f"#{ids.SILENCE_LABELS}").send_keys("team=infra")
+    dash_duo.find_element(f"#{ids.SILENCE_REASON}").send_keys("kernel upgrade")
+    dash_duo.find_element(f"#{ids.SILENCE_CREATE}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.SILENCE_MESSAGE}", "Muted until")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_BODY}", "kernel upgrade")
+    body = dash_duo.find_element(f"#{ids.ALERTS_BODY}").text
+    assert "muted (firing)" in body and "olga" in body
+    wait_until(
+        lambda: "CPU test" not in dash_duo.find_element(f"#{ids.ALERT_BANNER}").text,
+        message="the banner quiet while the alert is muted",
+    )
+    [entry] = [e for e in runtime.audit.read() if e["action"] == "SILENCE"]
+    assert entry["who"] == "olga" and "kernel upgrade" in entry["detail"]
+
+    dash_duo.find_element(f"#{ids.ALERTS_BODY} button").click()  # End now
+    dash_duo.wait_for_contains_text(f"#{ids.SILENCE_MESSAGE}", "ended")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_BODY}", "No silence in force")
+    dash_duo.wait_for_contains_text(f"#{ids.ALERT_BANNER}", "CPU test")
+    assert runtime.silences.active() == []
     assert dash_duo.get_logs() == []
 
 

@@ -57,6 +57,10 @@ def alertmanager_body(alerts: list[dict], generator: str) -> list[dict]:
     return out
 
 
+class NotSent(Exception):
+    """The service did not take the message; Apprise said why."""
+
+
 class Refused(Exception):
     """The receiver answered that the delivery is wrong (4xx): sending it again would not help."""
 
@@ -134,15 +138,15 @@ def apprise_target(name: str, url: str) -> Target:
     sender = apprise.Apprise()
     if not sender.add(url):
         raise ValueError(f"{url!r} is not an Apprise URL Pulseboard can send to")
-    shown = sender[0].url(privacy=True)
+    shown = sender[0].url(privacy=True).split("?")[0]  # secrets masked, Apprise's own options left out
 
     def deliver(payload) -> None:
         title, body, flag = payload
-        with apprise.LogCapture(level=logging.WARNING) as output:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as output:
             sent = sender.notify(body=body, title=title, notify_type=flag)
         if not sent:
             reason = output.getvalue().strip().splitlines()
-            raise RuntimeError(reason[-1] if reason else "the service did not accept the message")
+            raise NotSent(reason[-1] if reason else "the service did not accept the message")
 
     return Target(name, "apprise", shown, deliver)
 
@@ -268,7 +272,7 @@ class Notifier:
                 target.last_error, target.last_error_at = f"refused: {exc}", self.clock()
                 log.warning("%s refused an alert delivery: %s", target.shown, exc)
             except Exception as exc:  # the receiver is down or refused: try again later, up to RETRIES
-                target.last_error = f"{type(exc).__name__}: {exc}"
+                target.last_error = str(exc) if isinstance(exc, NotSent) else f"{type(exc).__name__}: {exc}"
                 target.last_error_at, target.failing = self.clock(), True
                 if attempt + 1 >= RETRIES:
                     target.failed += 1

@@ -334,7 +334,10 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         Input(ids.URL, "pathname"),
     )
     def alert_banner(_tick, _path):
-        return banner(visible_alerts(runtime.alerts.active()), time.time())
+        unmuted = [
+            a for a in runtime.alerts.active() if not a["silenced_by"]
+        ]  # a silence quiets the banner too
+        return banner(visible_alerts(unmuted), time.time())
 
     @callback(
         app,
