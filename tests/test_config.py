@@ -8,7 +8,8 @@ import pytest
 
 from collectors.registry import COLLECTORS
 from dashboard_app.access.secrets import load_secrets
-from dashboard_app.config_dir import ConfigDir
+from dashboard_app.alerts.rules import load_rule_files
+from dashboard_app.config_dir import ConfigDir, find_config
 from dashboard_app.settings import CollectorsSettings, load_settings
 from layouts.dashboards import load_dashboard, load_dashboards
 from layouts.schema import CHART_TYPES
@@ -237,3 +238,31 @@ def test_dashboard_id_must_match_its_file_name(tmp_path):
     text = PANEL.replace("{chart}", "line").replace("{expr}", "up").replace("{grid}", "{}")
     with pytest.raises(ConfigError, match="must match the file name 'other'"):
         load_dashboard(write(tmp_path, "other.yaml", text))
+
+
+def test_the_configuration_is_found_the_usual_way(tmp_path, monkeypatch):
+    import dashboard_app.config_dir as where
+
+    mine, system = tmp_path / "mine", tmp_path / "etc-pulseboard"
+    mine.mkdir()
+    monkeypatch.setattr(where, "SYSTEM", system)
+    assert find_config(None, {}).root is None  # nothing else: the shipped defaults
+    system.mkdir()
+    assert find_config(None, {}).root == system  # /etc/pulseboard when it exists
+    assert find_config(None, {"PULSEBOARD_CONFIG": str(mine)}).root == mine  # then the variable
+    assert find_config(str(mine), {"PULSEBOARD_CONFIG": str(system)}).root == mine  # --config first
+    with pytest.raises(ConfigError, match="PULSEBOARD_CONFIG: no such configuration directory"):
+        find_config(None, {"PULSEBOARD_CONFIG": str(tmp_path / "gone")})
+
+
+def test_a_configuration_directory_overrides_only_what_it_holds(tmp_path):
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "alerts" / "mine.yaml").write_text(
+        "rules:\n  - id: queue\n    name: Queue\n    query: shop_queue_depth\n    condition: '>'\n"
+        "    threshold: 10\n    no_data: keep\n"
+    )
+    config = ConfigDir(tmp_path)
+    assert config.alerts == tmp_path / "alerts" and config.dashboards == ConfigDir().dashboards
+    assert config.settings_file("production") == ConfigDir().settings_file("production")
+    assert load_rule_files(config.alerts)["queue"].no_data == "keep"
+    assert set(load_dashboards(config.dashboards)) == {"executive", "operations", "development"}
