@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
@@ -304,12 +304,18 @@ def read_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _field_path(model: type[BaseModel], path: tuple[str, ...]) -> bool:
-    """Return whether a path of keys names a setting (or a place inside one)."""
+    """Return whether a path of keys names a setting, or a key inside one (a mapping's)."""
     node: object = model
     for key in path:
-        if not (isinstance(node, type) and issubclass(node, BaseModel)) or key not in node.model_fields:
-            return isinstance(node, type) and not issubclass(node, BaseModel) and node is not model
-        node = node.model_fields[key].annotation
+        models = [t for t in (node, *get_args(node)) if isinstance(t, type) and issubclass(t, BaseModel)]
+        if models:
+            if key not in models[0].model_fields:
+                return False
+            node = models[0].model_fields[key].annotation
+        elif get_origin(node) is dict:
+            return True  # a key of a mapping (auth.metric_levels.node_): its value type judges the rest
+        else:
+            return False  # a key inside a plain value (demo.x)
     return True
 
 

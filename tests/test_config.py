@@ -266,3 +266,10 @@ def test_a_configuration_directory_overrides_only_what_it_holds(tmp_path):
     assert config.settings_file("production") == ConfigDir().settings_file("production")
     assert load_rule_files(config.alerts)["queue"].no_data == "keep"
     assert set(load_dashboards(config.dashboards)) == {"executive", "operations", "development"}
+
+
+def test_a_key_of_a_mapping_setting_is_set_from_the_environment_and_a_key_inside_a_plain_one_is_refused():
+    settings = load_settings("development", environ={"PULSEBOARD_AUTH__METRIC_LEVELS__NODE_": "operations"})
+    assert settings.auth.metric_levels["node_"] == "operations"
+    with pytest.raises(ConfigError, match="PULSEBOARD_DEMO__X: unknown setting demo.x"):
+        load_settings("development", environ={"PULSEBOARD_DEMO__X": "1"})
