@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -79,22 +80,34 @@ def serving(runtime: Runtime, port: int = 0):
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def launch(argv: list[str], environ: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
+    """Start a process whose output goes to a file (``output(proc)`` reads it).
+
+    Not a pipe: a server logs a line a request, and a pipe nobody reads fills and stops it.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        argv, cwd=cwd or ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
+    proc.log = log
+    return proc
+
+
+def output(proc: subprocess.Popen) -> str:
+    """Everything a process started here has printed so far."""
+    proc.log.seek(0)
+    return proc.log.read()
+
+
 def start(data_dir: Path, port: int, **env) -> subprocess.Popen:
-    """Start `python app.py` as a newcomer would, collecting every second; output goes to a pipe."""
+    """Start `python app.py` as a newcomer would, collecting every second."""
     environ = {
         **os.environ,
         "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL": "1",
         "PULSEBOARD_STORE__FLUSH_INTERVAL": "1",
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return launch([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir)], environ)
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
@@ -102,8 +115,8 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"{proc.args[0]} exited early:\n{output}")
+            printed = output(proc) if hasattr(proc, "log") else ""
+            raise AssertionError(f"{proc.args[0]} exited early:\n{printed}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return response.status
@@ -128,13 +141,9 @@ PROMETHEUS = shutil.which("prometheus")
 def start_agent(port: int, **env: str) -> subprocess.Popen:
     """Start `python app.py agent` collecting every second, as a host would run it."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
-    return subprocess.Popen(
+    return launch(
         [sys.executable, "app.py", "agent", "--port", str(port)],
-        cwd=ROOT,
-        env={**environ, "PULSEBOARD_SYSTEM_INTERVAL": "1", **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        {**environ, "PULSEBOARD_SYSTEM_INTERVAL": "1", **env},
     )
 
 

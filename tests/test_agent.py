@@ -10,20 +10,16 @@ import time
 
 import requests
 
-from tests.servers import ROOT, free_port, stop, wait_http
+from tests.servers import free_port, launch, stop, wait_http
 
 
 def test_an_agent_exposes_this_hosts_metrics_and_nothing_else(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
-    proc = subprocess.Popen(
+    proc = launch(
         [sys.executable, "app.py", "agent", "--env", "production", "--port", str(port)],
-        cwd=ROOT,
-        env={**env, "PULSEBOARD_SYSTEM_INTERVAL": "1"},  # production, and yet no secrets: no pages to guard
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        {**env, "PULSEBOARD_SYSTEM_INTERVAL": "1"},  # production, and yet no secrets: no pages to guard
     )
     try:
         wait_http(url + "/metrics", proc)

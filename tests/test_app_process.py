@@ -13,7 +13,7 @@ import pytest
 
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
-from tests.servers import ROOT, free_port, start, stop, wait_http
+from tests.servers import ROOT, free_port, output, start, stop, wait_http
 
 CPU = "pulseboard_system_cpu_usage_ratio"
 
@@ -45,8 +45,8 @@ def test_help_explains_every_option():
 def test_a_bad_setting_stops_start_up_and_says_which(tmp_path, port):
     proc = start(tmp_path, port, PULSEBOARD_DASHBOARDS__REFRESH="7")
     assert proc.wait(timeout=30) == 2
-    output = proc.stdout.read()
-    assert "PULSEBOARD_DASHBOARDS__REFRESH" in output and "0, 1, 5 or 30" in output
+    printed = output(proc)
+    assert "PULSEBOARD_DASHBOARDS__REFRESH" in printed and "0, 1, 5 or 30" in printed
 
 
 def test_history_survives_a_stop_and_a_start(tmp_path, port):

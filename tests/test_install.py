@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from dashboard_app import __version__
-from tests.servers import ROOT, free_port, stop, wait_http
+from tests.servers import ROOT, free_port, launch, stop, wait_http
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,10 @@ def test_the_command_says_its_version(installed, tmp_path):
 
 def test_pulseboard_serve_answers_on_a_free_port_with_one_version_everywhere(installed, tmp_path):
     port = free_port()
-    proc = subprocess.Popen(
+    proc = launch(
         [str(installed), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        clean_env(),
         cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -103,13 +100,10 @@ def test_the_configuration_directory_is_found_through_pulseboard_config(installe
     dashboard = config / "dashboards" / "executive.yaml"
     dashboard.write_text(dashboard.read_text().replace("title: ", "title: Board of ", 1))
     port = free_port()
-    proc = subprocess.Popen(
+    proc = launch(
         [str(installed), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        clean_env(PULSEBOARD_CONFIG=str(config)),
         cwd=tmp_path,
-        env=clean_env(PULSEBOARD_CONFIG=str(config)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -153,13 +147,10 @@ def test_the_production_server_command_of_the_image_serves_with_secrets_from_fil
         PULSEBOARD_ADMIN_PASSWORD_FILE=str(tmp_path / "admin_password"),
     )
     command = [str(gunicorn), "-c", "python:dashboard_app.production", "--bind", f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(
+    proc = launch(
         [*command, "dashboard_app.wsgi:server"],
+        env,
         cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -15,8 +15,8 @@ from dashboard_app.runtime import Runtime
 from dashboard_app.server import create_app
 from layouts import ids
 from tests.servers import (
-    ROOT,
     free_port,
+    launch,
     prometheus_query,
     prometheus_server,
     quiet_settings,
@@ -184,13 +184,9 @@ def start_replica(port: int, data_dir, prometheus: str) -> subprocess.Popen:
         PULSEBOARD_ADMIN_PASSWORD="correct-horse-battery",
     )
     command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]
-    return subprocess.Popen(
+    return launch(
         [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        environ,
     )
 
 
