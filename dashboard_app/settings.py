@@ -182,7 +182,9 @@ class AlertSettings(_Strict):
         names = [t.name for t in self.targets()]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ValueError(f"notify: two targets are named {twice[0]!r}; give each a name:")
+            raise ValueError(
+                f"notify: two targets are named {twice[0]!r}; name each with {{name: ..., url: ...}}"
+            )
         import apprise  # here: only a server with targets needs it
 
         for target in self.targets():

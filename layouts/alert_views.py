@@ -23,8 +23,8 @@ def _labels(alert: dict) -> str:
     return ", ".join(shown) or "–"
 
 
-def _value(value: float | None) -> str:
-    return "no data" if value is None else f"{value:.4g}"
+def _value(alert: dict) -> str:
+    return "no data" if alert["value"] is None else format_value(alert["value"], alert.get("unit"))
 
 
 def _state(alert: dict) -> html.Span:
@@ -45,14 +45,12 @@ def banner(alerts: list[dict], now: float) -> list:
         html.A(
             [
                 html.Strong(a["name"]),
-                html.Span(
-                    a["annotations"].get("summary") or f"value {_value(a['value'])}", className="alert-text"
-                ),
+                html.Span(a["annotations"].get("summary") or f"value {_value(a)}", className="alert-text"),
                 html.Span(f"for {_ago(now - _since(a))}", className="alert-since"),
             ],
             href="/alerts",
             className=f"alert-chip severity-{a['severity']}",
-            title=f"{a['severity']}: firing since {format_time(a['fired_at'])}; value {_value(a['value'])}",
+            title=f"{a['severity']}: firing since {format_time(a['fired_at'])}; value {_value(a)}",
         )
         for a in firing[:6]
     ]
@@ -130,7 +128,7 @@ def alerts_body(
             _badge(a["severity"], a["severity"]),
             a["name"],
             _labels(a),
-            _value(a["value"]),
+            _value(a),
             f"{format_time(_since(a))} ({_ago(now - _since(a))})",
             a["annotations"].get("summary", ""),
         ]
@@ -147,8 +145,8 @@ def alerts_body(
                 f"{r['aggregation']}({r['query']}[{r['window']:g}s])"
                 + (f" predicted {r['predict']:g}s ahead" if r.get("predict") else "")
             ),
-            f"{r['condition']} {r['threshold']:g}",
-            f"{r['for']:g} s",
+            f"{r['condition']} {format_value(r['threshold'], r.get('unit'))}",
+            _ago(r["for"]),
             _badge(r["severity"], r["severity"]),
             html.Span(r["status"]["error"], className="rule-error") if r["status"]["error"] else "",
         ]

@@ -88,6 +88,19 @@ def _si(magnitude: float, suffix: str) -> Scale:
     return Scale(1000**power, (_SI[power] + suffix) if power or suffix else "")
 
 
+def aggregated_unit(unit: str | None, aggregation: str) -> str:
+    """The unit of a metric's aggregation over a window: a rate is per second, a count has none."""
+    if aggregation == "count":
+        return "none"
+    if aggregation != "rate":
+        return unit or "none"
+    if unit == "bytes":
+        return "bytes_per_second"
+    if unit in (None, "none", "count"):
+        return "per_second"
+    return f"{unit}_per_second"
+
+
 def format_value(value: float | None, unit: str | None, digits: int = 3) -> str:
     """Return a value as a person reads it: 1536 bytes -> '1.5 KiB', 0.4213 ratio -> '42.1%'."""
     if value is None or not math.isfinite(value):

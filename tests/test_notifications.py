@@ -12,6 +12,7 @@ import pytest
 
 from dashboard_app.alerts.notify import wait_delivered
 from dashboard_app.runtime import Runtime
+from layouts.alert_views import alerts_body
 from layouts.validation import ConfigError
 from tests.servers import free_port, quiet_settings, serving
 
@@ -282,3 +283,29 @@ def test_a_bad_silence_is_refused_naming_the_field(pulseboard, body, field):
     answer = pulseboard.call("POST", "/alerts/silences", body)
     assert answer.status_code in (400, 404) and answer.json()["field"] == field
     assert pulseboard.call("GET", "/alerts/silences").json()["silences"] == []
+
+
+def test_an_alerts_value_and_its_rules_threshold_are_shown_in_the_metrics_unit(tmp_path, receiver):
+    runtime = runtime_with(tmp_path, alerts__notify=json.dumps([f"json://127.0.0.1:{receiver}/"]))
+    sent = "shop_sent_bytes_total"
+    rule = {**RULE, "id": "sending-fast", "query": sent, "aggregation": "rate", "threshold": 1024}
+    rule["annotations"] = {}
+    with serving(runtime) as pb:
+        body = {"name": sent, "type": "counter", "unit": "bytes"}
+        assert pb.call("POST", "/metrics/custom/register", body).status_code == 201
+        assert pb.call("POST", "/alerts/rules", rule).status_code == 201
+        [shown] = [r for r in pb.call("GET", "/alerts/rules").json()["rules"] if r["id"] == "sending-fast"]
+        assert shown["unit"] == "bytes_per_second"  # a rate of bytes is bytes per second
+        now = time.time()
+        # increments of 30 KiB a second (a pushed counter sample adds to the running total)
+        samples = [{"name": sent, "value": 30720, "timestamp": now - 30 + i} for i in range(31)]
+        assert pb.call("POST", "/metrics/custom/record", {"samples": samples}).ok
+        runtime.alerts.evaluate()
+        [firing] = wait_messages(1)
+        assert "Value: 30 KiB/s" in firing["message"]
+        [alert] = pb.call("GET", "/alerts/active").json()["alerts"]
+        assert alert["unit"] == "bytes_per_second"
+        page = alerts_body([shown], [alert], [], time.time())
+        text = json.dumps([c.to_plotly_json() for c in page], default=str)
+        assert "30 KiB/s" in text and "> 1 KiB/s" in text and "0 s" in text
+    runtime.stop()

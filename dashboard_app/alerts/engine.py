@@ -14,7 +14,7 @@ from collectors.metrics import Labels, freeze_labels
 from dashboard_app.alerts.rules import AlertRule, RuleBook
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.sources.source import Source
-from layouts.units import format_time, format_value
+from layouts.units import aggregated_unit, format_time, format_value
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view
@@ -40,6 +40,7 @@ class Alert:
     last_seen: float | None = None  # the last evaluation that found the series (a no-data alert)
     notify: tuple[str, ...] | None = None  # the rule's notification targets (None: all)
     notified: bool = False  # its firing was sent (not while a silence muted it)
+    unit: str = "none"  # the unit of its value (a rate's is per second)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +68,7 @@ class RuleState:
 
     def __init__(self, rule: AlertRule):
         self.rule = rule
+        self.unit = "none"  # of the rule's value, set at each evaluation (a metric may be declared later)
         self.alerts: dict[Labels, Alert] = {}
         self.last_seen: dict[Labels, float] = {}  # series by the last evaluation that found them
         self.error: str | None = None
@@ -91,7 +93,7 @@ class RuleState:
                 alert = Alert(rule.id, rule.name, rule.severity, labels, "pending", value, now)
                 alert.metric, alert.notify = rule.metric, rule.notify
                 self.alerts[key] = alert
-            alert.value, alert.last_true = value, now
+            alert.value, alert.last_true, alert.unit = value, now, self.unit
             alert.annotations = {k: render(v, value, labels) for k, v in rule.annotations.items()}
             if alert.state == "pending" and now - alert.active_at >= rule.for_:
                 alert.state, alert.fired_at = "firing", now
@@ -135,6 +137,7 @@ class RuleState:
             alert = Alert(
                 rule.id, rule.name, rule.severity, labels, "pending", None, since, metric=rule.metric
             )
+            alert.unit = self.unit
             alert.no_data, alert.last_seen = True, since
             alert.annotations = {
                 "summary": f"No data since {format_time(since)}",
@@ -194,6 +197,7 @@ class AlertEngine:
                     if old is not None:
                         state.alerts, state.last_seen = old.alerts, old.last_seen
                 try:
+                    state.unit = self.unit(rule)
                     values = self.values(rule, now)
                     state.error = None
                 except Exception as exc:  # one broken rule must not stop the others
@@ -227,6 +231,10 @@ class AlertEngine:
                 told.append(alert)
         return told
 
+    def unit(self, rule: AlertRule) -> str:
+        """The unit of a rule's value: its metric's, per second for a rate."""
+        return aggregated_unit(self.source.unit(rule.query), rule.aggregation)
+
     def values(self, rule: AlertRule, now: float) -> list[tuple[Labels, float]]:
         """Return each series' value for a rule at a time."""
         result = self.source.window(rule.query, now - rule.window, now, rule.aggregation, rule.predict)
@@ -249,6 +257,7 @@ class AlertEngine:
         """Return a rule as the API and the Alerts page show it: its fields, state, last error, origin."""
         return {
             **rule.as_json(),
+            "unit": self.unit(rule),
             "status": self.rule_status(rule.id),
             "shipped": rule.id in self.book.shipped,
         }

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from layouts.units import format_time
+from layouts.units import format_time, format_value
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -91,7 +91,7 @@ def message(alert: dict, link: str) -> tuple[str, str, str]:
     if alert.get("no_data"):
         lines.append(f"No data since: {format_time(alert.get('last_seen'))}")
     elif alert["value"] is not None:
-        lines.append(f"Value: {alert['value']:.4g}")
+        lines.append(f"Value: {format_value(alert['value'], alert.get('unit'))}")
     shown = {k: v for k, v in alert["labels"].items() if k not in ("alertname", "severity")}
     if shown:
         lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))

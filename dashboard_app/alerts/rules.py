@@ -11,10 +11,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from collectors.aggregator import AGGREGATIONS
 from collectors.persistence import load_json, write_atomically
 from collectors.selector import SelectorError, parse_selector
 from dashboard_app.config_dir import ConfigDir
+from layouts.schema import Aggregation
 from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
@@ -29,8 +29,6 @@ def _seconds(value):
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]
-Aggregation = Literal["avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate"]
-assert set(Aggregation.__args__) == set(AGGREGATIONS)  # noqa: S101
 
 
 class AlertRule(BaseModel):
