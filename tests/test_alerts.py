@@ -81,8 +81,8 @@ def test_a_series_that_stops_fires_no_data_after_for_and_resolves_when_it_return
     b = (("host", "b"),)
     state.step([(HOST, 0.95), (b, 0.2)], 1000)
     state.step([(HOST, 0.95), (b, 0.2)], 1060)  # a is firing now
-    [resolved] = state.step([(b, 0.2)], 1075)  # a stops: its value alert ends...
-    assert resolved.state == "resolved" and not resolved.no_data
+    assert state.step([(b, 0.2)], 1075) == []  # a stops: nothing says it is over, it stays firing...
+    assert state.alerts[HOST].state == "firing"
     [pending] = [a for a in state.alerts.values() if a.no_data]  # ...and no data is pending
     assert pending.state == "pending" and pending.labels["host"] == "a"
     assert state.step([(b, 0.2)], 1100) == []  # not yet `for` since it was last seen
@@ -91,9 +91,19 @@ def test_a_series_that_stops_fires_no_data_after_for_and_resolves_when_it_return
     assert fired.labels["nodata"] == "true" and fired.last_seen == 1060
     assert fired.annotations["summary"] == "No data since 1970-01-01 00:17:40 UTC"
     assert state.step([(b, 0.2)], 1150) == []  # it stays firing while nothing arrives
-    [back] = state.step([(HOST, 0.5), (b, 0.2)], 1165)
-    assert back.no_data and back.state == "resolved"
+    back = state.step([(HOST, 0.5), (b, 0.2)], 1165)  # samples return, below the threshold
+    assert {(a.no_data, a.state) for a in back} == {(True, "resolved"), (False, "resolved")}
     assert state.alerts == {}
+
+
+def test_a_firing_alert_whose_series_returns_still_high_goes_on_firing():
+    state = RuleState(rule(**{"for": 0}))
+    [fired] = state.step([(HOST, 0.95)], 1000)
+    [nodata] = state.step([], 1015)  # no data fires; the value alert goes on firing
+    assert nodata.no_data and nodata.state == "firing" and state.alerts[HOST].state == "firing"
+    [back] = state.step([(HOST, 0.97)], 1030)
+    assert back.no_data and back.state == "resolved"  # only the no-data alert ends
+    assert state.alerts[HOST] is fired and fired.state == "firing" and fired.value == 0.97
 
 
 def test_no_data_keep_holds_a_firing_alert_until_samples_return():

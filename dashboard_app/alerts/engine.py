@@ -62,8 +62,8 @@ class RuleState:
 
     A series the rule has seen and that stops arriving (no sample in the rule's window) is handled
     by the rule's ``no_data``: ``alerting`` starts a no-data alert for it (labelled ``nodata="true"``,
-    firing after ``for``, resolved when samples return), ``ok`` resolves its alert, ``keep`` holds
-    its alert as it is until samples return.
+    firing after ``for``, resolved when samples return) and keeps a firing alert firing, since nothing
+    says it is over; ``ok`` resolves its alert, ``keep`` holds its alert as it is until samples return.
     """
 
     def __init__(self, rule: AlertRule):
@@ -110,8 +110,10 @@ class RuleState:
             if alert.no_data:
                 if _series_of(key) in missing:
                     continue  # still no samples: the no-data alert stays
-            elif rule.no_data == "keep" and key in missing:
-                continue  # no samples: the alert holds its state until they return
+            elif key in missing and (
+                rule.no_data == "keep" or alert.state == "firing" and rule.no_data == "alerting"
+            ):
+                continue  # no samples: the alert holds its state until they return (never "resolved" unseen)
             elif alert.state == "firing" and now - alert.last_true < rule.keep_firing_for:
                 continue  # keep_firing_for: hold on through a short dip
             del self.alerts[key]

@@ -87,9 +87,9 @@ def message(alert: dict, link: str) -> tuple[str, str, str]:
         kind = "NO DATA" if alert.get("no_data") else "FIRING"
         flag = {"critical": "failure", "warning": "warning"}.get(alert["severity"], "info")
     title = f"{kind}: {alert['name']} ({alert['severity']})"
-    lines = [alert["annotations"].get("summary") or alert["name"]]
+    lines = [alert["annotations"].get("summary") or alert["name"]]  # a no-data one's says since when
     if alert.get("no_data"):
-        lines.append(f"No data since: {format_time(alert.get('last_seen'))}")
+        lines.append(alert["annotations"].get("description", ""))
     elif alert["value"] is not None:
         lines.append(f"Value: {format_value(alert['value'], alert.get('unit'))}")
     shown = {k: v for k, v in alert["labels"].items() if k not in ("alertname", "severity")}
