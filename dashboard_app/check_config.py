@@ -133,7 +133,29 @@ def _kind(path: Path) -> str:
     return "unknown"
 
 
-def _check_file(path: Path, kind: str, environment: str, config: ConfigDir, report: Report) -> None:
+def _unknown_targets(
+    path: Path, rules: list, environment: str, config: ConfigDir, environ: dict[str, str]
+) -> list[str]:
+    """A rule's ``notify:`` names that ``alerts.notify`` has no target of (as start-up refuses them)."""
+    try:
+        names = [t.name for t in load_settings(environment, environ, config).alerts.targets()]
+    except ConfigError:
+        return []  # the settings' own errors are reported with them
+    _, lines = read_yaml(path)
+    where = {item.id: lines.get(("rules", i, "notify"), 1) for i, item in enumerate(rules)}
+    return [
+        f"{path}:{where[rule.id]}: rule {rule.id!r}: notify: no target named {name!r} in alerts.notify "
+        f"(targets: {', '.join(names) or 'none'})"
+        for rule in rules
+        for name in rule.notify or ()
+        if name not in names
+    ]
+
+
+def _check_file(
+    path: Path, kind: str, environment: str, config: ConfigDir, report: Report, environ: dict | None = None
+) -> None:
+    environ = environ or {}
     if kind == "environment":
         values, errors = read_env_file(path)
         report.add(path, errors + check_environment(values, str(path), environment, config))
@@ -152,7 +174,8 @@ def _check_file(path: Path, kind: str, environment: str, config: ConfigDir, repo
             report.add(path, str(exc))
     elif kind == "rules":
         try:
-            report.add(path, read_rules_file(path)[1])
+            rules, errors = read_rules_file(path)
+            report.add(path, errors + _unknown_targets(path, rules, environment, config, environ))
         except ConfigError as exc:
             report.add(path, str(exc))
     else:
@@ -178,7 +201,7 @@ def check(paths: list[Path], environment: str, config: ConfigDir, environ: dict[
         _check_file(config.settings_file(environment), "settings", environment, config, report)
         for kind, folder in (("dashboard", config.dashboards), ("rules", config.alerts)):
             for path in sorted(folder.glob("*.yaml")):
-                _check_file(path, kind, environment, config, report)
+                _check_file(path, kind, environment, config, report, environ)
         values = {name: (value, 0) for name, value in environ.items()}
         errors = check_environment(values, "environment", environment, config)
         report.errors += [e.replace("environment:0: ", "environment: ", 1) for e in errors]

@@ -87,7 +87,11 @@ def describe(
     ``name_of`` may rename a location: it returns (where, field) or None.
     """
     out = []
-    for err in error.errors():
+    errors = error.errors()
+    inner = {tuple(e["loc"][:n]) for e in errors for n in range(len(e["loc"]))}
+    for err in errors:
+        if err["type"] == "too_short" and tuple(err["loc"]) in inner:
+            continue  # "no items" only because its items are wrong: those errors say why
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         probe = loc
         while probe and probe not in lines:

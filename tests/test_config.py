@@ -9,6 +9,7 @@ import pytest
 from collectors.registry import COLLECTORS
 from dashboard_app.access.secrets import load_secrets
 from dashboard_app.alerts.rules import load_rule_files
+from dashboard_app.check_config import check
 from dashboard_app.config_dir import ConfigDir, find_config
 from dashboard_app.settings import CollectorsSettings, load_settings
 from layouts.dashboards import load_dashboard, load_dashboards
@@ -273,3 +274,26 @@ def test_a_key_of_a_mapping_setting_is_set_from_the_environment_and_a_key_inside
     assert settings.auth.metric_levels["node_"] == "operations"
     with pytest.raises(ConfigError, match="PULSEBOARD_DEMO__X: unknown setting demo.x"):
         load_settings("development", environ={"PULSEBOARD_DEMO__X": "1"})
+
+
+def test_check_config_finds_a_rule_naming_a_missing_target_and_only_the_real_panel_errors(tmp_path):
+    (tmp_path / "alerts").mkdir()
+    (tmp_path / "dashboards").mkdir()
+    rules = tmp_path / "alerts" / "mine.yaml"
+    rules.write_text(
+        "rules:\n  - id: queue\n    name: Queue\n    query: shop_queue_depth\n    condition: '>'\n"
+        "    threshold: 10\n    notify: [oncall]\n"
+    )
+    board = tmp_path / "dashboards" / "shop.yaml"
+    board.write_text("id: shop\ntitle: Shop\naccess: executive\npanels:\n  - {id: a, type: pie3d}\n")
+    report = check([tmp_path], "development", ConfigDir(tmp_path), {})
+    assert f"{rules}:7: rule 'queue': notify: no target named 'oncall' in alerts.notify" in report.errors[-1]
+    assert [e.split(": ", 1)[1] for e in report.errors if e.startswith(str(board))] == [
+        "panel 'a' field title: Field required",
+        "panel 'a' field type: must be one of 'line', 'area', 'bar', 'pie', 'gauge', 'stat', 'table' or "
+        "'heatmap'",
+        "panel 'a' field queries: Field required",
+    ]  # and not that the dashboard has no panels
+    named = {"PULSEBOARD_ALERTS__NOTIFY": '[{"name": "oncall", "url": "json://127.0.0.1/"}]'}
+    in_force = check([], "development", ConfigDir(tmp_path), named)  # the environment names the target
+    assert in_force.errors and not [e for e in in_force.errors if "notify" in e]
