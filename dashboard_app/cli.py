@@ -12,20 +12,26 @@ from pathlib import Path
 
 from dashboard_app import __version__
 from dashboard_app.config_dir import ENV_VAR, find_config, write_starter
-from dashboard_app.settings import ENVIRONMENTS, load_settings
+from dashboard_app.settings import ENVIRONMENTS, LISTEN, load_settings, served_at
 from layouts.validation import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def build(environment: str, data_dir: str | Path, config_dir: str | None = None):
-    """Load the settings, start collecting and return the Dash app."""
+def build(
+    environment: str,
+    data_dir: str | Path,
+    config_dir: str | None = None,
+    address: tuple[str, int] = LISTEN,
+):
+    """Load the settings, start collecting and return the Dash app (served on ``address``)."""
     from dashboard_app.runtime import Runtime  # here, so an agent never loads the pages' libraries
     from dashboard_app.server import create_app
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     config = find_config(config_dir)
-    runtime = Runtime(load_settings(environment, config=config), data_dir, config=config)
+    settings = served_at(load_settings(environment, config=config), *address)
+    runtime = Runtime(settings, data_dir, config=config)
     app = create_app(runtime)
     runtime.start()
     atexit.register(runtime.stop)
@@ -47,8 +53,9 @@ def _common(parser: argparse.ArgumentParser, *, listen: bool = True) -> None:
         "else the shipped defaults)",
     )
     if listen:
-        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8050, help="port to listen on (default: 8050)")
+        host, port = LISTEN
+        parser.add_argument("--host", default=host, help=f"address to listen on (default: {host})")
+        parser.add_argument("--port", type=int, default=port, help=f"port to listen on (default: {port})")
     _data_dir(parser)
 
 
@@ -106,7 +113,7 @@ def _configuration_error(exc: ConfigError) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        app = build(args.env, args.data_dir, args.config)
+        app = build(args.env, args.data_dir, args.config, (args.host, args.port))
     except ConfigError as exc:
         return _configuration_error(exc)
     port = args.port

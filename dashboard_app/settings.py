@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
@@ -17,6 +18,7 @@ from layouts.validation import ConfigError, Duration, load_model, read_yaml
 
 ENVIRONMENTS = ("development", "staging", "production")
 ENV_PREFIX = "PULSEBOARD_"
+LISTEN = ("127.0.0.1", 8050)  # where `pulseboard serve` listens unless told otherwise
 # Short names for the settings people set most from the environment.
 ALIASES = {
     "PULSEBOARD_SYSTEM_INTERVAL": "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL",
@@ -172,7 +174,12 @@ class AlertSettings(_Strict):
         "a plain URL is named by its scheme, or give {name, url} for a rule's notify: to pick.",
     )
     resend_interval: Duration = Field(60, ge=1, description="Seconds between resends of firing alerts.")
-    external_url: str = Field("http://127.0.0.1:8050", description="Pulseboard's URL, for links in alerts.")
+    external_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="Pulseboard's URL as its readers reach it, for links in alerts (default: the address "
+        "`pulseboard serve` listens on).",
+    )
 
     @model_validator(mode="after")
     def _urls(self):
@@ -405,3 +412,14 @@ class _EnvironmentSettings(BaseSettings, Settings):
     """The settings as pydantic-settings reads them from the environment."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+
+
+def served_at(settings: Settings, host: str, port: int) -> Settings:
+    """The settings of a server listening on host:port: links in alerts lead there unless
+    ``alerts.external_url`` says where readers reach it (a listener on every address: by host name)."""
+    if settings.alerts.external_url is not None:
+        return settings
+    host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    host = f"[{host}]" if ":" in host else host
+    alerts = settings.alerts.model_copy(update={"external_url": f"http://{host}:{port}"})
+    return settings.model_copy(update={"alerts": alerts})

@@ -4,6 +4,7 @@ real store, the real engine and real HTTP."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ import pytest
 
 from dashboard_app.alerts.notify import wait_delivered
 from dashboard_app.runtime import Runtime
+from dashboard_app.settings import served_at
 from layouts.alert_views import alerts_body
 from layouts.validation import ConfigError
 from tests.servers import free_port, quiet_settings, serving
@@ -310,3 +312,11 @@ def test_an_alerts_value_and_its_rules_threshold_are_shown_in_the_metrics_unit(t
         text = json.dumps([c.to_plotly_json() for c in page], default=str)
         assert "30 KiB/s" in text and "> 1 KiB/s" in text and "0 s" in text
     runtime.stop()
+
+
+def test_links_in_alerts_lead_where_pulseboard_is_served_unless_told_otherwise():
+    settings = quiet_settings()
+    assert served_at(settings, "127.0.0.1", 9123).alerts.external_url == "http://127.0.0.1:9123"
+    assert served_at(settings, "0.0.0.0", 80).alerts.external_url == f"http://{socket.gethostname()}:80"
+    told = quiet_settings(alerts__external_url="https://pulse.example.com")
+    assert served_at(told, "0.0.0.0", 80).alerts.external_url == "https://pulse.example.com"

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from dashboard_app.settings import LISTEN
 from layouts.units import format_time, format_value
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class Notifier:
         self,
         alertmanager: str | None,
         webhooks: tuple[str, ...] = (),
-        generator: str = "http://127.0.0.1:8050",
+        generator: str | None = None,
         resend_interval: float = 60.0,
         notify: tuple[tuple[str, str], ...] = (),
         backoff: float = 1.0,
@@ -166,7 +167,7 @@ class Notifier:
         count: Callable[[str, dict[str, str]], None] = lambda name, labels: None,
     ):
         self.alertmanager = alertmanager.rstrip("/") if alertmanager else None
-        self.generator = generator.rstrip("/")
+        self.generator = (generator or "http://{}:{}".format(*LISTEN)).rstrip("/")  # links to the pages
         self.resend_interval = resend_interval
         self.backoff = backoff
         self.clock = clock
