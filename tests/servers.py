@@ -135,6 +135,40 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:
             proc.kill()
 
 
+class Pusher:
+    """Push batches of increments of a counter as fast as the server answers, counting the samples
+    it acknowledged, until stopped or the server is gone."""
+
+    def __init__(self, url: str, name: str, batch: int = 50):
+        self.url = f"{url}{API}/metrics/custom/record"
+        self.body = {"samples": [{"name": name, "value": 1}] * batch}
+        self.acknowledged = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._push, name="pusher", daemon=True)
+        self._thread.start()
+
+    def _push(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            try:
+                if session.post(self.url, json=self.body, timeout=5).ok:
+                    self.acknowledged += len(self.body["samples"])
+            except requests.RequestException:
+                return  # the server is gone
+
+    def wait_for(self, count: int, timeout: float = 20) -> int:
+        """Wait until ``count`` samples are acknowledged (or the time is up); return how many are."""
+        deadline = time.monotonic() + timeout
+        while self.acknowledged < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.acknowledged
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(10)
+        return self.acknowledged
+
+
 PROMETHEUS = shutil.which("prometheus")
 
 

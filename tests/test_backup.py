@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import requests
 
-from tests.servers import ROOT, free_port, start, stop, wait_http
+from tests.servers import ROOT, Pusher, free_port, start, stop, wait_http
 
 API = "/api/v1/monitoring"
 JOBS = "jobs_done_total"
@@ -57,33 +56,18 @@ def test_a_backup_taken_during_pushes_keeps_every_acknowledged_sample_and_the_re
     # Flushing every minute: only the write a push makes before answering can keep its samples.
     env = {"PULSEBOARD_DEMO": "false", "PULSEBOARD_STORE__FLUSH_INTERVAL": "60"}
     proc = start(data, port, **env)
-    acknowledged = 0
     try:
         wait_http(url + API + "/version", proc)
         body = {"name": JOBS, "type": "counter", "help": "Jobs done"}
         assert requests.post(url + API + "/metrics/custom/register", json=body, timeout=5).status_code == 201
         assert requests.post(url + API + "/alerts/rules", json=RULE, timeout=5).status_code == 201
         assert requests.post(url + API + "/dashboards/create", json=DASHBOARD, timeout=5).status_code == 201
-        batch = {"samples": [{"name": JOBS, "value": 1}] * 50}
-        stop_pushing = threading.Event()
-
-        def push():
-            nonlocal acknowledged
-            session = requests.Session()
-            while not stop_pushing.is_set():
-                if session.post(url + API + "/metrics/custom/record", json=batch, timeout=5).ok:
-                    acknowledged += 50
-
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        while acknowledged < 1000:
-            time.sleep(0.01)
-        before = acknowledged  # acknowledged before the backup began: all of it must be in the copy
+        pusher = Pusher(url, JOBS)
+        before = pusher.wait_for(1000)  # acknowledged before the backup began: all must be in the copy
         done = backup(data, copy)
-        after = acknowledged
+        after = pusher.acknowledged
         time.sleep(0.5)  # pushes go on after the copy
-        stop_pushing.set()
-        pusher.join(10)
+        acknowledged = pusher.stop()
         assert done.returncode == 0, done.stderr
         assert "backed up" in done.stdout
         assert backup(data, copy).returncode == 1  # never over an earlier backup

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import signal
 import sqlite3
-import threading
 import time
 
 import requests
@@ -15,7 +14,7 @@ from collectors.metrics import MetricSpec, Sample
 from collectors.store import HEAD_CHUNK
 from dashboard_app.pages.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
-from tests.servers import free_port, quiet_settings, serving, start, stop, wait_http
+from tests.servers import Pusher, free_port, quiet_settings, serving, start, stop, wait_http
 
 API = "/api/v1/monitoring"
 JOBS = "jobs_done_total"
@@ -27,33 +26,15 @@ def test_every_acknowledged_push_survives_kill_9(tmp_path):
     # Flushing every minute: only the write a push makes before answering can keep its samples.
     env = {"PULSEBOARD_DEMO": "false", "PULSEBOARD_STORE__FLUSH_INTERVAL": "60"}
     proc = start(tmp_path, port, **env)
-    acknowledged = 0
     try:
         wait_http(url + API + "/version", proc)
         body = {"name": JOBS, "type": "counter", "help": "Jobs done"}
         assert requests.post(url + API + "/metrics/custom/register", json=body, timeout=5).status_code == 201
-        batch = {"samples": [{"name": JOBS, "value": 1}] * 50}
-        stop_pushing = threading.Event()
-
-        def push():
-            nonlocal acknowledged
-            session = requests.Session()
-            while not stop_pushing.is_set():
-                try:
-                    if session.post(url + API + "/metrics/custom/record", json=batch, timeout=5).ok:
-                        acknowledged += 50
-                except requests.RequestException:
-                    return  # the server is gone
-
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        deadline = time.monotonic() + 20
-        while acknowledged < 2000 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        pusher = Pusher(url, JOBS)
+        pusher.wait_for(2000)
         proc.send_signal(signal.SIGKILL)  # in the middle of the push loop
         proc.wait(10)
-        stop_pushing.set()
-        pusher.join(10)
+        acknowledged = pusher.stop()
     finally:
         if proc.poll() is None:
             proc.kill()
