@@ -26,6 +26,7 @@ from dashboard_app.api.exposition import render
 from dashboard_app.api.frame import Api, error_response
 from dashboard_app.live import channel as live
 from dashboard_app.pages import admin as admin_page_callbacks
+from dashboard_app.pages import alerts as alerts_page_callbacks
 from dashboard_app.pages import dashboards as dashboard_callbacks
 from dashboard_app.pages import trends as trends_page_callbacks
 from dashboard_app.protocols import influx, otlp, query_api, remote_write
@@ -181,6 +182,7 @@ def create_app(runtime: Runtime) -> Dash:
     remote_write.add_routes(server, runtime, permissions)
     query_api.add_routes(server, runtime, permissions)
     dashboard_callbacks.register(app, runtime, permissions)
+    alerts_page_callbacks.register(app, runtime, permissions)
     trends_page_callbacks.register(app, runtime, permissions)
     admin_page_callbacks.register(app, runtime, permissions)
 
