@@ -143,7 +143,7 @@ def alerts_body(
             r["name"],
             html.Code(
                 f"{r['aggregation']}({r['query']}[{r['window']:g}s])"
-                + (f" predicted {r['predict']:g}s ahead" if r.get("predict") else "")
+                + (f" predicted {_ago(r['predict'])} ahead" if r.get("predict") else "")
             ),
             f"{r['condition']} {format_value(r['threshold'], r.get('unit'))}",
             _ago(r["for"]),
