@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashboard_app.access.secrets import load_secrets
-from dashboard_app.alerts.rules import read_rules_file
+from dashboard_app.alerts.rules import AlertRule, read_rules_file, unknown_targets
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.settings import ENV_PREFIX, ENVIRONMENTS, load_settings
 from layouts.dashboards import load_dashboard
@@ -134,7 +134,7 @@ def _kind(path: Path) -> str:
 
 
 def _unknown_targets(
-    path: Path, rules: list, environment: str, config: ConfigDir, environ: dict[str, str]
+    path: Path, rules: list[AlertRule], environment: str, config: ConfigDir, environ: dict[str, str]
 ) -> list[str]:
     """A rule's ``notify:`` names that ``alerts.notify`` has no target of (as start-up refuses them)."""
     try:
@@ -144,11 +144,9 @@ def _unknown_targets(
     _, lines = read_yaml(path)
     where = {item.id: lines.get(("rules", i, "notify"), 1) for i, item in enumerate(rules)}
     return [
-        f"{path}:{where[rule.id]}: rule {rule.id!r}: notify: no target named {name!r} in alerts.notify "
-        f"(targets: {', '.join(names) or 'none'})"
+        f"{path}:{where[rule.id]}: rule {rule.id!r}: {reason}"
         for rule in rules
-        for name in rule.notify or ()
-        if name not in names
+        for reason in unknown_targets(rule, names)
     ]
 
 

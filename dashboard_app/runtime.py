@@ -29,7 +29,7 @@ from dashboard_app.access.secrets import Secrets, load_secrets
 from dashboard_app.access.users import Users
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.notify import Notifier
-from dashboard_app.alerts.rules import RuleBook, load_rule_files
+from dashboard_app.alerts.rules import RuleBook, load_rule_files, unknown_targets
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.api.frame import QueryGate
 from dashboard_app.config_dir import ConfigDir
@@ -165,12 +165,9 @@ class Runtime:
             count=self.instruments.count,
         )
         for rule in self.rules.shipped.values():
-            unknown = sorted(set(rule.notify or ()) - set(self.notifier.people))
+            unknown = unknown_targets(rule, self.notifier.people)
             if unknown:
-                raise ConfigError(
-                    f"{config.alerts}: rule {rule.id!r}: notify: no target named {unknown[0]!r} in "
-                    f"alerts.notify (targets: {', '.join(self.notifier.people) or 'none'})"
-                )
+                raise ConfigError(f"{config.alerts}: rule {rule.id!r}: {unknown[0]}")
         self.silences = Silences(data_dir / "silences.json", clock)
         self.alerts = AlertEngine(self.rules, self.api_source, clock, self.notifier.send, self.silences)
         self.scheduler.every("alerts", alerts.interval, self.alerts.evaluate)

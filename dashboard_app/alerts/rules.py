@@ -124,6 +124,15 @@ def read_rules_file(path: Path) -> tuple[list[AlertRule], list[str]]:
     return rules, errors
 
 
+def unknown_targets(rule: AlertRule, targets: list[str]) -> list[str]:
+    """Why a rule's ``notify:`` cannot be met: one reason for each name ``alerts.notify`` has no target of."""
+    known = ", ".join(targets) or "none: set alerts.notify"
+    return [
+        f"notify: no target named {name!r} in alerts.notify (targets: {known})"
+        for name in sorted(set(rule.notify or ()) - set(targets))
+    ]
+
+
 def load_rule_files(directory: Path) -> dict[str, AlertRule]:
     """Load every rules file in a directory; raise ConfigError with every problem found."""
     rules: dict[str, AlertRule] = {}

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from dashboard_app.access.permissions import Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.alerts.engine import backtest
-from dashboard_app.alerts.rules import AlertRule, prometheus_rule_file
+from dashboard_app.alerts.rules import AlertRule, prometheus_rule_file, unknown_targets
 from dashboard_app.alerts.shown import visible_alerts, visible_rules, visible_silences
 from dashboard_app.alerts.silences import SilenceError
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
@@ -72,10 +72,9 @@ def _may_read(rule: AlertRule, runtime: Runtime) -> None:
     """Refuse a rule on a metric the caller may not read (403 naming the query), or one that names
     a notification target there is not (400)."""
     reads().api.check(rule.query)
-    unknown = sorted(set(rule.notify or ()) - set(runtime.notifier.people))
+    unknown = unknown_targets(rule, runtime.notifier.people)
     if unknown:
-        targets = ", ".join(runtime.notifier.people) or "none: set alerts.notify"
-        raise ApiError(f"notify: no target named {unknown[0]!r} (targets: {targets})", field="notify")
+        raise ApiError(unknown[0], field="notify")
 
 
 def add_routes(api: Api, runtime: Runtime) -> None:
