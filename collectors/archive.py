@@ -168,6 +168,12 @@ class Archive:
             self._problem(f"metric declarations unreadable ({exc}); they come back as collectors run")
             return []
 
+    def flushed_through(self) -> int | None:
+        """Return the last log record a flush has written the samples of (None: every record)."""
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'flushed_through'").fetchone()
+        return None if row is None else int(row[0])
+
     def wal(self) -> Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """Yield the write-ahead log's records, oldest first: seq, series ids, times, values."""
         with self._lock:
@@ -190,13 +196,15 @@ class Archive:
         sealed: list[tuple[float, float, int]],
         wal_before: int | None,
         specs: list[MetricSpec] | None,
+        flushed_through: int | None = None,
     ) -> list[int]:
         """Write one flush in one transaction; return the row ids of the chunks, in order.
 
         ``series`` are new series, ``wal`` the samples appended since the last flush (seq, ids,
         times, values), ``chunks`` (series, step, start, end, samples, bytes) what was sealed,
         ``sealed`` each series' newest sealed time and value, ``wal_before`` the first log record
-        still needed.
+        still needed, ``flushed_through`` the last log record all of whose samples are now in chunks
+        or in the head (a flush's); the samples of later records are in no chunk yet.
         """
         if self.directory is not None and not (self.directory / FILE).exists():
             # Writes would go on into a file nobody can open again: say so instead.
@@ -224,12 +232,17 @@ class Archive:
                     db.executemany("UPDATE series SET sealed_until = ?, sealed_last = ? WHERE id = ?", sealed)
                 if wal_before is not None:
                     db.execute("DELETE FROM wal WHERE seq < ?", (wal_before,))
+                if flushed_through is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('flushed_through', ?)", (str(flushed_through),)
+                    )
                 if specs is not None:
                     text = json.dumps([spec.__dict__ for spec in specs])
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('specs', ?)", (text,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite has rolled back itself on a full disk
+                    db.execute("ROLLBACK")
                 raise
             return ids
 
@@ -292,7 +305,8 @@ class Archive:
             self.db.execute("DELETE FROM chunks WHERE id = ?", (cid,))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         if row is not None:
             sid, step, start, end = row
@@ -344,7 +358,8 @@ class Archive:
                     new = self.db.execute(INSERT_CHUNK, row).lastrowid
                     self.db.execute("COMMIT")
                 except BaseException:
-                    self.db.execute("ROLLBACK")
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
                     raise
                 self.cache.drop(ids)
                 self.cache.put(new, merged)
@@ -390,7 +405,8 @@ class Archive:
                 self.db.execute(also, args or [])
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self.cache.drop(ids)
 

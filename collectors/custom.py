@@ -120,7 +120,7 @@ class CustomMetrics:
                 self.rejected += 1
                 raise
             try:
-                stored = self.store.append(out)
+                stored = self.store.append(out, durable=True)
             except SeriesLimitError as exc:
                 self.rejected += 1
                 raise MetricError(str(exc), 422, "samples") from None

@@ -142,7 +142,7 @@ class ProtocolIngest:
                 raise MetricError(str(exc), 422, "body") from None
             for spec in declare:
                 self.store.declare(spec, owner)
-            return self.store.append(samples)
+            return self.store.append(samples, durable=True)
 
     def running_totals(self) -> Callable[[str, dict[str, str], float], float]:
         """Return a function that adds a delta to a series' running total (from the store, then kept)."""

@@ -24,6 +24,20 @@ class SelectorError(ValueError):
     """A selector that cannot be parsed; the message says where and what is allowed."""
 
 
+def compile_regex(label: str, pattern: str):
+    """Compile a label regex with RE2 (linear time, bounded memory) or raise SelectorError saying why."""
+    # RE2 matches in linear time: no pattern can stall the process by backtracking.
+    if len(pattern) > MAX_REGEX:
+        raise SelectorError(f"label {label}: a regular expression has at most {MAX_REGEX} characters")
+    try:
+        return re2.compile(pattern, options=_RE2)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise SelectorError(
+            f"label {label}: bad regular expression {pattern!r}: {reason} (RE2 syntax, as Prometheus)"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Matcher:
     """One label condition of a selector."""
@@ -34,19 +48,7 @@ class Matcher:
 
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
-            # RE2 matches in linear time: no pattern can stall the process by backtracking.
-            if len(self.value) > MAX_REGEX:
-                raise SelectorError(
-                    f"label {self.label}: a regular expression has at most {MAX_REGEX} characters"
-                )
-            try:
-                object.__setattr__(self, "_regex", re2.compile(self.value, options=_RE2))
-            except re2.error as exc:
-                reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
-                raise SelectorError(
-                    f"label {self.label}: bad regular expression {self.value!r}: {reason} "
-                    "(RE2 syntax, as Prometheus)"
-                ) from None
+            object.__setattr__(self, "_regex", compile_regex(self.label, self.value))
 
     def matches(self, labels: dict[str, str]) -> bool:
         actual = labels.get(self.label, "")

@@ -10,7 +10,9 @@ appended since the last one to a write-ahead log, so a restart puts the head bac
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,13 +39,21 @@ RAW_MERGE = 960  # samples a merged raw chunk holds at most (eight head chunks)
 PARTITION = 1440  # buckets one merged rollup chunk covers at most (a day of minutes)
 UPKEEP_EVERY = 60.0  # seconds between two passes that drop expired chunks and series
 INLINE_FLUSH = 200_000  # sealed samples waiting past which an append writes them itself
+CHECKPOINT_EVERY = 300.0  # seconds between two flushes that write every head whole and drop the older log
 _EMPTY = np.iinfo(np.int64).max
+log = logging.getLogger(__name__)
 
 
 class SeriesLimitError(ValueError):
     """Samples that would make more series than the store may hold (``store.max_series``)."""
 
     status = 422
+
+
+class NotStored(RuntimeError):
+    """Samples refused because the data directory could not be written: none of them is kept."""
+
+    status = 507
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,7 @@ class Store:
         self._imported: list[tuple[int, float, Rollup]] = []
         self._seq = 1  # the write-ahead record the next flush writes
         self._next_upkeep = 0.0
+        self._next_checkpoint = 0.0
         self.appended = 0
         self.backfilled = 0
         self.too_old = 0
@@ -228,10 +239,13 @@ class Store:
             )
 
     # ----- writing
-    def append(self, samples: Iterable[Sample]) -> int:
+    def append(self, samples: Iterable[Sample], durable: bool = False) -> int:
         """Store samples through the one write path; return how many were kept.
 
-        Raise SeriesLimitError, storing nothing, when they would make more series than the cap.
+        ``durable``: the samples are in the write-ahead log on disk before this returns (a push
+        acknowledged survives a kill -9), or none of them is kept and NotStored says why, so a
+        client's retry never counts them twice. Raise SeriesLimitError, storing nothing, when they
+        would make more series than the cap.
         """
         samples = samples if isinstance(samples, list) else list(samples)
         if not samples:
@@ -239,21 +253,45 @@ class Store:
         n = len(samples)
         with self._lock:
             ids = self._ids
+            created: list[int] = []
             try:
                 sid = np.fromiter((ids[s[0], s[1]] for s in samples), dtype=np.int64, count=n)
             except KeyError:
                 keys = [(s[0], s[1]) for s in samples]
                 fresh = dict.fromkeys(k for k in keys if k not in ids)
                 self._check_cap(fresh)
-                for name, labels in fresh:
-                    self._create(name, labels)
+                created = [self._create(name, labels) for name, labels in fresh]
                 sid = np.fromiter((ids[k] for k in keys), dtype=np.int64, count=n)
             ts = np.fromiter((s[3] for s in samples), dtype=np.float64, count=n)
             val = np.fromiter((s[2] for s in samples), dtype=np.float64, count=n)
-            kept = self._append_arrays(sid, ts, val, self.journal, self._seq)
+            if durable and self.journal:
+                seq = self._log(sid, ts, val, created)
+                kept = self._append_arrays(sid, ts, val, False, seq)
+            else:
+                kept = self._append_arrays(sid, ts, val, self.journal, self._seq)
             if self._queued > INLINE_FLUSH:
-                self.flush()
+                try:
+                    self.flush()
+                except (OSError, sqlite3.Error) as exc:  # kept in memory for the next flush
+                    log.error("store: sealed chunks not written yet (%s); the next flush retries", exc)
             return kept
+
+    def _log(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, created: list[int]) -> int:
+        """Write one write-ahead record (and the series it makes) before the samples enter the head.
+
+        On failure the series it made are removed again and NotStored is raised: nothing is kept.
+        """
+        fresh = [(s.id, s.name, s.labels) for s in self._unsaved if self._series[s.id] is s]
+        seq = self._seq
+        try:
+            self.archive.write(fresh, (seq, sid, ts, val), [], [], None, None)
+        except (OSError, sqlite3.Error) as exc:
+            for row in created:
+                self._remove(row)
+            raise NotStored(f"the samples could not be written to the data directory ({exc})") from None
+        self._unsaved = []
+        self._seq += 1
+        return seq
 
     def _append_arrays(self, sid: np.ndarray, ts: np.ndarray, val: np.ndarray, log: bool, seq: int) -> int:
         finite = np.isfinite(ts) & ~np.isinf(val)  # NaN values are samples (and staleness markers)
@@ -441,24 +479,40 @@ class Store:
             for sid, step, r in self._imported:
                 rows.append(rollup_row(sid, step, r))
                 cached.append(r.block())
-            wal = None
-            if self._pending:
-                sid, ts, val = (np.concatenate(p) for p in zip(*self._pending))
-                wal = (self._seq, sid, ts, val)
-            waiting = self._head_seq[: len(self._series)]
-            wal_before = (int(waiting.min()) if len(waiting) else _EMPTY) if self.journal else None
-            if wal_before is not None:
-                wal_before = min(wal_before, self._seq + 1)
+            wal, checkpoint = None, self.journal and now >= self._next_checkpoint
+            if checkpoint:
+                # Every head whole in one record: with the chunks of this flush it is the whole state,
+                # so the older records go and a start replays at most CHECKPOINT_EVERY of the log.
+                used = len(self._series)
+                held = np.flatnonzero(self._head_n[:used] > 0)
+                counts = self._head_n[held]
+                inside = np.arange(HEAD_CHUNK)[None, :] < counts[:, None]
+                if len(held):
+                    heads = (self._head_ts[held][inside], self._head_val[held][inside])
+                    wal = (self._seq, np.repeat(held, counts), *heads)
+                wal_before = self._seq
+            else:
+                if self._pending:
+                    sid, ts, val = (np.concatenate(p) for p in zip(*self._pending))
+                    wal = (self._seq, sid, ts, val)
+                waiting = self._head_seq[: len(self._series)]
+                wal_before = (int(waiting.min()) if len(waiting) else _EMPTY) if self.journal else None
+                if wal_before is not None:
+                    wal_before = min(wal_before, self._seq + 1)
             sealed = [
                 (float(self._sealed_until[s]), _or_none(self._sealed_last[s]), s) for s in sorted(sealed_sids)
             ]
             specs = list(self.specs.values()) if len(self.specs) != self._specs_saved else None
             fresh = [(s.id, s.name, s.labels) for s in self._unsaved if self._series[s.id] is s]
-            ids = self.archive.write(fresh, wal, rows, sealed, wal_before, specs)
+            through = self._seq if wal is not None else self._seq - 1
+            ids = self.archive.write(fresh, wal, rows, sealed, wal_before, specs, through)
             # Written: what was waiting is now in the archive.
             for cid, block in zip(ids, cached):
                 self.archive.remember(cid, block)
             self._queue, self._queued, self._pending, self._unsaved, self._imported = {}, 0, [], [], []
+            if checkpoint:
+                self._head_seq[held] = self._seq
+                self._next_checkpoint = now + CHECKPOINT_EVERY
             if wal is not None:
                 self._seq += 1
             if specs is not None:
@@ -508,16 +562,20 @@ class Store:
             return
         self.archive.forget(dead)
         for sid in dead:
-            series = self._series[sid]
-            self._series[sid] = None
-            del self._ids[(series.name, series.labels)]
-            named = self._by_name[series.name]
-            del named[sid]
-            if not named:
-                del self._by_name[series.name]
-            self._queue.pop(sid, None)
-            self._reset_row(sid)
-            self._free.append(sid)
+            self._remove(sid)
+
+    def _remove(self, sid: int) -> None:
+        """Forget one series in memory and free its row."""
+        series = self._series[sid]
+        self._series[sid] = None
+        del self._ids[(series.name, series.labels)]
+        named = self._by_name[series.name]
+        del named[sid]
+        if not named:
+            del self._by_name[series.name]
+        self._queue.pop(sid, None)
+        self._reset_row(sid)
+        self._free.append(sid)
 
     def _load(self) -> None:
         """Put back the series, their declarations and the head as the last run left them."""
@@ -533,10 +591,16 @@ class Store:
             self.specs.remember(spec)
         self._specs_saved = len(self.specs)
         in_chunks: dict[int, int] = {}  # samples at a series' last sealed time that a chunk holds
+        through = self.archive.flushed_through()
         for seq, sid, ts, val in self.archive.wal():
             known = (sid >= 0) & (sid < len(self._series))
             known[known] = [self._series[i] is not None for i in sid[known].tolist()]
             sid, ts, val = sid[known], ts[known], val[known]
+            if through is not None and seq > through:
+                # Logged by a push after the last flush: no chunk holds any of it (late history included).
+                self._append_arrays(sid, ts, val, log=False, seq=seq)
+                self._seq = max(self._seq, seq + 1)
+                continue
             # The log and the chunks keep whole milliseconds: compare times as they hold them.
             sealed = self._sealed_until[sid]
             stamp, until = to_ms(ts), to_ms(np.where(np.isfinite(sealed), sealed, 0.0))
@@ -558,6 +622,9 @@ class Store:
     def _sealed_at(self, series_id: int, moment_ms: int) -> int:
         """Return how many samples of a series the chunks on disk hold at one time (in milliseconds)."""
         moment = moment_ms / 1000.0
+        if moment < self.clock() - self.tiers[0].retention:
+            # Past the raw tier only rollups hold it, and they hold every sample up to the sealed time.
+            return np.iinfo(np.int64).max
         parts = self.archive.samples(series_id, moment - 0.001, moment + 0.001)
         return sum(int((to_ms(t) == moment_ms).sum()) for t, _ in parts)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 from flask import request
 
 from collectors.aggregator import AGGREGATIONS
 from collectors.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNIT_NAME
 from collectors.registration import registration
+from collectors.store import NotStored
 from dashboard_app.access.permissions import INGEST, SIGNED_IN, Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.api.exposition import render
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
+from dashboard_app.protocols.body import not_stored
 from dashboard_app.runtime import API_MAX_POINTS as MAX_POINTS
 from dashboard_app.runtime import Runtime
 
@@ -278,16 +278,10 @@ def add_routes(api: Api, runtime: Runtime) -> None:
                 "endpoint for Prometheus to scrape, or push to an embedded Pulseboard",
                 409,
             )
-        stored = metrics.record(body.get("samples"))
-        try:
-            store.flush()  # on disk before answering: an acknowledged sample survives a crash
-        except (OSError, sqlite3.Error) as exc:
-            runtime.instruments.count("pulseboard_storage_write_errors_total", {})
-            raise ApiError(
-                f"the samples are in memory but could not be written to the data directory ({exc}); "
-                "free space or fix its permissions, then send them again",
-                507,
-            ) from None
+        try:  # in the write-ahead log on disk before answering: an acknowledged sample survives a crash
+            stored = metrics.record(body.get("samples"))
+        except NotStored as exc:
+            return not_stored(runtime, exc)
         return {"stored": stored}
 
     @api.route(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import promql_parser as pp
 
-from dashboard_app.promql import functions, operators
+from dashboard_app.promql import functions, operators, text
 from dashboard_app.promql.selectors import Reader, matcher_sets, without_stale
 from dashboard_app.promql.values import (
     LOOKBACK_MS,
@@ -56,6 +56,9 @@ def parse(query: str):
     """Return the expression tree of a query; raise BadData with the parser's reason."""
     if not query.strip():
         raise BadData('invalid parameter "query": 1:1: parse error: no expression found in input')
+    refused = text.check(query)
+    if refused:
+        raise BadData(f'invalid parameter "query": {refused}')
     try:
         return pp.parse(query)
     except (ValueError, TypeError) as exc:

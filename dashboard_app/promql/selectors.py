@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import promql_parser
-import re2
 
 from collectors.metrics import is_stale
+from collectors.selector import SelectorError, compile_regex
 from collectors.store import Store
 from dashboard_app.promql.values import MAX_SAMPLES, NAME, BadData, Execution, Labels
 
@@ -30,21 +30,21 @@ class Matcher:
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        found = _regex(self.value).fullmatch(value) is not None
+        found = _regex(self.name, self.value).fullmatch(value) is not None
         return found if self.op == "=~" else not found
 
 
 _OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
-_compiled: dict[str, re2._Regexp] = {}
+_compiled: dict[str, object] = {}
 
 
-def _regex(pattern: str):
+def _regex(label: str, pattern: str):
     found = _compiled.get(pattern)
     if found is None:
         try:
-            found = re2.compile(pattern)
-        except re2.error as exc:
-            raise BadData(f"invalid regular expression {pattern!r}: {exc}") from None
+            found = compile_regex(label, pattern)
+        except SelectorError as exc:
+            raise BadData(str(exc)) from None
         if len(_compiled) > 1000:
             _compiled.clear()
         _compiled[pattern] = found
@@ -55,7 +55,11 @@ def matcher_sets(selector: promql_parser.VectorSelector) -> list[list[Matcher]]:
     """Return the selector's matchers: one list, or one per ``or`` alternative."""
 
     def convert(items) -> list[Matcher]:
-        return [Matcher(m.name, _OPS[str(m.op).rsplit(".", 1)[-1]], m.value) for m in items]
+        out = [Matcher(m.name, _OPS[str(m.op).rsplit(".", 1)[-1]], m.value) for m in items]
+        for m in out:
+            if m.op in ("=~", "!~"):
+                _regex(m.name, m.value)  # a bad or oversized pattern is refused before anything is read
+        return out
 
     groups = [convert(selector.matchers.matchers)] if selector.matchers.matchers else []
     groups += [convert(g) for g in selector.matchers.or_matchers]

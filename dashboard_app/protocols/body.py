@@ -3,7 +3,6 @@ refuse in one shape and count what it answered."""
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from collections.abc import Callable
 
@@ -11,6 +10,7 @@ from flask import Response, jsonify, request
 
 from collectors.ingest import BodyError
 from collectors.registration import MetricError
+from collectors.store import NotStored
 from dashboard_app.runtime import Runtime
 
 SAMPLES = "pulseboard_ingest_samples_total"
@@ -42,6 +42,9 @@ def counted(runtime: Runtime, protocol: str, handle: Callable[[], Response]) -> 
         except BodyError as exc:
             status = 400
             return refusal(str(exc), 400, exc.field)
+        except NotStored as exc:
+            status = exc.status
+            return not_stored(runtime, exc)
         finally:
             runtime.instruments.count(REQUESTS, {"protocol": protocol, "status": str(status)})
 
@@ -62,14 +65,7 @@ def read_body(limit: int) -> bytes:
     return raw
 
 
-def stored_on_disk(runtime: Runtime) -> None:
-    """Write what was appended to the data directory: an acknowledged sample survives a crash."""
-    if runtime.archive is None:
-        return
-    try:
-        runtime.store.flush()
-    except (OSError, sqlite3.Error) as exc:
-        runtime.instruments.count("pulseboard_storage_write_errors_total", {})
-        raise MetricError(
-            f"the samples are in memory but could not be written to the data directory ({exc})", 507
-        ) from None
+def not_stored(runtime: Runtime, exc: NotStored) -> Response:
+    """Answer a push the data directory could not take: 507, nothing of it kept, so a retry counts once."""
+    runtime.instruments.count("pulseboard_storage_write_errors_total", {})
+    return refusal(f"{exc}; nothing was stored: free space or fix its permissions, then send them again", 507)

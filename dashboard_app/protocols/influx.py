@@ -13,7 +13,7 @@ from flask import Flask, Response, jsonify, request
 from collectors.line_protocol import parse
 from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
-from dashboard_app.protocols.body import SAMPLES, counted, read_body, stored_on_disk
+from dashboard_app.protocols.body import SAMPLES, counted, read_body
 from dashboard_app.runtime import Runtime
 
 ENDPOINTS = {  # rule -> (version, the precisions it takes)
@@ -50,7 +50,6 @@ def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
     if not samples and not skipped:
         raise MetricError("the body holds no lines", 400, "body")
     stored = runtime.protocol_ingest.accept(samples, "influx") if samples else 0
-    stored_on_disk(runtime)
     runtime.instruments.count(SAMPLES, {"protocol": "influx"}, stored)
     if not skipped:
         return Response(status=204)

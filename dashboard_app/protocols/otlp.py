@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from collectors.otlp import decode, samples
 from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
-from dashboard_app.protocols.body import SAMPLES, counted, read_body, stored_on_disk
+from dashboard_app.protocols.body import SAMPLES, counted, read_body
 from dashboard_app.runtime import Runtime
 
 RULE = "/v1/metrics"
@@ -39,7 +39,6 @@ def _export(runtime: Runtime) -> Response:
     ingest = runtime.protocol_ingest
     found, kinds = samples(decode(body, json_body), ingest.running_totals())
     stored = ingest.accept(found, "otlp", kinds) if found else 0
-    stored_on_disk(runtime)
     runtime.instruments.count(SAMPLES, {"protocol": "otlp"}, stored)
     answer = ExportMetricsServiceResponse()
     if json_body:

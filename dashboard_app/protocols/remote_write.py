@@ -13,7 +13,7 @@ from flask import Flask, Response, request
 from collectors.registration import MetricError
 from collectors.remote_write import decode, metadata, samples
 from dashboard_app.access.permissions import INGEST, Permissions
-from dashboard_app.protocols.body import SAMPLES, counted, stored_on_disk
+from dashboard_app.protocols.body import SAMPLES, counted
 from dashboard_app.runtime import Runtime
 
 RULE = "/api/v1/write"
@@ -47,6 +47,5 @@ def _write(runtime: Runtime) -> Response:
     kinds = {spec.name: spec.type for spec in described if runtime.store.specs.get(spec.name) is None}
     stored = ingest.accept(found, "remote-write", kinds, nan_ok=True, relayed=True) if found else 0
     ingest.describe(described, "remote-write")
-    stored_on_disk(runtime)
     runtime.instruments.count(SAMPLES, {"protocol": "remote-write"}, stored)
     return Response(status=204)
