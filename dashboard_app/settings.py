@@ -150,6 +150,12 @@ class QuerySettings(_Strict):
     max_points: int = Field(2000, ge=10, description="Most points a query returns per series.")
     max_concurrent: int = Field(8, ge=1, description="API queries, exports and analyses running at once.")
     timeout: Duration = Field(10, description="Seconds an API query may run before it is stopped.")
+    max_samples: int = Field(
+        5_000_000,
+        ge=1000,
+        description="Samples and points one PromQL query may hold (as Prometheus' --query.max-samples); "
+        "past it the query is refused with 422.",
+    )
 
 
 class NotifyTarget(_Strict):

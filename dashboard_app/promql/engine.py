@@ -17,6 +17,7 @@ from dashboard_app.promql.selectors import Reader, matcher_sets, without_stale
 from dashboard_app.promql.values import (
     LOOKBACK_MS,
     BadData,
+    Budget,
     Matrix,
     Scalar,
     String,
@@ -61,7 +62,7 @@ def parse(query: str):
         raise BadData(f'invalid parameter "query": {refused}')
     try:
         return pp.parse(query)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BadData(f'invalid parameter "query": {exc}') from None
 
 
@@ -85,7 +86,15 @@ class Evaluator:
         method = getattr(self, "_" + kind, None)
         if method is None:
             raise BadData(f"{kind} expressions are not supported")
-        return method(node)
+        self.budget.check()
+        value = method(node)
+        if isinstance(value, Vector) and kind in ("BinaryExpr", "AggregateExpr", "UnaryExpr"):
+            self.budget.spend(value.values.size)  # no larger than what it was made of, already counted
+        return value
+
+    @property
+    def budget(self) -> Budget:
+        return self.reader.budget
 
     # ----- leaves
     def _NumberLiteral(self, node) -> Scalar:
@@ -108,6 +117,7 @@ class Evaluator:
         self._check_at(node)
         offset = _ms(node.offset)
         found = self.reader.select(matcher_sets(node))
+        self.budget.spend(len(found) * len(self.steps))  # before the (series, steps) arrays are made
         steps = self.steps - offset
         labels, values, present = [], [], []
         for sid, lab in found:
@@ -206,7 +216,7 @@ class Evaluator:
         if node.modifier is not None:
             names = list(node.modifier.labels)
             without = str(node.modifier.type).endswith("Without")
-        return operators.aggregate(op, vector, names, without, param)
+        return operators.aggregate(op, vector, names, without, param, self.budget.check)
 
     def _Call(self, node) -> Value:
         name = node.func.name
@@ -215,6 +225,7 @@ class Evaluator:
             return self._range_function(name, args)
         if name in functions.ELEMENTWISE:
             vector = self._want_vector(self.eval(args[0]), name)
+            self.budget.spend(vector.values.size)
             params = [self._want_scalar(self.eval(a), name).values for a in args[1:]]
             values = functions.ELEMENTWISE[name](vector.values, *params)
             labels = [drop_name(lab) for lab in vector.labels]
@@ -248,15 +259,17 @@ class Evaluator:
             params = self._want_scalar(self.eval(args[0]), name).values
         elif name == "predict_linear":
             params = self._want_scalar(self.eval(args[1]), name).values
+        self.budget.spend(len(matrix.labels) * len(self.steps))  # the instant vector it makes
         labels, values, present = [], [], []
         for lab, ts, val in zip(matrix.labels, matrix.times, matrix.values):
+            self.budget.check()
             where = (ts, val, self.steps, matrix.range_ms, matrix.offset_ms)
             if name in ("rate", "increase", "delta"):
                 out, ok = functions.extrapolated(*where, counter=name != "delta", per_second=name == "rate")
             elif name in ("irate", "idelta"):
                 out, ok = functions.instant_rate(*where, per_second=name == "irate")
             else:
-                out, ok = functions.windowed(name, *where, params)
+                out, ok = functions.windowed(name, *where, params, self.budget.check)
             if ok.any():
                 labels.append(lab if name in functions.KEEPS_NAME else drop_name(lab))
                 values.append(out)

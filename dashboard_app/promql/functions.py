@@ -155,16 +155,25 @@ NEEDS_TWO = {"deriv", "predict_linear"}
 
 
 def windowed(
-    name: str, ts, val, steps, range_ms, offset_ms, params: np.ndarray
+    name: str,
+    ts,
+    val,
+    steps,
+    range_ms,
+    offset_ms,
+    params: np.ndarray,
+    check: Callable[[], None] = lambda: None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply a per-window function at every step."""
+    """Apply a per-window function at every step (``check`` raises when the query must stop)."""
     lo, hi = windows(ts, steps, range_ms, offset_ms)
     least = 2 if name in NEEDS_TWO else 1
     out = np.zeros(len(steps))
     ok = hi - lo >= least
     f = WINDOWED[name]
     with np.errstate(invalid="ignore", divide="ignore"):
-        for i in np.flatnonzero(ok).tolist():
+        for n, i in enumerate(np.flatnonzero(ok).tolist()):
+            if n % 256 == 255:
+                check()
             out[i] = f(val[lo[i] : hi[i]], ts[lo[i] : hi[i]], int(steps[i]), float(params[i]))
     return out, ok
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import operator
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,9 +46,16 @@ def grouping(labels: Labels, names: list[str], without: bool) -> Labels:
     return tuple(p for p in labels if p[0] in keep)
 
 
-def aggregate(op: str, vector: Vector, names: list[str], without: bool, param: np.ndarray | None) -> Vector:
+def aggregate(
+    op: str,
+    vector: Vector,
+    names: list[str],
+    without: bool,
+    param: np.ndarray | None,
+    check: Callable[[], None] = lambda: None,
+) -> Vector:
     """``sum``, ``avg``, ``min``, ``max``, ``count``, ``group``, ``stddev``, ``stdvar``, ``topk``,
-    ``bottomk`` and ``quantile`` at every step."""
+    ``bottomk`` and ``quantile`` at every step (``check`` raises when the query must stop)."""
     steps = vector.values.shape[1]
     if not len(vector):
         return Vector.empty(steps)
@@ -55,7 +63,7 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool, param: n
     for i, labels in enumerate(vector.labels):
         groups.setdefault(grouping(labels, names, without), []).append(i)
     if op in ("topk", "bottomk"):
-        return _top(op, vector, list(groups.values()), param)
+        return _top(op, vector, list(groups.values()), param, check)
     keys, values, present = [], [], []
     for key, rows in groups.items():
         here = vector.present[rows]
@@ -91,15 +99,16 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool, param: n
     return Vector(keys, np.array(values), np.array(present))
 
 
-def _top(op: str, vector: Vector, groups: list[list[int]], param: np.ndarray) -> Vector:
+def _top(op: str, vector: Vector, groups: list[list[int]], param: np.ndarray, check) -> Vector:
     present = np.zeros_like(vector.present)
     for s in range(vector.values.shape[1]):
+        check()
         k = param[s]
         if math.isnan(k):
             raise Execution("Parameter value is NaN")
-        k = int(k)
-        if k < 1:
+        if k < 1:  # -Inf too
             continue
+        k = int(min(k, len(vector)))  # more than there are series (Inf too) takes them all
         for rows in groups:
             candidates = [i for i in rows if vector.present[i, s]]
             if not candidates:

@@ -16,7 +16,7 @@ import promql_parser
 from collectors.metrics import is_stale
 from collectors.selector import SelectorError, compile_regex
 from collectors.store import Store
-from dashboard_app.promql.values import MAX_SAMPLES, NAME, BadData, Execution, Labels
+from dashboard_app.promql.values import NAME, BadData, Budget, Labels
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,17 @@ def matcher_sets(selector: promql_parser.VectorSelector) -> list[list[Matcher]]:
 class Reader:
     """Read series and raw samples from the store, as one caller may."""
 
-    def __init__(self, store: Store, visible: Callable[[str], bool], refuse: Callable[[str], None]):
+    def __init__(
+        self,
+        store: Store,
+        visible: Callable[[str], bool],
+        refuse: Callable[[str], None],
+        budget: Budget | None = None,
+    ):
         self.store = store
         self.visible = visible
         self.refuse = refuse  # raises the caller's refusal for a metric it may not read
-        self.loaded = 0
+        self.budget = budget if budget is not None else Budget()
 
     def names(self) -> list[str]:
         return [n for n in self.store.names() if self.visible(n)]
@@ -99,7 +105,9 @@ class Reader:
             for name in names:
                 if not all(m.matches(name) for m in name_matchers):
                     continue
-                for series in self.store.series(name):
+                serieses = self.store.series(name)
+                self.budget.spend(len(serieses))  # a listing holds each series' labels
+                for series in serieses:
                     labels = dict(series.labels)
                     if all(m.matches(labels.get(m.name, "")) for m in others):
                         found[series.id] = tuple(sorted({**labels, NAME: name}.items()))
@@ -121,9 +129,7 @@ class Reader:
             moments = older.start + tier.step
             keep = moments < (ts[0] if len(ts) else np.inf)
             ts, val = np.concatenate([moments[keep], ts]), np.concatenate([older.last[keep], val])
-        self.loaded += len(ts)
-        if self.loaded > MAX_SAMPLES:
-            raise Execution("query processing would load too many samples into memory")
+        self.budget.spend(len(ts))
         ms = np.round(ts * 1000.0).astype(np.int64)
         keep = (ms >= start_ms) & (ms <= end_ms)
         return ms[keep], val[keep]

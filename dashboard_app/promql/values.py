@@ -7,6 +7,8 @@ samples; functions slide their window over them, step by step.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,7 @@ Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs, __name__ amo
 NAME = "__name__"
 LOOKBACK_MS = 300_000  # Prometheus' lookback: an instant selector takes the newest sample of 5 minutes
 MAX_POINTS = 11_000  # points per series a range query may ask for, as Prometheus
-MAX_SAMPLES = 50_000_000  # samples one query may load, as Prometheus' --query.max-samples
+MAX_TIME = 1e13  # seconds either side of 1970 a query time may be (about the year 318,000)
 
 
 class BadData(ValueError):
@@ -24,6 +26,42 @@ class BadData(ValueError):
 
 class Execution(ValueError):
     """An expression that fails while it runs, as Prometheus' ``execution`` errors (HTTP 422)."""
+
+
+class Timeout(RuntimeError):
+    """A query stopped at its deadline, as Prometheus' ``timeout`` errors (HTTP 503)."""
+
+
+@dataclass
+class Budget:
+    """What one query may spend: time until a deadline, and samples held (``query.max_samples``).
+
+    Samples are counted as they are loaded and before an instant vector of series × steps is made,
+    so a query over the budget is refused before it takes the memory, and the deadline is checked
+    while it runs, not only between queries.
+    """
+
+    max_samples: int = 5_000_000
+    timeout: float = math.inf
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def spend(self, samples: int) -> None:
+        """Count samples about to be held; raise Execution past the budget, Timeout past the deadline."""
+        self.used += samples
+        if self.used > self.max_samples:
+            raise Execution(
+                f"query processing would load too many samples into memory: more than {self.max_samples:,} "
+                "(query.max_samples); narrow the selector, shorten the range or raise the step"
+            )
+        self.check()
+
+    def check(self) -> None:
+        """Raise Timeout once the deadline has passed."""
+        if time.monotonic() > self.deadline:
+            raise Timeout(f"query timed out after {self.timeout:g} s (query.timeout)")
 
 
 def drop_name(labels: Labels) -> Labels:

@@ -18,10 +18,11 @@ from flask import Flask, Response, jsonify, request
 from dashboard_app import __version__
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
+from dashboard_app.api.frame import ApiError
 from dashboard_app.promql import answers
 from dashboard_app.promql.engine import parse
 from dashboard_app.promql.selectors import Reader, matcher_sets
-from dashboard_app.promql.values import NAME, BadData, Execution
+from dashboard_app.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted
 
@@ -74,15 +75,22 @@ def _answering(runtime: Runtime, handler):
                 503,
             )
         scoped = reads().api
-        reader = Reader(runtime.store, scoped.visible, lambda name: scoped.check(name))
+        limits = runtime.settings.query
         try:
-            return success(handler(reader, runtime, **path))
+            with runtime.query_gate.slot():
+                budget = Budget(limits.max_samples, limits.timeout)
+                reader = Reader(runtime.store, scoped.visible, lambda name: scoped.check(name), budget)
+                return success(handler(reader, runtime, **path))
         except BadData as exc:
             return error("bad_data", str(exc), 400)
         except Execution as exc:
             return error("execution", str(exc), 422)
         except NotPermitted as exc:
             return error("bad_data", str(exc), 403)
+        except (Timeout, ApiError) as exc:  # past the deadline, or every slot taken
+            response = error("timeout" if isinstance(exc, Timeout) else "unavailable", str(exc), 503)
+            response.headers["Retry-After"] = "1"
+            return response
 
     return view
 
@@ -107,7 +115,7 @@ def _time(name: str, default: float | None = None) -> float:
             raise BadData(
                 f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp'
             ) from None
-    if not math.isfinite(seconds):
+    if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
         raise BadData(f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
     return seconds
 
@@ -124,7 +132,7 @@ def _duration(name: str) -> float:
             seconds = promql_parser.parse_duration(value).total_seconds()
         except (ValueError, TypeError):
             raise BadData(f'invalid parameter "{name}": cannot parse "{value}" to a valid duration') from None
-    if not math.isfinite(seconds):
+    if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
         raise BadData(f'invalid parameter "{name}": cannot parse "{value}" to a valid duration')
     return seconds
 
@@ -176,7 +184,9 @@ def _labels(reader: Reader, runtime: Runtime) -> list[str]:
     if matched is None:
         names = {NAME}
         for name in reader.names():
-            for series in reader.store.series(name):
+            serieses = reader.store.series(name)
+            reader.budget.spend(len(serieses))
+            for series in serieses:
                 names.update(k for k, _ in series.labels)
         return sorted(names)
     return sorted({k for labels in matched for k in labels})
@@ -189,7 +199,9 @@ def _label_values(reader: Reader, runtime: Runtime, name: str) -> list[str]:
             return reader.names()
         values = set()
         for metric in reader.names():
-            for series in reader.store.series(metric):
+            serieses = reader.store.series(metric)
+            reader.budget.spend(len(serieses))
+            for series in serieses:
                 values.update(v for k, v in series.labels if k == name)
         return sorted(values)
     return sorted({labels[name] for labels in matched if name in labels})
