@@ -97,3 +97,23 @@ def test_queries_past_the_gate_or_the_deadline_answer_503_with_retry_after(tmp_p
         runtime.query_gate.release()
         assert prom(pb, "query", query="1").json()["data"]["result"][1] == "1"
     runtime.archive.close()
+
+
+def test_a_rest_query_over_thousands_of_series_is_answered_whole(tmp_path):
+    runtime = Runtime(quiet_settings(), tmp_path)
+    now = time.time()
+    runtime.store.append(
+        Sample("jobs_done_total", (("worker", str(w)),), float(i), now - 600 + i * 10)
+        for w in range(3000)
+        for i in range(60)
+    )
+    with serving(runtime) as pb:
+        body = {"query": "jobs_done_total", "start": now - 600, "end": now, "step": 10, "aggregation": "max"}
+        answer = pb.call("POST", "/metrics/query", body)
+        assert answer.status_code == 200, answer.text  # within query.timeout: building it is linear
+        series = answer.json()["series"]
+        assert len(series) == 3000 and {s["labels"]["worker"] for s in series} == {
+            str(w) for w in range(3000)
+        }
+        assert all(s["points"][-1][1] == 59.0 for s in series)
+    runtime.archive.close()
