@@ -80,13 +80,7 @@ class ProtocolIngest:
         be of names another producer declared, Pulseboard's own among them (an agent's), and leave
         those declarations as they are.
         """
-        if len(incoming) > self.sample_cap:
-            raise MetricError(
-                f"a request may carry at most {self.sample_cap:,} samples (it has {len(incoming):,}); "
-                "send smaller batches",
-                413,
-                "body",
-            )
+        self.expect(len(incoming))
         now = self.clock()
         oldest = now - max(t.retention for t in self.store.tiers)
         owner = PROTOCOLS + protocol
@@ -143,6 +137,16 @@ class ProtocolIngest:
             for spec in declare:
                 self.store.declare(spec, owner)
             return self.store.append(samples, durable=True)
+
+    def expect(self, count: int) -> None:
+        """Refuse (413) a request that would expand to more than ``sample_cap`` samples, before it does."""
+        if count > self.sample_cap:
+            raise MetricError(
+                f"a request may carry at most {self.sample_cap:,} samples (it has {count:,}); "
+                "send smaller batches",
+                413,
+                "body",
+            )
 
     def running_totals(self) -> Callable[[str, dict[str, str], float], float]:
         """Return a function that adds a delta to a series' running total (from the store, then kept)."""

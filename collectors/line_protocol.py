@@ -10,6 +10,7 @@ is an error naming the line, and the request stores nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from collectors.ingest import BodyError, Incoming
@@ -100,14 +101,26 @@ def _field_value(raw: str, line: int, key: str) -> float | str:
     if raw in FALSE:
         return 0.0
     if _INTEGER.fullmatch(raw):
-        return float(int(raw[:-1]))
-    if _NUMBER.fullmatch(raw):
+        number = int(raw[:-1]) if len(raw) <= 22 else None  # digits enough for any 64-bit integer
+        low, high = (0, 2**64 - 1) if raw.endswith("u") else (-(2**63), 2**63 - 1)
+        if number is None or not low <= number <= high:
+            kind = "an unsigned" if raw.endswith("u") else "a signed"
+            raise LineError(
+                f"line {line}: field {key}: {raw[:40]!r} does not fit in {kind} 64-bit integer", line
+            )
+        return float(number)
+    if _NUMBER.fullmatch(raw) and len(raw) <= 400:
         return float(raw)
     raise LineError(f"line {line}: field {key}: {raw!r} is not a number, a boolean or a quoted string", line)
 
 
-def parse(body: str, precision: str, now: float) -> tuple[list[Incoming], list[Skipped]]:
-    """Read a request body of line protocol; raise LineError at the first line that cannot be read."""
+def parse(
+    body: str, precision: str, now: float, expect: Callable[[int], None] = lambda count: None
+) -> tuple[list[Incoming], list[Skipped]]:
+    """Read a request body of line protocol; raise LineError at the first line that cannot be read.
+
+    ``expect(count)`` is asked before each line's samples are made, and refuses past the cap.
+    """
     scale = PRECISIONS[precision]
     samples: list[Incoming] = []
     skipped: list[Skipped] = []
@@ -133,10 +146,11 @@ def parse(body: str, precision: str, now: float) -> tuple[list[Incoming], list[S
             labels[label_name(_unescape(pair[0]))] = _unescape(pair[1])
         stamp = now
         if len(parts) == 3:
-            if not re.fullmatch(r"-?\d+", parts[2]):
-                raise LineError(f"line {number}: timestamp {parts[2]!r} is not an integer", number)
+            if not re.fullmatch(r"-?\d{1,19}", parts[2]) or abs(int(parts[2])) >= 2**63:
+                raise LineError(f"line {number}: timestamp {parts[2][:40]!r} is not a 64-bit integer", number)
             stamp = int(parts[2]) * scale
         fields = _split(parts[1], ",", number, quotes=True)
+        expect(len(samples) + len(fields))
         for field in fields:
             pair = _split(field, "=", number, quotes=True)
             if len(pair) != 2 or not pair[0] or not pair[1]:

@@ -49,6 +49,10 @@ PER = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo":
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _NOT_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+MIN_SCALE, MAX_SCALE = (
+    -10,
+    20,
+)  # an exponential histogram's scales, as the OpenTelemetry specification has them
 
 
 class OtlpError(BodyError):
@@ -190,6 +194,26 @@ def samples(
     return out, kinds
 
 
+def expanded(request: ExportMetricsServiceRequest) -> int:
+    """Return how many samples an export becomes, counted without making them."""
+    total = 0
+    for resource_metrics in request.resource_metrics:
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                data = metric.WhichOneof("data")
+                points = getattr(metric, data).data_points if data else ()
+                for point in points:
+                    if data == "histogram":
+                        total += max(len(point.bucket_counts), 1) + 2
+                    elif data == "exponential_histogram":
+                        total += len(point.positive.bucket_counts) + 4
+                    elif data == "summary":
+                        total += len(point.quantile_values) + 2
+                    else:
+                        total += 1
+    return total
+
+
 def _number(point) -> float:
     return float(point.as_int) if point.WhichOneof("value") == "as_int" else point.as_double
 
@@ -204,6 +228,14 @@ def _buckets(point, data: str) -> list[tuple[str, float]]:
             total += count
             cumulative.append((_bound(bound), float(total)))
         return cumulative
+    if not MIN_SCALE <= point.scale <= MAX_SCALE:
+        raise OtlpError(f"an exponential histogram's scale is {MIN_SCALE} to {MAX_SCALE} (got {point.scale})")
+    # bucket i holds (2**(i * 2**-scale), 2**((i + 1) * 2**-scale)]: past 1024 doublings no float holds it
+    last = point.positive.offset + len(point.positive.bucket_counts)
+    if max(abs(point.positive.offset), abs(last)) * 2.0**-point.scale >= 1024:
+        raise OtlpError(
+            f"an exponential histogram's buckets (offset {point.positive.offset}) are out of range"
+        )
     base = 2.0 ** (2.0**-point.scale)  # bucket i holds (base**i, base**(i+1)]
     total = sum(point.negative.bucket_counts) + point.zero_count  # every observation at or below zero
     pairs = [("0.0", float(total))] if total else []

@@ -112,14 +112,28 @@ def _configuration_error(exc: ConfigError) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    try:
-        app = build(args.env, args.data_dir, args.config, (args.host, args.port))
+    """Serve with the production server, in every environment."""
+    from dashboard_app.access.secrets import load_secrets
+    from dashboard_app.serving import Server
+
+    try:  # what stops a start is said here, before the server forks its worker
+        settings = load_settings(args.env, config=find_config(args.config))
+        if settings.auth.enabled:
+            load_secrets()
     except ConfigError as exc:
         return _configuration_error(exc)
-    port = args.port
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so atexit saves the store
-    print(f"Pulseboard {__version__} ({args.env}) on http://{args.host}:{port}/", flush=True)
-    app.run(host=args.host, port=port, debug=False)
+    address = (args.host, args.port)
+
+    def load():
+        try:
+            return build(args.env, args.data_dir, args.config, address).server
+        except ConfigError as exc:
+            _configuration_error(exc)
+            sys.exit(3)  # the worker cannot boot: gunicorn stops rather than retrying
+
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"Pulseboard {__version__} ({args.env}) on http://{host}:{args.port}/", flush=True)
+    Server(load, settings, f"{host}:{args.port}").run()
     return 0
 
 

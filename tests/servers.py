@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 from flask import Flask
 from websockets.exceptions import ConnectionClosed
@@ -126,7 +127,13 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
 
 
 def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:
-    """Signal the process and wait for it (killing it after 20 s)."""
+    """Signal the process and wait for it (killing it after 20 s).
+
+    SIGKILL goes to the server's worker too, at once, as a crash or an out-of-memory kill takes both.
+    """
+    if sig == signal.SIGKILL:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
     proc.send_signal(sig)
     try:
         return proc.wait(timeout=20)

@@ -32,8 +32,7 @@ def test_every_acknowledged_push_survives_kill_9(tmp_path):
         assert requests.post(url + API + "/metrics/custom/register", json=body, timeout=5).status_code == 201
         pusher = Pusher(url, JOBS)
         pusher.wait_for(2000)
-        proc.send_signal(signal.SIGKILL)  # in the middle of the push loop
-        proc.wait(10)
+        stop(proc, signal.SIGKILL)  # in the middle of the push loop
         acknowledged = pusher.stop()
     finally:
         if proc.poll() is None:

@@ -64,6 +64,10 @@ def parse(query: str):
         return pp.parse(query)
     except (ValueError, TypeError, OverflowError) as exc:
         raise BadData(f'invalid parameter "query": {exc}') from None
+    except BaseException as exc:  # the parser's native library panics on some input: refuse it, stay up
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        raise BadData(f'invalid parameter "query": the parser cannot read it ({exc})') from None
 
 
 def _ms(delta) -> int:

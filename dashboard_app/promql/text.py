@@ -7,6 +7,8 @@ query is refused with the limit it broke, before it is parsed.
 
 from __future__ import annotations
 
+import re
+
 MAX_LENGTH = 16_384  # characters of one query
 MAX_DEPTH = 64  # nested (), [] and {}
 MAX_OPERATORS = 256  # operators outside label matchers: each one deepens the expression tree
@@ -15,6 +17,16 @@ _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = set(_OPEN.values())
 _SYMBOLS = set("+-*/%^<>=!")
 _WORDS = {"and", "or", "unless", "atan2"}
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def duration(text: str) -> float | None:
+    """Return the seconds of a Prometheus duration such as ``1h30m`` or ``500ms`` (None if it is not one)."""
+    found = _DURATION.fullmatch(text) if text and len(text) <= 64 else None
+    if found is None:
+        return None
+    return sum(int(n) * unit for n, unit in zip(found.groups(), _UNITS) if n)
 
 
 def check(query: str) -> str | None:

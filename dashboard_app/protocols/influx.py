@@ -46,7 +46,7 @@ def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
         text = read_body(runtime.settings.ingest.max_body).decode("utf-8")
     except UnicodeDecodeError:
         raise MetricError("the body is not UTF-8 text", 400, "body") from None
-    samples, skipped = parse(text, precision, runtime.clock())
+    samples, skipped = parse(text, precision, runtime.clock(), runtime.protocol_ingest.expect)
     if not samples and not skipped:
         raise MetricError("the body holds no lines", 400, "body")
     stored = runtime.protocol_ingest.accept(samples, "influx") if samples else 0

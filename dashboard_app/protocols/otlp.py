@@ -11,7 +11,7 @@ from flask import Flask, Response
 from flask import request as http
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
-from collectors.otlp import decode, samples
+from collectors.otlp import decode, expanded, samples
 from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
 from dashboard_app.protocols.body import SAMPLES, counted, read_body
@@ -37,7 +37,9 @@ def _export(runtime: Runtime) -> Response:
         raise MetricError("the body is application/x-protobuf or application/json", 415, "Content-Type")
     body = read_body(runtime.settings.ingest.max_body)
     ingest = runtime.protocol_ingest
-    found, kinds = samples(decode(body, json_body), ingest.running_totals())
+    export = decode(body, json_body)
+    ingest.expect(expanded(export))  # counted before a single bucket is made
+    found, kinds = samples(export, ingest.running_totals())
     stored = ingest.accept(found, "otlp", kinds) if found else 0
     runtime.instruments.count(SAMPLES, {"protocol": "otlp"}, stored)
     answer = ExportMetricsServiceResponse()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-import promql_parser
 from flask import Flask, Response, jsonify, request
 
 from dashboard_app import __version__
@@ -22,6 +21,7 @@ from dashboard_app.api.frame import ApiError
 from dashboard_app.promql import answers
 from dashboard_app.promql.engine import parse
 from dashboard_app.promql.selectors import Reader, matcher_sets
+from dashboard_app.promql.text import duration
 from dashboard_app.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted
@@ -128,9 +128,8 @@ def _duration(name: str) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            seconds = promql_parser.parse_duration(value).total_seconds()
-        except (ValueError, TypeError):
+        seconds = duration(value)
+        if seconds is None:
             raise BadData(f'invalid parameter "{name}": cannot parse "{value}" to a valid duration') from None
     if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
         raise BadData(f'invalid parameter "{name}": cannot parse "{value}" to a valid duration')

@@ -42,6 +42,7 @@ def _write(runtime: Runtime) -> Response:
         raise MetricError(f"the body is larger than {limit:,} bytes; send smaller batches", 413, "body")
     write = decode(body, limit)
     ingest = runtime.protocol_ingest
+    ingest.expect(sum(len(series.samples) + len(series.histograms) for series in write.timeseries))
     described = metadata(write)
     found = samples(write)
     kinds = {spec.name: spec.type for spec in described if runtime.store.specs.get(spec.name) is None}
