@@ -263,6 +263,12 @@ class AuthSettings(_Strict):
     )
     rate_limit: int = Field(1200, ge=1, description="Requests per minute per user, key or address.")
     login_rate_limit: int = Field(10, ge=1, description="Login attempts per minute per address.")
+    anonymous_rate_limit: int = Field(
+        120,
+        ge=1,
+        description="Requests per minute one address may send without valid credentials (none, a wrong "
+        "key, an ended session) before it gets 429, checked before any credential is.",
+    )
 
 
 class Settings(_Strict):

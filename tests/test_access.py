@@ -228,6 +228,35 @@ def test_requests_past_the_rate_limit_get_429_with_retry_after(tmp_path):
     runtime.archive.close()
 
 
+def test_wrong_keys_and_anonymous_requests_are_limited_per_address_before_any_check(tmp_path):
+    settings = quiet_settings(auth__enabled="true", auth__anonymous_rate_limit="20")
+    runtime = Runtime(settings, tmp_path, secrets=SECRETS)
+    with serving(runtime) as pb:
+        wrong = {"Authorization": "Bearer not-a-key"}
+        codes = [requests.get(pb.url + API + "/version", headers=wrong, timeout=10) for _ in range(15)]
+        codes += [requests.get(pb.url + API + "/metrics/latest", timeout=10) for _ in range(10)]
+        assert [c.status_code for c in codes[:20]] == [401] * 20
+        assert {c.status_code for c in codes[20:]} == {429}
+        assert int(codes[-1].headers["Retry-After"]) >= 1 and "without valid credentials" in codes[-1].text
+    runtime.archive.close()
+
+
+def test_logins_wait_for_the_one_password_check_at_a_time_and_are_told_to_come_back(secured):
+    hashing = secured.runtime.users._hashing
+    hashing.acquire()  # logins from elsewhere are being checked
+    try:
+        http = requests.Session()
+        http.headers["Origin"] = secured.url
+        busy = http.post(
+            secured.url + "/login", data={"user": "vic", "password": PASSWORD}, allow_redirects=False
+        )
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "2"
+        assert "try again" in busy.text
+    finally:
+        hashing.release()
+    assert Client(secured.url, "vic")  # and once it is free, the login goes through
+
+
 @pytest.mark.parametrize(
     "env, words",
     [

@@ -49,6 +49,7 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
     if proxies:  # the client's address and scheme as the proxy saw them: for limits and Secure cookies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     limiter = RateLimiter(cfg.rate_limit)
+    anonymous = RateLimiter(cfg.anonymous_rate_limit)  # per address: requests without valid credentials
     if cfg.enabled:
         server.secret_key = runtime.secrets.secret_key
         server.session_interface = sessions.TlsAwareSessions()
@@ -73,8 +74,22 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             if permission is not None and not permission.login:
                 return None
             if cfg.enabled:
-                identity = _identify(runtime)
+                address = request.remote_addr or ""
+                wait = anonymous.wait(address)
+                if wait:  # before any key is looked up or session read
+                    return error_response(
+                        f"more than {cfg.anonymous_rate_limit} requests a minute without valid credentials "
+                        "from this address; slow down",
+                        429,
+                        retry_after=wait,
+                    )
+                try:
+                    identity = _identify(runtime)
+                except Refused:
+                    anonymous.hit(address)
+                    raise
                 if identity is None:
+                    anonymous.hit(address)
                     if _is_page(request.path) and request.method == "GET":
                         return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
                     raise Refused(401, "log in, or send an API key in Authorization: Bearer or X-API-Key")

@@ -19,6 +19,14 @@ class RateLimiter:
         self._windows: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
         self._lock = threading.Lock()
 
+    def wait(self, who: str) -> int:
+        """Return the seconds ``who`` must wait (0: none), without counting a request."""
+        now = self.clock()
+        minute = int(now // 60)
+        with self._lock:
+            window, count = self._windows.get(who, (0, 0))
+        return int((minute + 1) * 60 - now) + 1 if window == minute and count >= self.per_minute else 0
+
     def hit(self, who: str) -> int:
         """Count one request; return 0, or the seconds to wait when over the limit."""
         now = self.clock()

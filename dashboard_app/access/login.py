@@ -10,6 +10,7 @@ from flask import Response, redirect, request
 from dashboard_app.access import sessions
 from dashboard_app.access.limits import LoginBackoff, RateLimiter
 from dashboard_app.access.origin import same_origin
+from dashboard_app.access.users import Busy
 
 FAILED = "Wrong user name or password."
 
@@ -58,20 +59,11 @@ def login(runtime, addresses: RateLimiter, backoff: LoginBackoff):
     name = request.form.get("user", "")[:200]
     wait = addresses.hit(address) or backoff.wait(name, address)
     if wait:
-        response = Response(
-            page(
-                "Log in",
-                _form(
-                    next_path,
-                    f"<p class=login-error role=alert>Too many attempts: try again in {wait} s.</p>",
-                ),
-            ),
-            429,
-            mimetype="text/html",
-        )
-        response.headers["Retry-After"] = str(wait)
-        return response
-    identity = runtime.users.check(name, request.form.get("password", ""))
+        return _too_many(next_path, f"Too many attempts: try again in {wait} s.", wait)
+    try:
+        identity = runtime.users.check(name, request.form.get("password", ""))
+    except Busy as exc:
+        return _too_many(next_path, str(exc), 2)
     runtime.audit.write(
         name or "?", "LOGIN", "ok" if identity else "failed", address, 200 if identity else 401
     )
@@ -82,6 +74,13 @@ def login(runtime, addresses: RateLimiter, backoff: LoginBackoff):
     backoff.succeeded(name, address)
     sessions.start(runtime.users, identity, runtime.clock())
     return redirect(next_path)
+
+
+def _too_many(next_path: str, message: str, wait: int) -> Response:
+    body = page("Log in", _form(next_path, f"<p class=login-error role=alert>{message}</p>"))
+    response = Response(body, 429, mimetype="text/html")
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def logout(runtime):

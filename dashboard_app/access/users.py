@@ -14,6 +14,12 @@ from collectors.persistence import load_json, write_atomically
 from dashboard_app.access.identity import ROLES, Identity
 from dashboard_app.access.secrets import MIN_PASSWORD, weak_password
 
+HASH_WAIT = 2.0  # seconds a login waits for the password hashing before it is told to come back
+
+
+class Busy(RuntimeError):
+    """Logins arrive faster than passwords can be checked; the caller should come back shortly."""
+
 
 @dataclass
 class User:
@@ -39,6 +45,7 @@ class Users:
         saved = load_json(path, lambda items: {u["name"]: _user(u) for u in items}, self.problems)
         self.users: dict[str, User] = saved or {}
         self._decoy = generate_password_hash("not a password anyone has")  # same method, same cost
+        self._hashing = threading.Semaphore(1)
 
     def set(self, name: str, password: str, role: str, access: list[str] | None = None) -> None:
         """Create or change a user; a new password ends the user's open sessions."""
@@ -63,9 +70,18 @@ class Users:
             self._save()
 
     def check(self, name: str, password: str) -> Identity | None:
-        """Return the identity of a good login, or None; unknown names cost as much as known ones."""
+        """Return the identity of a good login, or None; unknown names cost as much as known ones.
+
+        One password is hashed at a time, whatever the number of addresses logging in: the hashing
+        takes at most one core, the pages keep the rest. Raise Busy when the wait passes HASH_WAIT.
+        """
         user = self.users.get(name)
-        good = check_password_hash(user.password_hash if user else self._decoy, password)
+        if not self._hashing.acquire(timeout=HASH_WAIT):
+            raise Busy("many logins are being checked; try again in a few seconds")
+        try:
+            good = check_password_hash(user.password_hash if user else self._decoy, password)
+        finally:
+            self._hashing.release()
         return self._identity(user) if good and user is not None else None
 
     def identity(self, name: str, generation: int | None = None) -> Identity | None:
