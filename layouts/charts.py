@@ -84,7 +84,7 @@ def no_data(panel: Panel, message: str | None = None) -> Figure:
     """Return an empty figure that says, in words, why there is nothing to show."""
     if message is None:
         # One metric name a line: a narrow stat card would clip them side by side.
-        waiting = "<br>".join(dict.fromkeys(q.expr.split("{")[0] for q in panel.queries))
+        waiting = "<br>".join(dict.fromkeys(plain(q.expr.split("{")[0]) for q in panel.queries))
         message = f"{NO_DATA}<br><span style='font-size:11px;opacity:0.7'>waiting for<br>{waiting}</span>"
     return _figure(
         [],
@@ -469,9 +469,15 @@ CHARTS: dict[str, Builder] = {
 }
 
 
+def plain(text: object) -> str:
+    """Return text as Plotly shows it literally: it reads <b>, <a href> and &entities; in names,
+    legends, hover, ticks and table cells, and series names come from whoever pushed the labels."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def build_figure(frame: pd.DataFrame, panel: Panel) -> Figure:
-    """Build a panel's figure with the builder its chart type names."""
-    return CHARTS[panel.type](frame, panel)
+    """Build a panel's figure with the builder its chart type names; series names show as text."""
+    return CHARTS[panel.type](frame.rename(columns=plain), panel)
 
 
 def apply_theme(fig: Figure, theme: str) -> Figure:

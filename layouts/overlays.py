@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from collectors.trends import Forecast, anomalies
-from layouts.charts import SERIES_COLORS, STATUS_COLORS, Figure, axis_scale
+from layouts.charts import SERIES_COLORS, STATUS_COLORS, Figure, axis_scale, plain
 from layouts.schema import Panel
 
 TIME_CHARTS = ("line", "area")
@@ -42,7 +42,7 @@ def mark_episodes(fig: Figure, episodes: list[dict], window_start: float, now: f
                 "xref": "x",
                 "y": 1,
                 "yref": "paper",
-                "text": f"⚠ {e['name']}",
+                "text": f"⚠ {plain(e['name'])}",
                 "showarrow": False,
                 "xanchor": "right" if right else "left",
                 "yanchor": "top",
@@ -73,7 +73,7 @@ def mark_anomalies(fig: Figure, frame: pd.DataFrame, panel: Panel, threshold: fl
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": f"{column} anomalies",
+                "name": f"{plain(column)} anomalies",
                 "x": times[idx],
                 "y": np.round(values[idx] / scale.factor, 4),
                 "marker": {
@@ -110,13 +110,15 @@ def add_forecasts(fig: Figure, frame: pd.DataFrame, panel: Panel, forecasts: dic
             "hoverinfo": "skip",
             "showlegend": False,
         }
-        traces.append({**band, "x": x, "y": np.round(f.high / scale.factor, 4), "name": f"{column} high"})
+        traces.append(
+            {**band, "x": x, "y": np.round(f.high / scale.factor, 4), "name": f"{plain(column)} high"}
+        )
         traces.append(
             {
                 **band,
                 "x": x,
                 "y": np.round(f.low / scale.factor, 4),
-                "name": f"{column} low",
+                "name": f"{plain(column)} low",
                 "fill": "tonexty",
                 "fillcolor": _faint(color),
             }
@@ -130,7 +132,7 @@ def add_forecasts(fig: Figure, frame: pd.DataFrame, panel: Panel, forecasts: dic
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": f"{column} forecast ({f.method})",
+                "name": f"{plain(column)} forecast ({f.method})",
                 "x": x_line,
                 "y": np.round(y_line / scale.factor, 4),
                 "line": {"width": 2, "dash": "dash", "color": color},

@@ -14,7 +14,8 @@ from layouts.validation import Duration
 
 CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
 GRID_COLUMNS = 12
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_PANELS = 100  # panels one dashboard may hold: a browser draws 5,000 of them for minutes
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # matched whole: no trailing newline slips through
 
 ChartType = Literal["line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap"]
 Aggregation = Literal["avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate"]
@@ -39,7 +40,7 @@ class _Strict(BaseModel):
 
 
 def _check_id(value: str) -> str:
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise ValueError(
             "an id is 1-63 lowercase letters, digits and dashes, starting with a letter or digit"
         )
@@ -177,7 +178,9 @@ class Dashboard(_Strict):
     variables: tuple[Variable, ...] = Field(
         (), description="Choices shown above the panels (e.g. instance), kept in the page's URL."
     )
-    panels: tuple[Panel, ...] = Field(min_length=1)
+    panels: tuple[Panel, ...] = Field(
+        min_length=1, max_length=MAX_PANELS, description=f"At most {MAX_PANELS} panels: a page stays usable."
+    )
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
 

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+MAX_VALUES = 100_000  # values a configuration file may hold with its aliases expanded (no alias bombs)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
@@ -47,6 +48,23 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Return how many values a composed document holds once every alias is expanded (linear time:
+    an alias is the node it names, counted once and then looked up)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = MAX_VALUES + 1  # a node inside itself (a recursive alias) expands forever
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded(item, sizes) for item in node.value)
+    else:
+        total = 1
+    sizes[id(node)] = min(total, MAX_VALUES + 1)
+    return sizes[id(node)]
+
+
 def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     """Map every key path in a composed YAML document to its 1-based line."""
     out = {} if out is None else out
@@ -66,6 +84,10 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded(node, {}) > MAX_VALUES:
+            raise ConfigError(
+                f"{path}: its aliases expand to more than {MAX_VALUES:,} values; write the values out"
+            )
         data = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None

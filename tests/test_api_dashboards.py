@@ -119,3 +119,20 @@ def test_the_openapi_document_lists_every_endpoint(pulseboard):
         ("DELETE", "/dashboards/connections/{connection_id}"),
     ]:
         assert (method, PREFIX + path) in documented
+
+
+def test_ids_ending_in_a_newline_and_dashboards_past_the_panel_cap_are_refused_and_not_written(pulseboard):
+    for bad in ({**SHOP, "id": "shop\n"}, {**SHOP, "panels": [{**SHOP["panels"][0], "id": "orders\n"}]}):
+        answer = pulseboard.call("POST", "/dashboards/create", bad)
+        assert answer.status_code == 400, answer.text
+    panels = [
+        {**SHOP["panels"][0], "id": f"p{i}", "grid": {"x": 0, "y": i * 4, "w": 12, "h": 4}}
+        for i in range(101)
+    ]
+    answer = pulseboard.call("POST", "/dashboards/create", {**SHOP, "panels": panels})
+    assert answer.status_code == 400 and "100" in answer.json()["error"]
+    assert pulseboard.call("POST", "/dashboards/create", {**SHOP, "panels": panels[:100]}).status_code == 201
+    rule = {"id": "slow\n", "name": "Slow", "query": "up", "condition": "<", "threshold": 1}
+    assert pulseboard.call("POST", "/alerts/rules", rule).status_code == 400
+    written = [p.name for p in (pulseboard.runtime.dashboard_store.directory).iterdir()]
+    assert all("\n" not in name for name in written)

@@ -479,6 +479,41 @@ def test_dash013_titles_and_labels_from_the_api_render_as_text(dash_duo, tmp_pat
     assert api_response.headers["Cache-Control"] == "no-store"
 
 
+def test_dash018_a_pushed_label_with_markup_shows_as_text_in_every_chart_element(dash_duo, tmp_path):
+    runtime = Runtime(load_settings("development", environ={"PULSEBOARD_DEMO": "false"}), tmp_path)
+    markup = '<a href="https://example.com/x">click</a> <b>bold</b> &amp;'
+    now = time.time()
+    runtime.store.append(
+        Sample("shop_queue_depth", (("queue", markup),), float(i % 5), now - 60 + i) for i in range(60)
+    )
+    app = create_app(runtime)
+    dash_duo.start_server(app, host="127.0.0.1", port=8061)
+    panels = [
+        {
+            "id": kind,
+            "title": kind,
+            "type": kind,
+            "queries": [{"expr": "shop_queue_depth", "legend": "{queue}"}],
+        }
+        for kind in ("line", "bar", "table", "pie", "heatmap")
+    ]
+    body = {"id": "markup", "title": "Markup", "access": "operations", "panels": panels}
+    api = dash_duo.server_url + "/api/v1/monitoring"
+    assert requests.post(api + "/dashboards/create", json=body, timeout=10).status_code == 201
+    dash_duo.driver.get(dash_duo.server_url + "/markup")
+    for kind in ("line", "bar", "table", "pie", "heatmap"):
+        wait_until(lambda k=kind: has_data(plot(dash_duo, "markup", k)), message=kind)
+    time.sleep(1)
+    svg_text = dash_duo.driver.execute_script(
+        "return Array.from(document.querySelectorAll('.main-svg text')).map(t => t.textContent).join('\\n')"
+    )
+    assert markup in svg_text  # the characters themselves: in the legend, the bar's tick, the table's cell
+    links = dash_duo.driver.find_elements(By.CSS_SELECTOR, ".main-svg a")
+    assert links == []  # no clickable link made of a label
+    bold = dash_duo.driver.find_elements(By.CSS_SELECTOR, ".main-svg text [style*='bold']")
+    assert bold == []
+
+
 def login(dash_duo, user: str, password: str) -> None:
     dash_duo.driver.get(dash_duo.server.url + "/login")
     dash_duo.find_element("input[name=user]").send_keys(user)

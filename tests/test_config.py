@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from dashboard_app.settings import CollectorsSettings, load_settings
 from layouts.dashboards import load_dashboard, load_dashboards
 from layouts.schema import CHART_TYPES
 from layouts.validation import ConfigError, parse_duration
+from tests.servers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -297,3 +300,22 @@ def test_check_config_finds_a_rule_naming_a_missing_target_and_only_the_real_pan
     named = {"PULSEBOARD_ALERTS__NOTIFY": '[{"name": "oncall", "url": "json://127.0.0.1/"}]'}
     in_force = check([], "development", ConfigDir(tmp_path), named)  # the environment names the target
     assert in_force.errors and not [e for e in in_force.errors if "notify" in e]
+
+
+def test_an_alias_bomb_is_refused_by_check_config_and_start_up_without_expanding_it(tmp_path):
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    write(tmp_path, "development.yaml", "\n".join(lines) + "\n")  # 9^9 values in 700 bytes
+    with pytest.raises(ConfigError, match=r"development.yaml: its aliases expand to more than 100,000"):
+        load_settings("development", environ={}, config=ConfigDir(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "app.py", "check-config", str(tmp_path / "development.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "aliases expand to more than" in done.stderr
+    write(tmp_path, "development.yaml", "collectors:\n  system: &c {interval: 7}\n  disk_usage: *c\n")
+    loaded = load_settings("development", environ={}, config=ConfigDir(tmp_path))  # a plain alias is fine
+    assert loaded.collectors.disk_usage.interval == 7

@@ -19,7 +19,7 @@ from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("info", "warning", "critical")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # matched whole: no trailing newline slips through
 
 
 def _seconds(value):
@@ -64,7 +64,7 @@ class AlertRule(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_form(cls, value: str) -> str:
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):
             raise ValueError(
                 "an id is 1-63 lowercase letters, digits and dashes, starting with a letter or digit"
             )

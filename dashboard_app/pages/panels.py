@@ -12,7 +12,7 @@ import pandas as pd
 from collectors.aggregator import QueryError, empty_frame
 from collectors.selector import parse_selector
 from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
-from layouts.charts import Figure, apply_theme, build_figure, no_data
+from layouts.charts import Figure, apply_theme, build_figure, no_data, plain
 from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
 from layouts.schema import Dashboard, Panel, PanelQuery
 
@@ -187,6 +187,7 @@ def panel_trouble(panel: Panel, trouble: Callable[[str], str | None] | None) -> 
 
 def say_unavailable(figure: Figure, panel: Panel, problem: str) -> Figure:
     """Put the reason on the panel: instead of "no data", or above the last data it has."""
+    problem = plain(problem)  # a collector's error may quote what a target sent
     if (figure["layout"].get("meta") or {}).get("empty"):
         return no_data(panel, f"Unavailable<br><span style='font-size:11px'>{problem}</span>")
     note = {
