@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -336,3 +337,21 @@ def test_login_attempts_are_rate_limited_and_sessions_expire(tmp_path):
         assert page.status_code == 302 and page.headers["Location"].startswith("/login")
         assert page.headers["Referrer-Policy"] == "same-origin" and page.headers["X-Frame-Options"] == "DENY"
     runtime.archive.close()
+
+
+def test_a_key_or_user_that_cannot_be_saved_is_refused_with_507_and_never_works(secured):
+    admin = Client(secured.url, "admin")
+    runtime = secured.runtime
+    blocked = [Path(runtime.keys.path).with_suffix(".tmp"), Path(runtime.users.path).with_suffix(".tmp")]
+    for path in blocked:
+        path.mkdir()  # the next write of either file fails, as on a full or read-only disk
+    made = admin.http.post(secured.url + API + "/keys", json={"name": "ci", "scopes": ["ingest"]}, timeout=10)
+    assert made.status_code == 507 and "nothing was changed" in made.json()["error"]
+    assert runtime.keys.keys == {} or all(k.name != "ci" for k in runtime.keys.keys.values())
+    person = {"name": "zoe", "password": PASSWORD, "role": "viewer", "access": ["operations"]}
+    assert admin.http.post(secured.url + API + "/users", json=person, timeout=10).status_code == 507
+    assert runtime.users.identity("zoe") is None
+    for path in blocked:
+        path.rmdir()
+    made = admin.http.post(secured.url + API + "/keys", json={"name": "ci", "scopes": ["ingest"]}, timeout=10)
+    assert made.status_code == 201

@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from collectors.metrics import ACCESS_LEVELS
@@ -56,8 +56,8 @@ class Keys:
         if expires_in:
             key.expires = key.created + expires_in
         with self._lock:
+            self._save({**self.keys, key.id: key})  # on disk first: a key that failed to save never works
             self.keys[key.id] = key
-            self._save()
         return key, token
 
     def revoke(self, key_id: str) -> bool:
@@ -66,8 +66,9 @@ class Keys:
             key = self.keys.get(key_id)
             if key is None or key.revoked:
                 return False
-            key.revoked = True
-            self._save()
+            ended = replace(key, revoked=True)
+            self._save({**self.keys, key_id: ended})
+            self.keys[key_id] = ended
             return True
 
     def identify(self, token: str) -> Identity | None:
@@ -81,6 +82,7 @@ class Keys:
         role = "admin" if "admin" in key.scopes else "viewer"
         return Identity(f"key:{key.name}", role, ACCESS_LEVELS, tuple(key.scopes), "key")
 
-    def _save(self) -> None:
+    def _save(self, keys: dict[str, ApiKey]) -> None:
+        """Write the keys as they are to be; raise OSError, changing nothing, when that fails."""
         if self.path:
-            write_atomically(self.path, json.dumps([asdict(k) for k in self.keys.values()], indent=1), True)
+            write_atomically(self.path, json.dumps([asdict(k) for k in keys.values()], indent=1), True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -66,8 +66,9 @@ class Users:
             else:
                 password_hash = generate_password_hash(password)
                 generation = known.generation + 1 if known is not None else 0
-            self.users[name] = User(name, role, levels, password_hash, generation)
-            self._save()
+            user = User(name, role, levels, password_hash, generation)
+            self._save({**self.users, name: user})  # on disk first: a failed save changes nothing
+            self.users[name] = user
 
     def check(self, name: str, password: str) -> Identity | None:
         """Return the identity of a good login, or None; unknown names cost as much as known ones.
@@ -100,13 +101,15 @@ class Users:
         with self._lock:
             user = self.users.get(name)
             if user is not None:
-                user.generation += 1
-                self._save()
+                ended = replace(user, generation=user.generation + 1)
+                self._save({**self.users, name: ended})
+                self.users[name] = ended
 
     @staticmethod
     def _identity(user: User) -> Identity:
         return Identity(user.name, user.role, tuple(user.access))
 
-    def _save(self) -> None:
+    def _save(self, users: dict[str, User]) -> None:
+        """Write the users as they are to be; raise OSError, changing nothing, when that fails."""
         if self.path:
-            write_atomically(self.path, json.dumps([asdict(u) for u in self.users.values()], indent=1), True)
+            write_atomically(self.path, json.dumps([asdict(u) for u in users.values()], indent=1), True)

@@ -168,20 +168,22 @@ class RuleBook:
         """Add or replace a rule; return True when it is new."""
         with self._lock:
             new = rule.id not in self.rules
-            self._own[rule.id] = rule
-            self._commit()
+            self._commit({**self._own, rule.id: rule})
             return new
 
     def delete(self, rule_id: str) -> None:
         """Remove a rule made through the API; a changed shipped rule goes back to its file's version."""
         with self._lock:
-            self._own.pop(rule_id)
-            self._commit()
+            own = dict(self._own)
+            del own[rule_id]
+            self._commit(own)
 
-    def _commit(self) -> None:
-        self.rules = {**self.shipped, **self._own}
+    def _commit(self, own: dict[str, AlertRule]) -> None:
+        """Write the rules made through the API, then put them in force (a failed write changes nothing)."""
         if self.path is not None:
-            write_atomically(self.path, json.dumps([r.as_json() for r in self._own.values()], indent=1))
+            write_atomically(self.path, json.dumps([r.as_json() for r in own.values()], indent=1))
+        self._own = own
+        self.rules = {**self.shipped, **own}
 
     def is_own(self, rule_id: str) -> bool:
         return rule_id in self._own

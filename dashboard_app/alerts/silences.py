@@ -70,7 +70,10 @@ class Silences:
             for silence_id in ended:
                 del self._all[silence_id]
             if ended:
-                self._save()
+                try:
+                    self._save(self._all)
+                except OSError:  # the ended ones are gone from memory anyway; the next save drops them
+                    pass
             return sorted(self._all.values(), key=lambda s: s.until)
 
     def add(
@@ -100,8 +103,8 @@ class Silences:
         except ValidationError as exc:
             raise SilenceError(str(exc.errors()[0]["msg"]), "labels") from None
         with self._lock:
+            self._save({**self._all, silence.id: silence})  # on disk first: a failed save changes nothing
             self._all[silence.id] = silence
-            self._save()
         return silence
 
     def request(
@@ -138,15 +141,17 @@ class Silences:
 
     def remove(self, silence_id: str) -> Silence | None:
         with self._lock:
-            silence = self._all.pop(silence_id, None)
+            silence = self._all.get(silence_id)
             if silence is not None:
-                self._save()
+                self._save({k: v for k, v in self._all.items() if k != silence_id})
+                del self._all[silence_id]
             return silence
 
     def muting(self, alert: Mapping) -> Silence | None:
         """The silence that mutes an alert now, if any."""
         return next((s for s in self.active() if s.matches(alert)), None)
 
-    def _save(self) -> None:
+    def _save(self, silences: dict[str, Silence]) -> None:
+        """Write the silences as they are to be; raise OSError, changing nothing, when that fails."""
         if self.path is not None:
-            write_atomically(self.path, _SAVED.dump_json(list(self._all.values()), indent=1).decode())
+            write_atomically(self.path, _SAVED.dump_json(list(silences.values()), indent=1).decode())

@@ -138,6 +138,13 @@ class Api:
                     return error_response(str(exc), 400, "query")
                 except NotPermitted as exc:
                     return error_response(str(exc), 403, "query")
+                except OSError as exc:  # every store writes its file before it changes what it holds
+                    log.error("data directory: %s", exc)
+                    return error_response(
+                        f"the data directory could not be written ({exc.strerror or exc}); nothing was "
+                        "changed: free space or fix its permissions, then try again",
+                        507,
+                    )
                 if isinstance(out, Response):
                     return out
                 code = status
