@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collectors import salvage
 from collectors.chunks import (
     BLOCK_OVERHEAD,
     ChunkDamaged,
@@ -106,14 +107,64 @@ class Archive:
             self.db = self._connect(":memory:")
             return
         self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / FILE
+        damage = _damage(path)
+        if damage is None:
+            try:
+                self.db = self._connect(str(path))
+                return
+            except sqlite3.DatabaseError as exc:
+                damage = str(exc)
         try:
-            self.db = self._connect(str(self.directory / FILE))
-        except sqlite3.DatabaseError as exc:
-            # An unreadable file: keep it aside for inspection and start afresh rather than crash-loop.
+            found = salvage.read(path)
+        except (OSError, ValueError) as exc:
+            # Nothing readable: keep it aside for inspection and start afresh rather than crash-loop.
             aside = set_aside(self.directory)
             self.directory.mkdir(parents=True)
-            self._problem(f"{self.directory}: unreadable ({exc}); moved to {aside}")
-            self.db = self._connect(str(self.directory / FILE))
+            self._problem(f"{self.directory}: unreadable ({damage}; {exc}); moved to {aside}")
+            self.db = self._connect(str(path))
+            return
+        aside = set_aside(self.directory)
+        self.directory.mkdir(parents=True)
+        self.db = self._connect(str(path))
+        self._restore(found, f"{path} was damaged ({damage})", aside)
+
+    def _restore(self, found: salvage.Salvaged, what: str, aside: Path) -> None:
+        """Write what a damaged file still held into the new one, and say what was kept and lost."""
+        chunks = {cid: row for cid, row in found.chunks.items() if row[0] in found.series}
+        orphans = [row for row in found.chunks.values() if row[0] not in found.series]
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO series VALUES (?, ?, ?, ?, ?)", [(sid, *row) for sid, row in found.series.items()]
+        )
+        db.executemany(
+            "INSERT INTO chunks (id, series, step, start, end, samples, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(cid, *row) for cid, row in chunks.items()],
+        )
+        db.executemany("INSERT INTO wal VALUES (?, ?)", list(found.wal.items()))
+        db.executemany("INSERT INTO damaged VALUES (?, ?, ?, ?, ?, ?, ?)", found.damaged)
+        db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [(k, v) for k, v in found.meta.items() if k != "format"],
+        )
+        db.execute("COMMIT")
+        kept = sum(row[4] for row in chunks.values() if row[1] == 0)
+        lost = sum(row[4] for row in orphans if row[1] == 0)
+        series_lost = len({r[0] for r in orphans})
+        losses = [
+            f"{len(orphans):,} chunks ({lost:,} raw samples) of {series_lost:,} series named in damaged pages"
+            if orphans
+            else "",
+            f"{found.unreadable_pages:,} pages" if found.unreadable_pages else "",
+            f"{found.unreadable_rows:,} rows that could not be read" if found.unreadable_rows else "",
+        ]
+        lost_text = ", ".join(text for text in losses if text) or "nothing that could be found"
+        self._problem(
+            f"{what}: recovered {len(found.series):,} series and {len(chunks):,} chunks holding {kept:,} raw "
+            f"samples, {len(found.wal):,} log records; lost {lost_text}; "
+            f"the damaged file is kept in {aside}"
+        )
 
     @property
     def durable(self) -> bool:
@@ -428,6 +479,24 @@ class Archive:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _damage(path: Path) -> str | None:
+    """Return what SQLite's quick check finds wrong with a store file (None: nothing, or no file yet)."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if found == ["ok"]:
+        return None
+    text = "; ".join(line.strip() for row in found for line in row.splitlines() if "***" not in line)
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def raw_row(sid: int, ts: np.ndarray, val: np.ndarray) -> tuple:

@@ -213,6 +213,13 @@ class SelfCollector:
         ),
         MetricSpec("pulseboard_live_connections", "gauge", "count", "Open live dashboard connections.", DEV),
         MetricSpec(
+            "pulseboard_storage_problems",
+            "gauge",
+            "count",
+            "Damage the store found since it started (a salvaged file, a chunk set aside): see /status.",
+            OPS,
+        ),
+        MetricSpec(
             "pulseboard_process_cpu_seconds_total", "counter", "seconds", "CPU time Pulseboard has used.", DEV
         ),
         MetricSpec(
@@ -228,7 +235,9 @@ class SelfCollector:
         connections: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.time,
         process: psutil.Process | None = None,
+        storage_problems: Callable[[], int] = lambda: 0,
     ):
+        self.storage_problems = storage_problems
         self.instruments = instruments
         self.health = health
         self.store_stats = store_stats
@@ -249,6 +258,7 @@ class SelfCollector:
         out.append(Sample("pulseboard_store_series", (), float(series), now))
         out.append(Sample("pulseboard_store_memory_bytes", (), float(memory), now))
         out.append(Sample("pulseboard_live_connections", (), float(self.connections()), now))
+        out.append(Sample("pulseboard_storage_problems", (), float(self.storage_problems()), now))
         try:
             cpu = self.process.cpu_times()
             out.append(Sample("pulseboard_process_cpu_seconds_total", (), cpu.user + cpu.system, now))

@@ -51,5 +51,6 @@ def schedule_producers(
             lambda: (store.series_count, store.memory_bytes()),
             connections,
             clock,
+            storage_problems=lambda: len(store.archive.problems),
         )
         scheduler.collect(own, store, collectors.self.interval)
