@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,6 @@ _HEADER = struct.Struct("<4sI")  # magic, sample or bucket count
 _CODEC = struct.Struct("<b")  # how a raw chunk's values are kept: -1 XORed floats, k >= 0 decimals (x 10^k)
 _DECIMALS = range(7)  # a value with at most six decimal digits is kept as an integer delta
 _EXACT = 2**53
-_local = threading.local()
 BLOCK_OVERHEAD = (
     400  # bytes a cached block costs beyond its data: array header, allocation, cache entry (measured)
 )
@@ -162,12 +162,47 @@ def merge_rollups(parts: list[Rollup]) -> Rollup:
 # ----- bytes on disk
 
 
-def _compressor() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
-    pair = getattr(_local, "zstd", None)
-    if pair is None:  # zstd contexts are not safe to share between threads
-        pair = (zstandard.ZstdCompressor(level=3, write_checksum=True), zstandard.ZstdDecompressor())
-        _local.zstd = pair
-    return pair
+class _Contexts:
+    """A few zstd contexts lent to one thread at a time (they are not safe to share at once).
+
+    One per thread cost 1.3 MiB for each of the server's 130 threads that ever wrote or read a chunk:
+    the push path's memory grew by 90 MiB or more for contexts alone. Past ``KEPT`` idle ones, a
+    context made for a busy moment is let go.
+    """
+
+    KEPT = 4
+
+    def __init__(self, make):
+        self._make = make
+        self._idle: list = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lent(self):
+        with self._lock:
+            context = self._idle.pop() if self._idle else None
+        if context is None:
+            context = self._make()
+        try:
+            yield context
+        finally:
+            with self._lock:
+                if len(self._idle) < self.KEPT:
+                    self._idle.append(context)
+
+
+_COMPRESSORS = _Contexts(lambda: zstandard.ZstdCompressor(level=3, write_checksum=True))
+_DECOMPRESSORS = _Contexts(zstandard.ZstdDecompressor)
+
+
+def _compress(data: bytes) -> bytes:
+    with _COMPRESSORS.lent() as context:
+        return context.compress(data)
+
+
+def _decompress(data: bytes) -> bytes:
+    with _DECOMPRESSORS.lent() as context:
+        return context.decompress(data)
 
 
 def _pack(words: np.ndarray) -> bytes:
@@ -242,7 +277,7 @@ def encode_samples(ts: np.ndarray, val: np.ndarray) -> bytes:
     else:
         words[1] = val.view(np.uint64)
         words[1:] = _xor(words[1:])
-    body = _CODEC.pack(k) + _compressor()[0].compress(_pack(words))
+    body = _CODEC.pack(k) + _compress(_pack(words))
     return _HEADER.pack(RAW_MAGIC, n) + body
 
 
@@ -276,7 +311,7 @@ def encode_rollup(r: Rollup, step: float) -> bytes:
     words[1] = np.asarray(r.count).astype(np.int64).view(np.uint64)
     values = r.block()[2:] if r._block is not None else np.vstack([getattr(r, f) for f in Rollup.FIELDS[1:]])
     words[2:] = _xor(np.ascontiguousarray(values, dtype=np.float64).view(np.uint64))
-    return _HEADER.pack(ROLLUP_MAGIC, n) + _compressor()[0].compress(_pack(words))
+    return _HEADER.pack(ROLLUP_MAGIC, n) + _compress(_pack(words))
 
 
 def decode_rollup(blob: bytes, step: float) -> np.ndarray:
@@ -296,7 +331,7 @@ def _open(blob: bytes, magic: bytes, per_item: int) -> tuple[int, bytes]:
         found, n = _HEADER.unpack_from(blob)
         if found != magic:
             raise ChunkDamaged(f"not a chunk (header {found!r})")
-        body = _compressor()[1].decompress(blob[_HEADER.size :])
+        body = _decompress(blob[_HEADER.size :])
     except (struct.error, zstandard.ZstdError) as exc:
         raise ChunkDamaged(str(exc)) from None
     if len(body) != per_item * n:

@@ -21,6 +21,7 @@ from collectors.producers import declare_host_metrics, schedule_producers
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
 from collectors.store import build_store
+from dashboard_app import allocator
 from dashboard_app.access.audit import AuditLog
 from dashboard_app.access.keys import Keys
 from dashboard_app.access.levels import MetricLevels
@@ -189,6 +190,7 @@ class Runtime:
             self.scheduler.trouble,
         )
         self.scheduler.every("flush", settings.store.flush_interval, self._flush)
+        self.scheduler.every("memory", allocator.TRIM_EVERY, allocator.hand_back)
         for problem in self.problems:
             log.error("data directory: %s", problem)
         self.started = False

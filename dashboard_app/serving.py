@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from gunicorn.app.base import BaseApplication
 
+from dashboard_app import allocator
+
 PAGE_THREADS = 32  # page and API requests served at once beside the live connections
 
 
@@ -45,3 +47,7 @@ class Server(BaseApplication):
 
     def load(self):
         return self._load()
+
+    def run(self) -> None:
+        allocator.one_arena()  # in the master, so the worker it forks has it before any thread starts
+        super().run()
