@@ -42,8 +42,12 @@ def main(per_series: int = 3600, clients: int = 2) -> dict:
             http = server.session()
             for k in part:
                 samples = [
-                    {"name": "bench_temperature_celsius", "labels": {"sensor": str(s)}, "value": (s + k) % 50,
-                     "timestamp": first + k + j}
+                    {
+                        "name": "bench_temperature_celsius",
+                        "labels": {"sensor": str(s)},
+                        "value": (s + k) % 50,
+                        "timestamp": first + k + j,
+                    }
                     for j in range(BATCH)
                     for s in range(SERIES)
                 ]

@@ -12,7 +12,7 @@ from collectors.aggregator import Aggregator
 from collectors.archive import FILE, Archive
 from collectors.metrics import STALE_MARKER, MetricSpec, is_stale
 from collectors.persistence import convert_previous
-from collectors.store import HEAD_CHUNK, Store, Tier
+from collectors.store import CHECKPOINT_EVERY, HEAD_CHUNK, Store, Tier
 from tests.test_store import gauge
 
 PRODUCTION = (Tier(0, 3600), 1, [Tier(60, 7 * 86400), Tier(3600, 30 * 86400)])
@@ -322,4 +322,23 @@ def test_nan_samples_and_staleness_markers_survive_chunks_the_log_and_a_restart(
     assert np.isnan(val[5]) and not is_stale(val)[5]
     assert is_stale(val).tolist().index(True) == HEAD_CHUNK + 3
     assert again.read_rollup(again.tiers[1], 0, 0, clock.now).count.sum() == len(values) - 2
+    again.close()
+
+
+def test_the_log_is_checkpointed_so_a_start_replays_minutes_not_the_hour_a_slow_series_holds(tmp_path, clock):
+    store = open_store(tmp_path, clock, PRODUCTION)
+    for second in range(1800):  # half an hour: a fast series every second, a slow one every ten minutes
+        clock.now += 1
+        store.append([gauge(second, clock.now, name="fast")], durable=True)  # one log record a push
+        if second % 600 == 0:
+            store.append([gauge(second, clock.now, name="slow")], durable=True)
+        if second % 5 == 4:
+            store.flush()
+    records = [seq for seq, *_ in store.archive.wal()]
+    assert len(records) <= CHECKPOINT_EVERY * 1.3  # not the 1,800 the slow series' open head would keep
+    store.archive.close()  # killed: no last flush
+    again = open_store(tmp_path, clock, PRODUCTION)
+    fast, slow = again.series("fast")[0], again.series("slow")[0]
+    assert again.read_raw(fast.id, 0, clock.now)[1].tolist() == [float(s) for s in range(1800)]
+    assert again.read_raw(slow.id, 0, clock.now)[1].tolist() == [0.0, 600.0, 1200.0]
     again.close()
