@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
 import time
 
 import requests
+from websockets.sync.client import connect as live
 
 from tests.servers import free_port, launch, output, stop, wait_http
 
@@ -93,6 +95,39 @@ def test_a_thousand_slow_and_idle_connections_delay_no_page_push_or_health_check
         huge.settimeout(10)
         assert huge.recv(100).startswith(b"HTTP/1.1 431")
         huge.close()
+    finally:
+        for sock in held:
+            sock.close()
+        stop(proc)
+
+
+def test_the_live_channel_streams_through_the_production_server_beside_slow_clients(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    argv = [sys.executable, "app.py", "serve", "--port", str(port), "--data-dir", str(tmp_path)]
+    proc = launch(
+        argv, {**environ, "PULSEBOARD_DEMO": "false", "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL": "1"}
+    )
+    held = []
+    try:
+        wait_http(url + "/-/healthy", proc)
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            held.append(sock)
+        client = live(url.replace("http://", "ws://") + API + "/ws/dashboard/operations", origin=url)
+        try:
+            hello = json.loads(client.recv(timeout=10))
+            assert hello["type"] == "hello" and hello["dashboard"] == "operations"
+            client.send(json.dumps({"type": "ping"}))
+            kinds = set()
+            deadline = time.monotonic() + 15
+            while {"update", "pong"} - kinds and time.monotonic() < deadline:
+                kinds.add(json.loads(client.recv(timeout=15))["type"])
+            assert {"update", "pong"} <= kinds
+        finally:
+            client.close()
     finally:
         for sock in held:
             sock.close()
