@@ -70,7 +70,8 @@ def main(per_series: int = 3600, clients: int = 2) -> dict:
         elapsed = time.perf_counter() - t0
         time.sleep(6)  # a flush interval: what waits for it is written
         after = rss(server.proc.pid)
-        worker = psutil.Process(server.proc.pid).children()[0].pid
+        children = psutil.Process(server.proc.pid).children()
+        worker = children[0].pid if children else server.proc.pid  # gunicorn's worker, or the one process
         with open(f"/proc/{worker}/status") as f:
             kinds = {k: v.strip() for k, v in (line.split(":", 1) for line in f) if k.startswith("Rss")}
         status = session.get(server.url + API + "/status").json()
