@@ -103,6 +103,21 @@ class Server:
         http.headers.update(self.headers)
         return http
 
+    def record(self, http: requests.Session, samples: list[dict]) -> None:
+        """Push samples through the JSON push, as one request; raise on a refusal."""
+        answer = http.post(
+            self.url + API + "/metrics/custom/record",
+            data=json.dumps({"samples": samples}),
+            headers={"Content-Type": "application/json"},
+            timeout=120,
+        )
+        answer.raise_for_status()
+
+    def rss(self) -> int:
+        """Resident memory of the server's process tree (gunicorn's master and worker)."""
+        tree = psutil.Process(self.proc.pid)
+        return sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)])
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)

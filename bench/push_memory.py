@@ -22,11 +22,6 @@ SERIES = 1000
 BATCH = 5  # samples of each series a request carries: 5,000 in all, about 450 KB of JSON
 
 
-def rss(pid: int) -> int:
-    tree = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)])
-
-
 def main(per_series: int = 3600, clients: int = 2) -> dict:
     server = Server()
     try:
@@ -36,7 +31,7 @@ def main(per_series: int = 3600, clients: int = 2) -> dict:
         first = time.time() - per_series - 5
         steps = range(0, per_series, BATCH)
         time.sleep(2)
-        before = rss(server.proc.pid)
+        before = server.rss()
 
         def push(part: list[int]) -> None:
             http = server.session()
@@ -51,13 +46,7 @@ def main(per_series: int = 3600, clients: int = 2) -> dict:
                     for j in range(BATCH)
                     for s in range(SERIES)
                 ]
-                answer = http.post(
-                    server.url + API + "/metrics/custom/record",
-                    data=json.dumps({"samples": samples}),
-                    headers={"Content-Type": "application/json"},
-                    timeout=60,
-                )
-                answer.raise_for_status()
+                server.record(http, samples)
 
         t0 = time.perf_counter()
         # Each client owns every other second of history, so both push in time order per series.
@@ -69,7 +58,7 @@ def main(per_series: int = 3600, clients: int = 2) -> dict:
             t.join()
         elapsed = time.perf_counter() - t0
         time.sleep(6)  # a flush interval: what waits for it is written
-        after = rss(server.proc.pid)
+        after = server.rss()
         children = psutil.Process(server.proc.pid).children()
         worker = children[0].pid if children else server.proc.pid  # gunicorn's worker, or the one process
         with open(f"/proc/{worker}/status") as f:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import time
 
-import psutil
-
 from bench.ingest import API, Server
 
 SERIES, MINUTES = 10_000, 60
@@ -22,11 +20,6 @@ QUERIES = (
     ('{__name__=~"bench_.*"}', 1),
     ("bench_level", 10),  # 10,000 series x 361 steps
 )
-
-
-def rss(pid: int) -> int:
-    tree = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)])
 
 
 def main() -> list[dict]:
@@ -49,15 +42,9 @@ def main() -> list[dict]:
                     for m in range(5)
                     for s in range(start, start + 1000)
                 ]
-                answer = http.post(
-                    server.url + API + "/metrics/custom/record",
-                    data=json.dumps({"samples": samples}),
-                    headers={"Content-Type": "application/json"},
-                    timeout=120,
-                )
-                answer.raise_for_status()
+                server.record(http, samples)
         time.sleep(6)
-        rows.append({"query": "(filled)", "rss_mib": round(rss(server.proc.pid) / 2**20)})
+        rows.append({"query": "(filled)", "rss_mib": round(server.rss() / 2**20)})
         for query, step in QUERIES:
             t0 = time.perf_counter()
             answer = http.post(
@@ -72,7 +59,7 @@ def main() -> list[dict]:
                     "query": f"{query} step {step}s",
                     "status": answer.status_code,
                     "seconds": round(seconds, 2),
-                    "rss_mib": round(rss(server.proc.pid) / 2**20),
+                    "rss_mib": round(server.rss() / 2**20),
                 }
             )
     finally:

@@ -142,7 +142,7 @@ class _File:
         return rowid, b"".join(parts)
 
     def leaves(self):
-        """Yield (page number, page) of every table leaf page in use."""
+        """Yield (page number, page, where its header starts) of every table leaf page in use."""
         for number, page in self.pages.items():
             if number in self.free:
                 continue

@@ -43,10 +43,12 @@ class Budget:
 
     max_samples: int = 5_000_000
     timeout: float = math.inf
+    deadline: float | None = None  # a time.monotonic() value: the query gate's, else timeout from now
     used: int = 0
 
     def __post_init__(self) -> None:
-        self.deadline = time.monotonic() + self.timeout
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.timeout
 
     def spend(self, samples: int) -> None:
         """Count samples about to be held; raise Execution past the budget, Timeout past the deadline."""

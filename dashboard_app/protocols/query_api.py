@@ -77,8 +77,8 @@ def _answering(runtime: Runtime, handler):
         scoped = reads().api
         limits = runtime.settings.query
         try:
-            with runtime.query_gate.slot():
-                budget = Budget(limits.max_samples, limits.timeout)
+            with runtime.query_gate.slot() as deadline:
+                budget = Budget(limits.max_samples, limits.timeout, deadline)
                 reader = Reader(runtime.store, scoped.visible, lambda name: scoped.check(name), budget)
                 return success(handler(reader, runtime, **path))
         except BadData as exc:
