@@ -189,12 +189,14 @@ def start_agent(port: int, **env: str) -> subprocess.Popen:
 
 
 @contextmanager
-def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node", extra: str = ""):
+def prometheus_server(
+    tmp_path: Path, targets: dict[str, str], job: str = "node", extra: str = "", flags: tuple[str, ...] = ()
+):
     """Run the real Prometheus on 127.0.0.1, scraping each target every second under its instance name.
 
     ``extra`` is more of its configuration file (a ``remote_write:`` section; ``{self}`` stands for the
-    server's own address). Yields its base URL; the
-    server is stopped (by its PID) on the way out.
+    server's own address); ``flags`` more of its command line. Yields its base URL; the server is stopped
+    (by its PID) on the way out.
     """
     assert PROMETHEUS, "prometheus is installed by `make test` (Debian package prometheus)"
     port = free_port()
@@ -205,7 +207,7 @@ def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node"
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-        f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}"
+        + (f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}" if targets else "")
         + extra.replace("{self}", f"127.0.0.1:{port}")
     )
     argv = [
@@ -214,6 +216,7 @@ def prometheus_server(tmp_path: Path, targets: dict[str, str], job: str = "node"
         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
         "--storage.tsdb.retention.time=1h",
         f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
     ]
     with _running(argv, f"http://127.0.0.1:{port}/-/ready"):
         yield f"http://127.0.0.1:{port}"

@@ -100,13 +100,10 @@ def test_lookback_and_staleness_decide_what_an_instant_query_sees(pb):
     "path, params, needle",
     [
         ("/api/v1/query", {"query": "rate(pulseboard_business_orders_total)"}, "query"),
-        (
-            "/api/v1/query",
-            {"query": "label_replace(up, 'a', 'b', 'c', 'd')"},
-            "label_replace() is not supported",
-        ),
-        ("/api/v1/query", {"query": "count_values('v', up)"}, "count_values is not supported"),
-        ("/api/v1/query", {"query": "up[5m:1m]"}, "subqueries"),
+        ("/api/v1/query", {"query": "mad_over_time(up[5m])"}, "mad_over_time() is not supported"),
+        ("/api/v1/query", {"query": "label_replace(up, '~bad', 'b', 'c', 'd')"}, "destination label name"),
+        ("/api/v1/query", {"query": "count_values('~bad', up)"}, "invalid label name"),
+        ("/api/v1/query", {"query": "label_replace(up, 'a', 'b', 'c', '(')"}, "regular expression"),
         ("/api/v1/query", {}, '"query"'),
         ("/api/v1/query", {"query": "up", "time": "yesterday"}, '"time"'),
         ("/api/v1/query_range", {"query": "up", "start": NOW, "end": NOW - 60, "step": 10}, "before start"),

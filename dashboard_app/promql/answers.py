@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from dashboard_app.promql.engine import Evaluator, parse
 from dashboard_app.promql.selectors import Reader
-from dashboard_app.promql.values import MAX_POINTS, BadData, Matrix, Scalar, String, Vector, type_name
-
-
-def number(value: float) -> str:
-    """A sample value as Prometheus writes it: shortest exact decimal, NaN, +Inf or -Inf."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return np.format_float_positional(value, unique=True, trim="-")
+from dashboard_app.promql.values import MAX_POINTS, BadData, Matrix, Scalar, String, Vector, number, type_name
 
 
 def moment(ms: int) -> float | int:

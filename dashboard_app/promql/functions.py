@@ -1,44 +1,44 @@
 """PromQL's functions, computed as Prometheus computes them (its extrapolation in ``rate``, its
 regression in ``deriv`` and ``predict_linear``, its interpolation in ``histogram_quantile``).
 
-A range function sees, at each evaluation time ``t``, the samples of ``[t - offset - range, t - offset]``
-(both ends included, as Prometheus 2 has it) and gives one value, or none.
+A range function sees, at each evaluation time, the samples of ``[end - range, end]`` where ``end`` is the
+time minus the selector's offset (or its ``@`` time), both ends included as Prometheus 2 has it, and
+gives one value, or none.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
 
-from dashboard_app.promql.values import Labels, Vector, drop_name, label
+from collectors.metrics import LABEL_NAME
+from collectors.selector import SelectorError, compile_regex
+from dashboard_app.promql.values import NAME, BadData, Execution, Labels, Vector, drop_name, label
 
 
-def windows(
-    ts: np.ndarray, steps: np.ndarray, range_ms: int, offset_ms: int
-) -> tuple[np.ndarray, np.ndarray]:
+def windows(ts: np.ndarray, ends: np.ndarray, range_ms: int) -> tuple[np.ndarray, np.ndarray]:
     """Return, per step, the index of the first sample of its window and one past the last."""
-    end = steps - offset_ms
-    return np.searchsorted(ts, end - range_ms, "left"), np.searchsorted(ts, end, "right")
+    return np.searchsorted(ts, ends - range_ms, "left"), np.searchsorted(ts, ends, "right")
 
 
 def extrapolated(
     ts: np.ndarray,
     val: np.ndarray,
-    steps: np.ndarray,
+    ends: np.ndarray,
     range_ms: int,
-    offset_ms: int,
     counter: bool,
     per_second: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rate``, ``increase`` and ``delta`` at every step: (values, present)."""
-    lo, hi = windows(ts, steps, range_ms, offset_ms)
+    lo, hi = windows(ts, ends, range_ms)
     n = hi - lo
     ok = n >= 2
     first, last = np.minimum(lo, len(ts) - 1), np.maximum(hi - 1, 0)
     if len(ts) == 0:
-        return np.zeros(len(steps)), ok
+        return np.zeros(len(ends)), ok
     v0, v1 = val[first], val[last]
     t0, t1 = ts[first], ts[last]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -48,8 +48,8 @@ def extrapolated(
             drops[1:] = np.where(val[1:] < val[:-1], val[:-1], 0.0)
             resets = np.cumsum(drops)
             result = result + (resets[last] - resets[first])
-        range_start = (steps - offset_ms - range_ms).astype(np.float64)
-        range_end = (steps - offset_ms).astype(np.float64)
+        range_start = (ends - range_ms).astype(np.float64)
+        range_end = ends.astype(np.float64)
         to_start = (t0 - range_start) / 1000.0
         to_end = (range_end - t1) / 1000.0
         sampled = (t1 - t0) / 1000.0
@@ -60,18 +60,19 @@ def extrapolated(
         threshold = average * 1.1
         interval = sampled + np.where(to_start < threshold, to_start, average / 2)
         interval = interval + np.where(to_end < threshold, to_end, average / 2)
-        result = result * (interval / sampled)
+        factor = interval / sampled  # in Prometheus' order of operations, to the last bit
         if per_second:
-            result = result / (range_ms / 1000.0)
+            factor = factor / (range_ms / 1000.0)
+        result = result * factor
     return result, ok
 
 
-def instant_rate(ts, val, steps, range_ms, offset_ms, per_second: bool) -> tuple[np.ndarray, np.ndarray]:
+def instant_rate(ts, val, ends, range_ms, per_second: bool) -> tuple[np.ndarray, np.ndarray]:
     """``irate`` and ``idelta``: from the last two samples of each window."""
-    lo, hi = windows(ts, steps, range_ms, offset_ms)
+    lo, hi = windows(ts, ends, range_ms)
     ok = hi - lo >= 2
     if len(ts) < 2:
-        return np.zeros(len(steps)), ok
+        return np.zeros(len(ends)), ok
     last, prev = np.maximum(hi - 1, 1), np.maximum(hi - 2, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         if per_second:
@@ -150,31 +151,77 @@ WINDOWED: dict[str, Callable[[np.ndarray, np.ndarray, int, float], float]] = {
     "resets": lambda v, t, at, p: _resets(v),
     "deriv": lambda v, t, at, p: _regression(t, v, float(t[0]))[0],
     "predict_linear": lambda v, t, at, p: (lambda s: s[1] + s[0] * p)(_regression(t, v, float(at))),
+    "holt_winters": lambda v, t, at, p: _holt_winters(v, float(p[0]), float(p[1])),
 }
-NEEDS_TWO = {"deriv", "predict_linear"}
+NEEDS_TWO = {"deriv", "predict_linear", "holt_winters"}
+
+
+def _holt_winters(v: np.ndarray, sf: float, tf: float) -> float:
+    """Prometheus 2.42's double exponential smoothing: the smoothed value at the window's last sample."""
+    s0, s1, b = 0.0, float(v[0]), float(v[1] - v[0])
+    for i in range(1, len(v)):
+        x = sf * v[i]
+        if i > 1:
+            b = tf * (s1 - s0) + (1 - tf) * b
+        s0, s1 = s1, x + (1 - sf) * (s1 + b)
+    return s1
+
+
+def check_smoothing(params: np.ndarray) -> None:
+    """Refuse holt_winters factors outside (0, 1), as Prometheus does."""
+    for value, what in ((params[:, 0], "smoothing"), (params[:, 1], "trend")):
+        bad = ~((value > 0) & (value < 1))
+        if bad.any():
+            raise Execution(f"invalid {what} factor. Expected: 0 < {what[0]}f < 1, got: {value[bad][0]:f}")
+
+
+def _reduce_windows(ufunc, val: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Reduce every non-empty window [lo, hi) at once (windows may overlap)."""
+    out = np.zeros(len(lo))
+    padded = np.append(val, 0.0)  # an index one past the last sample stays in bounds
+    bounds = np.column_stack([lo[ok], hi[ok]]).ravel()
+    out[ok] = ufunc.reduceat(padded, bounds)[::2]
+    return out
+
+
+# Functions of a whole window computed for every step at once (the same values as WINDOWED's).
+WHOLE_WINDOW: dict[str, Callable[..., np.ndarray]] = {
+    "sum_over_time": lambda v, lo, hi, ok: _reduce_windows(np.add, v, lo, hi, ok),
+    "count_over_time": lambda v, lo, hi, ok: (hi - lo).astype(np.float64),
+    "avg_over_time": lambda v, lo, hi, ok: _reduce_windows(np.add, v, lo, hi, ok) / np.maximum(hi - lo, 1),
+    "min_over_time": lambda v, lo, hi, ok: _reduce_windows(np.fmin, v, lo, hi, ok),
+    "max_over_time": lambda v, lo, hi, ok: _reduce_windows(np.fmax, v, lo, hi, ok),
+    "last_over_time": lambda v, lo, hi, ok: v[np.maximum(hi - 1, 0)],
+    "present_over_time": lambda v, lo, hi, ok: np.ones(len(lo)),
+}
 
 
 def windowed(
     name: str,
     ts,
     val,
-    steps,
+    ends,
     range_ms,
-    offset_ms,
+    steps,
     params: np.ndarray,
     check: Callable[[], None] = lambda: None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply a per-window function at every step (``check`` raises when the query must stop)."""
-    lo, hi = windows(ts, steps, range_ms, offset_ms)
+    """Apply a per-window function at every step (``check`` raises when the query must stop).
+
+    ``steps`` are the evaluation times (``predict_linear`` reads its line there); ``ends`` the windows'.
+    """
+    lo, hi = windows(ts, ends, range_ms)
     least = 2 if name in NEEDS_TWO else 1
-    out = np.zeros(len(steps))
     ok = hi - lo >= least
+    if name in WHOLE_WINDOW and ok.any():
+        return WHOLE_WINDOW[name](val, lo, hi, ok), ok
+    out = np.zeros(len(ends))
     f = WINDOWED[name]
     with np.errstate(invalid="ignore", divide="ignore"):
         for n, i in enumerate(np.flatnonzero(ok).tolist()):
             if n % 256 == 255:
                 check()
-            out[i] = f(val[lo[i] : hi[i]], ts[lo[i] : hi[i]], int(steps[i]), float(params[i]))
+            out[i] = f(val[lo[i] : hi[i]], ts[lo[i] : hi[i]], int(steps[i]), params[i])
     return out, ok
 
 
@@ -199,7 +246,61 @@ ELEMENTWISE: dict[str, Callable[..., np.ndarray]] = {
     "clamp_min": lambda v, lo: np.where(np.isnan(v), v, np.maximum(v, lo)),
     "clamp_max": lambda v, hi: np.where(np.isnan(v), v, np.minimum(v, hi)),
     "clamp": lambda v, lo, hi: np.where(np.isnan(v), v, np.minimum(np.maximum(v, lo), hi)),
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "asinh": np.arcsinh,
+    "acosh": np.arccosh,
+    "atanh": np.arctanh,
+    "deg": np.degrees,
+    "rad": np.radians,
 }
+
+
+def _calendar(seconds: np.ndarray) -> dict[str, np.ndarray]:
+    """The UTC calendar fields of Unix times, as Go's time package gives them (NaN stays NaN)."""
+    bad = ~np.isfinite(seconds) | (np.abs(seconds) > 1e15)
+    whole = np.where(bad, 0, np.trunc(np.nan_to_num(seconds))).astype(np.int64).astype("datetime64[s]")
+    day = whole.astype("datetime64[D]")
+    month = whole.astype("datetime64[M]")
+    year = whole.astype("datetime64[Y]")
+    in_day = (whole - day).astype(np.int64)
+    fields = {
+        "year": year.astype(np.int64) + 1970,
+        "month": month.astype(np.int64) % 12 + 1,
+        "day_of_month": (day - month).astype(np.int64) + 1,
+        "day_of_year": (day - year).astype(np.int64) + 1,
+        "day_of_week": (day.astype(np.int64) + 4) % 7,  # 1970-01-01 was a Thursday; Sunday is 0
+        "days_in_month": ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(
+            np.int64
+        ),
+        "hour": in_day // 3600,
+        "minute": in_day % 3600 // 60,
+    }
+    return {k: np.where(bad, np.nan, v.astype(np.float64)) for k, v in fields.items()}
+
+
+DATE_FUNCTIONS = (
+    "year",
+    "month",
+    "day_of_month",
+    "day_of_year",
+    "day_of_week",
+    "days_in_month",
+    "hour",
+    "minute",
+)
+
+
+def calendar(name: str, seconds: np.ndarray) -> np.ndarray:
+    """``hour``, ``day_of_week``, ... of Unix times."""
+    return _calendar(seconds)[name]
 
 
 def _bucket_quantile(q: float, bounds: np.ndarray, counts: np.ndarray) -> float:
@@ -267,3 +368,68 @@ def histogram_quantile(q: np.ndarray, vector: Vector) -> Vector:
 
 
 KEEPS_NAME = {"last_over_time"}  # every other range function drops the metric name
+
+
+def _valid_label_name(name: str, function: str) -> None:
+    if not (LABEL_NAME.fullmatch(name) or name == NAME):
+        raise BadData(f'invalid destination label name in {function}(): "{name}"')
+
+
+_EXPAND = re.compile(r"\$(?:\$|\{(\w+)\}|(\w+))")
+
+
+def _expand(template: str, match) -> str:
+    """Go's regexp Expand: ``$1``, ``${1}``, ``$name``; a group that does not exist is empty."""
+
+    def one(found) -> str:
+        if found.group(0) == "$$":
+            return "$"
+        key = found.group(1) or found.group(2)
+        try:
+            group = match.group(int(key)) if key.isdigit() else match.group(key)
+        except (IndexError, KeyError, ValueError):
+            return ""
+        return group or ""
+
+    return _EXPAND.sub(one, template)
+
+
+def _relabelled(vector: Vector, labels: list[Labels]) -> Vector:
+    return Vector(labels, vector.values, vector.present).relabel(labels)
+
+
+def label_replace(vector: Vector, dst: str, replacement: str, src: str, pattern: str) -> Vector:
+    """``label_replace``: where ``src``'s value matches the whole pattern, ``dst`` becomes the replacement."""
+    try:
+        regex = compile_regex(src, "^(?:" + pattern + ")$")
+    except SelectorError as exc:
+        raise BadData(f"invalid regular expression in label_replace(): {pattern} ({exc})") from None
+    _valid_label_name(dst, "label_replace")
+    out = []
+    for labels in vector.labels:
+        found = regex.search(label(labels, src))
+        if found is None:
+            out.append(labels)
+            continue
+        value = _expand(replacement, found)
+        kept = {k: v for k, v in labels if k != dst}
+        if value:
+            kept[dst] = value
+        out.append(tuple(sorted(kept.items())))
+    return _relabelled(vector, out)
+
+
+def label_join(vector: Vector, dst: str, separator: str, sources: list[str]) -> Vector:
+    """``label_join``: ``dst`` becomes the sources' values joined by the separator."""
+    for name in sources:
+        if not (LABEL_NAME.fullmatch(name) or name == NAME):
+            raise BadData(f'invalid source label name in label_join(): "{name}"')
+    _valid_label_name(dst, "label_join")
+    out = []
+    for labels in vector.labels:
+        value = separator.join(label(labels, name) for name in sources)
+        kept = {k: v for k, v in labels if k != dst}
+        if value:
+            kept[dst] = value
+        out.append(tuple(sorted(kept.items())))
+    return _relabelled(vector, out)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from collectors.metrics import LABEL_NAME
 from dashboard_app.promql.functions import quantile
-from dashboard_app.promql.values import NAME, Execution, Labels, Scalar, Vector, drop_name
+from dashboard_app.promql.values import NAME, BadData, Execution, Labels, Scalar, Vector, drop_name, number
 
 ARITHMETIC = {
     "+": np.add,
@@ -36,6 +37,7 @@ COMPARISON = {
     "<=": operator.le,
 }
 SET = ("and", "or", "unless")
+DROPS_NAME = set(ARITHMETIC) - {"atan2"}  # Prometheus keeps the metric name through atan2
 
 
 def grouping(labels: Labels, names: list[str], without: bool) -> Labels:
@@ -99,6 +101,23 @@ def aggregate(
     return Vector(keys, np.array(values), np.array(present))
 
 
+def count_values(name: str, vector: Vector, names: list[str], without: bool) -> Vector:
+    """``count_values("name", v)``: how many series have each value, the value in label ``name``."""
+    if not LABEL_NAME.fullmatch(name):
+        raise BadData(f'invalid label name "{name}"')
+    steps = vector.values.shape[1]
+    counts: dict[Labels, np.ndarray] = {}
+    for i, labels in enumerate(vector.labels):
+        base = dict(grouping(labels, names, without))
+        for s in np.flatnonzero(vector.present[i]).tolist():
+            key = tuple(sorted({**base, name: number(float(vector.values[i, s]))}.items()))
+            counts.setdefault(key, np.zeros(steps))[s] += 1
+    if not counts:
+        return Vector.empty(steps)
+    values = np.array(list(counts.values()))
+    return Vector(list(counts), values, values > 0)
+
+
 def _top(op: str, vector: Vector, groups: list[list[int]], param: np.ndarray, check) -> Vector:
     present = np.zeros_like(vector.present)
     for s in range(vector.values.shape[1]):
@@ -144,7 +163,7 @@ def vector_scalar(op: str, vector: Vector, scalar: Scalar, vector_left: bool, as
         out = np.array(vector.values, dtype=np.float64)  # a comparison keeps the vector's value
         if as_bool:
             out, kept = kept.astype(np.float64), np.ones_like(kept)
-    if op in ARITHMETIC or as_bool:
+    if op in DROPS_NAME or as_bool:
         labels = [drop_name(lab) for lab in vector.labels]
         return Vector(labels, out, vector.present & kept).relabel(labels)
     return Vector(vector.labels, out, vector.present & kept)
@@ -263,7 +282,7 @@ def _result_labels(
     as_bool: bool,
 ) -> Labels:
     labels = dict(many)
-    if op in ARITHMETIC or as_bool:
+    if op in DROPS_NAME or as_bool:
         labels.pop(NAME, None)
     if card == "one-to-one":
         if on:

@@ -66,6 +66,15 @@ class Budget:
             raise Timeout(f"query timed out after {self.timeout:g} s (query.timeout)")
 
 
+def number(value: float) -> str:
+    """A sample value as Prometheus writes it: shortest exact decimal, NaN, +Inf or -Inf."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return np.format_float_positional(value, unique=True, trim="-")
+
+
 def drop_name(labels: Labels) -> Labels:
     return tuple(p for p in labels if p[0] != NAME)
 
@@ -117,13 +126,17 @@ class Vector:
 
 @dataclass
 class Matrix:
-    """A range vector: each series' raw samples (ms, values), staleness markers left out."""
+    """A range vector: each series' samples (ms, values), staleness markers left out.
+
+    At each evaluation step a range function sees the samples of ``[ends - range_ms, ends]``: ``ends``
+    are the steps less the selector's offset, or its ``@`` time.
+    """
 
     labels: list[Labels]
     times: list[np.ndarray]  # int64 milliseconds, ascending
     values: list[np.ndarray]
     range_ms: int
-    offset_ms: int
+    ends: np.ndarray  # int64 milliseconds, one per evaluation step
 
 
 @dataclass
