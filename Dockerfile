@@ -15,6 +15,7 @@ COPY pyproject.toml requirements.txt README.md ./
 COPY dashboard_app ./dashboard_app
 COPY collectors ./collectors
 COPY layouts ./layouts
+COPY query ./query
 COPY assets ./assets
 RUN pip install --no-cache-dir /src \
     && rm -rf /src \

@@ -95,14 +95,19 @@ class Runtime:
             converted = convert_previous(data_dir, self.store)
             if converted:
                 self.archive.problems.append(converted)
-            self.source = EmbeddedSource(self.store, settings.query.max_points)
+            self.source = EmbeddedSource(
+                self.store,
+                settings.query.max_points,
+                scrape_interval=float(settings.collectors.system.interval),
+                max_samples=settings.query.max_samples,
+            )
         self.api_source: Source = self.source.capped(API_MAX_POINTS)
         self.levels = MetricLevels(self.store.specs, auth.metric_levels)
         # Request code reads only through these, bound to its caller: see access.scoped.
         self.sources = Sources(
             self.source,
             self.api_source,
-            EmbeddedSource(self.store),
+            EmbeddedSource(self.store, scrape_interval=float(settings.collectors.system.interval)),
             self.levels,
         )
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)

@@ -84,7 +84,9 @@ def no_data(panel: Panel, message: str | None = None) -> Figure:
     """Return an empty figure that says, in words, why there is nothing to show."""
     if message is None:
         # One metric name a line: a narrow stat card would clip them side by side.
-        waiting = "<br>".join(dict.fromkeys(plain(q.expr.split("{")[0]) for q in panel.queries))
+        waiting = "<br>".join(
+            dict.fromkeys(plain(name) for q in panel.queries for name in q.compiled.metrics)
+        )
         message = f"{NO_DATA}<br><span style='font-size:11px;opacity:0.7'>waiting for<br>{waiting}</span>"
     return _figure(
         [],

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from collectors.aggregator import AGGREGATIONS
 from collectors.metrics import LABEL_NAME, UNIT_NAME, UNITS, valid_unit
 from collectors.selector import SelectorError, parse_selector
 from layouts.validation import Duration
+from query.promql.shorthand import AGGREGATIONS, Compiled, ShorthandError, check, compile_query, is_selector
 
 CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
 GRID_COLUMNS = 12
@@ -48,10 +48,16 @@ def _check_id(value: str) -> str:
 
 
 class PanelQuery(_Strict):
-    """One series selector a panel plots, with its aggregation and legend template."""
+    """One query a panel draws: PromQL, or the shorthand of a series selector with an aggregation."""
 
-    expr: str = Field(description='Series selector, e.g. pulseboard_system_cpu_core_usage_ratio{core="0"}')
-    agg: Aggregation = "avg"
+    expr: str = Field(
+        description="PromQL, e.g. sum by (mode) (rate(node_cpu_seconds_total[$__rate_interval])); or a "
+        'series selector such as pulseboard_system_cpu_core_usage_ratio{core="0"} with agg, over, '
+        "scale and smooth (compiled to PromQL when the dashboard loads)."
+    )
+    agg: Aggregation | None = Field(
+        None, description="With a selector: each point's aggregation over its step (default avg)."
+    )
     legend: str | None = Field(None, description="Legend template using labels, e.g. '{interface} in'.")
     over: str | None = Field(
         None,
@@ -62,20 +68,47 @@ class PanelQuery(_Strict):
     smooth: Duration | None = Field(
         None,
         gt=0,
-        description="Average over this trailing duration (like rate(x[5m]) in PromQL): steady KPIs "
-        "from sparse events. With ``over``, numerator and denominator are averaged before dividing.",
+        description="The window each point covers instead of its step (rate(x[5m]) for agg rate): "
+        "steady KPIs from sparse events.",
     )
 
-    @field_validator("expr", "over")
+    @field_validator("expr")
     @classmethod
-    def _parses(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+    def _is_promql(cls, value: str) -> str:
         try:
-            parse_selector(value)
-        except SelectorError as exc:
-            raise ValueError(str(exc)) from None
+            check(value)
+        except ShorthandError as exc:
+            reason = str(exc)
+            if value.count("{") > value.count("}"):
+                reason += " (a missing closing '}')"
+            raise ValueError(reason) from None
         return value
+
+    @field_validator("over")
+    @classmethod
+    def _over_selector(cls, value: str | None) -> str | None:
+        if value is not None and not is_selector(value):
+            raise ValueError("a series selector, e.g. pulseboard_business_sessions_total")
+        return value
+
+    @model_validator(mode="after")
+    def _compiles(self):
+        try:
+            self.compiled  # noqa: B018 (compiled once here, kept by the cache)
+        except ShorthandError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def compiled(self) -> Compiled:
+        """This query as PromQL (the text drawn, a plain average's min/max band, the metrics read)."""
+        return compile_query(self.expr, self.agg, self.over, self.scale, self.smooth)
+
+    @property
+    def metric(self) -> str | None:
+        """The first metric the query reads (its unit is the panel's unless the panel says)."""
+        names = self.compiled.metrics
+        return names[0] if names else None
 
 
 class Thresholds(_Strict):
@@ -164,7 +197,15 @@ class Variable(_Strict):
             raise ValueError(f"a variable names a label: {LABEL_NAME.pattern}, not starting with __")
         return value
 
-    _values_from = field_validator("values_from")(classmethod(lambda cls, v: PanelQuery._parses(v)))
+    @field_validator("values_from")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_selector(value)
+            except SelectorError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class Dashboard(_Strict):

@@ -18,6 +18,7 @@ from collectors.aggregator import SeriesInfo
 from collectors.selector import Selector, parse_selector
 from dashboard_app.access.identity import Identity
 from dashboard_app.sources.source import Latest, NotPermitted, Source
+from query.evaluate import Query
 
 
 class ScopedSource:
@@ -31,6 +32,26 @@ class ScopedSource:
     @property
     def min_step(self) -> float:
         return self.inner.min_step
+
+    @property
+    def scrape_interval(self) -> float:
+        return self.inner.scrape_interval
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.identity.sees_everything
+
+    def refuse(self, name: str) -> None:
+        """Raise the caller's refusal for a metric it may not read."""
+        self.check(Selector(name))
+
+    def evaluate(self, query: Query, scope=None) -> pd.DataFrame:
+        """Answer PromQL over a range from the caller's series only."""
+        return self.inner.evaluate(query, self)
+
+    def instant(self, promql: str, at: float, scope=None) -> list[tuple[SeriesInfo, float]]:
+        """Answer PromQL at one time from the caller's series only."""
+        return self.inner.instant(promql, at, self)
 
     def visible(self, name: str) -> bool:
         """Return whether the caller may read a metric."""

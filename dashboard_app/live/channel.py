@@ -12,7 +12,6 @@ from flask import Flask, Response, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from collectors.selector import parse_selector
 from dashboard_app.access.origin import foreign_origin
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import ScopedSource, reads
@@ -43,7 +42,7 @@ def points_of(source: ScopedSource, panel: Panel, start: float, end: float, step
     series = {}
     panel_step = max(step, panel.step or 0.0, source.min_step)
     for q in panel.queries:  # the same query path as the pages: over, scale and smooth apply
-        if not all(source.visible(parse_selector(e).name) for e in (q.expr, q.over) if e is not None):
+        if not all(source.visible(name) for name in q.compiled.metrics):
             continue
         frame = query_frame(source, q, start, end, panel_step)
         if frame.empty:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -15,6 +15,10 @@ from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
 from layouts.charts import Figure, apply_theme, build_figure, no_data, plain
 from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
 from layouts.schema import Dashboard, Panel, PanelQuery
+from query.evaluate import Query
+from query.promql import printer
+from query.promql.shorthand import is_selector
+from query.promql.values import BadData, Execution, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,14 @@ def resolve_unit(source: Source, panel: Panel) -> Panel:
     """Fill in a panel's unit from the metric table when the config leaves it out."""
     if panel.unit is not None:
         return panel
-    unit = source.unit(panel.queries[0].expr) or "none"
+    metric = panel.queries[0].metric
+    unit = (source.unit(metric) if metric else None) or "none"
     return panel.model_copy(update={"unit": unit})
+
+
+def panel_metrics(panel: Panel) -> list[str]:
+    """Every metric a panel's queries read, each once."""
+    return list(dict.fromkeys(name for q in panel.queries for name in q.compiled.metrics))
 
 
 def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
@@ -49,7 +59,11 @@ def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
         return panel
 
     def narrow(expr: str | None) -> str | None:
-        return None if expr is None else str(parse_selector(expr).narrowed(chosen))
+        if expr is None:
+            return None
+        if is_selector(expr):
+            return str(parse_selector(expr).narrowed(chosen))
+        return printer.narrow(expr, chosen)
 
     queries = tuple(
         q.model_copy(update={"expr": narrow(q.expr), "over": narrow(q.over)}) for q in panel.queries
@@ -67,36 +81,23 @@ def narrow_dashboard(dashboard: Dashboard, chosen: dict[str, str]) -> Dashboard:
 def query_frame(
     source: Source, q: PanelQuery, start: float, end: float, step: float, peaks: bool = False
 ) -> pd.DataFrame:
-    """Run one panel query: the selector, smoothed, divided by ``over`` when set, times ``scale``.
+    """Run one panel query through the engine over [start, end] at ``step``.
 
-    ``peaks`` asks a plain average for each bucket's lowest and highest value instead.
+    ``peaks`` draws a plain average as each step's lowest and highest value instead (two points a
+    step, at its middle and its end), so no spike or dip disappears when zoomed out.
     """
-    lead = q.smooth or 0.0  # read one smoothing span earlier, so the first points average a full span
-    peaks = peaks and q.agg == "avg" and q.over is None and q.smooth is None
-    frame = _trailing(source.query(q.expr, start - lead, end, step, q.agg, q.legend, peaks=peaks), q.smooth)
-    if q.over is not None and not frame.empty:
-        total = _trailing(source.query(q.over, start - lead, end, step, q.agg, None), q.smooth)
-        if total.empty:
-            return empty_frame()
-        denominator = total.sum(axis=1, min_count=1).reindex(frame.index)
-        frame = _keep_attrs(frame, frame.div(denominator.where(denominator != 0), axis=0))
-    if q.scale != 1.0 and not frame.empty:
-        frame = _keep_attrs(frame, frame * q.scale)
-    if lead and not frame.empty:
-        frame = _keep_attrs(frame, frame[frame.index >= pd.Timestamp(start, unit="s", tz="UTC")])
-    return frame
-
-
-def _keep_attrs(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    new.attrs = old.attrs
-    return new
-
-
-def _trailing(frame: pd.DataFrame, span: float | None) -> pd.DataFrame:
-    """Average each point with the points of the trailing span before it."""
-    if not span or frame.empty:
-        return frame
-    return _keep_attrs(frame, frame.rolling(pd.Timedelta(seconds=span), min_periods=1).mean())
+    compiled = q.compiled
+    ask = Query(compiled.promql, start, end, step, q.legend, q.metric).aligned()
+    if not (peaks and compiled.band):
+        return source.evaluate(ask)
+    low = source.evaluate(replace(ask, promql=compiled.band[0]))
+    high = source.evaluate(replace(ask, promql=compiled.band[1]))
+    if low.empty or high.empty:
+        return high
+    low = low.reindex(columns=high.columns)
+    both = pd.concat([low.set_axis(low.index - pd.Timedelta(seconds=step / 2)), high]).sort_index()
+    both.attrs = high.attrs
+    return both
 
 
 def panel_frame(
@@ -161,14 +162,20 @@ def render_panel(
             and panel.type in TIME_CHARTS
             and not figure["layout"].get("meta", {}).get("empty")
         ):
-            names = dict.fromkeys(parse_selector(q.expr).name for q in panel.queries)
-            marked = [e for name in names for e in episodes(name, window.start, window.end)]
+            marked = [e for name in panel_metrics(panel) for e in episodes(name, window.start, window.end)]
             if marked:
                 figure = mark_episodes(figure, marked, window.start, window.end)
         problem = panel_trouble(panel, trouble)
         if problem:
             figure = say_unavailable(figure, panel, problem)
-    except (QueryError, SourceUnavailable, NotPermitted) as exc:  # the source's reason fits in the panel
+    except (
+        QueryError,
+        SourceUnavailable,
+        NotPermitted,
+        BadData,
+        Execution,
+        Timeout,
+    ) as exc:  # the reason fits in the panel
         reason = html.escape(str(exc))
         figure = no_data(panel, f"Cannot draw this panel<br><span style='font-size:11px'>{reason}</span>")
     except Exception as exc:  # one broken panel must not blank the whole page
@@ -181,8 +188,7 @@ def panel_trouble(panel: Panel, trouble: Callable[[str], str | None] | None) -> 
     """Return why a panel's data is not arriving, if one of its collectors is failing or hung."""
     if trouble is None:
         return None
-    names = dict.fromkeys(parse_selector(q.expr).name for q in panel.queries)
-    return next((t for t in map(trouble, names) if t), None)
+    return next((t for t in map(trouble, panel_metrics(panel)) if t), None)
 
 
 def say_unavailable(figure: Figure, panel: Panel, problem: str) -> Figure:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dashboard_app.pages.answers import Answer, SharedAnswers, answer_of
-from dashboard_app.pages.panels import Window, bucket_step, panel_trouble, render_panel
+from dashboard_app.pages.panels import Window, bucket_step, panel_metrics, panel_trouble, render_panel
 from dashboard_app.pages.patches import figure_patch
 from dashboard_app.sources.source import NotPermitted
 from layouts.schema import Panel
@@ -29,8 +29,7 @@ def levels_of(source) -> tuple[str, ...]:
 def newest(source, panel: Panel) -> float:
     """Return the time of the newest sample of any series a panel shows (0: none, or none it may read)."""
     try:
-        exprs = [e for q in panel.queries for e in (q.expr, q.over) if e is not None]
-        return max((source.newest(e) or 0 for e in exprs), default=0)
+        return max((source.newest(name) or 0 for name in panel_metrics(panel)), default=0)
     except NotPermitted:
         return 0
 

@@ -18,13 +18,13 @@ from dashboard_app import __version__
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
 from dashboard_app.api.frame import ApiError
-from dashboard_app.promql import answers
-from dashboard_app.promql.engine import parse
-from dashboard_app.promql.selectors import Reader, matcher_sets
-from dashboard_app.promql.text import duration
-from dashboard_app.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted
+from query.promql import answers
+from query.promql.engine import parse
+from query.promql.selectors import Reader, matcher_sets
+from query.promql.text import duration
+from query.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout
 
 READS = Permission(series="all")  # a user's session or a key with the read scope; answers are the caller's
 ROUTES = (

@@ -22,8 +22,11 @@ from collectors.metrics import MetricSpec
 from collectors.selector import Selector, parse_selector
 from dashboard_app.settings import PrometheusSettings
 from dashboard_app.sources import promql
-from dashboard_app.sources.source import SourceUnavailable
+from dashboard_app.sources.source import NotPermitted, SourceUnavailable
 from layouts.units import SI_SYMBOLS, SYMBOLS
+from query.evaluate import Query
+from query.promql.printer import metric_names, reads_unnamed
+from query.promql.shorthand import expand
 
 MAX_RESOLUTION = 11_000  # Prometheus answers at most this many points per series and query
 TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
@@ -86,6 +89,7 @@ class PrometheusSource:
         self.max_points = max_points
         self.clock = clock
         self.min_step = float(cfg.scrape_interval)
+        self.scrape_interval = float(cfg.scrape_interval)
         self.http = http or _session(cfg)
         self._types = _MetricTypes()
 
@@ -151,6 +155,58 @@ class PrometheusSource:
         return spec.type if spec else None
 
     # -- Source ---------------------------------------------------------------------------------
+
+    def permitted(self, promql_text: str, scope) -> None:
+        """Refuse a query that reads a metric the caller may not (the server knows no levels)."""
+        if scope is None or scope.sees_everything:
+            return
+        if reads_unnamed(promql_text):
+            raise NotPermitted(
+                "a selector without a metric name may read metrics of other levels; name the metric"
+            )
+        for name in metric_names(promql_text):
+            if not scope.visible(name):
+                scope.refuse(name)
+
+    def evaluate(self, query: Query, scope=None) -> pd.DataFrame:
+        """Pass PromQL over a range to the server, unchanged but for the range variables."""
+        text = expand(query.promql, query.step, self.scrape_interval, query.end - query.start)
+        self.permitted(text, scope)
+        data = self._call(
+            "POST",
+            "/query_range",
+            {"query": text, "start": query.start, "end": query.end, "step": query.step},
+            query.deadline,
+        )
+        if data.get("resultType") != "matrix":
+            raise QueryError(f"Prometheus answered a {data.get('resultType')}, not a range of series")
+        columns = []
+        for item in data.get("result", []):
+            values = np.asarray(item["values"], dtype=float).reshape(-1, 2)
+            if len(values):
+                name = item["metric"].get("__name__") or query.name or ""
+                columns.append((SeriesInfo(name, _labels(item["metric"])), values[:, 0], values[:, 1]))
+        columns.sort(key=lambda c: sorted(c[0].labels.items()))
+        return series_frame(columns, query.legend, query.step)
+
+    def instant(self, promql_text: str, at: float, scope=None) -> list[tuple[SeriesInfo, float]]:
+        """Pass PromQL at one time to the server."""
+        text = expand(promql_text, self.min_step, self.scrape_interval)
+        self.permitted(text, scope)
+        data = self._call("POST", "/query", {"query": text, "time": at})
+        if data.get("resultType") == "scalar":
+            return [(SeriesInfo("", {}), float(data["result"][1]))]
+        return [
+            (SeriesInfo(item["metric"].get("__name__", ""), _labels(item["metric"])), float(item["value"][1]))
+            for item in data.get("result", [])
+        ]
+
+    def passthrough(self, path: str, params: list[tuple[str, str]], scope=None):
+        """Ask the server's own query API (``/query``, ``/query_range``, ...) and return its data."""
+        for key, value in params:
+            if key in ("query", "match[]"):
+                self.permitted(value, scope)
+        return self._call("POST", path, params)
 
     def query(
         self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False

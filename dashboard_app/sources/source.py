@@ -7,6 +7,7 @@ Pulseboard at Prometheus changes one object, not every reader.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Protocol
 
 import pandas as pd
@@ -14,6 +15,10 @@ import pandas as pd
 from collectors.aggregator import Aggregator, SeriesInfo
 from collectors.selector import Selector, parse_selector
 from collectors.store import Store
+from query.evaluate import Query, evaluate_instant, evaluate_range
+from query.promql.selectors import Reader
+from query.promql.shorthand import expand
+from query.promql.values import Budget
 
 
 class SourceUnavailable(Exception):
@@ -27,10 +32,29 @@ class NotPermitted(Exception):
 Latest = list[tuple[SeriesInfo, float, float]]  # (series, Unix time, value) of each series' newest sample
 
 
+class Scope(Protocol):
+    """Whose reads these are: which metrics they may see, and the refusal for one they may not."""
+
+    sees_everything: bool
+
+    def visible(self, name: str) -> bool: ...
+
+    def refuse(self, name: str) -> None: ...
+
+
 class Source(Protocol):
     """What pages, the API, exports, alerts and analyses may ask of metric data."""
 
     min_step: float  # the finest step worth asking for, in seconds
+    scrape_interval: float  # how often most series get a sample: a rate needs four of them
+
+    def evaluate(self, query: Query, scope: Scope | None = None) -> pd.DataFrame:
+        """Answer PromQL over a range: one column per series, one row per step with a value."""
+        ...
+
+    def instant(self, promql: str, at: float, scope: Scope | None = None) -> list[tuple[SeriesInfo, float]]:
+        """Answer PromQL at one time: each series' value."""
+        ...
 
     def query(
         self,
@@ -92,14 +116,38 @@ def _selector(expr: str | Selector) -> Selector:
 class EmbeddedSource:
     """Answer reads from the in-process store through the pandas aggregator."""
 
-    def __init__(self, store: Store, max_points: int = 2000):
+    def __init__(
+        self,
+        store: Store,
+        max_points: int = 2000,
+        scrape_interval: float = 15.0,
+        max_samples: int = 5_000_000,
+    ):
         self.store = store
         self.aggregator = Aggregator(store, max_points)
         self.min_step = store.min_step
+        self.scrape_interval = scrape_interval
+        self.max_samples = max_samples
 
     def capped(self, max_points: int) -> EmbeddedSource:
         """Return the same source with another cap on points per series."""
-        return EmbeddedSource(self.store, max_points)
+        return EmbeddedSource(self.store, max_points, self.scrape_interval, self.max_samples)
+
+    def reader(self, scope: Scope | None = None, deadline: float | None = None) -> Reader:
+        """The engine's view of the store for one caller, with one query's budget."""
+        budget = Budget(self.max_samples, deadline=deadline)
+        if scope is None:
+            return Reader(self.store, lambda name: True, lambda name: None, budget)
+        return Reader(self.store, scope.visible, scope.refuse, budget)
+
+    def evaluate(self, query: Query, scope: Scope | None = None) -> pd.DataFrame:
+        """Answer PromQL over a range: one column per series, one row per step with a value."""
+        text = expand(query.promql, query.step, self.scrape_interval, query.end - query.start)
+        return evaluate_range(self.reader(scope, query.deadline), replace(query, promql=text))
+
+    def instant(self, promql: str, at: float, scope: Scope | None = None) -> list[tuple[SeriesInfo, float]]:
+        """Answer PromQL at one time: each series' value."""
+        return evaluate_instant(self.reader(scope), expand(promql, self.min_step, self.scrape_interval), at)
 
     def query(
         self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False

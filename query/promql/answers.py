@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard_app.promql.engine import Evaluator, parse
-from dashboard_app.promql.selectors import Reader
-from dashboard_app.promql.values import MAX_POINTS, BadData, Matrix, Scalar, String, Vector, number, type_name
+from query.promql.engine import Evaluator, parse
+from query.promql.selectors import Reader
+from query.promql.values import MAX_POINTS, BadData, Matrix, Scalar, String, Vector, number, type_name
 
 
 def moment(ms: int) -> float | int:

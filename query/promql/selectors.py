@@ -16,7 +16,7 @@ import promql_parser
 from collectors.metrics import is_stale
 from collectors.selector import SelectorError, compile_regex
 from collectors.store import Store
-from dashboard_app.promql.values import NAME, BadData, Budget, Labels
+from query.promql.values import NAME, BadData, Budget, Labels
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from collectors.metrics import LABEL_NAME
-from dashboard_app.promql.functions import quantile
-from dashboard_app.promql.values import NAME, BadData, Execution, Labels, Scalar, Vector, drop_name, number
+from query.promql.functions import quantile
+from query.promql.values import NAME, BadData, Execution, Labels, Scalar, Vector, drop_name, number
 
 ARITHMETIC = {
     "+": np.add,

@@ -16,7 +16,7 @@ import numpy as np
 
 from collectors.metrics import LABEL_NAME
 from collectors.selector import SelectorError, compile_regex
-from dashboard_app.promql.values import NAME, BadData, Execution, Labels, Vector, drop_name, label
+from query.promql.values import NAME, BadData, Execution, Labels, Vector, drop_name, label
 
 
 def windows(ts: np.ndarray, ends: np.ndarray, range_ms: int) -> tuple[np.ndarray, np.ndarray]:

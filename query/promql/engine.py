@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import promql_parser as pp
 
-from dashboard_app.promql import functions, operators, text
-from dashboard_app.promql.selectors import Reader, matcher_sets, without_stale
-from dashboard_app.promql.values import (
+from query.promql import functions, operators, text
+from query.promql.selectors import Reader, matcher_sets, without_stale
+from query.promql.values import (
     LOOKBACK_MS,
     BadData,
     Budget,
