@@ -30,7 +30,7 @@ from dashboard_app.access.secrets import Secrets, load_secrets
 from dashboard_app.access.users import Users
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.notify import Notifier
-from dashboard_app.alerts.rules import RuleBook, load_rule_files, unknown_targets
+from dashboard_app.alerts.rules import RuleBook, load_recording_rules, load_rule_files, unknown_targets
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.api.frame import QueryGate
 from dashboard_app.config_dir import ConfigDir
@@ -160,7 +160,9 @@ class Runtime:
         if self.demo is not None:
             self.scheduler.every("demo", 5.0, self.demo.run)
         alerts = settings.alerts
-        self.rules = RuleBook(data_dir / "alert_rules.json", load_rule_files(config.alerts))
+        self.rules = RuleBook(
+            data_dir / "alert_rules.json", load_rule_files(config.alerts), load_recording_rules(config.alerts)
+        )
         self.notifier = Notifier(
             alerts.alertmanager,
             alerts.webhooks,
@@ -175,7 +177,14 @@ class Runtime:
             if unknown:
                 raise ConfigError(f"{config.alerts}: rule {rule.id!r}: {unknown[0]}")
         self.silences = Silences(data_dir / "silences.json", clock)
-        self.alerts = AlertEngine(self.rules, self.api_source, clock, self.notifier.send, self.silences)
+        self.alerts = AlertEngine(
+            self.rules,
+            self.api_source,
+            clock,
+            self.notifier.send,
+            self.silences,
+            record=None if self.prometheus else self.store.append,
+        )
         self.scheduler.every("alerts", alerts.interval, self.alerts.evaluate)
         if self.notifier.enabled:
             self.scheduler.every(

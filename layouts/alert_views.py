@@ -142,10 +142,12 @@ def alerts_body(
             ),
             r["name"],
             html.Code(
-                f"{r['aggregation']}({r['query']}[{r['window']:g}s])"
+                r["expr"]
+                if r.get("expr")
+                else f"{r['aggregation']}({r['query']}[{r['window']:g}s])"
                 + (f" predicted {_ago(r['predict'])} ahead" if r.get("predict") else "")
             ),
-            f"{r['condition']} {format_value(r['threshold'], r.get('unit'))}",
+            "" if r.get("expr") else f"{r['condition']} {format_value(r['threshold'], r.get('unit'))}",
             _ago(r["for"]),
             _badge(r["severity"], r["severity"]),
             html.Span(r["status"]["error"], className="rule-error") if r["status"]["error"] else "",

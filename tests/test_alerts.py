@@ -184,10 +184,10 @@ def test_backtest_reports_a_known_episode_at_the_right_times(store, clock):
 class BrokenSource(EmbeddedSource):
     """The real embedded source, except that one query fails."""
 
-    def window(self, selector, start, end, agg="avg", predict=None):
-        if str(selector).startswith("broken"):
+    def instant(self, promql, at, scope=None):
+        if "broken" in promql:
             raise RuntimeError("the store could not answer")
-        return super().window(selector, start, end, agg, predict)
+        return super().instant(promql, at, scope)
 
 
 def test_a_failing_rule_shows_its_error_and_the_others_still_fire(store, clock, tmp_path):

@@ -300,8 +300,9 @@ def test_an_alerts_value_and_its_rules_threshold_are_shown_in_the_metrics_unit(t
         [shown] = [r for r in pb.call("GET", "/alerts/rules").json()["rules"] if r["id"] == "sending-fast"]
         assert shown["unit"] == "bytes_per_second"  # a rate of bytes is bytes per second
         now = time.time()
-        # increments of 30 KiB a second (a pushed counter sample adds to the running total)
-        samples = [{"name": sent, "value": 30720, "timestamp": now - 30 + i} for i in range(31)]
+        # increments of 30 KiB a second over the rule's whole window (a pushed counter sample adds to
+        # the running total): rate() is Prometheus', so the window must hold the samples it averages
+        samples = [{"name": sent, "value": 30720, "timestamp": now - 90 + i} for i in range(91)]
         assert pb.call("POST", "/metrics/custom/record", {"samples": samples}).ok
         runtime.alerts.evaluate()
         [firing] = wait_messages(1)

@@ -17,7 +17,7 @@ from flask import g
 from collectors.aggregator import SeriesInfo
 from collectors.selector import Selector, parse_selector
 from dashboard_app.access.identity import Identity
-from dashboard_app.sources.source import Latest, NotPermitted, Source
+from dashboard_app.sources.source import Latest, NotPermitted, Source, permit
 from query.evaluate import Query
 
 
@@ -44,6 +44,10 @@ class ScopedSource:
     def refuse(self, name: str) -> None:
         """Raise the caller's refusal for a metric it may not read."""
         self.check(Selector(name))
+
+    def permitted(self, promql: str) -> None:
+        """Refuse PromQL that reads a metric the caller may not (403, saying which)."""
+        permit(promql, self)
 
     def evaluate(self, query: Query, scope=None) -> pd.DataFrame:
         """Answer PromQL over a range from the caller's series only."""

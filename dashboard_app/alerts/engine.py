@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -10,11 +11,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from collectors.metrics import Labels, freeze_labels
+from collectors.metrics import Labels, Sample, freeze_labels
 from dashboard_app.alerts.rules import AlertRule, RuleBook
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.sources.source import Source
 from layouts.units import aggregated_unit, format_time, format_value
+from query.evaluate import Query
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view
@@ -143,7 +145,7 @@ class RuleState:
             alert.no_data, alert.last_seen = True, since
             alert.annotations = {
                 "summary": f"No data since {format_time(since)}",
-                "description": f"{rule.query} has had no sample in {rule.window:g} s windows since then.",
+                "description": f"{rule.query or rule.expr} has had no sample since then.",
             }
             self.alerts[key + NO_DATA] = alert
         if alert.state == "pending" and now - since >= rule.for_:
@@ -169,8 +171,10 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         notify: Callable[[list[Alert]], None] | None = None,
         silences: Silences | None = None,
+        record: Callable[[list[Sample]], object] | None = None,
     ):
         self.book = book
+        self.record = record  # stores what recording rules compute (None: nowhere to store them)
         self.silences = silences
         self.source = source
         self.clock = clock
@@ -179,11 +183,14 @@ class AlertEngine:
         self.history: deque[dict] = deque(maxlen=HISTORY)
         self._lock = threading.Lock()
         self.evaluations = 0
+        self.last_evaluation: float | None = None
         self.changes = 0  # alerts that started firing or resolved so far: charts shade firing periods
 
     def evaluate(self) -> int:
         """Evaluate every enabled rule once; a failing rule records its error and the others go on."""
         now = self.clock()
+        self.last_evaluation = now
+        self._record(now)
         changed: list[Alert] = []
         with self._lock:
             rules = self.book.rules
@@ -217,6 +224,23 @@ class AlertEngine:
             self.notify(told)
         return len(changed)
 
+    def _record(self, now: float) -> None:
+        """Evaluate every recording rule and store its series under the rule's name."""
+        self.recording_errors: dict[str, str] = {}
+        if self.record is None:
+            return
+        for rule in self.book.recording:
+            try:
+                found = self.source.instant(rule.expr, now)
+                samples = [
+                    Sample(rule.record, freeze_labels({**s.labels, **rule.labels}), v, now) for s, v in found
+                ]
+                if samples:
+                    self.record(samples)
+            except Exception as exc:  # one broken rule must not stop the others
+                self.recording_errors[rule.record] = f"{type(exc).__name__}: {exc}"
+                log.warning("recording rule %s failed: %s", rule.record, exc)
+
     def _to_tell(self, changed: list[Alert]) -> list[Alert]:
         """The changes to notify: firing alerts no silence mutes (also those whose silence ended since
         they fired) and the resolution of alerts whose firing was notified."""
@@ -235,12 +259,17 @@ class AlertEngine:
 
     def unit(self, rule: AlertRule) -> str:
         """The unit of a rule's value: its metric's, per second for a rate."""
+        if rule.expr is not None:
+            return (self.source.unit(rule.metric) if rule.metric else None) or "none"
         return aggregated_unit(self.source.unit(rule.query), rule.aggregation)
 
     def values(self, rule: AlertRule, now: float) -> list[tuple[Labels, float]]:
-        """Return each series' value for a rule at a time."""
-        result = self.source.window(rule.query, now - rule.window, now, rule.aggregation, rule.predict)
-        return [(freeze_labels(s.labels), v) for s, v in result]
+        """Return each series' value for a rule at a time: its PromQL, evaluated by the one engine."""
+        return [
+            (freeze_labels(s.labels), v)
+            for s, v in self.source.instant(rule.value_promql, now)
+            if math.isfinite(v)
+        ]
 
     def active(self) -> list[dict]:
         """Return pending and firing alerts, firing and most severe first, each with the silence that
@@ -293,15 +322,24 @@ class AlertEngine:
 
 
 def backtest(rule: AlertRule, source: Source, start: float, end: float, step: float) -> list[dict]:
-    """Run a rule over stored history at ``step`` seconds; return its firing and resolved events."""
+    """Run a rule over stored history at ``step`` seconds; return its firing and resolved events.
+
+    The rule's PromQL is evaluated as one range query, the same numbers an evaluation at each of
+    those times gives.
+    """
     state = RuleState(rule)
     events = []
-    t = start + rule.window
-    while t <= end:
-        values = [
-            (freeze_labels(s.labels), v)
-            for s, v in source.window(rule.query, t - rule.window, t, rule.aggregation, rule.predict)
-        ]
+    first = start + (rule.window if rule.expr is None else 0.0)
+    if first > end:
+        return events
+    frame = source.evaluate(Query(rule.value_promql, first, end, step))
+    infos = frame.attrs.get("series", {})
+    keys = {column: freeze_labels(infos[column].labels) for column in frame.columns}
+    rows = {round(t.timestamp(), 3): row for t, row in zip(frame.index, frame.to_numpy(dtype=float))}
+    t = first
+    while t <= end + 1e-9:
+        row = rows.get(round(t, 3))
+        values = [] if row is None else [(keys[c], v) for c, v in zip(frame.columns, row) if math.isfinite(v)]
         for alert in state.step(values, t):
             at = alert.fired_at if alert.state == "firing" else alert.resolved_at
             events.append(

@@ -9,13 +9,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from collectors.metrics import METRIC_NAME
 from collectors.persistence import load_json, write_atomically
 from collectors.selector import SelectorError, parse_selector
 from dashboard_app.config_dir import ConfigDir
 from layouts.schema import Aggregation
 from layouts.validation import ConfigError, describe, parse_duration, read_yaml
+from query.promql.printer import metric_names
+from query.promql.shorthand import ShorthandError, check, over_window
 
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("info", "warning", "critical")
@@ -38,11 +49,18 @@ class AlertRule(BaseModel):
 
     id: str
     name: str = Field(min_length=1)
-    query: str = Field(description="Series selector, as the query API takes it.")
+    expr: str | None = Field(
+        None,
+        description="PromQL, as in a Prometheus rule file: every series it gives is an alert (e.g. "
+        "rate(errors_total[5m]) > 0.1). Instead of query, aggregation, window, condition and threshold.",
+    )
+    query: str | None = Field(
+        None, validate_default=True, description="Series selector, as the query API takes it."
+    )
     aggregation: Aggregation = "avg"
     window: Seconds = Field(60, gt=0, description="Seconds the aggregation covers.")
-    condition: Literal[">", ">=", "<", "<=", "==", "!="]
-    threshold: float
+    condition: Literal[">", ">=", "<", "<=", "==", "!="] | None = Field(None, validate_default=True)
+    threshold: float | None = Field(None, validate_default=True)
     for_: Seconds = Field(0, alias="for", ge=0, description="Seconds the condition must hold before firing.")
     keep_firing_for: Seconds = Field(0, ge=0, description="Seconds an alert keeps firing after it clears.")
     predict: Seconds | None = Field(
@@ -70,21 +88,65 @@ class AlertRule(BaseModel):
             )
         return value
 
+    @field_validator("condition", "threshold")
+    @classmethod
+    def _given(cls, value, info):
+        if value is None and info.data.get("expr") is None:
+            raise ValueError("required (or give the rule as PromQL in expr)")
+        return value
+
     @field_validator("query")
     @classmethod
-    def _selector(cls, value: str) -> str:
+    def _selector(cls, value: str | None, info) -> str | None:
+        if value is None:
+            if info.data.get("expr") is None:
+                raise ValueError("required (or give the rule as PromQL in expr)")
+            return value
         try:
             parse_selector(value)
         except SelectorError as exc:
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("expr")
+    @classmethod
+    def _promql(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check(value)
+            except ShorthandError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if self.expr is not None and (
+            self.query is not None or self.condition is not None or self.threshold is not None
+        ):
+            raise ValueError("give expr (PromQL) or query, condition and threshold, not both")
+        return self
+
     @property
     def metric(self) -> str:
+        if self.expr is not None:
+            names = metric_names(self.expr)
+            return names[0] if names else ""
         return parse_selector(self.query).name
 
+    @property
+    def value_promql(self) -> str:
+        """The PromQL whose series are the rule's values at each evaluation (before its condition)."""
+        if self.expr is not None:
+            return self.expr
+        window = _duration(self.window)
+        if self.predict is not None:
+            return f"predict_linear({self.query}[{window}], {self.predict:g})"
+        return over_window(self.query, self.aggregation, window)
+
     def holds(self, value: float) -> bool:
-        """Return whether a value meets the condition."""
+        """Return whether a value meets the condition (every value of a PromQL rule's series does)."""
+        if self.expr is not None:
+            return True
         t = self.threshold
         return {
             ">": value > t,
@@ -99,12 +161,108 @@ class AlertRule(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def read_rules_file(path: Path) -> tuple[list[AlertRule], list[str]]:
-    """Read one rules file (a mapping with a ``rules`` list): its valid rules, and an error for each
-    rule that is not (``file:line: rule 'id': field: reason``)."""
+class RecordingRule(BaseModel):
+    """A Prometheus recording rule: at each evaluation, ``expr``'s series are stored as ``record``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: str
+    expr: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("record")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not METRIC_NAME.fullmatch(value):
+            raise ValueError(f"a metric name: {METRIC_NAME.pattern}")
+        return value
+
+    _expr = field_validator("expr")(classmethod(lambda cls, v: AlertRule._promql(v)))
+
+
+class _PrometheusAlert(BaseModel):
+    """An alerting rule as a Prometheus rule file writes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    alert: str = Field(min_length=1)
+    expr: str
+    for_: str | None = Field(None, alias="for")
+    keep_firing_for: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+def _rule_id(name: str, taken: set[str]) -> str:
+    base = (
+        re.sub(r"[^a-z0-9]+", "-", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()).strip("-")[:56]
+        or "rule"
+    )
+    found, n = base, 1
+    while found in taken:
+        n += 1
+        found = f"{base}-{n}"
+    taken.add(found)
+    return found
+
+
+def read_rule_groups(path: Path) -> tuple[list[AlertRule], list[RecordingRule], list[str]]:
+    """Read a Prometheus rule file (``groups:``, each with ``rules:`` of ``alert`` and ``record`` entries),
+    unchanged; return its alerting rules, its recording rules and an error for each entry that is wrong."""
     data, lines = read_yaml(path)
+    alerts: list[AlertRule] = []
+    records: list[RecordingRule] = []
+    errors: list[str] = []
+    taken: set[str] = set()
+    groups = data.get("groups") if isinstance(data, dict) else None
+    if not isinstance(groups, list):
+        return [], [], [f"{path}:1: groups: a Prometheus rule file holds a list under groups:"]
+    for g, group in enumerate(groups):
+        items = group.get("rules") if isinstance(group, dict) else None
+        if not isinstance(items, list):
+            errors.append(f"{path}:{lines.get(('groups', g), 1)}: groups.{g}.rules: a list of rules")
+            continue
+        for i, item in enumerate(items):
+            where = {k[4:]: v for k, v in lines.items() if k[:4] == ("groups", g, "rules", i)}
+            try:
+                if isinstance(item, dict) and "record" in item:
+                    records.append(RecordingRule.model_validate(item))
+                    continue
+                entry = _PrometheusAlert.model_validate(item)
+                labels = dict(entry.labels)
+                severity = labels.pop("severity", "warning")
+                extra = {"severity": severity} if severity not in SEVERITIES else {}
+                alerts.append(
+                    AlertRule.model_validate(
+                        {
+                            "id": _rule_id(entry.alert, taken),
+                            "name": entry.alert,
+                            "expr": entry.expr,
+                            "for": entry.for_ or 0,
+                            "keep_firing_for": entry.keep_firing_for or 0,
+                            "severity": severity if severity in SEVERITIES else "warning",
+                            "labels": {**labels, **extra},
+                            "annotations": entry.annotations,
+                        }
+                    )
+                )
+            except ValidationError as exc:
+                name = item.get("alert") or item.get("record") if isinstance(item, dict) else None
+                for line in describe(exc, str(path), where).splitlines():
+                    errors.append(line.replace(": ", f": groups.{g}.rules.{i} ({name or 'unnamed'}): ", 1))
+    return alerts, records, errors
+
+
+def read_rules_file(path: Path) -> tuple[list[AlertRule], list[str]]:
+    """Read one rules file (a mapping with a ``rules`` list, or a Prometheus rule file with ``groups``):
+    its valid alert rules, and an error for each rule that is not (``file:line: rule 'id': field:
+    reason``)."""
+    data, lines = read_yaml(path)
+    if isinstance(data, dict) and "groups" in data:
+        alerts, _, errors = read_rule_groups(path)
+        return alerts, errors
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        return [], [f"{path}:1: rules: the file must hold a list under rules:"]
+        return [], [f"{path}:1: rules: the file must hold a list under rules: (or groups:, as Prometheus)"]
     rules: list[AlertRule] = []
     errors: list[str] = []
     seen: set[str] = set()
@@ -133,11 +291,26 @@ def unknown_targets(rule: AlertRule, targets: list[str]) -> list[str]:
     ]
 
 
+def rule_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_recording_rules(directory: Path) -> list[RecordingRule]:
+    """The recording rules of every Prometheus rule file in a directory (their errors are
+    load_rule_files' to report)."""
+    found: list[RecordingRule] = []
+    for path in rule_files(directory):
+        data, _ = read_yaml(path)
+        if isinstance(data, dict) and "groups" in data:
+            found += read_rule_groups(path)[1]
+    return found
+
+
 def load_rule_files(directory: Path) -> dict[str, AlertRule]:
     """Load every rules file in a directory; raise ConfigError with every problem found."""
     rules: dict[str, AlertRule] = {}
     errors: list[str] = []
-    for path in sorted(directory.glob("*.yaml")):
+    for path in rule_files(directory):
         found, problems = read_rules_file(path)
         errors += problems
         for rule in found:
@@ -152,8 +325,14 @@ def load_rule_files(directory: Path) -> dict[str, AlertRule]:
 class RuleBook:
     """The rules in force: the shipped files, with rules made or changed through the API on top."""
 
-    def __init__(self, path: str | Path | None, shipped: dict[str, AlertRule] | None = None):
+    def __init__(
+        self,
+        path: str | Path | None,
+        shipped: dict[str, AlertRule] | None = None,
+        recording: list[RecordingRule] | None = None,
+    ):
         self.shipped = dict(load_rule_files(ConfigDir().alerts) if shipped is None else shipped)
+        self.recording = list(recording or ())  # from Prometheus rule files: their series are stored
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
         self._own: dict[str, AlertRule] = {}
@@ -189,34 +368,15 @@ class RuleBook:
         return rule_id in self._own
 
 
-_OPERATOR = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "==", "!=": "!="}
-_PROM_AGG = {
-    "avg": "avg_over_time",
-    "min": "min_over_time",
-    "max": "max_over_time",
-    "sum": "sum_over_time",
-    "last": "last_over_time",
-    "count": "count_over_time",
-    "p50": "quantile_over_time(0.5, ",
-    "p95": "quantile_over_time(0.95, ",
-    "p99": "quantile_over_time(0.99, ",
-    "rate": "rate",
-}
-
-
 def _duration(seconds: float) -> str:
     return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
 
 
 def promql(rule: AlertRule) -> str:
-    """Return the PromQL expression that a Prometheus server evaluates for a rule."""
-    selector = f"{rule.query}[{_duration(rule.window)}]"
-    if rule.predict is not None:
-        inner = f"predict_linear({selector}, {rule.predict:g})"
-    else:
-        fn = _PROM_AGG[rule.aggregation]
-        inner = f"{fn}{selector})" if fn.endswith(", ") else f"{fn}({selector})"
-    return f"{inner} {_OPERATOR[rule.condition]} {rule.threshold:g}"
+    """Return the PromQL a Prometheus server evaluates for a rule: its expr as written, or the form's."""
+    if rule.expr is not None:
+        return rule.expr
+    return f"{rule.value_promql} {rule.condition} {rule.threshold!r}"
 
 
 def _template(text: str) -> str:

@@ -71,7 +71,11 @@ CHANGES_RULES = Permission("operator", "admin", series="rule")
 def _may_read(rule: AlertRule, runtime: Runtime) -> None:
     """Refuse a rule on a metric the caller may not read (403 naming the query), or one that names
     a notification target there is not (400)."""
-    reads().api.check(rule.query)
+    scoped = reads().api
+    if rule.expr is not None:
+        scoped.permitted(rule.expr)
+    else:
+        scoped.check(rule.query)
     unknown = unknown_targets(rule, runtime.notifier.people)
     if unknown:
         raise ApiError(unknown[0], field="notify")

@@ -10,21 +10,23 @@ identity: metrics of other levels are not listed, and naming one is refused (403
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
 
+from collectors.aggregator import QueryError, QueryTimeout
 from dashboard_app import __version__
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
+from dashboard_app.alerts.rules import promql
 from dashboard_app.api.frame import ApiError
 from dashboard_app.runtime import Runtime
-from dashboard_app.sources.source import NotPermitted
+from dashboard_app.sources.source import NotPermitted, SourceUnavailable
 from query.promql import answers
 from query.promql.engine import parse
 from query.promql.selectors import Reader, matcher_sets
 from query.promql.text import duration
-from query.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout
+from query.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout, number
 
 READS = Permission(series="all")  # a user's session or a key with the read scope; answers are the caller's
 ROUTES = (
@@ -34,6 +36,9 @@ ROUTES = (
     "/api/v1/labels",
     "/api/v1/label/<name>/values",
     "/api/v1/metadata",
+    "/api/v1/query_exemplars",
+    "/api/v1/rules",
+    "/api/v1/alerts",
 )
 BUILDINFO = "/api/v1/status/buildinfo"
 
@@ -57,6 +62,9 @@ def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> Non
         "/api/v1/labels": _labels,
         "/api/v1/label/<name>/values": _label_values,
         "/api/v1/metadata": _metadata,
+        "/api/v1/query_exemplars": _exemplars,
+        "/api/v1/rules": _rules,
+        "/api/v1/alerts": _alerts,
     }
     for rule, handler in handlers.items():
         view = _answering(runtime, handler)
@@ -68,19 +76,20 @@ def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> Non
 
 def _answering(runtime: Runtime, handler):
     def view(**path) -> Response:
-        if runtime.archive is None:
-            return error(
-                "unavailable",
-                "this Pulseboard reads from Prometheus: point Prometheus clients at that server",
-                503,
-            )
         scoped = reads().api
         limits = runtime.settings.query
         try:
+            if handler in OWN:  # Pulseboard's rules and alerts, whichever source holds the metrics
+                return success(handler(scoped, runtime))
+            if runtime.archive is None:  # scaled out: the server answers, within the caller's levels
+                return success(_passed(runtime, scoped, request.path, **path))
             with runtime.query_gate.slot() as deadline:
                 budget = Budget(limits.max_samples, limits.timeout, deadline)
-                reader = Reader(runtime.store, scoped.visible, lambda name: scoped.check(name), budget)
+                reader = Reader(runtime.store, scoped.visible, scoped.refuse, budget)
                 return success(handler(reader, runtime, **path))
+        except (QueryError, SourceUnavailable) as exc:
+            status = 503 if isinstance(exc, (QueryTimeout, SourceUnavailable)) else 400
+            return error("unavailable" if status == 503 else "bad_data", str(exc), status)
         except BadData as exc:
             return error("bad_data", str(exc), 400)
         except Execution as exc:
@@ -206,6 +215,22 @@ def _label_values(reader: Reader, runtime: Runtime, name: str) -> list[str]:
     return sorted({labels[name] for labels in matched if name in labels})
 
 
+def _families(reader: Reader, names: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Histograms and summaries by their family name, as Prometheus lists them: family -> (type, parts)."""
+    present = set(names)
+    found: dict[str, tuple[str, list[str]]] = {}
+    for name in names:
+        if name.endswith("_bucket") and name[: -len("_bucket")] + "_count" in present:
+            family = name[: -len("_bucket")]
+            found[family] = ("histogram", [name, family + "_count", family + "_sum"])
+    for name in names:
+        if name in found or name + "_count" not in present or name + "_sum" not in present:
+            continue
+        if any("quantile" in dict(s.labels) for s in reader.store.series(name)):
+            found[name] = ("summary", [name, name + "_count", name + "_sum"])
+    return found
+
+
 def _metadata(reader: Reader, runtime: Runtime) -> dict[str, list[dict[str, str]]]:
     wanted = _param("metric")
     limit = _param("limit")
@@ -213,17 +238,121 @@ def _metadata(reader: Reader, runtime: Runtime) -> dict[str, list[dict[str, str]
         limit = int(limit) if limit else None
     except ValueError:
         raise BadData('invalid parameter "limit": must be an integer') from None
-    names = [wanted] if wanted else reader.names()
-    out: dict[str, list[dict[str, str]]] = {}
-    for name in names:
+    visible = reader.names()
+    families = _families(reader, visible)
+    parts = {part: family for family, (_, members) in families.items() for part in members}
+    entries: dict[str, list[dict[str, str]]] = {}
+    for name in visible:
         spec = reader.store.specs.get(name)
-        if spec is None or not reader.visible(name):
+        if spec is None:
+            continue
+        family = parts.get(name)
+        if family is not None and family != name:
+            spec = reader.store.specs.get(family) or spec  # the family's own words, when declared
+        key = family or name
+        if key in entries:
             continue
         unit = "" if spec.unit == "none" else spec.unit
-        out[name] = [{"type": spec.type, "help": spec.help, "unit": unit}]
+        kind = families[family][0] if family else spec.type
+        entries[key] = [{"type": kind, "help": spec.help, "unit": unit}]
+    if wanted:
+        return {wanted: entries[wanted]} if wanted in entries else {}
+    out: dict[str, list[dict[str, str]]] = {}
+    for key in sorted(entries):
         if limit is not None and 0 <= limit <= len(out):
             break
+        out[key] = entries[key]
     return out
+
+
+def _exemplars(reader: Reader, runtime: Runtime) -> list:
+    """Pulseboard keeps no exemplars: a valid query has none (Grafana asks when exemplars are on)."""
+    parse(_query_text())
+    return []
+
+
+def _prometheus_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "0001-01-01T00:00:00Z"
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _alert_entry(alert: dict) -> dict:
+    return {
+        "labels": alert["labels"],
+        "annotations": alert["annotations"],
+        "state": alert["state"],
+        "activeAt": _prometheus_time(alert["active_at"]),
+        "value": number(alert["value"] if alert["value"] is not None else math.nan),
+    }
+
+
+def _visible_alerts(scoped, runtime: Runtime) -> list[dict]:
+    return [a for a in runtime.alerts.active() if not a["metric"] or scoped.visible(a["metric"])]
+
+
+def _rules(scoped, runtime: Runtime) -> dict:
+    """Pulseboard's alert rules as Prometheus lists them (one group), those on the caller's metrics."""
+    kind = _param("type")
+    if kind not in (None, "", "alert", "record"):
+        raise BadData('invalid parameter "type": must be alert or record')
+    engine = runtime.alerts
+    alerts: dict[str, list[dict]] = {}
+    for alert in _visible_alerts(scoped, runtime):
+        alerts.setdefault(alert["rule_id"], []).append(_alert_entry(alert))
+    rules = []
+    if kind != "record":
+        for rule in engine.book.rules.values():
+            if not rule.enabled or (rule.metric and not scoped.visible(rule.metric)):
+                continue
+            status = engine.rule_status(rule.id)
+            rules.append(
+                {
+                    "state": status["state"],
+                    "name": rule.name,
+                    "query": promql(rule),
+                    "duration": rule.for_,
+                    "keepFiringFor": rule.keep_firing_for,
+                    "labels": {"severity": rule.severity, **rule.labels},
+                    "annotations": dict(rule.annotations),
+                    "alerts": alerts.get(rule.id, []),
+                    "health": "err" if status["error"] else "ok",
+                    "lastError": status["error"] or "",
+                    "evaluationTime": 0,
+                    "lastEvaluation": _prometheus_time(engine.last_evaluation),
+                    "type": "alerting",
+                }
+            )
+    interval = float(runtime.settings.alerts.interval)
+    group = {
+        "name": "pulseboard",
+        "file": "pulseboard",
+        "rules": rules,
+        "interval": interval,
+        "limit": 0,
+        "evaluationTime": 0,
+        "lastEvaluation": _prometheus_time(engine.last_evaluation),
+    }
+    return {"groups": [group] if rules else []}
+
+
+def _alerts(scoped, runtime: Runtime) -> dict:
+    """Pending and firing alerts as Prometheus lists them."""
+    return {"alerts": [_alert_entry(a) for a in _visible_alerts(scoped, runtime)]}
+
+
+OWN = (_rules, _alerts)
+
+
+def _passed(runtime: Runtime, scoped, path: str, **kwargs):
+    """Ask the Prometheus server the same question; leave out names of metrics the caller may not read."""
+    params = [(k, v) for k, vs in request.values.lists() for v in vs]
+    data = runtime.source.passthrough(path.removeprefix("/api/v1"), params, scoped)
+    if path.endswith("/label/__name__/values") and isinstance(data, list):
+        return [name for name in data if scoped.visible(name)]
+    if path.endswith("/metadata") and isinstance(data, dict):
+        return {name: entries for name, entries in data.items() if scoped.visible(name)}
+    return data
 
 
 def _buildinfo() -> Response:

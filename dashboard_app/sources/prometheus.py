@@ -22,10 +22,9 @@ from collectors.metrics import MetricSpec
 from collectors.selector import Selector, parse_selector
 from dashboard_app.settings import PrometheusSettings
 from dashboard_app.sources import promql
-from dashboard_app.sources.source import NotPermitted, SourceUnavailable
+from dashboard_app.sources.source import SourceUnavailable, permit
 from layouts.units import SI_SYMBOLS, SYMBOLS
 from query.evaluate import Query
-from query.promql.printer import metric_names, reads_unnamed
 from query.promql.shorthand import expand
 
 MAX_RESOLUTION = 11_000  # Prometheus answers at most this many points per series and query
@@ -156,22 +155,10 @@ class PrometheusSource:
 
     # -- Source ---------------------------------------------------------------------------------
 
-    def permitted(self, promql_text: str, scope) -> None:
-        """Refuse a query that reads a metric the caller may not (the server knows no levels)."""
-        if scope is None or scope.sees_everything:
-            return
-        if reads_unnamed(promql_text):
-            raise NotPermitted(
-                "a selector without a metric name may read metrics of other levels; name the metric"
-            )
-        for name in metric_names(promql_text):
-            if not scope.visible(name):
-                scope.refuse(name)
-
     def evaluate(self, query: Query, scope=None) -> pd.DataFrame:
         """Pass PromQL over a range to the server, unchanged but for the range variables."""
         text = expand(query.promql, query.step, self.scrape_interval, query.end - query.start)
-        self.permitted(text, scope)
+        permit(text, scope)
         data = self._call(
             "POST",
             "/query_range",
@@ -192,7 +179,7 @@ class PrometheusSource:
     def instant(self, promql_text: str, at: float, scope=None) -> list[tuple[SeriesInfo, float]]:
         """Pass PromQL at one time to the server."""
         text = expand(promql_text, self.min_step, self.scrape_interval)
-        self.permitted(text, scope)
+        permit(text, scope)
         data = self._call("POST", "/query", {"query": text, "time": at})
         if data.get("resultType") == "scalar":
             return [(SeriesInfo("", {}), float(data["result"][1]))]
@@ -205,7 +192,7 @@ class PrometheusSource:
         """Ask the server's own query API (``/query``, ``/query_range``, ...) and return its data."""
         for key, value in params:
             if key in ("query", "match[]"):
-                self.permitted(value, scope)
+                permit(value, scope)
         return self._call("POST", path, params)
 
     def query(

@@ -16,6 +16,7 @@ from collectors.aggregator import Aggregator, SeriesInfo
 from collectors.selector import Selector, parse_selector
 from collectors.store import Store
 from query.evaluate import Query, evaluate_instant, evaluate_range
+from query.promql.printer import metric_names, reads_unnamed
 from query.promql.selectors import Reader
 from query.promql.shorthand import expand
 from query.promql.values import Budget
@@ -40,6 +41,19 @@ class Scope(Protocol):
     def visible(self, name: str) -> bool: ...
 
     def refuse(self, name: str) -> None: ...
+
+
+def permit(promql: str, scope: Scope | None) -> None:
+    """Refuse PromQL that reads a metric the scope may not (a selector with no metric name may read any)."""
+    if scope is None or scope.sees_everything:
+        return
+    if reads_unnamed(promql):
+        raise NotPermitted(
+            "a selector without a metric name may read metrics of other levels; name the metric"
+        )
+    for name in metric_names(promql):
+        if not scope.visible(name):
+            scope.refuse(name)
 
 
 class Source(Protocol):

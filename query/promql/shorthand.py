@@ -74,7 +74,7 @@ def is_selector(text: str) -> bool:
     return True
 
 
-def _over_step(selector: str, agg: str, window: str) -> str:
+def over_window(selector: str, agg: str, window: str) -> str:
     if agg == "rate":
         return f"rate({selector}[{window}])"
     if agg in QUANTILES:
@@ -105,11 +105,11 @@ def compile_query(
     if agg not in AGGREGATIONS:
         raise ShorthandError(f"agg: {agg!r} is not one of {', '.join(AGGREGATIONS)}")
     window = _seconds(smooth) if smooth else (RATE_INTERVAL if agg == "rate" else INTERVAL)
-    text = _over_step(expr, agg, window)
+    text = over_window(expr, agg, window)
     if over is not None:
         if not is_selector(over):
             raise ShorthandError("over: a series selector, e.g. pulseboard_business_sessions_total")
-        text = f"({text}) / on() group_left() (sum({_over_step(over, agg, window)}) > 0)"
+        text = f"({text}) / on() group_left() (sum({over_window(over, agg, window)}) > 0)"
     if scale != 1.0:
         text = f"({text}) * {scale!r}"
     band = None
