@@ -155,6 +155,12 @@ def route_examples(now: float) -> dict[tuple[str, str], list[dict]]:
         ("/api/v1/label/<name>/values", "POST"): [{"path": {"name": "__name__"}}],
         ("/api/v1/metadata", "GET"): [{}, {"params": {"metric": "{m}"}}],
         ("/api/v1/metadata", "POST"): [{}],
+        ("/api/v1/query_exemplars", "GET"): [{"params": {"query": "{m}", "start": now - 600, "end": now}}],
+        ("/api/v1/query_exemplars", "POST"): [{"data": {"query": "{m}", "start": now - 600, "end": now}}],
+        ("/api/v1/rules", "GET"): [{}, {"params": {"type": "alert"}}],
+        ("/api/v1/rules", "POST"): [{}],
+        ("/api/v1/alerts", "GET"): [{}],
+        ("/api/v1/alerts", "POST"): [{}],
         (f"{q}/ws/dashboard/<dashboard_id>", "GET"): [],  # the live channel: its own test below
     }
 
@@ -385,10 +391,8 @@ def test_every_shipped_panel_reads_metrics_of_its_dashboards_level(tmp_path):
     for dashboard in runtime.dashboards.values():
         for panel in dashboard.panels:
             for query in panel.queries:
-                for expr in (query.expr, query.over):
-                    if expr is None:
-                        continue
-                    name = parse_selector(expr).name
+                assert query.compiled.metrics, f"{dashboard.id}/{panel.id} reads no metric"
+                for name in query.compiled.metrics:
                     if runtime.levels(name) != dashboard.access:
                         wrong.append(f"{dashboard.id}/{panel.id}: {name} is {runtime.levels(name)}")
             for variable in dashboard.variables:

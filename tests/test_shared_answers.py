@@ -15,7 +15,6 @@ import requests
 from plotly.io.json import to_json_plotly
 
 from collectors.metrics import Sample
-from collectors.selector import parse_selector
 from dashboard_app.access.identity import OPEN
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.pages.panels import Window, render_panel
@@ -116,7 +115,7 @@ def showing(runtime: Runtime, dashboard: str, name: str) -> set[str]:
     return {
         p.id
         for p in runtime.dashboards[dashboard].panels
-        if any(parse_selector(e).name == name for q in p.queries for e in (q.expr, q.over) if e)
+        if any(name in q.compiled.metrics for q in p.queries)
     }
 
 

@@ -30,6 +30,7 @@ from query.promql.values import BadData
 
 QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
 INTERVAL, RATE_INTERVAL, RANGE = "$__interval", "$__rate_interval", "$__range"
+_AVERAGE = re.compile(r"avg_over_time\((.+)\[\$__interval\]\)")  # each step's mean: its band is drawn
 _VARIABLE = re.compile(r"\$__(?:rate_interval|interval|range)\b|\$\{__(?:rate_interval|interval|range)\}")
 
 
@@ -48,8 +49,21 @@ class Compiled:
 
 
 def _seconds(value: float) -> str:
+    """A duration as PromQL writes it: 5m, 1h30m, 90s, 250ms."""
     ms = round(value * 1000)
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+    if ms % 1000:
+        return f"{ms}ms"
+    seconds, text = ms // 1000, ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and (seconds % size == 0 or unit != "d"):
+            text += f"{seconds // size}{unit}"
+            seconds %= size
+    return text + (f"{seconds}s" if seconds or not text else "")
+
+
+def _term(text: str) -> str:
+    """An operand of * or /, bracketed when it is an ``or`` of two."""
+    return f"({text})" if " or " in text else text
 
 
 def expand(text: str, step: float, scrape_interval: float, span: float | None = None) -> str:
@@ -87,6 +101,11 @@ def over_window(selector: str, agg: str, window: str) -> str:
     return f"{agg}_over_time({selector}[{window}])"
 
 
+def _band(selector: str) -> tuple[str, str]:
+    """The lowest and the highest sample of each step: a zoomed-out line still reaches every spike."""
+    return f"min_over_time({selector}[{INTERVAL}])", f"max_over_time({selector}[{INTERVAL}])"
+
+
 @lru_cache(maxsize=4096)
 def compile_query(
     expr: str, agg: str | None, over: str | None, scale: float, smooth: float | None
@@ -100,7 +119,9 @@ def compile_query(
                 "write them in it (e.g. rate(x[5m]) * 60)"
             )
         check(expr)
-        return Compiled(expr, None, tuple(metric_names(expand(expr, 60, 15))))
+        average = _AVERAGE.fullmatch(expr.strip())
+        band = _band(average.group(1)) if average and is_selector(average.group(1)) else None
+        return Compiled(expr, band, tuple(metric_names(expand(expr, 60, 15))))
     agg = agg or "avg"
     if agg not in AGGREGATIONS:
         raise ShorthandError(f"agg: {agg!r} is not one of {', '.join(AGGREGATIONS)}")
@@ -109,12 +130,12 @@ def compile_query(
     if over is not None:
         if not is_selector(over):
             raise ShorthandError("over: a series selector, e.g. pulseboard_business_sessions_total")
-        text = f"({text}) / on() group_left() (sum({over_window(over, agg, window)}) > 0)"
+        text = f"{_term(text)} / on() group_left() (sum({over_window(over, agg, window)}) > 0)"
     if scale != 1.0:
-        text = f"({text}) * {scale!r}"
+        text = f"{_term(text)} * {scale:g}"
     band = None
     if agg == "avg" and over is None and smooth is None and scale == 1.0:
-        band = (f"min_over_time({expr}[{INTERVAL}])", f"max_over_time({expr}[{INTERVAL}])")
+        band = _band(expr)
     names = [parse_selector(expr).name] + ([parse_selector(over).name] if over else [])
     return Compiled(text, band, tuple(dict.fromkeys(names)))
 
