@@ -17,6 +17,8 @@ from collectors.selector import parse_selector
 from dashboard_app.pages.panels import Window, panel_frame, resolve_unit
 from dashboard_app.sources.source import NotPermitted, Source
 from layouts.schema import Dashboard, Panel
+from query.evaluate import Query
+from query.promql.shorthand import compile_query
 
 CHUNK_POINTS = 5000  # rows per query while streaming: memory stays flat whatever the range
 
@@ -73,23 +75,20 @@ def stream_query(
 ) -> Iterator[str]:
     """Yield CSV lines of a range query, a chunk of rows at a time, with the same numbers as the query API.
 
-    Chunks split at multiples of the step, so every bucket is the one a single query would make; each
-    chunk reads one step more at its start, so a rate has the sample before its first bucket.
+    Each selector with its aggregation is the same PromQL a panel's shorthand compiles to; chunks are
+    consecutive runs of the query's own steps, so every row is the one a single query would give.
     """
     parsed = [parse_selector(text) for text in selectors]
+    asked = [(p, compile_query(str(p), how, None, 1.0, None).promql) for p in parsed]
     keys = list(dict.fromkeys((s.name, freeze_labels(s.labels)) for p in parsed for s in source.series(p)))
     yield _line(["time"] + [f"{series_label(n, dict(lab))} [{unit_of(n)}]" for n, lab in keys])
     if not keys:
         return
-    k = math.floor(start / step)
-    first = True
-    while True:
-        boundary = k * step  # chunks start at multiples of the step, so buckets match one whole query
-        upper = (k + CHUNK_POINTS) * step
-        hi = min(end, upper - 1e-6)
-        frames = [
-            source.query(p, start if first else max(start, boundary - step), hi, step, how) for p in parsed
-        ]
+    start_ms, step_ms = round(start * 1000), round(step * 1000)  # the steps of one query, to the ms
+    chunk = 0
+    while (lower := (start_ms + chunk * CHUNK_POINTS * step_ms) / 1000) <= end:
+        upper = min(end, (start_ms + ((chunk + 1) * CHUNK_POINTS - 1) * step_ms) / 1000)
+        frames = [source.evaluate(Query(promql, lower, upper, step, name=p.name)) for p, promql in asked]
         frames = [f for f in frames if not f.empty]
         if frames:
             by_key = {
@@ -100,19 +99,15 @@ def stream_query(
             frame = pd.concat(list(by_key.values()), axis=1, keys=range(len(by_key)), sort=True)
             by_key = dict(zip(by_key, frame.columns))
             seconds = frame.index.as_unit("ms").asi8 / 1e3
-            keep = np.ones(len(seconds), bool) if first else seconds >= boundary - 1e-3
             columns = [
-                frame[by_key[key]].to_numpy()[keep] if key in by_key else np.full(keep.sum(), np.nan)
+                frame[by_key[key]].to_numpy() if key in by_key else np.full(len(seconds), np.nan)
                 for key in keys
             ]
-            for i, t in enumerate(iso(seconds[keep])):
+            for i, t in enumerate(iso(seconds)):
                 row = [_number(col[i]) for col in columns]
                 if any(row):
                     yield _line([t, *row])
-        if upper > end:
-            return
-        k += CHUNK_POINTS
-        first = False
+        chunk += 1
 
 
 def panel_csv(source: Source, panel: Panel, window: Window, points: int) -> str:

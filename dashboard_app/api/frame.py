@@ -23,6 +23,7 @@ from collectors.selector import SelectorError
 from dashboard_app import __version__
 from dashboard_app.access.permissions import ANY_CALLER, Permission, Permissions
 from dashboard_app.sources.source import NotPermitted, SourceUnavailable
+from query.promql.values import BadData, Execution, Timeout
 
 PREFIX = "/api/v1/monitoring"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -130,12 +131,14 @@ class Api:
                     return error_response(str(exc), exc.status, exc.field, exc.retry_after)
                 except MetricError as exc:
                     return error_response(str(exc), exc.status, exc.field)
-                except QueryTimeout as exc:
+                except (QueryTimeout, Timeout) as exc:
                     return error_response(str(exc), 503, "query", retry_after=1)
                 except SourceUnavailable as exc:
                     return error_response(str(exc), 502, "source")
-                except (QueryError, SelectorError) as exc:
-                    return error_response(str(exc), 400, "query")
+                except (QueryError, SelectorError, BadData) as exc:
+                    return error_response(str(exc).removeprefix('invalid parameter "query": '), 400, "query")
+                except Execution as exc:  # over query.max_samples, or a PromQL error while it runs
+                    return error_response(str(exc), 422, "query")
                 except NotPermitted as exc:
                     return error_response(str(exc), 403, "query")
                 except OSError as exc:  # every store writes its file before it changes what it holds

@@ -18,6 +18,8 @@ from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
 from dashboard_app.protocols.body import not_stored
 from dashboard_app.runtime import API_MAX_POINTS as MAX_POINTS
 from dashboard_app.runtime import Runtime
+from query.evaluate import Query
+from query.promql.shorthand import ShorthandError, compile_query
 
 REGISTER_BODY = {
     "type": "object",
@@ -197,7 +199,9 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         text = body.get("query")
         if not isinstance(text, str) or not text.strip():
             raise ApiError(
-                'query must be a series selector such as shop_orders_total{region="eu"}', field="query"
+                'query must be PromQL, or a series selector such as shop_orders_total{region="eu"} '
+                "with an aggregation",
+                field="query",
             )
         now = runtime.clock()
         end = parse_time(body.get("end", now), "end")
@@ -211,11 +215,18 @@ def add_routes(api: Api, runtime: Runtime) -> None:
                 "raise the step or narrow the range",
                 field="step",
             )
-        agg = body.get("aggregation", "avg")
-        if agg not in AGGREGATIONS:
+        agg = body.get("aggregation")
+        if agg is not None and agg not in AGGREGATIONS:
             raise ApiError(f"aggregation must be one of {', '.join(AGGREGATIONS)}", field="aggregation")
+        try:  # a selector with its aggregation is the panels' shorthand: the same PromQL, the same numbers
+            compiled = compile_query(text, agg, None, 1.0, None)
+        except ShorthandError as exc:
+            raise ApiError(str(exc).removeprefix("expr: "), field="aggregation" if agg else "query") from None
         with runtime.query_gate.slot() as deadline:
-            frame = reads().api.query(text, start, end, step, agg, deadline=deadline)
+            name = compiled.metrics[0] if compiled.metrics else None
+            frame = reads().api.evaluate(
+                Query(compiled.promql, start, end, step, name=name, deadline=deadline)
+            )
             info = frame.attrs.get("series", {})
             seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
             table = frame.to_numpy(dtype=float)

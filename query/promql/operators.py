@@ -198,7 +198,8 @@ def set_operation(op: str, left: Vector, right: Vector, on: bool, names: list[st
         [
             here & ~left_sigs.get(_signature(labels, on, names), np.zeros(steps, dtype=bool))
             for labels, here in zip(right.labels, right.present)
-        ]
+        ],
+        dtype=bool,
     ).reshape(len(right), steps)
     return Vector(
         left.labels + right.labels,

@@ -120,7 +120,8 @@ class Reader:
         bucket's end, so long ranges answer at that resolution (exact answers need ``store.raw``'s
         retention to cover the range).
         """
-        start, end = start_ms / 1000.0, end_ms / 1000.0
+        # A millisecond more either side: samples are kept to the microsecond and counted to the millisecond.
+        start, end = (start_ms - 1) / 1000.0, (end_ms + 1) / 1000.0
         ts, val = self.store.read_raw(series_id, start, end, numbers_only=False)
         horizon = self.store.clock() - self.store.tiers[0].retention
         if start < horizon and len(self.store.tiers) > 1:
