@@ -58,7 +58,8 @@ def test_anomalies_are_found_by_the_api(pulseboard):
     now = time.time()
     noise = np.random.default_rng(5).normal(0, 0.01, 60)  # ten minutes every 10 s, in the raw tier
     values = [0.9 if i == 30 else 0.3 + noise[i] for i in range(60)]
-    pulseboard.runtime.store.append(Sample(CPU, (), v, now - 600 + 10 * i) for i, v in enumerate(values))
+    # Collected between the steps, as a collector's ticks fall: each step's window holds one sample.
+    pulseboard.runtime.store.append(Sample(CPU, (), v, now - 603 + 10 * i) for i, v in enumerate(values))
     params = {"query": CPU, "start": now - 600, "end": now, "step": 10}
     [series] = pulseboard.call("GET", "/analysis/anomalies", params=params).json()["series"]
     assert [round(v, 2) for _, v in series["points"]] == [0.9]

@@ -6,7 +6,10 @@ import numpy as np
 
 from collectors.trends import anomalies, forecast, linear_trend, time_to_threshold
 from dashboard_app.sources.source import NotPermitted, Source
+from layouts.schema import Dashboard
 from layouts.units import format_value
+from query.evaluate import Query
+from query.promql.shorthand import compile_query, duration_text, over_window
 
 WEEK = 7 * 86400.0
 APP_LATENCY = "pulseboard_app_request_duration_seconds"
@@ -17,28 +20,40 @@ MEMORY = "pulseboard_system_memory_usage_ratio"
 DISK = "pulseboard_system_disk_usage_ratio"
 LOAD = 'pulseboard_system_load_average{period="1m"}'
 CORES = "pulseboard_system_cpu_core_usage_ratio"
-# What counts as too much, for one host: amber at the first number, red at the second.
+# What counts as too much, for one host: amber at the first number, red at the second. CPU, memory
+# and disk are the operations dashboard's own thresholds (``thresholds(dashboard)``), declared there.
 THRESHOLDS = {
     "latency_p95_seconds": (0.5, 1.0),
     "error_rate": (0.01, 0.05),
-    "cpu": (0.8, 0.9),
-    "memory": (0.85, 0.95),
-    "disk": (0.85, 0.95),
     "load_per_core": (1.0, 2.0),
 }
+ON_THE_DASHBOARD = {"cpu": CPU, "memory": MEMORY, "disk": DISK}
 
 
-def _level(name: str, value: float | None) -> str:
+def thresholds(dashboard: Dashboard) -> dict[str, tuple[float, float]]:
+    """Every threshold of the report: CPU, memory and disk as the dashboard's stat panels have them."""
+    found = dict(THRESHOLDS)
+    for key, metric in ON_THE_DASHBOARD.items():
+        for panel in dashboard.panels:
+            if panel.thresholds and any(metric in q.compiled.metrics for q in panel.queries):
+                found[key] = (panel.thresholds.warn, panel.thresholds.crit)
+                break
+        else:
+            raise ValueError(f"the {dashboard.id} dashboard has no threshold for {metric}")
+    return found
+
+
+def _level(limits: dict, name: str, value: float | None) -> str:
     if value is None:
         return "unknown"
-    warn, crit = THRESHOLDS[name]
+    warn, crit = limits[name]
     return "crit" if value >= crit else "warn" if value >= warn else "ok"
 
 
 def _window(source: Source, selector: str, start: float, end: float, how: str) -> list:
     """Return a window's values, or none when the reader may not see the metric (it is left unknown)."""
     try:
-        return source.window(selector, start, end, how)
+        return source.instant(over_window(selector, how, duration_text(end - start)), end)
     except NotPermitted:
         return []
 
@@ -82,8 +97,10 @@ def _times(now: float | None, before: float | None) -> str:
     return f", {now / before:.1f}× the comparison window's"
 
 
-def performance(source: Source, start: float, end: float) -> dict:
-    """Measure the window, compare it with a week before (or the window before), and recommend."""
+def performance(source: Source, start: float, end: float, limits: dict[str, tuple[float, float]]) -> dict:
+    """Measure the window, compare it with a week before (or the window before), and recommend.
+
+    ``limits`` are the thresholds (``thresholds(operations dashboard)``)."""
     now = _measure(source, start, end)
     span = end - start
     week_ago = _measure(source, start - WEEK, end - WEEK)
@@ -94,12 +111,12 @@ def performance(source: Source, start: float, end: float) -> dict:
     p95 = now["latency_seconds"]["p95"]
     disk_max = max(now["disk"].values(), default=None)
     status = {
-        "latency_p95_seconds": _level("latency_p95_seconds", p95),
-        "error_rate": _level("error_rate", now["error_rate"]),
-        "cpu": _level("cpu", now["cpu"]["max"]),
-        "memory": _level("memory", now["memory"]["max"]),
-        "disk": _level("disk", disk_max),
-        "load_per_core": _level("load_per_core", now["load_per_core"]),
+        "latency_p95_seconds": _level(limits, "latency_p95_seconds", p95),
+        "error_rate": _level(limits, "error_rate", now["error_rate"]),
+        "cpu": _level(limits, "cpu", now["cpu"]["max"]),
+        "memory": _level(limits, "memory", now["memory"]["max"]),
+        "disk": _level(limits, "disk", disk_max),
+        "load_per_core": _level(limits, "load_per_core", now["load_per_core"]),
     }
     return {
         "window": {"start": start, "end": end},
@@ -107,12 +124,12 @@ def performance(source: Source, start: float, end: float) -> dict:
         "current": now,
         "baseline": baseline,
         "status": status,
-        "thresholds": {k: {"warn": w, "crit": c} for k, (w, c) in THRESHOLDS.items()},
-        "recommendations": _recommend(now, baseline, status, disk_max),
+        "thresholds": {k: {"warn": w, "crit": c} for k, (w, c) in limits.items()},
+        "recommendations": _recommend(now, baseline, status, disk_max, limits),
     }
 
 
-def _recommend(now: dict, before: dict, status: dict, disk_max: float | None) -> list[str]:
+def _recommend(now: dict, before: dict, status: dict, disk_max: float | None, limits: dict) -> list[str]:
     """Say what to look at, quoting the numbers behind each word."""
     out = []
     p95 = now["latency_seconds"]["p95"]
@@ -121,7 +138,7 @@ def _recommend(now: dict, before: dict, status: dict, disk_max: float | None) ->
         evidence = (
             f"p95 latency {format_value(p95, 'seconds')}{_times(p95, before['latency_seconds']['p95'])}"
         )
-        if cpu is not None and cpu >= THRESHOLDS["cpu"][0]:
+        if cpu is not None and cpu >= limits["cpu"][0]:
             out.append(
                 f"{evidence}; CPU peaked at {cpu:.0%} in the same window: CPU-bound, add cores or cut work."
             )
@@ -166,7 +183,8 @@ def _recommend(now: dict, before: dict, status: dict, disk_max: float | None) ->
 
 def _series(source: Source, selector: str, start: float, end: float, step: float, aggregation: str):
     """Yield (series info, times in seconds, values) for each series a range query returns."""
-    frame = source.query(selector, start, end, step, aggregation)
+    compiled = compile_query(selector, aggregation, None, 1.0, None)
+    frame = source.evaluate(Query(compiled.promql, start, end, step, name=compiled.metrics[0]))
     ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
     for column in frame.columns:
         yield frame.attrs["series"][column], ts, frame[column].to_numpy(dtype=float)

@@ -72,7 +72,8 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def performance():
         start, end = _window(runtime, 3600)
         with runtime.query_gate.slot():
-            return analysis.performance(reads().api, start, end)
+            limits = analysis.thresholds(runtime.dashboards["operations"])
+            return analysis.performance(reads().api, start, end, limits)
 
     @api.route(
         "GET",

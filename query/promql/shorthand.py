@@ -48,7 +48,7 @@ class Compiled:
     metrics: tuple[str, ...]
 
 
-def _seconds(value: float) -> str:
+def duration_text(value: float) -> str:
     """A duration as PromQL writes it: 5m, 1h30m, 90s, 250ms."""
     ms = round(value * 1000)
     if ms % 1000:
@@ -72,9 +72,9 @@ def expand(text: str, step: float, scrape_interval: float, span: float | None = 
     if "$" not in text:
         return text
     values = {
-        "interval": _seconds(step),
-        "rate_interval": _seconds(max(step + scrape_interval, 4 * scrape_interval)),
-        "range": _seconds(span if span is not None else step),
+        "interval": duration_text(step),
+        "rate_interval": duration_text(max(step + scrape_interval, 4 * scrape_interval)),
+        "range": duration_text(span if span is not None else step),
     }
     return _VARIABLE.sub(lambda m: values[m.group(0).strip("${}").removeprefix("__")], text)
 
@@ -125,7 +125,7 @@ def compile_query(
     agg = agg or "avg"
     if agg not in AGGREGATIONS:
         raise ShorthandError(f"agg: {agg!r} is not one of {', '.join(AGGREGATIONS)}")
-    window = _seconds(smooth) if smooth else (RATE_INTERVAL if agg == "rate" else INTERVAL)
+    window = duration_text(smooth) if smooth else (RATE_INTERVAL if agg == "rate" else INTERVAL)
     text = over_window(expr, agg, window)
     if over is not None:
         if not is_selector(over):
