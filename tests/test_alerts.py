@@ -224,7 +224,7 @@ def test_predicted_disk_full(store, clock):
     store.append(Sample(usage, mount, 0.5 + 0.4 * t / 3600, start + t) for t in range(0, 3600, 60))
     values = dict(
         (freeze_labels(s.labels), v)
-        for s, v in EmbeddedSource(store).window(usage, start, clock.now, "last", predict=86400)
+        for s, v in EmbeddedSource(store).instant(f"predict_linear({usage}[1h], 86400)", clock.now)
     )
     assert values[mount] > 1.0  # at 40 % an hour it is full well within a day
     filling = rule(

@@ -74,16 +74,6 @@ class ScopedSource:
         """Return the same caller's view of the source with another cap on points per series."""
         return ScopedSource(self.inner.capped(max_points), self.identity, self.level_of)
 
-    def query(
-        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
-    ) -> pd.DataFrame:
-        """Return one column per matching series over [start, end] at ``step`` seconds."""
-        return self.inner.query(self.check(expr), start, end, step, agg, legend, deadline, peaks)
-
-    def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
-        """Return one value per matching series for the whole window (or a prediction)."""
-        return self.inner.window(self.check(expr), start, end, agg, predict)
-
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
         """Return the series a selector matches."""
         return self.inner.series(self.check(expr))

@@ -17,15 +17,14 @@ import numpy as np
 import pandas as pd
 import requests
 
-from collectors.aggregator import QueryError, QueryTimeout, SeriesInfo, cap_points, check_query, series_frame
+from collectors.aggregator import QueryError, QueryTimeout, SeriesInfo, series_frame
 from collectors.metrics import MetricSpec
 from collectors.selector import Selector, parse_selector
 from dashboard_app.settings import PrometheusSettings
-from dashboard_app.sources import promql
 from dashboard_app.sources.source import SourceUnavailable, permit
 from layouts.units import SI_SYMBOLS, SYMBOLS
 from query.evaluate import Query
-from query.promql.shorthand import expand
+from query.promql.shorthand import duration_text, expand
 
 MAX_RESOLUTION = 11_000  # Prometheus answers at most this many points per series and query
 TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
@@ -195,74 +194,10 @@ class PrometheusSource:
                 permit(value, scope)
         return self._call("POST", path, params)
 
-    def query(
-        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
-    ) -> pd.DataFrame:
-        """Return one column per matching series over [start, end] at ``step`` seconds."""
-        if peaks and agg == "avg":
-            return self._peaks(expr, start, end, step, legend, deadline)
-        sel = _selector(expr)
-        check_query(agg, start, end, step)
-        first, last = math.floor(start / step), math.floor(end / step)
-        if last - first + 1 > MAX_RESOLUTION:
-            raise QueryError(
-                f"the range holds {last - first + 1:,} steps; Prometheus answers at most "
-                f"{MAX_RESOLUTION:,} per series: raise the step"
-            )
-        text = promql.over_window(sel, agg, max(step, self.min_step), self.kind(sel.name), self.min_step)
-        # Each bucket [k*step, (k+1)*step) is the trailing range evaluated at its end.
-        data = self._call(
-            "POST",
-            "/query_range",
-            {"query": text, "start": (first + 1) * step, "end": (last + 1) * step, "step": step},
-            deadline,
-        )
-        columns = []
-        for item in data.get("result", []):
-            values = np.asarray(item["values"], dtype=float).reshape(-1, 2)
-            keep = np.isfinite(values[:, 1])
-            t, v = values[keep, 0] - step, values[keep, 1]
-            if len(t):
-                t, v = cap_points(t, v, start, end, self.max_points)
-                columns.append((SeriesInfo(sel.name, _labels(item["metric"])), t, v))
-        columns.sort(key=lambda c: sorted(c[0].labels.items()))
-        return series_frame(columns, legend, step)
-
-    def _peaks(self, expr, start, end, step, legend, deadline) -> pd.DataFrame:
-        """Each bucket's lowest then highest value, from min_over_time and max_over_time."""
-        low = self.query(expr, start, end, step, "min", legend, deadline)
-        high = self.query(expr, start, end, step, "max", legend, deadline)
-        if low.empty or high.empty:
-            return low
-        high = high.reindex(index=low.index, columns=low.columns)
-        half = pd.Timedelta(seconds=step / 2)
-        both = pd.concat([low, high.set_axis(low.index + half)]).sort_index()
-        both.attrs = low.attrs
-        return both
-
-    def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
-        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
-        sel = _selector(expr)
-        if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
-            raise QueryError("a window needs an end after its start")
-        span = end - start
-        text = (
-            promql.predict(sel, span, predict)
-            if predict is not None
-            else promql.over_window(sel, agg, span, self.kind(sel.name), self.min_step)
-        )
-        data = self._call("POST", "/query", {"query": text, "time": end})
-        out = []
-        for item in data.get("result", []):
-            value = float(item["value"][1])
-            if math.isfinite(value):
-                out.append((SeriesInfo(sel.name, _labels(item["metric"])), value))
-        return out
-
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
         """Return the series a selector matches."""
         sel = _selector(expr)
-        data = self._call("POST", "/series", {"match[]": promql.selector(sel)})
+        data = self._call("POST", "/series", {"match[]": str(sel)})
         return [SeriesInfo(sel.name, _labels(m)) for m in data or []]
 
     def names(self) -> list[str]:
@@ -271,7 +206,7 @@ class PrometheusSource:
 
     def label_values(self, label: str, match: str | None = None) -> list[str]:
         """Return the values a label takes (across a selector's series when given), sorted."""
-        params = {"match[]": promql.selector(parse_selector(match))} if match else {}
+        params = {"match[]": str(parse_selector(match))} if match else {}
         return sorted(self._call("GET", f"/label/{label}/values", params) or [])
 
     def unit(self, expr: str) -> str | None:
@@ -287,8 +222,9 @@ class PrometheusSource:
         if expr is None:
             raise QueryError("a selector is required when reading from Prometheus")
         now = self.clock()
-        found = self.window(expr, now - 5 * self.min_step, now, "last")
-        return [(s, now, v) for s, v in found]
+        selector = str(_selector(expr))
+        found = self.instant(f"last_over_time({selector}[{duration_text(5 * self.min_step)}])", now)
+        return [(s, now, v) for s, v in found if math.isfinite(v)]
 
     def newest(self, expr: str) -> float | None:
         """Return the time of the newest sample a selector's series may hold."""

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from collectors.aggregator import Aggregator, SeriesInfo
+from collectors.aggregator import SeriesInfo
 from collectors.selector import Selector, parse_selector
 from collectors.store import Store
 from query.evaluate import Query, evaluate_instant, evaluate_range
@@ -70,30 +70,6 @@ class Source(Protocol):
         """Answer PromQL at one time: each series' value."""
         ...
 
-    def query(
-        self,
-        expr: str | Selector,
-        start: float,
-        end: float,
-        step: float,
-        agg: str = "avg",
-        legend: str | None = None,
-        deadline: float | None = None,
-        peaks: bool = False,
-    ) -> pd.DataFrame:
-        """Return one column per matching series over [start, end] at ``step`` seconds.
-
-        Columns carry ``attrs["series"]`` (label -> SeriesInfo) and ``attrs["step"]``. With
-        ``peaks`` (and avg), each bucket gives its lowest and highest value instead (two rows).
-        """
-        ...
-
-    def window(
-        self, expr: str | Selector, start: float, end: float, agg: str = "avg", predict: float | None = None
-    ) -> list[tuple[SeriesInfo, float]]:
-        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
-        ...
-
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
         """Return the series a selector matches."""
         ...
@@ -128,7 +104,7 @@ def _selector(expr: str | Selector) -> Selector:
 
 
 class EmbeddedSource:
-    """Answer reads from the in-process store through the pandas aggregator."""
+    """Answer reads from the in-process store through the PromQL engine."""
 
     def __init__(
         self,
@@ -138,7 +114,7 @@ class EmbeddedSource:
         max_samples: int = 5_000_000,
     ):
         self.store = store
-        self.aggregator = Aggregator(store, max_points)
+        self.max_points = max_points
         self.min_step = store.min_step
         self.scrape_interval = scrape_interval
         self.max_samples = max_samples
@@ -162,19 +138,6 @@ class EmbeddedSource:
     def instant(self, promql: str, at: float, scope: Scope | None = None) -> list[tuple[SeriesInfo, float]]:
         """Answer PromQL at one time: each series' value."""
         return evaluate_instant(self.reader(scope), expand(promql, self.min_step, self.scrape_interval), at)
-
-    def query(
-        self, expr, start, end, step, agg="avg", legend=None, deadline=None, peaks=False
-    ) -> pd.DataFrame:
-        """Return one column per matching series over [start, end] at ``step`` seconds."""
-        return self.aggregator.query(expr, start, end, step, agg, legend, deadline, peaks)
-
-    def window(self, expr, start, end, agg="avg", predict=None) -> list[tuple[SeriesInfo, float]]:
-        """Return one value per matching series: the aggregation of the whole window (or a prediction)."""
-        return [
-            (SeriesInfo(s.name, s.label_dict), v)
-            for s, v in self.aggregator.window(expr, start, end, agg, predict)
-        ]
 
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
         """Return the series a selector matches."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from collectors.aggregator import AGGREGATIONS
-from collectors.selector import SelectorError, parse_selector
+from collectors.selector import Selector, SelectorError, parse_selector
 from query.promql.engine import parse
 from query.promql.printer import metric_names
 from query.promql.values import BadData
@@ -94,7 +94,9 @@ def over_window(selector: str, agg: str, window: str) -> str:
     if agg in QUANTILES:
         q = QUANTILES[agg]
         parsed = parse_selector(selector)
-        buckets = str(parsed.__class__(parsed.name + "_bucket", parsed.matchers))
+        buckets = str(Selector(parsed.name + "_bucket", parsed.matchers))
+        if not any(m.label == "quantile" for m in parsed.matchers):  # a summary's own quantiles are not
+            selector = str(parsed.narrowed({"quantile": ""}))  # observations: never a quantile of them
         rate_window = window if window != INTERVAL else RATE_INTERVAL
         observed = f"quantile_over_time({q}, {selector}[{window}])"
         return f"{observed} or histogram_quantile({q}, rate({buckets}[{rate_window}]))"
