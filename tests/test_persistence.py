@@ -13,6 +13,8 @@ from collectors.archive import FILE, Archive
 from collectors.metrics import STALE_MARKER, MetricSpec, is_stale
 from collectors.persistence import convert_previous
 from collectors.store import CHECKPOINT_EVERY, HEAD_CHUNK, Store, Tier
+from dashboard_app.sources.source import EmbeddedSource
+from query.evaluate import Query
 from tests.test_store import gauge
 
 PRODUCTION = (Tier(0, 3600), 1, [Tier(60, 7 * 86400), Tier(3600, 30 * 86400)])
@@ -342,3 +344,32 @@ def test_the_log_is_checkpointed_so_a_start_replays_minutes_not_the_hour_a_slow_
     assert again.read_raw(fast.id, 0, clock.now)[1].tolist() == [float(s) for s in range(1800)]
     assert again.read_raw(slow.id, 0, clock.now)[1].tolist() == [0.0, 600.0, 1200.0]
     again.close()
+
+
+def test_long_windows_read_the_rollups_exact_sums_counts_lows_and_highs(tmp_path, clock):
+    """A week of one-second samples: avg, sum, count, min and max over days come out exact from the
+    minute and hour rollups, as PromQL over every raw sample would give them."""
+    store = open_store(tmp_path, clock, PRODUCTION)
+    now = np.floor(clock.now / 3600) * 3600
+    clock.now = now
+    times = np.arange(now - 3 * 86400, now, 1.0)
+    values = 50 + 40 * np.sin(times / 5000.0) + (times % 7)
+    values[len(values) // 2] = 1000.0  # one second's spike, two days into the past
+    for part in np.array_split(np.arange(len(times)), 60):
+        store.append([gauge(float(values[i]), float(times[i]), name="temp") for i in part])
+        store.flush()
+    source = EmbeddedSource(store)
+    expected = {
+        "avg_over_time": values.mean(),
+        "sum_over_time": values.sum(),
+        "count_over_time": float(len(values)),
+        "min_over_time": values.min(),
+        "max_over_time": 1000.0,
+    }
+    for function, value in expected.items():
+        [(info, found)] = source.instant(f"{function}(temp[3d])", now - 0.001)
+        assert found == pytest.approx(value, rel=1e-9), function
+    # A 3-day panel at 1-hour steps: each point is its hour's exact mean, the spike's hour included.
+    frame = source.evaluate(Query("max_over_time(temp[1h])", now - 3 * 86400 + 3600, now - 0.001, 3600))
+    assert frame.iloc[:, 0].max() == 1000.0 and len(frame) == 71
+    store.close()

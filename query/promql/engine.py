@@ -409,8 +409,35 @@ class Evaluator:
         values = functions.calendar(name, vector.values)
         return Vector(labels, values, vector.present.copy()).relabel(labels)
 
+    def _from_buckets(self, name: str, node) -> Vector | None:
+        """``sum``, ``count``, ``avg``, ``min`` and ``max_over_time`` of a selector whose windows reach
+        back past the raw tier, from the rollups' exact sums, counts, lows and highs (None: read raw)."""
+        selector = node.vector_selector
+        ends, range_ms = self._times(selector), _ms(node.range)
+        start = int(ends.min()) - range_ms
+        if start / 1000.0 >= self.reader.raw_from() or len(self.reader.store.tiers) < 2:
+            return None
+        labels, values, present = [], [], []
+        for sid, lab in self.reader.select(matcher_sets(selector)):
+            self.budget.check()
+            b = self.reader.buckets(sid, start, int(ends.max()), range_ms)
+            if not len(b.times):
+                continue
+            out, ok = functions.over_buckets(name, b, ends, range_ms)
+            if ok.any():
+                labels.append(drop_name(lab))
+                values.append(out)
+                present.append(ok)
+        if not labels:
+            return Vector.empty(len(self.steps))
+        return Vector(labels, np.array(values), np.array(present)).relabel(labels)
+
     def _range_function(self, name: str, args) -> Vector:
         matrix_arg = args[1] if name == "quantile_over_time" else args[0]
+        if name in functions.OVER_BUCKETS and type(matrix_arg).__name__ == "MatrixSelector":
+            found = self._from_buckets(name, matrix_arg)
+            if found is not None:
+                return found
         matrix = self.eval(matrix_arg)
         if not isinstance(matrix, Matrix):
             raise BadData(f'expected type range vector in call to function "{name}", got {type_name(matrix)}')

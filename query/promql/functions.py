@@ -433,3 +433,26 @@ def label_join(vector: Vector, dst: str, separator: str, sources: list[str]) -> 
             kept[dst] = value
         out.append(tuple(sorted(kept.items())))
     return _relabelled(vector, out)
+
+
+OVER_BUCKETS = ("sum_over_time", "count_over_time", "avg_over_time", "min_over_time", "max_over_time")
+
+
+def over_buckets(name: str, b, ends: np.ndarray, range_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """A window function from spans' summaries (raw samples and rollup buckets), at every step."""
+    lo, hi = windows(b.times, ends, range_ms)
+    ok = hi > lo
+    if not ok.any():
+        return np.zeros(len(ends)), ok
+    if name == "min_over_time":
+        return _reduce_windows(np.fmin, b.min, lo, hi, ok), ok
+    if name == "max_over_time":
+        return _reduce_windows(np.fmax, b.max, lo, hi, ok), ok
+    counts = _reduce_windows(np.add, b.count, lo, hi, ok)
+    if name == "count_over_time":
+        return counts, ok
+    sums = _reduce_windows(np.add, b.sum, lo, hi, ok)
+    if name == "sum_over_time":
+        return sums, ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / np.where(ok, counts, 1.0), ok

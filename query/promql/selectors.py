@@ -7,6 +7,7 @@ considered; a selector naming one it may not read is refused with the reason.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -113,6 +114,41 @@ class Reader:
                         found[series.id] = tuple(sorted({**labels, NAME: name}.items()))
         return sorted(found.items(), key=lambda item: item[1])
 
+    def raw_from(self) -> float:
+        """Unix seconds from which the raw tier holds every sample."""
+        return self.store.clock() - self.store.tiers[0].retention
+
+    def buckets(self, series_id: int, start_ms: int, end_ms: int, range_ms: int) -> Buckets:
+        """Read one series for windows of ``range_ms``: raw samples where the raw tier holds them, and
+        before that the buckets of the coarsest rollup tier no wider than a window (select hints: the
+        function and its range decide the tier, so a 30-day average reads minutes or hours, not seconds)."""
+        parts = []
+        horizon = self.raw_from()
+        rollups = [t for t in self.store.tiers[1:] if t.step * 1000 <= range_ms] or list(
+            self.store.tiers[1:2]
+        )
+        raw_start = start_ms
+        if start_ms / 1000.0 < horizon and rollups:
+            tier = rollups[-1]
+            cut = math.ceil(horizon / tier.step) * tier.step  # buckets before, raw samples from here on
+            raw_start = max(start_ms, round(cut * 1000))
+            r = self.store.read_rollup(tier, series_id, start_ms / 1000.0 - tier.step, cut - tier.step)
+            moments = np.round((r.start + tier.step) * 1000.0).astype(np.int64)
+            keep = (r.count > 0) & (moments >= start_ms) & (moments <= min(end_ms, raw_start))
+            parts.append((moments[keep], r.sum[keep], r.count[keep], r.min[keep], r.max[keep]))
+        ts, val = self.samples_raw(series_id, raw_start, end_ms)
+        parts.append((ts, val, np.ones(len(ts)), val, val))
+        self.budget.spend(sum(len(p[0]) for p in parts))
+        return Buckets(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
+
+    def samples_raw(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """One series' raw samples (ms, values) in [start, end], staleness markers left out."""
+        start, end = (start_ms - 1) / 1000.0, (end_ms + 1) / 1000.0
+        ts, val = self.store.read_raw(series_id, start, end, numbers_only=False)
+        ms = np.round(ts * 1000.0).astype(np.int64)
+        keep = (ms >= start_ms) & (ms <= end_ms) & ~is_stale(val)
+        return ms[keep], val[keep]
+
     def samples(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
         """Return one series' samples (ms, values) in [start, end], NaNs and staleness markers kept.
 
@@ -134,6 +170,18 @@ class Reader:
         ms = np.round(ts * 1000.0).astype(np.int64)
         keep = (ms >= start_ms) & (ms <= end_ms)
         return ms[keep], val[keep]
+
+
+@dataclass
+class Buckets:
+    """A series as summaries of spans: raw samples each their own span, older ones a rollup tier's buckets
+    (each at the moment it closes). What ``*_over_time`` of sum, count, average, lowest and highest need."""
+
+    times: np.ndarray  # int64 ms
+    sum: np.ndarray
+    count: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
 
 
 def without_stale(ts: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
