@@ -99,3 +99,8 @@ def test_a_dashboard_variable_must_name_a_label():
         Dashboard(**base, variables=[{"name": "bad-name"}])
     with pytest.raises(ValueError, match="different label"):
         Dashboard(**base, variables=[{"name": "job"}, {"name": "job"}])
+
+
+def test_variables_narrow_a_query_that_holds_range_variables():
+    text = narrow("avg_over_time(cpu[$__interval]) / rate(x[${__rate_interval}])", {"instance": "h1"})
+    assert text == 'avg_over_time(cpu{instance="h1"}[$__interval]) / rate(x{instance="h1"}[$__rate_interval])'

@@ -23,6 +23,7 @@ from layouts import ids
 from layouts.charts import apply_theme, line, no_data
 from layouts.overlays import add_forecasts, mark_anomalies
 from layouts.schema import Panel, PanelQuery
+from query.evaluate import Query
 
 MAX_POINTS = 10_000  # per series: the query API's cap, with room to spare
 MAX_OPTIONS = 5000
@@ -110,11 +111,12 @@ def _draw(source: Source, selected, resolution, aggregation, overlays, window, t
     )
     # At the analyst's step and aggregation, exactly what the CSV download holds.
     frame = panel_frame(source, panel, window, MAX_POINTS, peaks=False)
+    steps = Query("", window.start, window.end, step).aligned()  # the chart's own steps
     query = urlencode(
         [("query", s) for s in selected]
         + [
-            ("start", f"{window.start:.3f}"),
-            ("end", f"{window.end:.3f}"),
+            ("start", f"{steps.start:.3f}"),
+            ("end", f"{steps.end:.3f}"),
             ("step", f"{step:g}"),
             ("agg", aggregation),
         ]

@@ -114,11 +114,29 @@ def _binary_modifier(modifier) -> str:
     return out
 
 
+# Range variables stand in for durations no query writes, so a query holding them parses and is written
+# back with them in place.
+_STAND_INS = {
+    "$__rate_interval": "987654321ms",
+    "${__rate_interval}": "987654321ms",
+    "$__interval": "987654322ms",
+    "${__interval}": "987654322ms",
+    "$__range": "987654323ms",
+    "${__range}": "987654323ms",
+}
+
+
 def narrow(query: str, chosen: dict[str, str]) -> str:
     """Return a query whose every selector keeps only series with the chosen label values."""
     if not chosen:
         return query
-    return write(parse(query), chosen)
+    for variable, stand_in in _STAND_INS.items():
+        query = query.replace(variable, stand_in)
+    text = write(parse(query), chosen)
+    for variable, stand_in in _STAND_INS.items():
+        if not variable.startswith("${"):
+            text = text.replace(stand_in, variable)
+    return text
 
 
 def _selectors(query: str) -> list:
