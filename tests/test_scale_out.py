@@ -68,11 +68,12 @@ def cpu_points(dash_duo) -> list[tuple[str, float]]:
     )
 
 
-def prometheus_value(url: str, instance: str, bucket_start: str, step: float) -> float | None:
-    """What Prometheus itself says a bucket of the CPU panel holds for one instance."""
-    start = float(bucket_start) / 1000  # the page sends times as epoch milliseconds
+def prometheus_value(url: str, instance: str, point: str, step: float) -> float | None:
+    """What Prometheus itself says a point of the CPU panel is for one instance: the panel's PromQL,
+    avg_over_time of the step before the point, evaluated at the point's time."""
+    at = float(point) / 1000  # the page sends times as epoch milliseconds
     expr = f'avg_over_time({CPU}{{instance="{instance}"}}[{round(step * 1000)}ms])'
-    result = prometheus_query(url, expr, at=start + step)
+    result = prometheus_query(url, expr, at=at)
     return float(result[0]["value"][1]) if result else None  # None: that instance has no sample there
 
 
