@@ -206,7 +206,7 @@ def prometheus_server(
     )
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
         + (f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}" if targets else "")
         + extra.replace("{self}", f"127.0.0.1:{port}")
     )

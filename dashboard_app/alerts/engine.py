@@ -184,6 +184,7 @@ class AlertEngine:
         self._lock = threading.Lock()
         self.evaluations = 0
         self.last_evaluation: float | None = None
+        self.recording_errors: dict[str, str] = {}  # recording rule -> why its last evaluation failed
         self.changes = 0  # alerts that started firing or resolved so far: charts shade firing periods
 
     def evaluate(self) -> int:
@@ -226,7 +227,7 @@ class AlertEngine:
 
     def _record(self, now: float) -> None:
         """Evaluate every recording rule and store its series under the rule's name."""
-        self.recording_errors: dict[str, str] = {}
+        self.recording_errors = {}
         if self.record is None:
             return
         for rule in self.book.recording:

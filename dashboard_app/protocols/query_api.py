@@ -24,6 +24,7 @@ from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted, SourceUnavailable
 from query.promql import answers
 from query.promql.engine import parse
+from query.promql.printer import metric_names
 from query.promql.selectors import Reader, matcher_sets
 from query.promql.text import duration
 from query.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout, number
@@ -321,6 +322,23 @@ def _rules(scoped, runtime: Runtime) -> dict:
                     "evaluationTime": 0,
                     "lastEvaluation": _prometheus_time(engine.last_evaluation),
                     "type": "alerting",
+                }
+            )
+    if kind != "alert":
+        errors = engine.recording_errors
+        for record in engine.book.recording:
+            if not all(scoped.visible(n) for n in metric_names(record.expr)):
+                continue
+            rules.append(
+                {
+                    "name": record.record,
+                    "query": record.expr,
+                    "labels": dict(record.labels),
+                    "health": "err" if record.record in errors else "ok",
+                    "lastError": errors.get(record.record, ""),
+                    "evaluationTime": 0,
+                    "lastEvaluation": _prometheus_time(engine.last_evaluation),
+                    "type": "recording",
                 }
             )
     interval = float(runtime.settings.alerts.interval)
