@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,12 +12,16 @@ import pytest
 import requests
 
 from collectors.aggregator import AGGREGATIONS
+from dashboard_app.access.secrets import Secrets
+from dashboard_app.pages.panels import Window, panel_frame
 from dashboard_app.runtime import Runtime
 from dashboard_app.server import create_app
 from layouts import ids
+from layouts.schema import Panel, PanelQuery
 from tests.servers import (
     free_port,
     launch,
+    logged_in,
     prometheus_query,
     prometheus_server,
     quiet_settings,
@@ -27,6 +32,8 @@ from tests.servers import (
 )
 
 CPU = "pulseboard_system_cpu_usage_ratio"
+SECRETS = Secrets("s" * 48, "correct-horse-battery")
+PASSWORD = "a-long-enough-password"
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +233,95 @@ def test_two_gunicorn_replicas_serve_the_same_dashboards_and_one_session(prometh
     finally:
         for proc in replicas:
             stop(proc)
+
+
+def test_the_query_api_passes_promql_to_the_server_within_the_callers_levels(prometheus, tmp_path):
+    runtime = Runtime(reading_from(prometheus, auth__enabled="true"), tmp_path, secrets=SECRETS)
+    runtime.users.set("exe", PASSWORD, "operator", ["executive"])
+    with serving(runtime) as pb:
+        admin = logged_in(pb.url, "admin", SECRETS.admin_password)
+        exe = logged_in(pb.url, "exe", PASSWORD)
+        at = time.time() - 2
+        query = f"avg by (instance) ({CPU}) * 100 > bool 0"
+        for path, params in (
+            ("/api/v1/query", {"query": query, "time": at}),
+            ("/api/v1/query_range", {"query": query, "start": at - 60, "end": at, "step": 5}),
+            ("/api/v1/query", {"query": "label_replace(up, 'host', '$1', 'instance', '(.*)')", "time": at}),
+        ):
+            mine = admin.post(pb.url + path, data=params, timeout=10)
+            theirs = requests.post(prometheus + path, data=params, timeout=10)
+            assert mine.status_code == 200, mine.text
+            assert mine.json() == theirs.json()  # the server's own answer, the text passed unchanged
+        refused = exe.get(pb.url + "/api/v1/query", params={"query": f"sum({CPU})"}, timeout=10)
+        assert refused.status_code == 403 and CPU in refused.json()["error"]
+        unnamed = exe.get(
+            pb.url + "/api/v1/query", params={"query": '{__name__=~"pulseboard_.+"}'}, timeout=10
+        )
+        assert unnamed.status_code == 403 and "metric name" in unnamed.json()["error"]
+        names = exe.get(pb.url + "/api/v1/label/__name__/values", timeout=10).json()["data"]
+        assert (
+            CPU not in names
+            and CPU in admin.get(pb.url + "/api/v1/label/__name__/values", timeout=10).json()["data"]
+        )
+        bad = admin.get(pb.url + "/api/v1/query", params={"query": "rate(x[5m]"}, timeout=10)
+        assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"
+
+
+@pytest.fixture(scope="module")
+def victoria(tmp_path_factory):
+    """Debian's VictoriaMetrics (it keeps no metric metadata) scraping an agent and a Prometheus server
+    (whose own metrics hold real histograms and summaries) every second."""
+    binary = shutil.which("victoria-metrics")
+    assert binary, "victoria-metrics is installed by `make test` (Debian package victoria-metrics)"
+    tmp = tmp_path_factory.mktemp("victoria")
+    agent_port, port = free_port(), free_port()
+    agent = start_agent(agent_port)
+    server = None
+    try:
+        with prometheus_server(tmp, {}) as prom:
+            targets = {"vm-host": f"127.0.0.1:{agent_port}", "prometheus": prom.removeprefix("http://")}
+            static = ", ".join(f"{{targets: ['{a}'], labels: {{instance: {n}}}}}" for n, a in targets.items())
+            job = f"  - job_name: node\n    static_configs: [{static}]\n"
+            (tmp / "scrape.yml").write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs:\n{job}")
+            argv = [
+                binary,
+                f"-httpListenAddr=127.0.0.1:{port}",
+                f"-storageDataPath={tmp / 'data'}",
+                f"-promscrape.config={tmp / 'scrape.yml'}",
+                "-search.latencyOffset=1s",
+                "-retentionPeriod=1d",
+            ]
+            server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url + "/health", server)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not prometheus_query(url, f"{HISTOGRAM}_bucket"):
+                time.sleep(0.5)
+            time.sleep(5)
+            yield url
+    finally:
+        if server is not None:
+            stop(server)
+        stop(agent)
+
+
+HISTOGRAM = "prometheus_http_request_duration_seconds"
+
+
+def test_victoriametrics_as_the_source_draws_histogram_percentiles_and_the_host(victoria, tmp_path):
+    runtime = Runtime(reading_from(victoria), tmp_path)
+    now = time.time()
+    window = Window(now - 120, now)
+
+    def drawn(expr: str, agg: str | None = None):
+        panel = Panel(id="p", title="P", type="line", queries=[PanelQuery(expr=expr, agg=agg)])
+        return panel_frame(runtime.source, panel, window, 120)
+
+    latency = drawn(HISTOGRAM, "p95")  # no metadata: a histogram by its _bucket series
+    assert any("handler=/metrics" in str(c) for c in latency.columns), list(latency.columns)
+    assert latency.notna().to_numpy().sum() >= 2
+    cpu = panel_frame(runtime.source, runtime.dashboards["operations"].panel("cpu-total"), window, 120)
+    assert not cpu.empty and cpu.notna().to_numpy().sum() >= 10
+    # A summary's own quantiles are never taken for observations: its p99 draws nothing wrong.
+    assert prometheus_query(victoria, 'go_gc_duration_seconds{quantile="1"}')
+    assert drawn("go_gc_duration_seconds", "p99").empty

@@ -110,9 +110,9 @@ class PrometheusSource:
             if method == "GET":
                 response = self.http.get(url, params=params, timeout=timeout)
             else:
-                response = self.http.post(
-                    url, data={**params, "timeout": f"{max(1, round(timeout * 1000))}ms"}, timeout=timeout
-                )
+                pairs = list(params.items()) if isinstance(params, dict) else list(params)
+                pairs.append(("timeout", f"{max(1, round(timeout * 1000))}ms"))
+                response = self.http.post(url, data=pairs, timeout=timeout)
         except requests.Timeout:
             raise QueryTimeout(f"Prometheus at {self.url} did not answer within {timeout:.0f} s") from None
         except requests.RequestException as exc:
@@ -192,7 +192,8 @@ class PrometheusSource:
         for key, value in params:
             if key in ("query", "match[]"):
                 permit(value, scope)
-        return self._call("POST", path, params)
+        posted = ("/query", "/query_range", "/series", "/labels", "/query_exemplars")
+        return self._call("POST" if path in posted else "GET", path, params)
 
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
         """Return the series a selector matches."""
