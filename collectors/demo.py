@@ -86,6 +86,11 @@ class DemoWorkload:
         self._last = t - step
         return stored
 
+    @staticmethod
+    def _moment(t: float, dt: float, k: int) -> float:
+        """When the k-th sampled request of a tick ending at ``t`` was answered: each at its own moment."""
+        return t - min(dt, 1.0) * (OBSERVATIONS - 1 - k) / OBSERVATIONS
+
     def _poisson(self, mean: float) -> int:
         if mean <= 0:
             return 0
@@ -119,12 +124,14 @@ class DemoWorkload:
         m["pulseboard_business_satisfaction_score"].set(round(self.satisfaction, 3))
 
         load = 1 + 0.6 * busy  # slower answers when busy
-        for _ in range(OBSERVATIONS):  # a few sampled requests a tick: enough for percentiles per minute
+        for k in range(OBSERVATIONS):  # a few sampled requests a tick: enough for percentiles per minute
+            self._at = self._moment(t, dt, k)
             m["pulseboard_rag_search_latency_seconds"].observe(
                 rng.lognormvariate(math.log(0.12 * load), 0.35)
             )
             m["pulseboard_rag_embedding_seconds"].observe(rng.lognormvariate(math.log(0.018 * load), 0.25))
             m["pulseboard_rag_vector_search_seconds"].observe(rng.lognormvariate(math.log(0.035 * load), 0.3))
+        self._at = t
         m["pulseboard_rag_search_accuracy_ratio"].set(min(1.0, max(0.0, rng.gauss(0.87, 0.02))))
         m["pulseboard_rag_recommendation_relevance_ratio"].set(min(1.0, max(0.0, rng.gauss(0.79, 0.03))))
         m["pulseboard_rag_knowledge_coverage_ratio"].set(min(1.0, max(0.0, rng.gauss(0.92, 0.01))))
@@ -132,10 +139,12 @@ class DemoWorkload:
 
         requests = max(1, self._poisson(12 * busy * dt / 5))
         for endpoint, typical in ENDPOINTS:
-            for _ in range(OBSERVATIONS):
+            for k in range(OBSERVATIONS):
+                self._at = self._moment(t, dt, k)
                 m["pulseboard_app_request_duration_seconds"].observe(
                     rng.lognormvariate(math.log(typical * load), 0.4), endpoint=endpoint
                 )
+        self._at = t
         for kind, share in ERROR_TYPES:
             m["pulseboard_app_errors_total"].inc(self._poisson(requests * share), type=kind)
         hits = sum(rng.random() < 0.91 for _ in range(requests))
