@@ -62,7 +62,7 @@ def operations_refresh(runs: int = 50) -> dict:
     settings = load_settings("production", environ={})
     store = build_store(settings, clock)
     host_history(store, clock, 900)
-    source = EmbeddedSource(store, settings.query.max_points)
+    source = EmbeddedSource(store)
     dashboard = load_dashboards(ConfigDir().dashboards)["operations"]
     window = Window(clock.now - 900, clock.now)
     timings, sizes = [], []

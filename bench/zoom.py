@@ -53,7 +53,7 @@ def month(end: float) -> tuple[EmbeddedSource, float, float]:
             for t, v in zip(ts[i : i + 5000], values[i : i + 5000])
         )
     clock.now = end
-    return EmbeddedSource(store, settings.query.max_points), float(ts[spike]), float(ts[dip])
+    return EmbeddedSource(store), float(ts[spike]), float(ts[dip])
 
 
 def main(runs: int = 20) -> dict:

@@ -45,7 +45,6 @@ from layouts.dashboards import load_dashboards
 from layouts.schema import Dashboard
 from layouts.validation import ConfigError
 
-API_MAX_POINTS = 11_000  # the query API's cap per series; pages ask for far fewer
 DEMO_BACKFILL = 3600.0
 
 log = logging.getLogger(__name__)
@@ -88,20 +87,17 @@ class Runtime:
         self.store = build_store(settings, clock, self.archive)
         declare_host_metrics(self.store)  # their units, types and levels, wherever their data comes from
         if self.prometheus:
-            self.source: Source = PrometheusSource(
-                settings.prometheus, self.store.specs, settings.query.max_points, clock
-            )
+            self.source: Source = PrometheusSource(settings.prometheus, self.store.specs, clock)
         else:
             converted = convert_previous(data_dir, self.store)
             if converted:
                 self.archive.problems.append(converted)
             self.source = EmbeddedSource(
                 self.store,
-                settings.query.max_points,
                 scrape_interval=float(settings.collectors.system.interval),
                 max_samples=settings.query.max_samples,
             )
-        self.api_source: Source = self.source.capped(API_MAX_POINTS)
+        self.api_source: Source = self.source
         self.levels = MetricLevels(self.store.specs, auth.metric_levels)
         # Request code reads only through these, bound to its caller: see access.scoped.
         self.sources = Sources(

@@ -15,10 +15,12 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from dashboard_app.config_dir import ConfigDir
 from layouts.schema import Refresh
 from layouts.validation import ConfigError, Duration, load_model, read_yaml
+from query.promql.values import MAX_POINTS
 
 ENVIRONMENTS = ("development", "staging", "production")
 ENV_PREFIX = "PULSEBOARD_"
 LISTEN = ("127.0.0.1", 8050)  # where `pulseboard serve` listens unless told otherwise
+PAGE_MAX_POINTS = 2000  # points per series a chart draws by default: more than a screen has pixels
 # Short names for the settings people set most from the environment.
 ALIASES = {
     "PULSEBOARD_SYSTEM_INTERVAL": "PULSEBOARD_COLLECTORS__SYSTEM__INTERVAL",
@@ -62,7 +64,7 @@ class ServerSettings(_Strict):
 class DashboardSettings(_Strict):
     refresh: Refresh = Field(5, description="Default refresh interval in seconds (0 is off).")
     default_range: Duration = Field(900, description="Time range a dashboard opens with.")
-    points: int = Field(240, ge=10, le=2000, description="Points per series a panel asks for.")
+    points: int = Field(240, ge=10, le=PAGE_MAX_POINTS, description="Points per series a panel asks for.")
     cache_size: int = Field(
         16 * 2**20,
         ge=2**16,
@@ -147,7 +149,12 @@ class StoreSettings(_Strict):
 
 
 class QuerySettings(_Strict):
-    max_points: int = Field(2000, ge=10, description="Most points a query returns per series.")
+    max_points: int = Field(
+        PAGE_MAX_POINTS,
+        ge=10,
+        le=MAX_POINTS,
+        description="Most points per series a chart on a page draws (Trends; panels ask for fewer).",
+    )
     max_concurrent: int = Field(8, ge=1, description="API queries, exports and analyses running at once.")
     timeout: Duration = Field(10, description="Seconds an API query may run before it is stopped.")
     max_samples: int = Field(

@@ -70,10 +70,6 @@ class ScopedSource:
             raise NotPermitted(f"{selector.name} belongs to {where}; {self.identity.name} may not read it")
         return selector
 
-    def capped(self, max_points: int) -> ScopedSource:
-        """Return the same caller's view of the source with another cap on points per series."""
-        return ScopedSource(self.inner.capped(max_points), self.identity, self.level_of)
-
     def series(self, expr: str | Selector) -> list[SeriesInfo]:
         """Return the series a selector matches."""
         return self.inner.series(self.check(expr))

@@ -8,8 +8,8 @@ from dashboard_app.access.permissions import Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.analysis import reports as analysis
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time, query_number
-from dashboard_app.runtime import API_MAX_POINTS as MAX_POINTS
 from dashboard_app.runtime import Runtime
+from query.promql.values import MAX_POINTS
 
 SERIES = {"series": {"type": "array", "items": {"type": "object"}}}
 

@@ -7,7 +7,7 @@ from flask import Response, request, stream_with_context
 from collectors.aggregator import AGGREGATIONS
 from dashboard_app.access.permissions import Permission
 from dashboard_app.access.scoped import reads
-from dashboard_app.analysis.csv_export import CHUNK_POINTS, dashboard_zip, panel_csv, stream_query
+from dashboard_app.analysis.csv_export import dashboard_zip, panel_csv, stream_query
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.pages.panels import Window, narrow_dashboard, narrow_panel
 from dashboard_app.runtime import Runtime
@@ -86,7 +86,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             raise ApiError(f"agg must be one of {', '.join(AGGREGATIONS)}", field="agg")
         mine = reads()
         lines = stream_query(
-            mine.pages.capped(CHUNK_POINTS + 2),  # its chunks never need downsampling
+            mine.pages,
             selectors,
             start,
             end,

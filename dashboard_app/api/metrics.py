@@ -16,10 +16,10 @@ from dashboard_app.access.scoped import reads
 from dashboard_app.api.exposition import render
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
 from dashboard_app.protocols.body import not_stored
-from dashboard_app.runtime import API_MAX_POINTS as MAX_POINTS
 from dashboard_app.runtime import Runtime
 from query.evaluate import Query
 from query.promql.shorthand import ShorthandError, compile_query
+from query.promql.values import MAX_POINTS
 
 REGISTER_BODY = {
     "type": "object",

@@ -25,7 +25,6 @@ from layouts.overlays import add_forecasts, mark_anomalies
 from layouts.schema import Panel, PanelQuery
 from query.evaluate import Query
 
-MAX_POINTS = 10_000  # per series: the query API's cap, with room to spare
 MAX_OPTIONS = 5000
 MAX_FORECASTS = 6
 
@@ -89,18 +88,19 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         if window is None:
             return apply_theme(no_data(placeholder, "Choose a start and an end (UTC)"), theme), "#", ""
         try:
-            return _draw(source, selected, resolution, aggregation, overlays, window, theme)
+            limit = runtime.settings.query.max_points
+            return _draw(source, selected, resolution, aggregation, overlays, window, theme, limit)
         except (NotPermitted, QueryError, SelectorError) as exc:
             return apply_theme(no_data(placeholder, html.escape(str(exc))), theme), "#", ""
 
 
-def _draw(source: Source, selected, resolution, aggregation, overlays, window, theme) -> tuple:
+def _draw(source: Source, selected, resolution, aggregation, overlays, window, theme, limit: int) -> tuple:
     """Return the chart, its CSV link and its note for checked inputs."""
     wanted = float(resolution or 0) or source.min_step
-    step = max(wanted, window.span / MAX_POINTS)
+    step = max(wanted, window.span / limit)
     note = ""
     if step > wanted:
-        note = f"Resolution raised to {step:,.0f} s to stay under {MAX_POINTS:,} points per series."
+        note = f"Resolution raised to {step:,.0f} s to stay under {limit:,} points per series."
     panel = Panel(
         id="trends",
         title="Trends",
@@ -110,7 +110,7 @@ def _draw(source: Source, selected, resolution, aggregation, overlays, window, t
         queries=[PanelQuery(expr=s, agg=aggregation) for s in selected],
     )
     # At the analyst's step and aggregation, exactly what the CSV download holds.
-    frame = panel_frame(source, panel, window, MAX_POINTS, peaks=False)
+    frame = panel_frame(source, panel, window, limit, peaks=False)
     steps = Query("", window.start, window.end, step).aligned()  # the chart's own steps
     query = urlencode(
         [("query", s) for s in selected]

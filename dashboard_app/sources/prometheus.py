@@ -26,7 +26,6 @@ from layouts.units import SI_SYMBOLS, SYMBOLS
 from query.evaluate import Query
 from query.promql.shorthand import duration_text, expand
 
-MAX_RESOLUTION = 11_000  # Prometheus answers at most this many points per series and query
 TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
 # A metric's unit from its name's suffix, when Pulseboard does not know the metric itself.
 SUFFIX_UNITS = (
@@ -52,7 +51,7 @@ def unit_of_name(name: str) -> str | None:
 
 @dataclass
 class _MetricTypes:
-    """The server's metric types by name, as last read, shared by a source and its capped twins."""
+    """The server's metric types by name, as last read."""
 
     fetched: float = -math.inf
     names: dict[str, str] = field(default_factory=dict)
@@ -75,7 +74,6 @@ class PrometheusSource:
         self,
         cfg: PrometheusSettings,
         specs: Mapping[str, MetricSpec] | None = None,
-        max_points: int = 2000,
         clock: Callable[[], float] = time.time,
         http: requests.Session | None = None,
     ):
@@ -84,18 +82,11 @@ class PrometheusSource:
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
         self.specs = specs if specs is not None else {}
-        self.max_points = max_points
         self.clock = clock
         self.min_step = float(cfg.scrape_interval)
         self.scrape_interval = float(cfg.scrape_interval)
         self.http = http or _session(cfg)
         self._types = _MetricTypes()
-
-    def capped(self, max_points: int) -> PrometheusSource:
-        """Return the same source with another cap on points per series."""
-        twin = PrometheusSource(self.cfg, self.specs, max_points, self.clock, self.http)
-        twin._types = self._types  # one read of the server's metric types a minute for both
-        return twin
 
     # -- HTTP -----------------------------------------------------------------------------------
 

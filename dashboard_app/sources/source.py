@@ -94,10 +94,6 @@ class Source(Protocol):
         """Return the newest sample of every live series (or of those a selector matches)."""
         ...
 
-    def capped(self, max_points: int) -> Source:
-        """Return the same source with another cap on points per series."""
-        ...
-
 
 def _selector(expr: str | Selector) -> Selector:
     return parse_selector(expr) if isinstance(expr, str) else expr
@@ -109,19 +105,13 @@ class EmbeddedSource:
     def __init__(
         self,
         store: Store,
-        max_points: int = 2000,
         scrape_interval: float = 15.0,
         max_samples: int = 5_000_000,
     ):
         self.store = store
-        self.max_points = max_points
         self.min_step = store.min_step
         self.scrape_interval = scrape_interval
         self.max_samples = max_samples
-
-    def capped(self, max_points: int) -> EmbeddedSource:
-        """Return the same source with another cap on points per series."""
-        return EmbeddedSource(self.store, max_points, self.scrape_interval, self.max_samples)
 
     def reader(self, scope: Scope | None = None, deadline: float | None = None) -> Reader:
         """The engine's view of the store for one caller, with one query's budget."""
