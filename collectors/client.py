@@ -26,8 +26,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from collectors.paths import API_PREFIX
+
 log = logging.getLogger("pulseboard.client")
-API = "/api/v1/monitoring/metrics/custom"
+API = API_PREFIX + "/metrics/custom"
 
 
 class HttpTransport:

@@ -7,7 +7,7 @@ import struct
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -16,6 +16,7 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Who may read a metric: the users given its level (admins read every level, and metrics of none).
 ACCESS_LEVELS = ("executive", "operations", "development")
+AccessLevel = Literal[ACCESS_LEVELS]  # the levels as a type, for the settings and dashboard schemas
 # What a pushed metric is about, and who reads each kind when its registration names no level itself.
 CATEGORIES = ("business", "rag", "application", "custom")
 CATEGORY_LEVELS = {"business": "executive", "rag": "development", "application": "development"}

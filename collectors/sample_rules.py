@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from collectors.metrics import MetricSpec, Sample
+from collectors.paths import API_PREFIX
 from collectors.registration import MetricError
 from collectors.store import Store
 
@@ -36,7 +37,7 @@ def check_samples(
         if definition is None:
             raise MetricError(
                 f"{where}: metric {name!r} is not registered; register it first with "
-                "POST /api/v1/monitoring/metrics/custom/register",
+                f"POST {API_PREFIX}/metrics/custom/register",
                 404,
                 f"{where}.name",
             )

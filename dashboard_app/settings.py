@@ -12,6 +12,7 @@ from typing import Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
+from collectors.metrics import AccessLevel
 from dashboard_app.config_dir import ConfigDir
 from layouts.schema import Refresh
 from layouts.validation import ConfigError, Duration, load_model, read_yaml
@@ -92,7 +93,7 @@ class ScrapeTarget(_Strict):
     interval: Duration = Field(15, ge=1)
     timeout: Duration = Field(5, ge=1)
     labels: dict[str, str] = Field(default_factory=dict, description="Added to every scraped series.")
-    access: Literal["executive", "operations", "development"] = Field(
+    access: AccessLevel = Field(
         "operations", description="The access level of the target's metrics: who may read them."
     )
     max_bytes: int = Field(10 * 2**20, ge=1024, description="Largest response accepted.")
@@ -263,7 +264,7 @@ class AuthSettings(_Strict):
         description="Failed logins of one name from one address before each next try waits twice as long.",
     )
     login_backoff_max: Duration = Field(900, description="The longest such wait.")
-    metric_levels: dict[str, Literal["executive", "operations", "development"]] = Field(
+    metric_levels: dict[str, AccessLevel] = Field(
         default_factory=dict,
         description="Access levels of metrics by name prefix, for metrics Pulseboard has no declaration "
         "of (those read from Prometheus, say); a metric with no known level is for admins only.",

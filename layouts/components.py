@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
+from collectors.paths import API_PREFIX
 from layouts import ids
 from layouts.schema import GRID_COLUMNS, Dashboard, Panel
 
@@ -164,7 +165,7 @@ def _grid_style(panel: Panel) -> dict[str, int | str]:
 
 def export_url(dashboard_id: str, panel_id: str | None, query: str) -> str:
     """Return the CSV link of a panel (or the zip of a dashboard) for a time range query string."""
-    base = f"/api/v1/monitoring/dashboards/{dashboard_id}"
+    base = f"{API_PREFIX}/dashboards/{dashboard_id}"
     return f"{base}/panels/{panel_id}/export.csv?{query}" if panel_id else f"{base}/export.zip?{query}"
 
 

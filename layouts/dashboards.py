@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from collectors.metrics import ACCESS_LEVELS
 from layouts.schema import Dashboard
 from layouts.validation import ConfigError, load_model, read_yaml
 
-SHIPPED_ORDER = ("executive", "operations", "development")
+SHIPPED_ORDER = ACCESS_LEVELS  # the shipped dashboards, one a level, in this order
 
 
 def _panel_namer(data: Any):

@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from collectors.aggregator import QueryError, QueryTimeout
+from collectors.paths import API_PREFIX
 from collectors.registration import MetricError
 from collectors.selector import SelectorError
 from dashboard_app import __version__
@@ -25,7 +26,7 @@ from dashboard_app.access.permissions import ANY_CALLER, Permission, Permissions
 from dashboard_app.sources.source import NotPermitted, SourceUnavailable
 from query.promql.values import BadData, Execution, Timeout
 
-PREFIX = "/api/v1/monitoring"
+PREFIX = API_PREFIX
 OPENAPI_PATH = "/api/v1/openapi.json"
 log = logging.getLogger(__name__)
 

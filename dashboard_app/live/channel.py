@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from collectors.paths import API_PREFIX
 from dashboard_app.access.origin import foreign_origin
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import ScopedSource, reads
@@ -22,7 +23,7 @@ from dashboard_app.runtime import Runtime
 from layouts.schema import Dashboard, Panel
 
 log = logging.getLogger(__name__)
-PATH = "/api/v1/monitoring/ws/dashboard/<dashboard_id>"
+PATH = API_PREFIX + "/ws/dashboard/<dashboard_id>"
 FIRST_WINDOW = 300.0  # seconds of history the first message carries
 CLOSE_TRY_LATER = 1013
 CLOSE_POLICY = 1008

@@ -10,6 +10,7 @@ from dash import Dash, Input, Output
 from dash.exceptions import PreventUpdate
 
 from collectors.aggregator import AGGREGATIONS, QueryError
+from collectors.paths import API_PREFIX
 from collectors.selector import SelectorError
 from collectors.trends import forecast
 from dashboard_app.access.permissions import Permission, Permissions
@@ -121,7 +122,7 @@ def _draw(source: Source, selected, resolution, aggregation, overlays, window, t
             ("agg", aggregation),
         ]
     )
-    href = f"/api/v1/monitoring/metrics/export.csv?{query}"
+    href = f"{API_PREFIX}/metrics/export.csv?{query}"
     if frame.empty:
         return apply_theme(no_data(panel, "No samples in this range"), theme), href, note
     attrs = frame.attrs
