@@ -52,7 +52,8 @@ class Server:
     ``headers`` carries an API key with every scope, made by the admin through the API.
     """
 
-    def __init__(self, **env: str):
+    def __init__(self, root: Path | str | None = None, **env: str):
+        """``root``: the checkout to run (another commit's worktree, to measure old code beside new)."""
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory()
         environ = {
@@ -73,7 +74,7 @@ class Server:
                 "--data-dir",
                 self.dir.name,
             ],
-            cwd=ROOT,
+            cwd=root or ROOT,
             env=environ,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
