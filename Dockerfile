@@ -16,6 +16,8 @@ COPY dashboard_app ./dashboard_app
 COPY collectors ./collectors
 COPY layouts ./layouts
 COPY query ./query
+COPY tsdb ./tsdb
+COPY ingest ./ingest
 COPY assets ./assets
 RUN pip install --no-cache-dir /src \
     && rm -rf /src \

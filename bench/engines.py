@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from bench.history import Clock
-from collectors.aggregator import Aggregator
-from collectors.archive import Archive
-from collectors.metrics import Sample
-from collectors.store import build_store
 from dashboard_app.settings import load_settings
+from tsdb.aggregator import Aggregator
+from tsdb.archive import Archive
+from tsdb.metrics import Sample
+from tsdb.store import build_store
 
 NOW = 1_764_000_000.0
 SERIES = 500

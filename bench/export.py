@@ -12,15 +12,15 @@ import tracemalloc
 import numpy as np
 
 from bench.report import print_results
-from collectors.metrics import Sample
-from collectors.store import build_store
-from collectors.trends import forecast
 from dashboard_app.alerts.engine import AlertEngine
 from dashboard_app.alerts.rules import AlertRule, RuleBook, load_rule_files
 from dashboard_app.analysis.csv_export import stream_query
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
+from query.statistics import forecast
+from tsdb.metrics import Sample
+from tsdb.store import build_store
 
 
 class Clock:

@@ -19,11 +19,11 @@ import tempfile
 import numpy as np
 import psutil
 
-from collectors.archive import Archive
-from collectors.metrics import Sample
-from collectors.store import build_store
 from dashboard_app.server import create_app  # noqa: F401  (a running Pulseboard has the pages loaded)
 from dashboard_app.settings import load_settings
+from tsdb.archive import Archive
+from tsdb.metrics import Sample
+from tsdb.store import build_store
 
 START = 1_764_000_000.0
 

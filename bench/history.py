@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.report import free_port, wait_for
-from collectors.store import Store
 from collectors.system import DiskUsageCollector, SystemCollector
 from dashboard_app.runtime import Runtime
 from dashboard_app.settings import load_settings
+from tsdb.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

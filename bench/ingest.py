@@ -23,11 +23,11 @@ import requests
 from simple_websocket import Client
 
 from bench.report import free_port, print_results
-from collectors.metrics import MetricSpec, Sample
-from collectors.store import build_store
 from dashboard_app.api.exposition import render
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
+from tsdb.metrics import MetricSpec, Sample
+from tsdb.store import build_store
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/monitoring"

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from bench.ingest import API, Server, cpu_seconds
 from bench.report import free_port
-from collectors.prompb.remote_pb2 import WriteRequest
+from ingest.prompb.remote_pb2 import WriteRequest
 
 BATCH = 500  # samples per request: Prometheus 2.42's max_samples_per_send
 REQUESTS = 200

@@ -26,7 +26,7 @@ import requests
 
 from bench.ingest import Server, free_port
 from bench.protocols import PROTOCOLS
-from collectors.prompb.remote_pb2 import WriteRequest
+from ingest.prompb.remote_pb2 import WriteRequest
 
 DAY = 86400.0
 STEP = 300.0

@@ -15,13 +15,13 @@ from plotly.io.json import to_json_plotly
 from bench.history import host_history
 from bench.report import print_results
 from collectors.scheduler import Scheduler
-from collectors.store import build_store
 from collectors.system import SystemCollector
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.pages.panels import Window, render_dashboard
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
 from layouts.dashboards import load_dashboards
+from tsdb.store import build_store
 
 
 class Clock:

@@ -38,12 +38,12 @@ import requests
 from bench.history import Clock
 from bench.peers import tree_rss
 from bench.report import free_port, wait_for
-from collectors.aggregator import Aggregator
-from collectors.archive import FILE, Archive
-from collectors.metrics import Sample
 from collectors.scrape import ScrapeCollector
-from collectors.store import COMPACT_AFTER, Store, Tier, build_store
 from dashboard_app.settings import load_settings
+from tsdb.aggregator import Aggregator
+from tsdb.archive import FILE, Archive
+from tsdb.metrics import Sample
+from tsdb.store import COMPACT_AFTER, Store, Tier, build_store
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_764_000_000.0

@@ -16,12 +16,12 @@ import time
 import numpy as np
 from plotly.io.json import to_json_plotly
 
-from collectors.metrics import MetricSpec, Sample
-from collectors.store import build_store
 from dashboard_app.pages.panels import Window, panel_frame, render_panel
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
 from layouts.schema import Panel
+from tsdb.metrics import MetricSpec, Sample
+from tsdb.store import build_store
 
 SPANS = {"30d": 30 * 86400, "7d": 7 * 86400, "1d": 86400, "6h": 6 * 3600, "1h": 3600}
 PANEL = Panel(id="cpu", title="CPU usage", type="line", queries=[{"expr": "bench_cpu_usage_ratio"}])

@@ -1,1 +1,2 @@
-"""Producers of samples, the store that keeps them and the aggregator that reads them."""
+"""Producers of samples: the host collectors, scrapes, Pulseboard's own instruments, the demo, the scheduler
+that runs them, and the client applications push with."""

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from collectors.paths import API_PREFIX
+from ingest.paths import API_PREFIX
 
 log = logging.getLogger("pulseboard.client")
 API = API_PREFIX + "/metrics/custom"

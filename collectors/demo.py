@@ -11,10 +11,10 @@ import random
 import time
 from collections.abc import Callable
 
-from collectors.catalog import CATALOG
 from collectors.client import Pulse
-from collectors.custom import CustomMetrics
-from collectors.registration import MetricError
+from ingest.catalog import CATALOG
+from ingest.custom import CustomMetrics
+from ingest.registration import MetricError
 
 REGIONS = (("eu", 0.45), ("us", 0.4), ("apac", 0.15))
 ENDPOINTS = (("/api/products", 0.045), ("/api/cart", 0.07), ("/api/search", 0.16))

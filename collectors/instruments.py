@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import psutil
 
-from collectors.metrics import MetricSpec, Sample, freeze_labels
+from tsdb.metrics import MetricSpec, Sample, freeze_labels
 
 MAX_OBSERVATIONS = 2000  # per collection and metric; the running count and sum stay exact beyond it
 

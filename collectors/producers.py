@@ -14,7 +14,7 @@ from collectors.instruments import Instruments, SelfCollector
 from collectors.registry import COLLECTORS
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
-from collectors.store import Store
+from tsdb.store import Store
 
 
 def declare_host_metrics(store: Store) -> None:

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from collectors.metrics import Collector
-from collectors.store import Store
+from tsdb.metrics import Collector
+from tsdb.store import Store
 
 log = logging.getLogger(__name__)
 

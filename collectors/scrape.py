@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.metrics import METRIC_NAME, MetricSpec, Sample, freeze_labels
+from tsdb.metrics import METRIC_NAME, MetricSpec, Sample, freeze_labels
 
 log = logging.getLogger(__name__)
 USER_AGENT = "Pulseboard-scraper"

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from collectors.metrics import MetricSpec, Sample, freeze_labels
+from tsdb.metrics import MetricSpec, Sample, freeze_labels
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from flask import Flask, Response, request
 from collectors.instruments import Instruments
 from collectors.producers import schedule_producers
 from collectors.scheduler import Scheduler
-from collectors.store import build_store
 from dashboard_app.api.exposition import render
 from dashboard_app.settings import Settings
 from dashboard_app.sources.source import EmbeddedSource
+from tsdb.store import build_store
 
 HOME = (
     "Pulseboard agent: this host's metrics are at /metrics for a Prometheus server to scrape.\n"

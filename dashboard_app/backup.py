@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from collectors.archive import FILE as STORE_FILE
+from tsdb.archive import FILE as STORE_FILE
 
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # the live file's companions: the snapshot holds them
 

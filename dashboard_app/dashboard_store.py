@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from collectors.persistence import write_atomically
 from dashboard_app.config_dir import ConfigDir
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard
 from layouts.schema import Dashboard
+from tsdb.persistence import write_atomically
 
 
 class DashboardError(ValueError):

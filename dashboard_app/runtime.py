@@ -9,18 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collectors.archive import Archive
-from collectors.catalog import CATALOG
-from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload
-from collectors.ingest import ProtocolIngest
 from collectors.instruments import Instruments
-from collectors.metrics import STORED
-from collectors.persistence import convert_previous
 from collectors.producers import declare_host_metrics, schedule_producers
 from collectors.scheduler import Scheduler
 from collectors.scrape import ScrapeCollector
-from collectors.store import build_store
 from dashboard_app import allocator
 from dashboard_app.access.audit import AuditLog
 from dashboard_app.access.keys import Keys
@@ -41,9 +34,16 @@ from dashboard_app.pages.views import PanelViews
 from dashboard_app.settings import Settings
 from dashboard_app.sources.prometheus import PrometheusSource
 from dashboard_app.sources.source import EmbeddedSource, Source
+from ingest.catalog import CATALOG
+from ingest.custom import CustomMetrics
+from ingest.incoming import ProtocolIngest
 from layouts.dashboards import load_dashboards
 from layouts.schema import Dashboard
 from layouts.validation import ConfigError
+from tsdb.archive import Archive
+from tsdb.metrics import STORED
+from tsdb.persistence import convert_previous
+from tsdb.store import build_store
 
 DEMO_BACKFILL = 3600.0
 

@@ -12,11 +12,11 @@ from typing import Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
-from collectors.metrics import AccessLevel
 from dashboard_app.config_dir import ConfigDir
 from layouts.schema import Refresh
 from layouts.validation import ConfigError, Duration, load_model, read_yaml
 from query.promql.values import MAX_POINTS
+from tsdb.metrics import AccessLevel
 
 ENVIRONMENTS = ("development", "staging", "production")
 ENV_PREFIX = "PULSEBOARD_"

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from collectors.metrics import STALE_AFTER
 from layouts.schema import Panel
 from layouts.units import Scale, format_value, scale_for
+from tsdb.metrics import STALE_AFTER
 
 Figure = dict
 STATUS_COLORS = {"ok": "#2e9e5b", "warn": "#d99a00", "crit": "#d64545"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from collectors.paths import API_PREFIX
+from ingest.paths import API_PREFIX
 from layouts import ids
 from layouts.schema import GRID_COLUMNS, Dashboard, Panel
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from collectors.metrics import ACCESS_LEVELS
 from layouts.schema import Dashboard
 from layouts.validation import ConfigError, load_model, read_yaml
+from tsdb.metrics import ACCESS_LEVELS
 
 SHIPPED_ORDER = ACCESS_LEVELS  # the shipped dashboards, one a level, in this order
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from collectors.trends import Forecast, anomalies
 from layouts.charts import SERIES_COLORS, STATUS_COLORS, Figure, axis_scale, plain
 from layouts.schema import Panel
+from query.statistics import Forecast, anomalies
 
 TIME_CHARTS = ("line", "area")
 EPISODE_FILL = "rgba(220, 38, 38, 0.12)"

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from collectors.metrics import LABEL_NAME, UNIT_NAME, UNITS, AccessLevel, valid_unit
-from collectors.selector import SelectorError, parse_selector
 from layouts.validation import Duration
 from query.promql.shorthand import AGGREGATIONS, Compiled, ShorthandError, check, compile_query, is_selector
+from tsdb.metrics import LABEL_NAME, UNIT_NAME, UNITS, AccessLevel, valid_unit
+from tsdb.selector import SelectorError, parse_selector
 
 CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
 GRID_COLUMNS = 12

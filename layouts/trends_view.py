@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from collectors.aggregator import AGGREGATIONS
 from layouts import ids
 from layouts.components import LOADING_FIGURE, page_head
+from tsdb.aggregator import AGGREGATIONS
 
 RESOLUTIONS = (("raw", 0), ("1 min", 60), ("5 min", 300), ("1 h", 3600), ("1 day", 86400))
 

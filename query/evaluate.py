@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from collectors.aggregator import SeriesInfo, empty_frame, series_frame
 from query.promql.answers import range_steps
 from query.promql.engine import Evaluator, parse
 from query.promql.selectors import Reader
 from query.promql.values import NAME, BadData, Scalar, Vector, label, type_name
+from tsdb.aggregator import SeriesInfo, empty_frame, series_frame
 
 
 @dataclass(frozen=True)

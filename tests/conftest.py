@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from selenium.webdriver.chrome.options import Options
 
-from collectors.store import Store, Tier
 from dashboard_app.runtime import Runtime
 from tests.fakes import FakeClock, FakePs
 from tests.servers import Running, quiet_settings, serving
+from tsdb.store import Store, Tier
 
 
 def pytest_setup_options():

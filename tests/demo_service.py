@@ -11,7 +11,7 @@ import struct
 import cramjam
 import requests
 
-from collectors.prompb.remote_pb2 import WriteRequest
+from ingest.prompb.remote_pb2 import WriteRequest
 
 INSTANCES = [f"demo.promlabs.com:1000{i}" for i in range(3)]
 SCRAPE_MS = 5_000

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from collectors.metrics import Sample
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.runtime import Runtime
 from tests.servers import ROOT, quiet_settings, serving
+from tsdb.metrics import Sample
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 API = "/api/v1/monitoring"

@@ -17,12 +17,12 @@ from openapi_spec_validator import validate
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as live
 
-from collectors.metrics import Sample
 from dashboard_app.access.audit import AuditLog
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
 from tests.servers import ROOT, api_key, closed_with, quiet_settings, serving
+from tsdb.metrics import Sample
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 PASSWORD = "a-long-enough-password"
@@ -115,8 +115,8 @@ def test_a_backtracking_regex_cannot_stall_pulseboard(tmp_path):
     """(a+)+b against forty a's takes Python's re about 2^40 steps; RE2 answers at once."""
     script = """
 import sys, time
-from collectors.metrics import Sample
-from collectors.selector import parse_selector
+from tsdb.metrics import Sample
+from tsdb.selector import parse_selector
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings
 from query.evaluate import Query

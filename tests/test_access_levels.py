@@ -13,11 +13,11 @@ import pytest
 import requests
 from websockets.sync.client import connect as live
 
-from collectors.metrics import MetricSpec, Sample
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
+from tsdb.metrics import MetricSpec, Sample
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 PASSWORD = "a-long-enough-password"
@@ -384,7 +384,7 @@ def test_the_live_channel_streams_only_the_users_levels(pulseboard):
 
 def test_every_shipped_panel_reads_metrics_of_its_dashboards_level(tmp_path):
     """A viewer given a dashboard's level sees every panel of it drawn, none refused."""
-    from collectors.selector import parse_selector
+    from tsdb.selector import parse_selector
 
     runtime = Runtime(quiet_settings(), tmp_path)
     wrong = []

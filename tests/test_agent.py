@@ -41,9 +41,9 @@ def test_an_agent_exposes_this_hosts_metrics_and_nothing_else(tmp_path):
 
 
 def test_a_store_without_a_data_directory_keeps_no_log_and_stays_small():
-    from collectors.metrics import Sample
-    from collectors.store import build_store
     from dashboard_app.settings import load_settings
+    from tsdb.metrics import Sample
+    from tsdb.store import build_store
 
     now = time.time()
     store = build_store(load_settings("production", environ={}))

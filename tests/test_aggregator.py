@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collectors.aggregator import AGGREGATIONS, Aggregator, QueryError
-from collectors.metrics import Sample
-from collectors.selector import SelectorError, parse_selector
-from collectors.store import Store, Tier
+from tsdb.aggregator import AGGREGATIONS, Aggregator, QueryError
+from tsdb.metrics import Sample
+from tsdb.selector import SelectorError, parse_selector
+from tsdb.store import Store, Tier
 
 
 def fill(store, name, values, start, every=1.0, **labels):

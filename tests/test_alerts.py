@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.metrics import Sample, freeze_labels
 from dashboard_app.alerts.engine import AlertEngine, RuleState, backtest
 from dashboard_app.alerts.rules import AlertRule, RuleBook, load_rule_files
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.sources.source import EmbeddedSource
 from layouts.validation import ConfigError
+from tsdb.metrics import Sample, freeze_labels
 
 CPU = "pulseboard_system_cpu_usage_ratio"
 

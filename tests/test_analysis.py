@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from collectors.metrics import Sample
+from tsdb.metrics import Sample
 
 CPU = "pulseboard_system_cpu_usage_ratio"
 DISK = "pulseboard_system_disk_usage_ratio"

@@ -12,13 +12,13 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from collectors.metrics import Sample
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.alerts.rules import AlertRule
 from dashboard_app.runtime import Runtime
 from dashboard_app.server import create_app
 from dashboard_app.settings import load_settings
 from layouts import ids
+from tsdb.metrics import Sample
 
 pytestmark = pytest.mark.browser
 

@@ -10,14 +10,14 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from collectors.metrics import Sample
-from collectors.store import Store, Tier
 from dashboard_app.pages.panels import Window, render_panel
 from dashboard_app.sources.source import EmbeddedSource
 from layouts.charts import CHARTS, NO_DATA, STATUS_COLORS, apply_theme
 from layouts.charts import build_figure as build
 from layouts.schema import CHART_TYPES, Panel
 from layouts.units import format_value
+from tsdb.metrics import Sample
+from tsdb.store import Store, Tier
 
 START = pd.Timestamp("2026-11-25 10:00", tz="UTC")
 

@@ -9,12 +9,12 @@ import time
 
 import requests
 
-from collectors.archive import FILE
-from collectors.metrics import MetricSpec, Sample
-from collectors.store import HEAD_CHUNK
 from dashboard_app.pages.panels import Window, render_panel
 from dashboard_app.runtime import Runtime
 from tests.servers import Pusher, free_port, quiet_settings, serving, start, stop, wait_http
+from tsdb.archive import FILE
+from tsdb.metrics import MetricSpec, Sample
+from tsdb.store import HEAD_CHUNK
 
 API = "/api/v1/monitoring"
 JOBS = "jobs_done_total"

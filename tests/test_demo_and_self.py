@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import requests
 
-from collectors.catalog import CATALOG
-from collectors.custom import CustomMetrics
 from collectors.demo import DemoWorkload, traffic_shape
-from collectors.store import Store, Tier
+from ingest.catalog import CATALOG
+from ingest.custom import CustomMetrics
+from tsdb.store import Store, Tier
 
 
 def demo_store(clock):

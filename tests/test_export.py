@@ -11,8 +11,8 @@ from datetime import datetime
 import pytest
 
 import dashboard_app.analysis.csv_export
-from collectors.metrics import Sample
 from dashboard_app.pages.panels import Window, panel_frame
+from tsdb.metrics import Sample
 
 ORDERS = "shop_orders_total"
 

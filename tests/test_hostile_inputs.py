@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from collectors.prompb.remote_pb2 import WriteRequest
+from ingest.prompb.remote_pb2 import WriteRequest
 from tests.servers import free_port, start, stop, wait_http
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))

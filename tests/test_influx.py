@@ -12,11 +12,11 @@ from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from collectors.line_protocol import LineError, parse
-from collectors.metrics import MetricSpec
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.runtime import Runtime
+from ingest.line_protocol import LineError, parse
 from tests.servers import api_key, latest_by_labels, logged_in, quiet_settings, serving
+from tsdb.metrics import MetricSpec
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 

@@ -6,9 +6,9 @@ import time
 
 import requests
 
-from collectors.metrics import Sample
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
+from tsdb.metrics import Sample
 
 QUERY = {"query": "pulseboard_system_cpu_core_usage_ratio", "step": 60}
 

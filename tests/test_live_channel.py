@@ -10,10 +10,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as live
 
-from collectors.metrics import Sample
 from dashboard_app.live.connections import ConnectionPool, PoolFull
 from dashboard_app.runtime import Runtime
 from tests.servers import closed_with, quiet_settings, serving
+from tsdb.metrics import Sample
 
 CPU = "pulseboard_system_cpu_usage_ratio"
 

@@ -12,9 +12,9 @@ from opentelemetry.sdk.metrics import Counter, MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from collectors.otlp import metric_name
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.runtime import Runtime
+from ingest.otlp import metric_name
 from tests.servers import api_key, latest_by_labels, logged_in, quiet_settings, serving
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")

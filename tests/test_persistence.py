@@ -8,14 +8,14 @@ import diskcache
 import numpy as np
 import pytest
 
-from collectors.aggregator import Aggregator
-from collectors.archive import FILE, Archive
-from collectors.metrics import STALE_MARKER, MetricSpec, is_stale
-from collectors.persistence import convert_previous
-from collectors.store import CHECKPOINT_EVERY, HEAD_CHUNK, Store, Tier
 from dashboard_app.sources.source import EmbeddedSource
 from query.evaluate import Query
 from tests.test_store import gauge
+from tsdb.aggregator import Aggregator
+from tsdb.archive import FILE, Archive
+from tsdb.metrics import STALE_MARKER, MetricSpec, is_stale
+from tsdb.persistence import convert_previous
+from tsdb.store import CHECKPOINT_EVERY, HEAD_CHUNK, Store, Tier
 
 PRODUCTION = (Tier(0, 3600), 1, [Tier(60, 7 * 86400), Tier(3600, 30 * 86400)])
 DEVELOPMENT = (Tier(0, 900), 1, [Tier(60, 86400)])

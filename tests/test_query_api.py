@@ -8,14 +8,14 @@ import time
 import pytest
 import requests
 
-from collectors.metrics import STALE_MARKER, Sample
-from collectors.store import Store, Tier
 from dashboard_app import __version__ as VERSION
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.runtime import Runtime
 from query.promql import answers
 from query.promql.selectors import Reader
 from tests.servers import api_key, logged_in, quiet_settings, serving
+from tsdb.metrics import STALE_MARKER, Sample
+from tsdb.store import Store, Tier
 
 SECRETS = Secrets("s" * 48, "correct-horse-battery")
 PASSWORD = "a-long-enough-password"

@@ -8,9 +8,9 @@ import time
 import pytest
 import requests
 
-from collectors.metrics import Sample
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
+from tsdb.metrics import Sample
 
 NAME = "pulseboard_system_cpu_core_usage_ratio"
 

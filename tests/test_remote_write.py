@@ -10,9 +10,9 @@ import cramjam
 import pytest
 import requests
 
-from collectors.prompb.remote_pb2 import MetricMetadata, WriteRequest
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.runtime import Runtime
+from ingest.prompb.remote_pb2 import MetricMetadata, WriteRequest
 from tests.servers import (
     api_key,
     free_port,

@@ -15,16 +15,16 @@ import pandas as pd
 import pytest
 import requests
 
-from collectors.aggregator import SeriesInfo, series_frame
-from collectors.prompb.remote_pb2 import WriteRequest
 from dashboard_app.analysis.csv_export import panel_csv
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.pages.panels import Window, bucket_step, panel_frame, query_frame
 from dashboard_app.runtime import Runtime
+from ingest.prompb.remote_pb2 import WriteRequest
 from layouts.dashboards import load_dashboards
 from query.evaluate import Query
 from query.promql.shorthand import expand
 from tests.servers import prometheus_server, quiet_settings, serving
+from tsdb.aggregator import SeriesInfo, series_frame
 
 SPAN = 900.0
 SETTINGS = {

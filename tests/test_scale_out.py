@@ -11,7 +11,6 @@ import time
 import pytest
 import requests
 
-from collectors.aggregator import AGGREGATIONS
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.pages.panels import Window, panel_frame
 from dashboard_app.runtime import Runtime
@@ -30,6 +29,7 @@ from tests.servers import (
     stop,
     wait_http,
 )
+from tsdb.aggregator import AGGREGATIONS
 
 CPU = "pulseboard_system_cpu_usage_ratio"
 SECRETS = Secrets("s" * 48, "correct-horse-battery")

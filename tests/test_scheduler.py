@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from collectors.metrics import MetricSpec, Sample
 from collectors.scheduler import Scheduler
+from tsdb.metrics import MetricSpec, Sample
 
 
 class Ticker:

@@ -14,13 +14,13 @@ import pytest
 import requests
 from plotly.io.json import to_json_plotly
 
-from collectors.metrics import Sample
 from dashboard_app.access.identity import OPEN
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.pages.panels import Window, render_panel
 from dashboard_app.pages.patches import MARK, apply_patch
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
+from tsdb.metrics import Sample
 
 OUTPUT = (
     '..{"dashboard":["ALL"],"panel":["ALL"],"type":"panel-graph"}.figure'

@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from collectors.archive import Archive
-from collectors.metrics import STALE_AFTER, STALE_MARKER, MetricClash, MetricSpec, Sample, is_stale
-from collectors.store import SeriesLimitError, Store, Tier
+from tsdb.archive import Archive
+from tsdb.metrics import STALE_AFTER, STALE_MARKER, MetricClash, MetricSpec, Sample, is_stale
+from tsdb.store import SeriesLimitError, Store, Tier
 
 
 def gauge(value, ts, name="load", **labels):

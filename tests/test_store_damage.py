@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from collectors import salvage
-from collectors.archive import FILE
-from collectors.metrics import Sample
 from dashboard_app.runtime import Runtime
 from tests.servers import quiet_settings, serving
+from tsdb import salvage
+from tsdb.archive import FILE
+from tsdb.metrics import Sample
 
 NAME = "pulseboard_system_cpu_core_usage_ratio"
 SERIES, EACH = 100, 3000  # 300,000 samples, all inside the raw tier's 15 minutes (read from it alone)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collectors.trends import DAY, anomalies, daily_seasonality, forecast, linear_trend, time_to_threshold
+from query.statistics import DAY, anomalies, daily_seasonality, forecast, linear_trend, time_to_threshold
 
 
 def test_linear_trend_recovers_a_known_slope_with_its_interval():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collectors.metrics import ACCESS_LEVELS
+from tsdb.metrics import ACCESS_LEVELS
 
 ROLES = ("viewer", "analyst", "operator", "admin")
 SCOPES = ("ingest", "read", "admin")

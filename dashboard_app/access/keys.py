@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from collectors.metrics import ACCESS_LEVELS
-from collectors.persistence import load_json, write_atomically
 from dashboard_app.access.identity import Identity
+from tsdb.metrics import ACCESS_LEVELS
+from tsdb.persistence import load_json, write_atomically
 
 
 @dataclass

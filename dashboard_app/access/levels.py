@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from collectors.metrics import MetricSpec
+from tsdb.metrics import MetricSpec
 
 PARTS = ("_bucket", "_count", "_sum")  # a histogram's or summary's series share its level
 

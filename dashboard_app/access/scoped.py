@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import pandas as pd
 from flask import g
 
-from collectors.aggregator import SeriesInfo
-from collectors.selector import Selector, parse_selector
 from dashboard_app.access.identity import Identity
 from dashboard_app.sources.source import Latest, NotPermitted, Source, permit
 from query.evaluate import Query
+from tsdb.aggregator import SeriesInfo
+from tsdb.selector import Selector, parse_selector
 
 
 class ScopedSource:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from collectors.metrics import ACCESS_LEVELS
-from collectors.persistence import load_json, write_atomically
 from dashboard_app.access.identity import ROLES, Identity
 from dashboard_app.access.secrets import MIN_PASSWORD, weak_password
+from tsdb.metrics import ACCESS_LEVELS
+from tsdb.persistence import load_json, write_atomically
 
 HASH_WAIT = 2.0  # seconds a login waits for the password hashing before it is told to come back
 

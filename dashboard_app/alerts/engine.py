@@ -11,12 +11,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from collectors.metrics import Labels, Sample, freeze_labels
 from dashboard_app.alerts.rules import AlertRule, RuleBook
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.sources.source import Source
 from layouts.units import aggregated_unit, format_time, format_value
 from query.evaluate import Query
+from tsdb.metrics import Labels, Sample, freeze_labels
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view

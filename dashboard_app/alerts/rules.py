@@ -19,14 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from collectors.metrics import METRIC_NAME
-from collectors.persistence import load_json, write_atomically
-from collectors.selector import SelectorError, parse_selector
 from dashboard_app.config_dir import ConfigDir
 from layouts.schema import Aggregation
 from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 from query.promql.printer import metric_names
 from query.promql.shorthand import ShorthandError, check, over_window
+from tsdb.metrics import METRIC_NAME
+from tsdb.persistence import load_json, write_atomically
+from tsdb.selector import SelectorError, parse_selector
 
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("info", "warning", "critical")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from collectors.persistence import load_json, write_atomically
 from layouts.validation import parse_duration
+from tsdb.persistence import load_json, write_atomically
 
 MAX_SPAN = 366 * 86400  # a silence ends within a year: a mute forever is a disabled rule
 

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from collectors.metrics import freeze_labels
-from collectors.selector import parse_selector
 from dashboard_app.pages.panels import Window, panel_frame, resolve_unit
 from dashboard_app.sources.source import NotPermitted, Source
 from layouts.schema import Dashboard, Panel
 from query.evaluate import Query
 from query.promql.shorthand import compile_query
+from tsdb.metrics import freeze_labels
+from tsdb.selector import parse_selector
 
 CHUNK_POINTS = 5000  # rows per query while streaming: memory stays flat whatever the range
 

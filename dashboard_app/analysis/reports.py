@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from collectors.trends import anomalies, forecast, linear_trend, time_to_threshold
 from dashboard_app.sources.source import NotPermitted, Source
 from layouts.schema import Dashboard
 from layouts.units import format_value
 from query.evaluate import Query
 from query.promql.shorthand import compile_query, duration_text, over_window
+from query.statistics import anomalies, forecast, linear_trend, time_to_threshold
 
 WEEK = 7 * 86400.0
 APP_LATENCY = "pulseboard_app_request_duration_seconds"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import g
 
-from collectors.metrics import ACCESS_LEVELS
 from dashboard_app.access.identity import ROLES, SCOPES
 from dashboard_app.access.permissions import ADMIN
 from dashboard_app.api.frame import Api, ApiError
 from dashboard_app.runtime import Runtime
+from tsdb.metrics import ACCESS_LEVELS
 
 KEY_BODY = {
     "type": "object",

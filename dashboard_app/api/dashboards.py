@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import g
 
-from collectors.paths import API_PREFIX
 from dashboard_app.access.permissions import ADMIN, SIGNED_IN, Permission
 from dashboard_app.api.frame import Api, ApiError
 from dashboard_app.dashboard_store import DashboardError
 from dashboard_app.live.connections import PoolFull
 from dashboard_app.runtime import Runtime
+from ingest.paths import API_PREFIX
 from layouts.schema import Dashboard
 
 WS_PATH = API_PREFIX + "/ws/dashboard/{id}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
-from collectors.aggregator import AGGREGATIONS
 from dashboard_app.access.permissions import Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.analysis.csv_export import dashboard_zip, panel_csv, stream_query
@@ -12,6 +11,7 @@ from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time, query
 from dashboard_app.pages.panels import Window, narrow_dashboard, narrow_panel
 from dashboard_app.runtime import Runtime
 from layouts.components import RANGE_SECONDS
+from tsdb.aggregator import AGGREGATIONS
 
 MAX_ROWS = 10_000_000  # a year of 3 s steps; a step that asks for more is refused
 

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 
-from collectors.metrics import OBSERVED_TYPES, MetricSpec
 from dashboard_app.sources.source import Source
+from tsdb.metrics import OBSERVED_TYPES, MetricSpec
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A scraped target's health stays inside Pulseboard: a Prometheus scraping Pulseboard keeps its own `up`.

@@ -17,14 +17,14 @@ from functools import wraps
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from collectors.aggregator import QueryError, QueryTimeout
-from collectors.paths import API_PREFIX
-from collectors.registration import MetricError
-from collectors.selector import SelectorError
 from dashboard_app import __version__
 from dashboard_app.access.permissions import ANY_CALLER, Permission, Permissions
 from dashboard_app.sources.source import NotPermitted, SourceUnavailable
+from ingest.paths import API_PREFIX
+from ingest.registration import MetricError
 from query.promql.values import BadData, Execution, Timeout
+from tsdb.aggregator import QueryError, QueryTimeout
+from tsdb.selector import SelectorError
 
 PREFIX = API_PREFIX
 OPENAPI_PATH = "/api/v1/openapi.json"

@@ -7,19 +7,19 @@ import time
 import numpy as np
 from flask import request
 
-from collectors.aggregator import AGGREGATIONS, QueryTimeout
-from collectors.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNIT_NAME
-from collectors.registration import registration
-from collectors.store import NotStored
 from dashboard_app.access.permissions import INGEST, SIGNED_IN, Permission
 from dashboard_app.access.scoped import reads
 from dashboard_app.api.exposition import render
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time
 from dashboard_app.protocols.body import not_stored
 from dashboard_app.runtime import Runtime
+from ingest.registration import registration
 from query.evaluate import Query
 from query.promql.shorthand import ShorthandError, compile_query
 from query.promql.values import MAX_POINTS
+from tsdb.aggregator import AGGREGATIONS, QueryTimeout
+from tsdb.metrics import ACCESS_LEVELS, CATEGORIES, METRIC_TYPES, UNIT_NAME
+from tsdb.store import NotStored
 
 REGISTER_BODY = {
     "type": "object",

@@ -12,7 +12,6 @@ from flask import Flask, Response, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from collectors.paths import API_PREFIX
 from dashboard_app.access.origin import foreign_origin
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import ScopedSource, reads
@@ -20,6 +19,7 @@ from dashboard_app.live.connections import PoolFull
 from dashboard_app.pages.panels import narrow_dashboard, query_frame
 from dashboard_app.pages.views import levels_of, newest
 from dashboard_app.runtime import Runtime
+from ingest.paths import API_PREFIX
 from layouts.schema import Dashboard, Panel
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,6 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from collectors.aggregator import QueryError, empty_frame
-from collectors.selector import parse_selector
 from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
 from layouts.charts import Figure, apply_theme, build_figure, no_data, plain
 from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
@@ -19,6 +17,8 @@ from query.evaluate import Query
 from query.promql import printer
 from query.promql.shorthand import is_selector
 from query.promql.values import BadData, Execution, Timeout
+from tsdb.aggregator import QueryError, empty_frame
+from tsdb.selector import parse_selector
 
 log = logging.getLogger(__name__)
 

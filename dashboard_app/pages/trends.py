@@ -9,10 +9,6 @@ from urllib.parse import urlencode
 from dash import Dash, Input, Output
 from dash.exceptions import PreventUpdate
 
-from collectors.aggregator import AGGREGATIONS, QueryError
-from collectors.paths import API_PREFIX
-from collectors.selector import SelectorError
-from collectors.trends import forecast
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
 from dashboard_app.analysis.csv_export import series_label
@@ -20,11 +16,15 @@ from dashboard_app.pages.dashboards import window_for
 from dashboard_app.pages.panels import panel_frame
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted, Source
+from ingest.paths import API_PREFIX
 from layouts import ids
 from layouts.charts import apply_theme, line, no_data
 from layouts.overlays import add_forecasts, mark_anomalies
 from layouts.schema import Panel, PanelQuery
 from query.evaluate import Query
+from query.statistics import forecast
+from tsdb.aggregator import AGGREGATIONS, QueryError
+from tsdb.selector import SelectorError
 
 MAX_OPTIONS = 5000
 MAX_FORECASTS = 6

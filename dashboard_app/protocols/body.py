@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from flask import Response, jsonify, request
 
-from collectors.ingest import BodyError
-from collectors.registration import MetricError
-from collectors.store import NotStored
 from dashboard_app.runtime import Runtime
+from ingest.incoming import BodyError
+from ingest.registration import MetricError
+from tsdb.store import NotStored
 
 SAMPLES = "pulseboard_ingest_samples_total"
 REQUESTS = "pulseboard_ingest_requests_total"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 
-from collectors.line_protocol import parse
-from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
 from dashboard_app.protocols.body import SAMPLES, counted, read_body
 from dashboard_app.runtime import Runtime
+from ingest.line_protocol import parse
+from ingest.registration import MetricError
 
 ENDPOINTS = {  # rule -> (version, the precisions it takes)
     "/api/v2/write": (2, ("ns", "us", "ms", "s")),

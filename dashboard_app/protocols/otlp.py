@@ -11,11 +11,11 @@ from flask import Flask, Response
 from flask import request as http
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
-from collectors.otlp import decode, expanded, samples
-from collectors.registration import MetricError
 from dashboard_app.access.permissions import INGEST, Permissions
 from dashboard_app.protocols.body import SAMPLES, counted, read_body
 from dashboard_app.runtime import Runtime
+from ingest.otlp import decode, expanded, samples
+from ingest.registration import MetricError
 
 RULE = "/v1/metrics"
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
 
-from collectors.aggregator import QueryError, QueryTimeout
 from dashboard_app import __version__
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
@@ -28,6 +27,7 @@ from query.promql.printer import metric_names
 from query.promql.selectors import Reader, matcher_sets
 from query.promql.text import duration
 from query.promql.values import MAX_TIME, NAME, BadData, Budget, Execution, Timeout, number
+from tsdb.aggregator import QueryError, QueryTimeout
 
 READS = Permission(series="all")  # a user's session or a key with the read scope; answers are the caller's
 ROUTES = (

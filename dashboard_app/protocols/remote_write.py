@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-from collectors.registration import MetricError
-from collectors.remote_write import decode, metadata, samples
 from dashboard_app.access.permissions import INGEST, Permissions
 from dashboard_app.protocols.body import SAMPLES, counted
 from dashboard_app.runtime import Runtime
+from ingest.registration import MetricError
+from ingest.remote_write import decode, metadata, samples
 
 RULE = "/api/v1/write"
 

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import requests
 
-from collectors.aggregator import QueryError, QueryTimeout, SeriesInfo, series_frame
-from collectors.metrics import MetricSpec
-from collectors.selector import Selector, parse_selector
 from dashboard_app.settings import PrometheusSettings
 from dashboard_app.sources.source import SourceUnavailable, permit
 from layouts.units import SI_SYMBOLS, SYMBOLS
 from query.evaluate import Query
 from query.promql.shorthand import duration_text, expand
+from tsdb.aggregator import QueryError, QueryTimeout, SeriesInfo, series_frame
+from tsdb.metrics import MetricSpec
+from tsdb.selector import Selector, parse_selector
 
 TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
 # A metric's unit from its name's suffix, when Pulseboard does not know the metric itself.

@@ -12,14 +12,14 @@ from typing import Protocol
 
 import pandas as pd
 
-from collectors.aggregator import SeriesInfo
-from collectors.selector import Selector, parse_selector
-from collectors.store import Store
 from query.evaluate import Query, evaluate_instant, evaluate_range
 from query.promql.printer import metric_names, reads_unnamed
 from query.promql.selectors import Reader
 from query.promql.shorthand import expand
 from query.promql.values import Budget
+from tsdb.aggregator import SeriesInfo
+from tsdb.selector import Selector, parse_selector
+from tsdb.store import Store
 
 
 class SourceUnavailable(Exception):

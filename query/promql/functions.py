@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from collectors.metrics import LABEL_NAME
-from collectors.selector import SelectorError, compile_regex
 from query.promql.values import NAME, BadData, Execution, Labels, Vector, drop_name, label
+from tsdb.metrics import LABEL_NAME
+from tsdb.selector import SelectorError, compile_regex
 
 
 def windows(ts: np.ndarray, ends: np.ndarray, range_ms: int) -> tuple[np.ndarray, np.ndarray]:

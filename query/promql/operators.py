@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from collectors.metrics import LABEL_NAME
 from query.promql.functions import quantile
 from query.promql.values import NAME, BadData, Execution, Labels, Scalar, Vector, drop_name, number
+from tsdb.metrics import LABEL_NAME
 
 ARITHMETIC = {
     "+": np.add,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import promql_parser
 
-from collectors.metrics import is_stale
-from collectors.selector import SelectorError, compile_regex
-from collectors.store import Store
 from query.promql.values import NAME, BadData, Budget, Labels
+from tsdb.metrics import is_stale
+from tsdb.selector import SelectorError, compile_regex
+from tsdb.store import Store
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from collectors.aggregator import AGGREGATIONS
-from collectors.selector import Selector, SelectorError, parse_selector
 from query.promql.engine import parse
 from query.promql.printer import metric_names
 from query.promql.values import BadData
+from tsdb.aggregator import AGGREGATIONS
+from tsdb.selector import Selector, SelectorError, parse_selector
 
 QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
 INTERVAL, RATE_INTERVAL, RANGE = "$__interval", "$__rate_interval", "$__range"

@@ -6,10 +6,10 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from collectors.metrics import MetricSpec, Sample
-from collectors.paths import API_PREFIX
-from collectors.registration import MetricError
-from collectors.store import Store
+from ingest.paths import API_PREFIX
+from ingest.registration import MetricError
+from tsdb.metrics import MetricSpec, Sample
+from tsdb.store import Store
 
 FUTURE_TOLERANCE = 600.0  # seconds a pushed timestamp may run ahead of this host's clock
 MAX_LABEL_VALUE = 1024

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from collectors.ingest import BodyError, Incoming
+from ingest.incoming import BodyError, Incoming
 
 UNIT_WORDS = {
     "d": "days",

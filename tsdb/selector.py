@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import re2
 
-from collectors.metrics import LABEL_NAME, METRIC_NAME
+from tsdb.metrics import LABEL_NAME, METRIC_NAME
 
 OPERATORS = ("=", "!=", "=~", "!~")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from collectors import salvage
-from collectors.chunks import (
+from tsdb import salvage
+from tsdb.chunks import (
     BLOCK_OVERHEAD,
     ChunkDamaged,
     Rollup,
@@ -30,8 +30,8 @@ from collectors.chunks import (
     encode_samples,
     merge_rollups,
 )
-from collectors.metrics import Labels, MetricSpec
-from collectors.persistence import set_aside
+from tsdb.metrics import Labels, MetricSpec
+from tsdb.persistence import set_aside
 
 log = logging.getLogger(__name__)
 

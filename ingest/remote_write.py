@@ -11,10 +11,10 @@ from __future__ import annotations
 import cramjam
 from google.protobuf.message import DecodeError
 
-from collectors.ingest import BodyError, Incoming
-from collectors.metrics import UNIT_NAME, MetricSpec
-from collectors.prompb.remote_pb2 import MetricMetadata, WriteRequest
-from collectors.registration import MetricError
+from ingest.incoming import BodyError, Incoming
+from ingest.prompb.remote_pb2 import MetricMetadata, WriteRequest
+from ingest.registration import MetricError
+from tsdb.metrics import UNIT_NAME, MetricSpec
 
 # The types a metadata entry gives each name of its family: a histogram's and a summary's parts.
 _PARTS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from collectors.metrics import (
+from tsdb.metrics import (
     ACCESS_LEVELS,
     CATEGORIES,
     CATEGORY_LEVELS,

@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from collectors.archive import Archive, raw_row, rollup_row
-from collectors.chunks import (
+from tsdb.archive import Archive, raw_row, rollup_row
+from tsdb.chunks import (
     Rollup,
     merge_rollups,
     roll_up,
     roll_up_many,
     to_ms,
 )
-from collectors.metrics import STALE_AFTER, Labels, MetricRegistry, MetricSpec, Sample, is_stale
+from tsdb.metrics import STALE_AFTER, Labels, MetricRegistry, MetricSpec, Sample, is_stale
 
 HEAD_CHUNK = 120  # samples a head chunk holds before it is sealed (Prometheus cuts chunks at 120 too)
 HEAD_SPAN = 3600.0  # seconds: an older head chunk is sealed whatever its size, so the log stays short

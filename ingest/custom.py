@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from collectors.definitions_file import load_definitions, save_definitions
-from collectors.metrics import STORED, MetricSpec
-from collectors.registration import RESERVED, MetricError, parse_registration
-from collectors.sample_rules import check_samples
-from collectors.store import SeriesLimitError, Store
+from ingest.definitions_file import load_definitions, save_definitions
+from ingest.registration import RESERVED, MetricError, parse_registration
+from ingest.sample_rules import check_samples
+from tsdb.metrics import STORED, MetricSpec
+from tsdb.store import SeriesLimitError, Store
 
 # What a registered name keeps (409 otherwise), by declaration field and the API field that sets it.
 KEPT = {"type": "type", "labels": "labels", "unit": "unit", "category": "category", "level": "access"}

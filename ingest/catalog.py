@@ -7,7 +7,7 @@ ratio), so that a rate over any range and any rollup step is exact.
 
 from __future__ import annotations
 
-from collectors.registration import pushed
+from ingest.registration import pushed
 
 BUSINESS = (
     pushed(

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from collectors.metrics import CATEGORY_LEVELS, MetricSpec
-from collectors.persistence import load_json, write_atomically
-from collectors.registration import registration
+from ingest.registration import registration
+from tsdb.metrics import CATEGORY_LEVELS, MetricSpec
+from tsdb.persistence import load_json, write_atomically
 
 
 def _declaration(item: dict) -> MetricSpec:

@@ -10,8 +10,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from collectors.selector import Selector, parse_selector
-from collectors.store import Series, Store, Tier
+from tsdb.selector import Selector, parse_selector
+from tsdb.store import Series, Store, Tier
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "last", "count", "p50", "p95", "p99", "rate")
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}

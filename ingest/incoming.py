@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collectors.metrics import LABEL_NAME, METRIC_NAME, STORED, MetricSpec, Sample, freeze_labels
-from collectors.registration import RESERVED, MetricError
-from collectors.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso
-from collectors.store import SeriesLimitError, Store
+from ingest.registration import RESERVED, MetricError
+from ingest.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso
+from tsdb.metrics import LABEL_NAME, METRIC_NAME, STORED, MetricSpec, Sample, freeze_labels
+from tsdb.store import SeriesLimitError, Store
 
 
 class BodyError(ValueError):

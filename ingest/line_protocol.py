@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collectors.ingest import BodyError, Incoming
+from ingest.incoming import BodyError, Incoming
 
 # Seconds per unit of a timestamp, by the precision parameter of InfluxDB 1 (n, u, ms, s, m, h) and 2.
 PRECISIONS = {

@@ -14,8 +14,8 @@ from typing import TypeVar
 import diskcache
 import numpy as np
 
-from collectors.chunks import Rollup
-from collectors.metrics import Sample
+from tsdb.chunks import Rollup
+from tsdb.metrics import Sample
 
 log = logging.getLogger(__name__)
 
