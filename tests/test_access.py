@@ -140,8 +140,8 @@ ROUTER = ".._pages_content.children..._pages_store.data.."
 def test_a_forbidden_callback_is_refused_before_it_runs(secured):
     runtime = secured.runtime
     calls = []
-    real = runtime.source.query
-    runtime.source.query = lambda *a, **k: calls.append(a) or real(*a, **k)
+    real = runtime.source.evaluate
+    runtime.source.evaluate = lambda *a, **k: calls.append(a) or real(*a, **k)
     vic = Client(secured.url, "vic")
     outputs = [
         {"id": {"type": "panel-graph", "dashboard": "executive", "panel": "revenue"}, "property": "figure"}

@@ -40,7 +40,7 @@ def test_a_query_that_runs_too_long_is_stopped(tmp_path):
     )
     with serving(runtime) as pb:
         slow = pb.call("POST", "/metrics/query", {**QUERY, "start": now - 60, "end": now, "step": 1})
-        assert slow.status_code == 503 and "ran out of time" in slow.json()["error"]
+        assert slow.status_code == 503 and "timed out" in slow.json()["error"]
     runtime.archive.close()
 
 

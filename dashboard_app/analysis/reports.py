@@ -8,7 +8,7 @@ from dashboard_app.sources.source import NotPermitted, Source
 from layouts.schema import Dashboard
 from layouts.units import format_value
 from query.evaluate import Query
-from query.promql.shorthand import compile_query, duration_text, over_window
+from query.promql.shorthand import compile_query, duration_text, is_selector, over_window
 from query.statistics import anomalies, forecast, linear_trend, time_to_threshold
 
 WEEK = 7 * 86400.0
@@ -183,8 +183,10 @@ def _recommend(now: dict, before: dict, status: dict, disk_max: float | None, li
 
 def _series(source: Source, selector: str, start: float, end: float, step: float, aggregation: str):
     """Yield (series info, times in seconds, values) for each series a range query returns."""
-    compiled = compile_query(selector, aggregation, None, 1.0, None)
-    frame = source.evaluate(Query(compiled.promql, start, end, step, name=compiled.metrics[0]))
+    # A selector takes the aggregation (the panels' shorthand); PromQL says its own.
+    compiled = compile_query(selector, aggregation if is_selector(selector) else None, None, 1.0, None)
+    name = compiled.metrics[0] if compiled.metrics else None
+    frame = source.evaluate(Query(compiled.promql, start, end, step, name=name))
     ts = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
     for column in frame.columns:
         yield frame.attrs["series"][column], ts, frame[column].to_numpy(dtype=float)

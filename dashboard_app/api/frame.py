@@ -22,7 +22,8 @@ from dashboard_app.access.permissions import ANY_CALLER, Permission, Permissions
 from dashboard_app.sources.source import NotPermitted, SourceUnavailable
 from ingest.paths import API_PREFIX
 from ingest.registration import MetricError
-from query.promql.values import BadData, Execution, Timeout
+from query.promql.shorthand import ShorthandError
+from query.promql.values import MAX_TIME, BadData, Execution, Timeout
 from tsdb.aggregator import QueryError, QueryTimeout
 from tsdb.selector import SelectorError
 
@@ -136,7 +137,7 @@ class Api:
                     return error_response(str(exc), 503, "query", retry_after=1)
                 except SourceUnavailable as exc:
                     return error_response(str(exc), 502, "source")
-                except (QueryError, SelectorError, BadData) as exc:
+                except (QueryError, SelectorError, BadData, ShorthandError) as exc:
                     return error_response(str(exc).removeprefix('invalid parameter "query": '), 400, "query")
                 except Execution as exc:  # over query.max_samples, or a PromQL error while it runs
                     return error_response(str(exc), 422, "query")
@@ -356,6 +357,13 @@ def parse_step(value: object, field_name: str = "step") -> float:
 
 def parse_time(value: object, field_name: str) -> float:
     """Read Unix seconds or an RFC 3339 string; raise ApiError naming the field."""
+    seconds = _time(value, field_name)
+    if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
+        raise ApiError(f"{field_name} must be a time within 10^13 seconds of 1970", field=field_name)
+    return seconds
+
+
+def _time(value: object, field_name: str) -> float:
     if isinstance(value, bool):
         raise ApiError(f"{field_name} must be Unix seconds or an RFC 3339 time", field=field_name)
     if isinstance(value, int | float):
