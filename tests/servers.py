@@ -190,13 +190,19 @@ def start_agent(port: int, **env: str) -> subprocess.Popen:
 
 @contextmanager
 def prometheus_server(
-    tmp_path: Path, targets: dict[str, str], job: str = "node", extra: str = "", flags: tuple[str, ...] = ()
+    tmp_path: Path,
+    targets: dict[str, str],
+    job: str = "node",
+    extra: str = "",
+    flags: tuple[str, ...] = (),
+    evaluation_interval: str = "1m",
 ):
     """Run the real Prometheus on 127.0.0.1, scraping each target every second under its instance name.
 
     ``extra`` is more of its configuration file (a ``remote_write:`` section; ``{self}`` stands for the
     server's own address); ``flags`` more of its command line. Yields its base URL; the server is stopped
-    (by its PID) on the way out.
+    (by its PID) on the way out. Rules are evaluated every ``evaluation_interval``, which is also the step
+    of a subquery that names none.
     """
     assert PROMETHEUS, "prometheus is installed by `make test` (Debian package prometheus)"
     port = free_port()
@@ -206,7 +212,7 @@ def prometheus_server(
     )
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+        f"global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: {evaluation_interval}}}\n"
         + (f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n{static}" if targets else "")
         + extra.replace("{self}", f"127.0.0.1:{port}")
     )

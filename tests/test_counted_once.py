@@ -16,7 +16,8 @@ WIDE = 3 * 86400  # a range wider than every series' history: its count is every
 
 def count(call, name: str, now: float) -> dict[str, float]:
     """Return {series labels: how many samples it holds}, read through the REST query API."""
-    body = {"query": name, "start": now - WIDE, "end": now + 60, "step": 3600, "aggregation": "count"}
+    at = now + 60
+    body = {"query": f"count_over_time({name}[{WIDE + 60}s])", "start": at, "end": at, "step": 60}
     answer = call("POST", "/metrics/query", body)
     assert answer.ok, answer.text
     return {

@@ -71,10 +71,10 @@ def test_a_damaged_chunk_is_reported_in_health_and_the_rest_of_the_history_serve
     second = Runtime(settings, tmp_path)
     try:
         with serving(second) as pb:
-            body = {"query": cpu, "start": now - 880, "end": now, "step": 1}  # raw samples only
-            answer = pb.call("POST", "/metrics/query", body)
-            assert answer.ok
-            values = [v for _, v in answer.json()["series"][0]["points"]]
+            body = {"query": f"{cpu}[880s]", "time": now}  # the raw samples themselves
+            answer = requests.post(pb.url + "/api/v1/query", data=body, timeout=10)
+            assert answer.ok, answer.text
+            values = [float(v) for _, v in answer.json()["data"]["result"][0]["values"]]
             assert values == [0.7] * HEAD_CHUNK  # the chunk that decodes
             health = pb.call("GET", "/metrics/health").json()
             assert health["status"] == "degraded"

@@ -50,7 +50,11 @@ def grafana_pair(tmp_path_factory):
         with (
             serving(runtime) as pb,
             prometheus_server(
-                tmp, {}, extra=f"rule_files: ['{rule_file}']\n", flags=("--web.enable-remote-write-receiver",)
+                tmp,
+                {},
+                extra=f"rule_files: ['{rule_file}']\n",
+                flags=("--web.enable-remote-write-receiver",),
+                evaluation_interval="1s",
             ) as prom,
         ):
             demo_service.write(prom + "/api/v1/write", series)

@@ -58,8 +58,9 @@ def spoil(path, page: int, size: int, at: int = 0, length: int | None = None) ->
 
 
 def served(pb, now: float) -> tuple[int, int]:
-    """Return (series, samples) the REST query serves of the 100 series."""
-    body = {"query": NAME, "start": now - 860, "end": now + 60, "step": 1, "aggregation": "count"}  # raw
+    """Return (series, samples) the REST query serves of the 100 series: each one's count of samples."""
+    at = now + 60
+    body = {"query": f"count_over_time({NAME}[920s])", "start": at, "end": at, "step": 1}
     answer = pb.call("POST", "/metrics/query", body)
     assert answer.ok, answer.text
     series = answer.json()["series"]

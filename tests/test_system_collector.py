@@ -30,7 +30,7 @@ def test_network_and_disk_bytes_are_counters_whose_rate_the_store_takes(fake_ps,
     assert specs["pulseboard_system_network_receive_bytes_total"].type == "counter"
     source = EmbeddedSource(store)
     rate = {
-        name: [v for _, v in source.window(name, clock.now - 15, clock.now, "rate")]
+        name: [v for _, v in source.instant(f"rate({name}[15s])", clock.now)]
         for name in (
             "pulseboard_system_disk_read_bytes_total",
             "pulseboard_system_disk_written_bytes_total",
