@@ -46,8 +46,19 @@ from tsdb.persistence import convert_previous
 from tsdb.store import build_store
 
 DEMO_BACKFILL = 3600.0
+DEMO_TICK = 5.0  # seconds between two runs of the demo shop
 
 log = logging.getLogger(__name__)
+
+
+def collection_interval(settings: Settings) -> float:
+    """How often the series a page rates get a sample: the slowest of the host, Pulseboard's own, the demo's
+    and the scrapes' collections (``$__rate_interval`` spans four of them, so a rate always has two)."""
+    collectors = settings.collectors
+    found = [c.interval for c in (collectors.system, collectors.self) if c.enabled]
+    found += [DEMO_TICK] if settings.demo else []
+    found += [target.interval for target in settings.scrape]
+    return float(max(found, default=collectors.system.interval))
 
 
 class Runtime:
@@ -94,7 +105,7 @@ class Runtime:
                 self.archive.problems.append(converted)
             self.source = EmbeddedSource(
                 self.store,
-                scrape_interval=float(settings.collectors.system.interval),
+                scrape_interval=collection_interval(settings),
                 max_samples=settings.query.max_samples,
             )
         self.api_source: Source = self.source
@@ -103,7 +114,7 @@ class Runtime:
         self.sources = Sources(
             self.source,
             self.api_source,
-            EmbeddedSource(self.store, scrape_interval=float(settings.collectors.system.interval)),
+            EmbeddedSource(self.store, scrape_interval=collection_interval(settings)),
             self.levels,
         )
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
@@ -154,7 +165,7 @@ class Runtime:
             self.scheduler.collect(scraper, self.store, target.interval)
         self.demo = DemoWorkload(self.metrics, clock) if settings.demo and not self.prometheus else None
         if self.demo is not None:
-            self.scheduler.every("demo", 5.0, self.demo.run)
+            self.scheduler.every("demo", DEMO_TICK, self.demo.run)
         alerts = settings.alerts
         self.rules = RuleBook(
             data_dir / "alert_rules.json", load_rule_files(config.alerts), load_recording_rules(config.alerts)

@@ -196,6 +196,7 @@ def prometheus_server(
     extra: str = "",
     flags: tuple[str, ...] = (),
     evaluation_interval: str = "1m",
+    retention: str = "1h",
 ):
     """Run the real Prometheus on 127.0.0.1, scraping each target every second under its instance name.
 
@@ -220,7 +221,7 @@ def prometheus_server(
         PROMETHEUS,
         f"--config.file={config}",
         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        "--storage.tsdb.retention.time=1h",
+        f"--storage.tsdb.retention.time={retention}",
         f"--web.listen-address=127.0.0.1:{port}",
         *flags,
     ]

@@ -26,9 +26,9 @@ from query.promql.shorthand import expand
 from tests.servers import prometheus_server, quiet_settings, serving
 from tsdb.aggregator import SeriesInfo, series_frame
 
-SPAN = 900.0
+SPAN = 7200.0  # 30 s steps at 240 points: zoomed out alike for either source (lows and highs drawn)
 SETTINGS = {
-    "store__raw__retention": "3h",
+    "store__raw__retention": "6h",
     "collectors__system__interval": "1",  # a live page's collection: $__rate_interval alike everywhere
     "demo": "true",
 }
@@ -38,7 +38,7 @@ def copy_store(runtime: Runtime, url: str) -> int:
     """Send every sample of the store to a remote-write receiver, oldest first, in slices of time."""
     store, now = runtime.store, time.time()
     serieses = [s for name in store.names() for s in store.series(name)]
-    data = [(s, *store.read_raw(s.id, now - 3 * 3600, now + 60, numbers_only=False)) for s in serieses]
+    data = [(s, *store.read_raw(s.id, now - 86400, now + 60, numbers_only=False)) for s in serieses]
     start = min((ts[0] for _, ts, _ in data if len(ts)), default=now)
     sent = 0
     for lower in np.arange(start, now + 61, 120.0):
@@ -65,11 +65,11 @@ def world(tmp_path_factory):
     a second Pulseboard reading that Prometheus."""
     tmp = tmp_path_factory.mktemp("same")
     runtime = Runtime(quiet_settings(**SETTINGS), tmp / "embedded")
-    runtime.demo.backfill(1800)
+    runtime.demo.backfill(2 * SPAN)
     try:
         with (
             serving(runtime) as pb,
-            prometheus_server(tmp, {}, flags=("--web.enable-remote-write-receiver",)) as prom,
+            prometheus_server(tmp, {}, flags=("--web.enable-remote-write-receiver",), retention="1d") as prom,
         ):
             for _ in range(12):  # live seconds of the host, the demo and Pulseboard's own requests
                 for job in ("system", "self", "demo"):
@@ -79,7 +79,8 @@ def world(tmp_path_factory):
             now = time.time()
             assert copy_store(runtime, prom + "/api/v1/write") > 10_000
             reading = Runtime(
-                quiet_settings(source="prometheus", prometheus__url=prom, prometheus__scrape_interval="1"),
+                # The embedded source's collection interval is the demo's and its own, 5 s: the same here.
+                quiet_settings(source="prometheus", prometheus__url=prom, prometheus__scrape_interval="5"),
                 tmp / "scaled",
             )
             yield runtime, pb, prom, reading, Window(now - SPAN, now)
