@@ -141,12 +141,7 @@ def alerts_body(
                 r["status"]["state"] if r["enabled"] else "off",
             ),
             r["name"],
-            html.Code(
-                r["expr"]
-                if r.get("expr")
-                else f"{r['aggregation']}({r['query']}[{r['window']:g}s])"
-                + (f" predicted {_ago(r['predict'])} ahead" if r.get("predict") else "")
-            ),
+            html.Code(r["promql"]),
             "" if r.get("expr") else f"{r['condition']} {format_value(r['threshold'], r.get('unit'))}",
             _ago(r["for"]),
             _badge(r["severity"], r["severity"]),

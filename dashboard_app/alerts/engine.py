@@ -289,6 +289,7 @@ class AlertEngine:
         """Return a rule as the API and the Alerts page show it: its fields, state, last error, origin."""
         return {
             **rule.as_json(),
+            "promql": rule.value_promql,  # what is evaluated, before the condition
             "unit": self.unit(rule),
             "status": self.rule_status(rule.id),
             "shipped": rule.id in self.book.shipped,

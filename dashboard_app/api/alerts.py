@@ -19,7 +19,7 @@ from layouts.units import format_time
 from layouts.validation import describe
 
 BACKTEST_MAX_STEPS = 20_000
-READ_ONLY = ("status", "shipped", "unit")  # as the API shows a rule; a PUT may send them back
+READ_ONLY = ("status", "shipped", "unit", "promql")  # as the API shows a rule; a PUT may send them back
 RULE_SCHEMA = AlertRule.model_json_schema(by_alias=True)
 BACKTEST_BODY = {
     "type": "object",
