@@ -18,6 +18,7 @@ from collectors.scheduler import Scheduler
 from collectors.system import SystemCollector
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.pages.panels import Window, render_dashboard
+from dashboard_app.runtime import collection_interval
 from dashboard_app.settings import load_settings
 from dashboard_app.sources.source import EmbeddedSource
 from layouts.dashboards import load_dashboards
@@ -62,7 +63,7 @@ def operations_refresh(runs: int = 50) -> dict:
     settings = load_settings("production", environ={})
     store = build_store(settings, clock)
     host_history(store, clock, 900)
-    source = EmbeddedSource(store)
+    source = EmbeddedSource(store, scrape_interval=collection_interval(settings))
     dashboard = load_dashboards(ConfigDir().dashboards)["operations"]
     window = Window(clock.now - 900, clock.now)
     timings, sizes = [], []
