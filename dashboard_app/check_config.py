@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashboard_app.access.secrets import load_secrets
-from dashboard_app.alerts.rules import AlertRule, read_rules_file, unknown_targets
+from dashboard_app.alerts.rules import AlertRule, read_rules_file, rule_files, unknown_targets
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.settings import ENV_PREFIX, ENVIRONMENTS, load_settings
 from layouts.dashboards import load_dashboard
@@ -187,9 +187,10 @@ def _check_directory(root: Path, environment: str, report: Report) -> None:
             _check_file(path, "settings", path.stem, config, report)
         elif path.is_file() and (path.suffix == ".env" or path.name == "environment"):
             _check_file(path, "environment", environment, config, report)
-    for kind, folder in (("dashboard", config.dashboards), ("rules", config.alerts)):
-        for path in sorted(folder.glob("*.yaml")):
-            _check_file(path, kind, environment, config, report)
+    for path in sorted(config.dashboards.glob("*.yaml")):
+        _check_file(path, "dashboard", environment, config, report)
+    for path in rule_files(config.alerts):
+        _check_file(path, "rules", environment, config, report)
 
 
 def check(paths: list[Path], environment: str, config: ConfigDir, environ: dict[str, str]) -> Report:
@@ -197,8 +198,11 @@ def check(paths: list[Path], environment: str, config: ConfigDir, environ: dict[
     report = Report()
     if not paths:
         _check_file(config.settings_file(environment), "settings", environment, config, report)
-        for kind, folder in (("dashboard", config.dashboards), ("rules", config.alerts)):
-            for path in sorted(folder.glob("*.yaml")):
+        for kind, paths_of in (
+            ("dashboard", config.dashboards.glob("*.yaml")),
+            ("rules", rule_files(config.alerts)),
+        ):
+            for path in sorted(paths_of):
                 _check_file(path, kind, environment, config, report, environ)
         values = {name: (value, 0) for name, value in environ.items()}
         errors = check_environment(values, "environment", environment, config)

@@ -10,7 +10,7 @@ import pytest
 
 from collectors.registry import COLLECTORS
 from dashboard_app.access.secrets import load_secrets
-from dashboard_app.alerts.rules import load_rule_files
+from dashboard_app.alerts.rules import load_recording_rules, load_rule_files
 from dashboard_app.check_config import check
 from dashboard_app.config_dir import ConfigDir, find_config
 from dashboard_app.settings import CollectorsSettings, load_settings
@@ -319,3 +319,29 @@ def test_an_alias_bomb_is_refused_by_check_config_and_start_up_without_expanding
     write(tmp_path, "development.yaml", "collectors:\n  system: &c {interval: 7}\n  disk_usage: *c\n")
     loaded = load_settings("development", environ={}, config=ConfigDir(tmp_path))  # a plain alias is fine
     assert loaded.collectors.disk_usage.interval == 7
+
+
+def test_check_config_reads_a_prometheus_rule_file_and_names_the_line_of_each_mistake(tmp_path):
+    (tmp_path / "alerts").mkdir()
+    rules = tmp_path / "alerts" / "prometheus.yml"
+    rules.write_text(
+        "groups:\n  - name: g\n    rules:\n"
+        "      - alert: Broken\n        expr: rate(x[5m]\n"
+        "      - record: 'not a name'\n        expr: up\n"
+        "      - alert: Down\n        expr: up == 0\n        for: 1m\n"
+        "      - record: job:up:sum\n        expr: sum by (job) (up)\n"
+    )
+    report = check([tmp_path], "development", ConfigDir(tmp_path), {})
+    mine = [e for e in report.errors if e.startswith(str(rules))]
+    assert mine == [
+        f"{rules}:5: groups.0.rules.0 (Broken): expr: unclosed left parenthesis",
+        f"{rules}:6: groups.0.rules.1 (not a name): record: a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*",
+    ]
+    good = tmp_path / "good"
+    (good / "alerts").mkdir(parents=True)
+    (good / "alerts" / "rules.yml").write_text(
+        rules.read_text().split("      - alert: Broken")[0]
+        + "".join(rules.read_text().split("expr: up\n", 1)[1:])
+    )
+    assert load_rule_files(good / "alerts")["down"].expr == "up == 0"
+    assert [r.record for r in load_recording_rules(good / "alerts")] == ["job:up:sum"]

@@ -29,6 +29,7 @@ from tsdb.persistence import load_json, write_atomically
 from tsdb.selector import SelectorError, parse_selector
 
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
+REQUIRED = "required (or give the rule as PromQL in expr)"
 SEVERITIES = ("info", "warning", "critical")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # matched whole: no trailing newline slips through
 
@@ -92,7 +93,7 @@ class AlertRule(BaseModel):
     @classmethod
     def _given(cls, value, info):
         if value is None and info.data.get("expr") is None:
-            raise ValueError("required (or give the rule as PromQL in expr)")
+            raise ValueError(REQUIRED)
         return value
 
     @field_validator("query")
@@ -100,7 +101,7 @@ class AlertRule(BaseModel):
     def _selector(cls, value: str | None, info) -> str | None:
         if value is None:
             if info.data.get("expr") is None:
-                raise ValueError("required (or give the rule as PromQL in expr)")
+                raise ValueError(REQUIRED)
             return value
         try:
             parse_selector(value)
@@ -117,6 +118,22 @@ class AlertRule(BaseModel):
             except ShorthandError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _either_form(cls, data, handler):
+        """A rule with ``expr`` is PromQL: a mistake in it is reported, not the form's fields it lacks."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not (isinstance(data, dict) and data.get("expr") is not None):
+                raise
+            errors = [
+                {"type": e["type"], "loc": e["loc"], "input": e["input"], "ctx": e.get("ctx", {})}
+                for e in exc.errors()
+                if not (e["loc"][:1] in (("query",), ("condition",), ("threshold",)) and REQUIRED in e["msg"])
+            ]
+            raise ValidationError.from_exception_data(exc.title, errors) from None
 
     @model_validator(mode="after")
     def _one_form(self):
