@@ -59,11 +59,19 @@ QUERY_BODY = {
     "type": "object",
     "required": ["query"],
     "properties": {
-        "query": {"type": "string", "description": 'Series selector, e.g. shop_orders_total{region="eu"}'},
+        "query": {
+            "type": "string",
+            "description": "PromQL, e.g. sum by (region) (rate(shop_orders_total[5m])); or a series selector "
+            'such as shop_orders_total{region="eu"} with an aggregation',
+        },
         "start": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
         "end": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
         "step": {"type": "number", "exclusiveMinimum": 0},
-        "aggregation": {"type": "string", "enum": list(AGGREGATIONS)},
+        "aggregation": {
+            "type": "string",
+            "enum": list(AGGREGATIONS),
+            "description": "With a selector: each point's aggregation over its step (avg when left out).",
+        },
     },
 }
 SELECTOR_PARAM = {
