@@ -16,7 +16,7 @@ from query.promql.answers import range_steps
 from query.promql.engine import Evaluator, parse
 from query.promql.selectors import Reader
 from query.promql.values import NAME, BadData, Scalar, Vector, label, type_name
-from tsdb.aggregator import SeriesInfo, empty_frame, series_frame
+from tsdb.aggregator import SeriesInfo, empty_frame, grid_frame
 
 
 @dataclass(frozen=True)
@@ -40,23 +40,23 @@ class Query:
 
 
 def frame_of(value, steps_ms: np.ndarray, query: Query) -> pd.DataFrame:
-    """Turn an engine value over steps into the frame of a range answer."""
+    """Turn an engine value over steps into the frame of a range answer (every series on the steps)."""
     if isinstance(value, Scalar):
         value = Vector([()], value.values[None, :], ~np.isnan(value.values)[None, :])
     if not isinstance(value, Vector):
         raise BadData(f"the query gives a {type_name(value)}; a panel draws an instant vector or a scalar")
-    seconds = steps_ms / 1000.0
-    columns = []
-    for labels, values, present in zip(value.labels, value.values, value.present):
-        if not present.any():
-            continue
-        name = label(labels, NAME) or query.name or ""
-        info = SeriesInfo(name, {k: v for k, v in labels if k != NAME})
-        columns.append((info, seconds[present], values[present]))
-    if not columns:
+    rows = [i for i in range(len(value)) if value.present[i].any()]
+    if not rows:
         return empty_frame()
-    columns.sort(key=lambda c: sorted(c[0].labels.items()))
-    return series_frame(columns, query.legend, query.step)
+    rows.sort(key=lambda i: value.labels[i])
+    infos = [
+        SeriesInfo(
+            label(value.labels[i], NAME) or query.name or "", {k: v for k, v in value.labels[i] if k != NAME}
+        )
+        for i in rows
+    ]
+    values = np.where(value.present[rows], value.values[rows], np.nan)
+    return grid_frame(infos, steps_ms, values, query.legend, query.step)
 
 
 def evaluate_range(reader: Reader, query: Query) -> pd.DataFrame:

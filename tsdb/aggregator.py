@@ -96,6 +96,31 @@ def series_frame(
     return frame
 
 
+def grid_frame(
+    infos: list[SeriesInfo], times_ms: np.ndarray, values: np.ndarray, legend: str | None, step: float
+) -> pd.DataFrame:
+    """The frame of series that share one grid of times: ``values`` is (series, times), NaN where a
+    series has no value; rows where no series has one are left out."""
+    if not infos:
+        return empty_frame()
+    many_names = len({info.name for info in infos}) > 1
+    labels = _unique(_told_apart([column_label(info, legend, many_names) for info in infos], infos))
+    keep = ~np.isnan(values).all(axis=0)
+    frame = pd.DataFrame(
+        values[:, keep].T, index=utc_index(times_ms[keep]), columns=pd.Index(labels, dtype=object)
+    )
+    frame.attrs["series"] = Columns(dict(zip(labels, infos)))
+    frame.attrs["step"] = step
+    return frame
+
+
+def utc_index(times_ms: np.ndarray) -> pd.DatetimeIndex:
+    """A UTC time index from integer milliseconds, made without pandas' parsing (a tenth of the cost)."""
+    stamps = np.asarray(times_ms, dtype=np.int64).astype("datetime64[ms]")
+    array = pd.arrays.DatetimeArray._simple_new(stamps, dtype=pd.DatetimeTZDtype("ms", "UTC"))
+    return pd.DatetimeIndex(array, name="time")
+
+
 def cap_points(
     t: np.ndarray, v: np.ndarray, start: float, end: float, max_points: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -401,9 +426,8 @@ def _wide(labels: list[str], columns: list[tuple[np.ndarray, np.ndarray]]) -> pd
         for i, (t, v) in enumerate(columns):
             data[np.searchsorted(times, t), i] = v
     # Millisecond resolution, built straight from integers: pd.to_datetime costs ten times as much.
-    stamps = np.round(np.asarray(times) * 1000).astype("int64").astype("datetime64[ms]")
-    index = pd.DatetimeIndex(stamps, tz="UTC", name="time")
-    return pd.DataFrame(data, index=index, columns=labels)
+    index = utc_index(np.round(np.asarray(times) * 1000).astype("int64"))
+    return pd.DataFrame(data, index=index, columns=pd.Index(labels, dtype=object))
 
 
 def _increase(values: np.ndarray) -> np.ndarray:

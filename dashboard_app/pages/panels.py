@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
@@ -94,8 +95,13 @@ def query_frame(
     high = source.evaluate(replace(ask, promql=compiled.band[1]))
     if low.empty or high.empty:
         return high
-    low = low.reindex(columns=high.columns)
-    both = pd.concat([low.set_axis(low.index - pd.Timedelta(seconds=step / 2)), high]).sort_index()
+    # Each step's lowest half a step before its highest, interleaved in one frame made once.
+    half = round(step * 500)  # ms
+    times = np.concatenate([low.index.as_unit("ms").asi8 - half, high.index.as_unit("ms").asi8])
+    values = np.vstack([low.reindex(columns=high.columns).to_numpy(dtype=float), high.to_numpy(dtype=float)])
+    order = np.argsort(times, kind="stable")
+    index = pd.DatetimeIndex(times[order].astype("datetime64[ms]"), name="time").tz_localize("UTC")
+    both = pd.DataFrame(values[order], index=index, columns=high.columns)
     both.attrs = high.attrs
     return both
 

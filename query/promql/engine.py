@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import promql_parser as pp
@@ -72,7 +73,23 @@ _HOLT_WINTERS = re.compile(r"\bholt_winters(\s*\()")
 
 
 def parse(query: str):
-    """Return the expression tree of a query; raise BadData with the parser's reason."""
+    """Return the expression tree of a query; raise BadData with the parser's reason.
+
+    Trees are never changed once made, so the texts pages ask again and again are parsed once."""
+    if len(query) <= MAX_CACHED:
+        return _parse_cached(query)
+    return _parse(query)
+
+
+MAX_CACHED = 2048  # characters of a query whose tree is kept
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(query: str):
+    return _parse(query)
+
+
+def _parse(query: str):
     if not query.strip():
         raise BadData('invalid parameter "query": 1:1: parse error: no expression found in input')
     refused = text.check(query)
@@ -458,12 +475,19 @@ class Evaluator:
             functions.check_smoothing(params)
         self.budget.spend(len(matrix.labels) * len(self.steps))  # the instant vector it makes
         labels, values, present = [], [], []
+        if name in ("rate", "increase", "delta"):  # every series at once
+            out, ok = functions.extrapolated(
+                matrix.times, matrix.values, matrix.ends, matrix.range_ms, name != "delta", name == "rate"
+            )
+            rows = np.flatnonzero(ok.any(axis=1))
+            if not len(rows):
+                return Vector.empty(len(self.steps))
+            kept = [drop_name(matrix.labels[i]) for i in rows.tolist()]
+            return Vector(kept, out[rows], ok[rows]).relabel(kept)
         for lab, ts, val in zip(matrix.labels, matrix.times, matrix.values):
             self.budget.check()
             where = (ts, val, matrix.ends, matrix.range_ms)
-            if name in ("rate", "increase", "delta"):
-                out, ok = functions.extrapolated(*where, counter=name != "delta", per_second=name == "rate")
-            elif name in ("irate", "idelta"):
+            if name in ("irate", "idelta"):
                 out, ok = functions.instant_rate(*where, per_second=name == "irate")
             else:
                 out, ok = functions.windowed(name, *where, self.steps, params, self.budget.check)

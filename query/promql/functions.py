@@ -25,27 +25,38 @@ def windows(ts: np.ndarray, ends: np.ndarray, range_ms: int) -> tuple[np.ndarray
 
 
 def extrapolated(
-    ts: np.ndarray,
-    val: np.ndarray,
+    times: list[np.ndarray],
+    values: list[np.ndarray],
     ends: np.ndarray,
     range_ms: int,
     counter: bool,
     per_second: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``rate``, ``increase`` and ``delta`` at every step: (values, present)."""
-    lo, hi = windows(ts, ends, range_ms)
-    n = hi - lo
-    ok = n >= 2
-    first, last = np.minimum(lo, len(ts) - 1), np.maximum(hi - 1, 0)
-    if len(ts) == 0:
-        return np.zeros(len(ends)), ok
+    """``rate``, ``increase`` and ``delta`` of every series at every step: (series, steps) values and
+    presence. The series' samples are laid end to end so the arithmetic runs once for all of them."""
+    n, steps = len(times), len(ends)
+    sizes = np.array([len(t) for t in times], dtype=np.int64)
+    if n == 0 or not sizes.any():
+        return np.zeros((n, steps)), np.zeros((n, steps), dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    ts, val = np.concatenate(times), np.concatenate(values)
+    lo = np.empty((n, steps), dtype=np.int64)
+    hi = np.empty((n, steps), dtype=np.int64)
+    for i, t in enumerate(times):
+        lo[i], hi[i] = windows(t, ends, range_ms)
+    count = hi - lo
+    ok = count >= 2
+    top = np.maximum(starts + sizes - 1, starts)[:, None]
+    first = np.minimum(lo + starts[:, None], top)
+    last = np.minimum(np.maximum(hi - 1, 0) + starts[:, None], top)
     v0, v1 = val[first], val[last]
     t0, t1 = ts[first], ts[last]
     with np.errstate(invalid="ignore", divide="ignore"):
         result = v1 - v0
-        if counter:  # a drop is a reset: the value before it is added back
+        if counter:  # a drop is a reset: the value before it is added back (never across two series)
             drops = np.zeros(len(val))
             drops[1:] = np.where(val[1:] < val[:-1], val[:-1], 0.0)
+            drops[starts] = 0.0
             resets = np.cumsum(drops)
             result = result + (resets[last] - resets[first])
         range_start = (ends - range_ms).astype(np.float64)
@@ -53,7 +64,7 @@ def extrapolated(
         to_start = (t0 - range_start) / 1000.0
         to_end = (range_end - t1) / 1000.0
         sampled = (t1 - t0) / 1000.0
-        average = sampled / np.maximum(n - 1, 1)
+        average = sampled / np.maximum(count - 1, 1)
         if counter:
             to_zero = np.where((result > 0) & (v0 >= 0), sampled * (v0 / result), np.inf)
             to_start = np.minimum(to_start, to_zero)
