@@ -3,10 +3,11 @@
 Two hosts' CPU counters (2 CPUs × 8 modes), a request-duration histogram (3 handlers × 9 buckets with
 _count and _sum) and available memory, every 5 minutes for 29 days: 1,008,576 samples in 116 series.
 Prometheus gets them through ``promtool tsdb create-blocks-from openmetrics``, each Pulseboard (the
-README's production command: raw hour, minutes for 7 days, hours for 30) by remote write. Each
+README's production command: raw hour, minutes for 7 days, hours for 30; ``--raw 30d`` keeps every
+sample raw, as Prometheus does) by remote write. Each
 ``query_range`` is asked 10 times of each server; the table gives the median.
 
-    python -m bench.queries [--runs 3] [--old PATH_TO_A_CHECKOUT_OF_THE_EARLIER_CODE]
+    python -m bench.queries [--runs 3] [--old PATH_TO_A_CHECKOUT_OF_THE_EARLIER_CODE] [--raw 30d]
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def prometheus_with(series: dict, tmp: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def pulseboard_with(series: dict, root: str | None) -> Server:
-    server = Server(root)
+def pulseboard_with(series: dict, root: str | None, raw: str | None) -> Server:
+    server = Server(root, **({"PULSEBOARD_STORE__RAW__RETENTION": raw} if raw else {}))
     http = server.session()
     for labels, (times, values) in series.items():
         for j in range(0, len(times), 5000):
@@ -184,14 +185,14 @@ def difference(ours: list, theirs: list) -> float:
     return worst
 
 
-def one_run(old: str | None) -> dict:
+def one_run(old: str | None, raw: str | None) -> dict:
     now = float(int(time.time() // STEP * STEP))
     series = samples(now)
     tmp = Path(tempfile.mkdtemp())
     prom, url = prometheus_with(series, tmp)
-    servers = {"new": pulseboard_with(series, None)}
+    servers = {"new": pulseboard_with(series, None, raw)}
     if old:
-        servers["old"] = pulseboard_with(series, old)
+        servers["old"] = pulseboard_with(series, old, raw)
     out: dict = {}
     try:
         for query, days, step in QUERIES:
@@ -218,8 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--old", help="a checkout of the earlier code, run beside this one")
+    parser.add_argument("--raw", help="the raw tier's retention (e.g. 30d: every sample raw, as Prometheus)")
     args = parser.parse_args()
-    runs = [one_run(args.old) for _ in range(args.runs)]
+    runs = [one_run(args.old, args.raw) for _ in range(args.runs)]
     print(json.dumps(runs, indent=1))
 
     def span(values: list[float], fmt: str) -> str:
