@@ -136,9 +136,14 @@ def prometheus_with(times, series, tmp: Path) -> tuple[subprocess.Popen, str]:
         lines += [
             f'node_cpu_seconds_total{{cpu="{cpu}",mode="{mode}"}} {v} {t}' for t, v in zip(times, values)
         ]
-    (tmp / "day.om").write_text("\n".join(lines) + "\n# EOF\n")
+    return prometheus_from_openmetrics(lines, tmp, "3d")
+
+
+def prometheus_from_openmetrics(lines: list[str], tmp: Path, retention: str) -> tuple[subprocess.Popen, str]:
+    """Prometheus 2.42 holding exactly these OpenMetrics lines (as blocks made by promtool); its URL."""
+    (tmp / "samples.om").write_text("\n".join(lines) + "\n# EOF\n")
     subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(tmp / "day.om"), str(tmp / "tsdb")],
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(tmp / "samples.om"), str(tmp / "tsdb")],
         check=True,
         capture_output=True,
     )
@@ -149,14 +154,14 @@ def prometheus_with(times, series, tmp: Path) -> tuple[subprocess.Popen, str]:
             "prometheus",
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'tsdb'}",
-            "--storage.tsdb.retention.time=3d",
+            f"--storage.tsdb.retention.time={retention}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    for _ in range(600):
         try:
             if requests.get(url + "/-/ready", timeout=1).ok:
                 break

@@ -25,8 +25,8 @@ import cramjam
 import numpy as np
 import requests
 
-from bench.ingest import Server, free_port
-from bench.protocols import PROTOCOLS
+from bench.ingest import Server
+from bench.protocols import PROTOCOLS, prometheus_from_openmetrics
 from ingest.prompb.remote_pb2 import WriteRequest
 
 DAY = 86400.0
@@ -108,34 +108,7 @@ def prometheus_with(series: dict, tmp: Path) -> tuple[subprocess.Popen, str]:
     for family, rows in by_family.items():
         lines.append(f"# TYPE {family} {types[family]}")
         lines += rows
-    (tmp / "month.om").write_text("\n".join(lines) + "\n# EOF\n")
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(tmp / "month.om"), str(tmp / "tsdb")],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    (tmp / "prometheus.yml").write_text("global: {scrape_interval: 15s}\n")
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            "--storage.tsdb.retention.time=40d",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if requests.get(url + "/-/ready", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    return proc, url
+    return prometheus_from_openmetrics(lines, tmp, "40d")
 
 
 def pulseboard_with(series: dict, root: str | None, raw: str | None) -> Server:
