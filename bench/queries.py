@@ -26,7 +26,7 @@ import numpy as np
 import requests
 
 from bench.ingest import Server
-from bench.protocols import PROTOCOLS, prometheus_from_openmetrics
+from bench.protocols import PROTOCOLS, difference, prometheus_from_openmetrics, time_range
 from ingest.prompb.remote_pb2 import WriteRequest
 
 DAY = 86400.0
@@ -131,31 +131,10 @@ def pulseboard_with(series: dict, root: str | None, raw: str | None) -> Server:
 
 def timed(url: str, http: requests.Session, query: str, now: float, days: float, step: float) -> dict:
     params = {"query": query, "start": now - days * DAY, "end": now, "step": step}
-    first = http.get(url + "/api/v1/query_range", params=params, timeout=120)
+    took, first = time_range(url, http, params, 10)
     if first.status_code != 200:
         return {"error": f"{first.status_code} {first.text[:200]}"}
-    took = []
-    for _ in range(10):
-        t0 = time.perf_counter()
-        http.get(url + "/api/v1/query_range", params=params, timeout=120).raise_for_status()
-        took.append((time.perf_counter() - t0) * 1000)
     return {"median_ms": statistics.median(took), "answer": first.json()["data"]["result"]}
-
-
-def difference(ours: list, theirs: list) -> float:
-    """The largest relative difference between two answers (inf when their series or times differ)."""
-    mine = {tuple(sorted(s["metric"].items())): dict(s["values"]) for s in ours}
-    worst = 0.0
-    for s in theirs:
-        points = mine.get(tuple(sorted(s["metric"].items())))
-        if points is None:
-            return float("inf")
-        for t, v in s["values"]:
-            if t not in points:
-                return float("inf")
-            a, b = float(points[t]), float(v)
-            worst = max(worst, abs(a - b) / max(abs(b), 1e-12))
-    return worst
 
 
 def one_run(old: str | None, raw: str | None) -> dict:

@@ -18,7 +18,7 @@ from query.evaluate import Query
 from query.promql import printer
 from query.promql.shorthand import is_selector
 from query.promql.values import BadData, Execution, Timeout
-from tsdb.aggregator import QueryError, empty_frame
+from tsdb.aggregator import QueryError, empty_frame, utc_index
 from tsdb.selector import parse_selector
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,7 @@ def query_frame(
     times = np.concatenate([low.index.as_unit("ms").asi8 - half, high.index.as_unit("ms").asi8])
     values = np.vstack([low.reindex(columns=high.columns).to_numpy(dtype=float), high.to_numpy(dtype=float)])
     order = np.argsort(times, kind="stable")
-    index = pd.DatetimeIndex(times[order].astype("datetime64[ms]"), name="time").tz_localize("UTC")
-    both = pd.DataFrame(values[order], index=index, columns=high.columns)
+    both = pd.DataFrame(values[order], index=utc_index(times[order]), columns=high.columns)
     both.attrs = high.attrs
     return both
 

@@ -8,10 +8,8 @@ exact translation is refused with the reason.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -26,7 +24,6 @@ from tsdb.aggregator import QueryError, QueryTimeout, SeriesInfo, series_frame
 from tsdb.metrics import MetricSpec
 from tsdb.selector import Selector, parse_selector
 
-TYPES_TTL = 60.0  # seconds between two reads of the server's metric types
 # A metric's unit from its name's suffix, when Pulseboard does not know the metric itself.
 SUFFIX_UNITS = (
     ("_bytes_per_second", "bytes_per_second"),
@@ -47,15 +44,6 @@ def unit_of_name(name: str) -> str | None:
         return known
     last = name.removesuffix("_total").rsplit("_", 1)[-1]
     return last if last in SI_SYMBOLS or last in SYMBOLS else None
-
-
-@dataclass
-class _MetricTypes:
-    """The server's metric types by name, as last read."""
-
-    fetched: float = -math.inf
-    names: dict[str, str] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _session(cfg: PrometheusSettings) -> requests.Session:
@@ -86,7 +74,6 @@ class PrometheusSource:
         self.min_step = float(cfg.scrape_interval)
         self.scrape_interval = float(cfg.scrape_interval)
         self.http = http or _session(cfg)
-        self._types = _MetricTypes()
 
     # -- HTTP -----------------------------------------------------------------------------------
 
@@ -124,24 +111,6 @@ class PrometheusSource:
         if response.status_code in (400, 422):
             raise QueryError(f"Prometheus refused the query: {error}")
         raise SourceUnavailable(f"Prometheus at {self.url} answered HTTP {response.status_code}: {error}")
-
-    def kind(self, name: str) -> str | None:
-        """Return the metric type the server reports for a name (read once a minute), else Pulseboard's."""
-        cache = self._types
-        with cache.lock:
-            if self.clock() - cache.fetched > TYPES_TTL:
-                try:
-                    meta = self._call("GET", "/metadata", {}) or {}
-                    cache.names = {n: entries[0].get("type", "") for n, entries in meta.items() if entries}
-                except (QueryError, SourceUnavailable):
-                    pass  # keep what was known; the query itself reports the server's trouble
-                cache.fetched = self.clock()
-            types = cache.names
-        found = types.get(name) or (types.get(name[: -len("_total")]) if name.endswith("_total") else None)
-        if found in ("histogram", "summary", "counter", "gauge"):
-            return found
-        spec = self.specs.get(name)
-        return spec.type if spec else None
 
     # -- Source ---------------------------------------------------------------------------------
 

@@ -143,10 +143,18 @@ class Reader:
 
     def samples_raw(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
         """One series' raw samples (ms, values) in [start, end], staleness markers left out."""
-        start, end = (start_ms - 1) / 1000.0, (end_ms + 1) / 1000.0
-        ts, val = self.store.read_raw(series_id, start, end, numbers_only=False)
+        ms, val = self._raw(series_id, start_ms, end_ms)
+        keep = ~is_stale(val)
+        return ms[keep], val[keep]
+
+    def _raw(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """One series' raw samples (ms, values) in [start, end], NaNs and staleness markers kept."""
+        # A millisecond more either side: samples are kept to the microsecond and counted to the millisecond.
+        ts, val = self.store.read_raw(
+            series_id, (start_ms - 1) / 1000.0, (end_ms + 1) / 1000.0, numbers_only=False
+        )
         ms = np.round(ts * 1000.0).astype(np.int64)
-        keep = (ms >= start_ms) & (ms <= end_ms) & ~is_stale(val)
+        keep = (ms >= start_ms) & (ms <= end_ms)
         return ms[keep], val[keep]
 
     def samples(self, series_id: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,20 +164,18 @@ class Reader:
         bucket's end, so long ranges answer at that resolution (exact answers need ``store.raw``'s
         retention to cover the range).
         """
-        # A millisecond more either side: samples are kept to the microsecond and counted to the millisecond.
-        start, end = (start_ms - 1) / 1000.0, (end_ms + 1) / 1000.0
-        ts, val = self.store.read_raw(series_id, start, end, numbers_only=False)
-        horizon = self.store.clock() - self.store.tiers[0].retention
-        if start < horizon and len(self.store.tiers) > 1:
+        ms, val = self._raw(series_id, start_ms, end_ms)
+        horizon = self.raw_from()
+        if start_ms / 1000.0 < horizon and len(self.store.tiers) > 1:
             tier = self.store.tiers[1]
-            older = self.store.read_rollup(tier, series_id, start - tier.step, min(end, horizon) - tier.step)
-            moments = older.start + tier.step
-            keep = moments < (ts[0] if len(ts) else np.inf)
-            ts, val = np.concatenate([moments[keep], ts]), np.concatenate([older.last[keep], val])
-        self.budget.spend(len(ts))
-        ms = np.round(ts * 1000.0).astype(np.int64)
-        keep = (ms >= start_ms) & (ms <= end_ms)
-        return ms[keep], val[keep]
+            upper = min(end_ms / 1000.0, horizon)
+            older = self.store.read_rollup(tier, series_id, start_ms / 1000.0 - tier.step, upper - tier.step)
+            moments = np.round((older.start + tier.step) * 1000.0).astype(np.int64)
+            keep = (moments < (ms[0] if len(ms) else np.iinfo(np.int64).max)) & (moments >= start_ms)
+            keep &= moments <= end_ms
+            ms, val = np.concatenate([moments[keep], ms]), np.concatenate([older.last[keep], val])
+        self.budget.spend(len(ms))
+        return ms, val
 
 
 @dataclass
