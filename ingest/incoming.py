@@ -1,9 +1,10 @@
 """Samples that arrive in another protocol's shape (line protocol, remote write, OTLP): one set of rules.
 
-A protocol adapter turns its body into ``Incoming`` samples, each saying where in the body it came
-from; ``ProtocolIngest`` checks them all (names, labels, values, times, the series caps), declares
-names it has not seen by Prometheus's conventions, and stores them all or none, through the store's
-one append path. Refusals are ``MetricError``s naming the place in the body, as the JSON push's.
+A protocol adapter turns its body into a ``Batch`` (each series once, the samples in columns, each
+able to say where in the body it came from); ``ProtocolIngest`` checks it (names and labels of series
+not stored yet, every value and time at once, the series caps), declares names it has not seen by
+Prometheus's conventions, and stores them all or none, through the store's one append path.
+Refusals are ``MetricError``s naming the place in the body, as the JSON push's.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+import numpy as np
+
+from ingest.batch import Batch
 from ingest.registration import RESERVED, MetricError
 from ingest.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso
-from tsdb.metrics import LABEL_NAME, METRIC_NAME, STORED, MetricSpec, Sample, freeze_labels
+from tsdb.metrics import LABEL_NAME, METRIC_NAME, STORED, Labels, MetricSpec, freeze_labels
 from tsdb.store import SeriesLimitError, Store
 
 
@@ -29,17 +32,6 @@ class BodyError(ValueError):
 
 
 PROTOCOLS = "protocol:"  # how the names each protocol declared are owned: protocol:influx, ...
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One sample as an adapter hands it over, with where it stood in the request."""
-
-    name: str
-    labels: dict[str, str]
-    value: float
-    timestamp: float
-    where: str  # "line 3, field usage_idle", "timeseries[2].samples[0]"
 
 
 def kind_by_convention(name: str) -> str:
@@ -67,7 +59,7 @@ class ProtocolIngest:
 
     def accept(
         self,
-        incoming: list[Incoming],
+        batch: Batch,
         protocol: str,
         kinds: dict[str, str] | None = None,
         nan_ok: bool = False,
@@ -80,63 +72,73 @@ class ProtocolIngest:
         be of names another producer declared, Pulseboard's own among them (an agent's), and leave
         those declarations as they are.
         """
-        self.expect(len(incoming))
+        self.expect(len(batch))
         now = self.clock()
-        oldest = now - max(t.retention for t in self.store.tiers)
-        owner = PROTOCOLS + protocol
-        samples, fresh = [], {}
-        for item in incoming:
-            self._check(item, now, oldest, nan_ok)
-            labels = freeze_labels(item.labels)
-            samples.append(Sample(item.name, labels, float(item.value), float(item.timestamp)))
-            if self.store.lookup(item.name, labels) is None:
-                fresh.setdefault(item.name, set()).add(labels)
+        self._check_values(batch, now, now - max(t.retention for t in self.store.tiers), nan_ok)
+        keys = batch.keys
+        known = self.store.resolve(keys)
+        fresh: dict[str, set] = {}
+        for row, sid in enumerate(known):
+            if sid == -1:
+                name, labels = keys[row]
+                wrong = self._wrong_series(name, labels)
+                if wrong:
+                    where = batch.where(batch.first_of(row))
+                    raise MetricError(f"{where}: {wrong}", field=where)
+                fresh.setdefault(name, set()).add(labels)
+        names = {name for name, _ in keys}
         with self._lock:
-            declare = []
-            jobless = {s.name for s in samples if not any(k == "job" for k, _ in s.labels)}
-            for name in sorted({s.name for s in samples}):
-                kind = (kinds or {}).get(name) or kind_by_convention(name)
-                if (
-                    relayed
-                    and name not in jobless
-                    and (name.startswith(RESERVED) or self.store.specs.get(name))
-                ):
-                    if self.store.specs.get(name) is None and not name.startswith(RESERVED):
-                        declare.append(MetricSpec(name, kind))
-                    continue
-                if name.startswith(RESERVED):
-                    raise MetricError(
-                        f"{name}: names starting with {RESERVED} are Pulseboard's own; choose another",
-                        409,
-                        "body",
-                    )
-                known, producer = self.store.specs.get(name), self.store.specs.owner(name)
-                if known is not None and producer != STORED and not producer.startswith(PROTOCOLS):
-                    raise MetricError(
-                        f"{name} is declared by {producer} (a {known.type}); another protocol may not "
-                        "write into it: choose another name",
-                        409,
-                        "body",
-                    )
-                if known is not None and producer != STORED:
-                    if known.type != kind and (kinds or {}).get(name) is not None:
-                        raise MetricError(
-                            f"{name} is a {known.type} here; this request sends it as a {kind}", 409, "body"
-                        )
-                    continue
-                declare.append(MetricSpec(name, kind))
+            declare = self._declarations(keys, names, kinds or {}, relayed)
             for name, new in fresh.items():
                 if len(self.store.series(name)) + len(new) > self.series_cap:
                     raise MetricError(
                         f"{name} would pass its cap of {self.series_cap:,} series (label sets)", 422, "body"
                     )
             try:
-                self.store.admit(samples)
+                self.store.admit(keys)
             except SeriesLimitError as exc:
                 raise MetricError(str(exc), 422, "body") from None
             for spec in declare:
-                self.store.declare(spec, owner)
-            return self.store.append(samples, durable=True)
+                self.store.declare(spec, owner=PROTOCOLS + protocol)
+            try:
+                return self.store.append_rows(keys, batch.rows, batch.times, batch.values, durable=True)
+            except SeriesLimitError as exc:
+                raise MetricError(str(exc), 422, "body") from None
+
+    def _declarations(
+        self, keys: list[tuple[str, Labels]], names: set[str], kinds: dict[str, str], relayed: bool
+    ) -> list[MetricSpec]:
+        """Return the declarations the request's new names need; refuse names it may not write."""
+        declare = []
+        jobless = {name for name, labels in keys if not any(k == "job" for k, _ in labels)} if relayed else ()
+        for name in sorted(names):
+            kind = kinds.get(name) or kind_by_convention(name)
+            if relayed and name not in jobless and (name.startswith(RESERVED) or self.store.specs.get(name)):
+                if self.store.specs.get(name) is None and not name.startswith(RESERVED):
+                    declare.append(MetricSpec(name, kind))
+                continue
+            if name.startswith(RESERVED):
+                raise MetricError(
+                    f"{name}: names starting with {RESERVED} are Pulseboard's own; choose another",
+                    409,
+                    "body",
+                )
+            known, producer = self.store.specs.get(name), self.store.specs.owner(name)
+            if known is not None and producer != STORED and not producer.startswith(PROTOCOLS):
+                raise MetricError(
+                    f"{name} is declared by {producer} (a {known.type}); another protocol may not "
+                    "write into it: choose another name",
+                    409,
+                    "body",
+                )
+            if known is not None and producer != STORED:
+                if known.type != kind and kinds.get(name) is not None:
+                    raise MetricError(
+                        f"{name} is a {known.type} here; this request sends it as a {kind}", 409, "body"
+                    )
+                continue
+            declare.append(MetricSpec(name, kind))
+        return declare
 
     def expect(self, count: int) -> None:
         """Refuse (413) a request that would expand to more than ``sample_cap`` samples, before it does."""
@@ -175,35 +177,44 @@ class ProtocolIngest:
                 if known is None or producer == STORED or (producer == owner and known.type == spec.type):
                     self.store.declare(spec, owner)
 
-    def _check(self, item: Incoming, now: float, oldest: float, nan_ok: bool = False) -> None:
-        where = item.where
-        if not METRIC_NAME.fullmatch(item.name):
-            raise MetricError(
-                f"{where}: metric name {item.name!r} must match {METRIC_NAME.pattern}", field=where
-            )
-        for key, value in item.labels.items():
+    @staticmethod
+    def _wrong_series(name: str, labels: Labels) -> str | None:
+        """Return what is wrong with a new series' name or labels, or None."""
+        if not METRIC_NAME.fullmatch(name):
+            return f"metric name {name!r} must match {METRIC_NAME.pattern}"
+        for key, value in labels:
             if not LABEL_NAME.fullmatch(key) or key.startswith("__"):
-                raise MetricError(
-                    f"{where}: label name {key!r} must match {LABEL_NAME.pattern} and not start with __",
-                    field=where,
-                )
+                return f"label name {key!r} must match {LABEL_NAME.pattern} and not start with __"
             if len(value) > MAX_LABEL_VALUE:
-                raise MetricError(
-                    f"{where}: label {key} is longer than {MAX_LABEL_VALUE} characters", field=where
-                )
-        if isinstance(item.value, bool) or not (
-            math.isfinite(item.value) or nan_ok and math.isnan(item.value)
-        ):
-            raise MetricError(f"{where}: the value must be a finite number (got {item.value})", field=where)
-        if item.timestamp > now + FUTURE_TOLERANCE:
+                return f"label {key} is longer than {MAX_LABEL_VALUE} characters"
+        return None
+
+    @staticmethod
+    def _check_values(batch: Batch, now: float, oldest: float, nan_ok: bool) -> None:
+        """Refuse the first sample whose value or time cannot be kept, all samples checked at once."""
+        values, times = batch.values, batch.times
+        good = np.isfinite(values)
+        if nan_ok:
+            good |= np.isnan(values)
+        if not good.all():
+            k = int(np.argmin(good))
+            where = batch.where(k)
+            raise MetricError(f"{where}: the value must be a finite number (got {values[k]})", field=where)
+        ahead = times > now + FUTURE_TOLERANCE
+        if ahead.any():
+            k = int(np.argmax(ahead))
+            where = batch.where(k)
             raise MetricError(
-                f"{where}: time {iso(item.timestamp)} is more than {FUTURE_TOLERANCE / 60:.0f} minutes ahead "
+                f"{where}: time {iso(times[k])} is more than {FUTURE_TOLERANCE / 60:.0f} minutes ahead "
                 "of this host's clock (is the precision right?)",
                 field=where,
             )
-        if item.timestamp < oldest:
+        old = ~(times >= oldest)  # NaN times are refused here too
+        if old.any():
+            k = int(np.argmax(old))
+            where = batch.where(k)
             raise MetricError(
-                f"{where}: time {iso(item.timestamp)} is older than the history Pulseboard keeps "
+                f"{where}: time {iso(times[k])} is older than the history Pulseboard keeps "
                 f"(the oldest accepted now is {iso(oldest)}; is the precision right?)",
                 field=where,
             )

@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest.incoming import BodyError, Incoming
+from ingest.batch import Batch, Rows
+from ingest.incoming import BodyError
 
 # Seconds per unit of a timestamp, by the precision parameter of InfluxDB 1 (n, u, ms, s, m, h) and 2.
 PRECISIONS = {
@@ -116,13 +117,13 @@ def _field_value(raw: str, line: int, key: str) -> float | str:
 
 def parse(
     body: str, precision: str, now: float, expect: Callable[[int], None] = lambda count: None
-) -> tuple[list[Incoming], list[Skipped]]:
+) -> tuple[Batch, list[Skipped]]:
     """Read a request body of line protocol; raise LineError at the first line that cannot be read.
 
     ``expect(count)`` is asked before each line's samples are made, and refuses past the cap.
     """
     scale = PRECISIONS[precision]
-    samples: list[Incoming] = []
+    samples = Rows()
     skipped: list[Skipped] = []
     for number, text in enumerate(body.splitlines(), start=1):
         text = text.strip()
@@ -163,5 +164,5 @@ def parse(
                 )
                 continue
             name = metric_name(measurement, key)
-            samples.append(Incoming(name, labels, value, stamp, f"line {number}, field {key}"))
-    return samples, skipped
+            samples.add(name, labels, value, stamp, f"line {number}, field {key}")
+    return samples.batch(), skipped

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from ingest.incoming import BodyError, Incoming
+from ingest.batch import Batch, Rows
+from ingest.incoming import BodyError
 
 UNIT_WORDS = {
     "d": "days",
@@ -138,17 +139,17 @@ def _bound(value: float) -> str:
 
 def samples(
     request: ExportMetricsServiceRequest, running: Callable[[str, dict[str, str], float], float]
-) -> tuple[list[Incoming], dict[str, str]]:
+) -> tuple[Batch, dict[str, str]]:
     """Return the samples of an export and each name's type. ``running(name, labels, delta)`` adds a
     delta to a series' running total and returns the new total."""
-    out: list[Incoming] = []
+    out = Rows()
     kinds: dict[str, str] = {}
 
     def add(name: str, labels: dict[str, str], value: float, at: int, where: str, kind: str, delta=False):
         kinds[name] = kind
         if delta:
             value = running(name, labels, value)
-        out.append(Incoming(name, labels, float(value), at / 1e9, where))
+        out.add(name, labels, float(value), at / 1e9, where)
 
     for r, resource_metrics in enumerate(request.resource_metrics):
         base = _resource_labels(resource_metrics.resource)
@@ -191,7 +192,7 @@ def samples(
                         add(f"{name}_sum", labels, point.sum, at, where, "counter")
                 else:
                     raise OtlpError(f"{where}: a metric without data")
-    return out, kinds
+    return out.batch(), kinds
 
 
 def expanded(request: ExportMetricsServiceRequest) -> int:
@@ -236,11 +237,11 @@ def _buckets(point, data: str) -> list[tuple[str, float]]:
         raise OtlpError(
             f"an exponential histogram's buckets (offset {point.positive.offset}) are out of range"
         )
-    base = 2.0 ** (2.0**-point.scale)  # bucket i holds (base**i, base**(i+1)]
+    width = 2.0**-point.scale  # bucket i holds (2**(i * width), 2**((i + 1) * width)]
     total = sum(point.negative.bucket_counts) + point.zero_count  # every observation at or below zero
     pairs = [("0.0", float(total))] if total else []
     for i, count in enumerate(point.positive.bucket_counts):
         total += count
-        pairs.append((_bound(base ** (point.positive.offset + i + 1)), float(total)))
+        pairs.append((_bound(2.0 ** ((point.positive.offset + i + 1) * width)), float(total)))
     pairs.append(("+Inf", float(point.count)))
     return pairs

@@ -159,13 +159,14 @@ def test_the_parser_reads_escapes_types_and_names():
         "\n"
         "9lives,host=a score=1\n"
     )
-    samples, skipped = parse(body, "ms", 0.0)
-    by_name = {s.name: s for s in samples}
-    assert by_name["weather_station_temp"].value == -35.0
-    assert by_name["weather_station_temp"].labels == {"site": "North,Pole", "level_1": "high"}
-    assert by_name["weather_station_temp"].timestamp == 1700000000.0
-    assert by_name["weather_station_ok"].value == 0.0 and by_name["weather_station_count"].value == 7.0
-    assert by_name["_9lives_score"].timestamp == 0.0  # no timestamp: now
+    batch, skipped = parse(body, "ms", 0.0)
+    by_name = {}
+    for k, row in enumerate(batch.rows):
+        name, labels = batch.keys[row]
+        by_name[name] = (dict(labels), batch.values[k], batch.times[k])
+    assert by_name["weather_station_temp"] == ({"site": "North,Pole", "level_1": "high"}, -35.0, 1700000000.0)
+    assert by_name["weather_station_ok"][1] == 0.0 and by_name["weather_station_count"][1] == 7.0
+    assert by_name["_9lives_score"][2] == 0.0  # no timestamp: now
     assert [(s.line, s.field) for s in skipped] == [(1, "note")]
     with pytest.raises(LineError, match="line 2"):
         parse("a x=1\nb x=1 notatime", "ns", 0.0)

@@ -226,8 +226,14 @@ class Store:
             self._unsaved.append(series)
         return sid
 
-    def admit(self, samples: Iterable[Sample]) -> None:
-        """Raise SeriesLimitError if storing these samples would pass the series cap."""
+    def resolve(self, keys: list[tuple[str, Labels]]) -> list[int]:
+        """Return the id of each (name, labels) key's series, -1 for one not stored yet: one lock."""
+        with self._lock:
+            get = self._ids.get
+            return [get(key, -1) for key in keys]
+
+    def admit(self, samples: Iterable[Sample] | Iterable[tuple[str, Labels]]) -> None:
+        """Raise SeriesLimitError if storing these samples (or series keys) would pass the series cap."""
         with self._lock:
             self._check_cap({(s[0], s[1]) for s in samples if (s[0], s[1]) not in self._ids})
 
@@ -240,30 +246,50 @@ class Store:
 
     # ----- writing
     def append(self, samples: Iterable[Sample], durable: bool = False) -> int:
-        """Store samples through the one write path; return how many were kept.
+        """Store samples (each a Sample) through the one write path: ``append_rows``."""
+        samples = samples if isinstance(samples, list) else list(samples)
+        if not samples:
+            return 0
+        rows: dict[tuple[str, Labels], int] = {}
+        setdefault = rows.setdefault
+        n = len(samples)
+        row = np.fromiter((setdefault((s[0], s[1]), len(rows)) for s in samples), dtype=np.int64, count=n)
+        ts = np.fromiter((s[3] for s in samples), dtype=np.float64, count=n)
+        val = np.fromiter((s[2] for s in samples), dtype=np.float64, count=n)
+        return self.append_rows(list(rows), row, ts, val, durable)
 
+    def append_rows(
+        self,
+        keys: list[tuple[str, Labels]],
+        rows: np.ndarray,
+        ts: np.ndarray,
+        val: np.ndarray,
+        durable: bool = False,
+    ) -> int:
+        """Store samples given in columns; return how many were kept. The one write path.
+
+        ``keys`` are series (name, labels), ``rows`` the key of each sample (an index into them),
+        ``ts`` and ``val`` its time and value. One lock, one look-up of each key, one log record.
         ``durable``: the samples are in the write-ahead log on disk before this returns (a push
         acknowledged survives a kill -9), or none of them is kept and NotStored says why, so a
         client's retry never counts them twice. Raise SeriesLimitError, storing nothing, when they
         would make more series than the cap.
         """
-        samples = samples if isinstance(samples, list) else list(samples)
-        if not samples:
+        if len(rows) == 0:
             return 0
-        n = len(samples)
         with self._lock:
-            ids = self._ids
+            get = self._ids.get
+            found = [get(key, -1) for key in keys]
             created: list[int] = []
-            try:
-                sid = np.fromiter((ids[s[0], s[1]] for s in samples), dtype=np.int64, count=n)
-            except KeyError:
-                keys = [(s[0], s[1]) for s in samples]
-                fresh = dict.fromkeys(k for k in keys if k not in ids)
+            if -1 in found:
+                fresh = dict.fromkeys(k for k, sid in zip(keys, found) if sid == -1)
                 self._check_cap(fresh)
-                created = [self._create(name, labels) for name, labels in fresh]
-                sid = np.fromiter((ids[k] for k in keys), dtype=np.int64, count=n)
-            ts = np.fromiter((s[3] for s in samples), dtype=np.float64, count=n)
-            val = np.fromiter((s[2] for s in samples), dtype=np.float64, count=n)
+                made = {key: self._create(*key) for key in fresh}
+                created = list(made.values())
+                found = [made[k] if sid == -1 else sid for k, sid in zip(keys, found)]
+            sid = np.asarray(found, dtype=np.int64)[rows]
+            ts = np.asarray(ts, dtype=np.float64)
+            val = np.asarray(val, dtype=np.float64)
             if durable and self.journal:
                 seq = self._log(sid, ts, val, created)
                 kept = self._append_arrays(sid, ts, val, False, seq)

@@ -47,9 +47,9 @@ def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
     except UnicodeDecodeError:
         raise MetricError("the body is not UTF-8 text", 400, "body") from None
     samples, skipped = parse(text, precision, runtime.clock(), runtime.protocol_ingest.expect)
-    if not samples and not skipped:
+    if not len(samples) and not skipped:
         raise MetricError("the body holds no lines", 400, "body")
-    stored = runtime.protocol_ingest.accept(samples, "influx") if samples else 0
+    stored = runtime.protocol_ingest.accept(samples, "influx") if len(samples) else 0
     runtime.instruments.count(SAMPLES, {"protocol": "influx"}, stored)
     if not skipped:
         return Response(status=204)

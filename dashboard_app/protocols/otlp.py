@@ -40,7 +40,7 @@ def _export(runtime: Runtime) -> Response:
     export = decode(body, json_body)
     ingest.expect(expanded(export))  # counted before a single bucket is made
     found, kinds = samples(export, ingest.running_totals())
-    stored = ingest.accept(found, "otlp", kinds) if found else 0
+    stored = ingest.accept(found, "otlp", kinds) if len(found) else 0
     runtime.instruments.count(SAMPLES, {"protocol": "otlp"}, stored)
     answer = ExportMetricsServiceResponse()
     if json_body:

@@ -42,11 +42,10 @@ def _write(runtime: Runtime) -> Response:
         raise MetricError(f"the body is larger than {limit:,} bytes; send smaller batches", 413, "body")
     write = decode(body, limit)
     ingest = runtime.protocol_ingest
-    ingest.expect(sum(len(series.samples) + len(series.histograms) for series in write.timeseries))
     described = metadata(write)
     found = samples(write)
     kinds = {spec.name: spec.type for spec in described if runtime.store.specs.get(spec.name) is None}
-    stored = ingest.accept(found, "remote-write", kinds, nan_ok=True, relayed=True) if found else 0
+    stored = ingest.accept(found, "remote-write", kinds, nan_ok=True, relayed=True) if len(found) else 0
     ingest.describe(described, "remote-write")
     runtime.instruments.count(SAMPLES, {"protocol": "remote-write"}, stored)
     return Response(status=204)
