@@ -270,6 +270,12 @@ class AuthSettings(_Strict):
         "of (those read from Prometheus, say); a metric with no known level is for admins only.",
     )
     rate_limit: int = Field(1200, ge=1, description="Requests per minute per user, key or address.")
+    ingest_rate_limit: int = Field(
+        60_000,
+        ge=1,
+        description="Pushes per minute per key (remote write, OTLP, Influx, the JSON push): a Prometheus "
+        "catching up sends hundreds a second.",
+    )
     login_rate_limit: int = Field(10, ge=1, description="Login attempts per minute per address.")
     anonymous_rate_limit: int = Field(
         120,

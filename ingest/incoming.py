@@ -76,43 +76,53 @@ class ProtocolIngest:
         now = self.clock()
         self._check_values(batch, now, now - max(t.retention for t in self.store.tiers), nan_ok)
         keys = batch.keys
-        known = self.store.resolve(keys)
-        fresh: dict[str, set] = {}
-        for row, sid in enumerate(known):
-            if sid == -1:
+
+        def admit(new: list[int]) -> None:  # under the store's lock, before anything is kept
+            fresh: dict[str, set] = {}
+            for row in new:
                 name, labels = keys[row]
                 wrong = self._wrong_series(name, labels)
                 if wrong:
                     where = batch.where(batch.first_of(row))
                     raise MetricError(f"{where}: {wrong}", field=where)
                 fresh.setdefault(name, set()).add(labels)
-        names = {name for name, _ in keys}
-        with self._lock:
-            declare = self._declarations(keys, names, kinds or {}, relayed)
-            for name, new in fresh.items():
-                if len(self.store.series(name)) + len(new) > self.series_cap:
+            for name, more in fresh.items():
+                if len(self.store.series(name)) + len(more) > self.series_cap:
                     raise MetricError(
                         f"{name} would pass its cap of {self.series_cap:,} series (label sets)", 422, "body"
                     )
-            try:
-                self.store.admit(keys)
-            except SeriesLimitError as exc:
-                raise MetricError(str(exc), 422, "body") from None
-            for spec in declare:
+            if fresh:
+                self.store.admit([keys[row] for row in new])
+            for spec in self._declarations(keys, {name for name, _ in keys}, kinds or {}, relayed, protocol):
                 self.store.declare(spec, owner=PROTOCOLS + protocol)
+
+        with self._lock:
             try:
-                return self.store.append_rows(keys, batch.rows, batch.times, batch.values, durable=True)
+                return self.store.append_rows(
+                    keys, batch.rows, batch.times, batch.values, durable=True, admit=admit
+                )
             except SeriesLimitError as exc:
                 raise MetricError(str(exc), 422, "body") from None
 
     def _declarations(
-        self, keys: list[tuple[str, Labels]], names: set[str], kinds: dict[str, str], relayed: bool
+        self,
+        keys: list[tuple[str, Labels]],
+        names: set[str],
+        kinds: dict[str, str],
+        relayed: bool,
+        protocol: str,
     ) -> list[MetricSpec]:
         """Return the declarations the request's new names need; refuse names it may not write."""
         declare = []
-        jobless = {name for name, labels in keys if not any(k == "job" for k, _ in labels)} if relayed else ()
+        jobless = None
+        specs, owner = self.store.specs, PROTOCOLS + protocol
         for name in sorted(names):
+            known = specs.get(name)
+            if known is not None and specs.owner(name) == owner and kinds.get(name, known.type) == known.type:
+                continue  # declared by this protocol before, the same type: the common case
             kind = kinds.get(name) or kind_by_convention(name)
+            if relayed and jobless is None:
+                jobless = {name for name, labels in keys if not any(k == "job" for k, _ in labels)}
             if relayed and name not in jobless and (name.startswith(RESERVED) or self.store.specs.get(name)):
                 if self.store.specs.get(name) is None and not name.startswith(RESERVED):
                     declare.append(MetricSpec(name, kind))

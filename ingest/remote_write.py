@@ -11,13 +11,15 @@ samples of the whole request are read from their bytes into arrays at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cramjam
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from ingest.batch import Batch
 from ingest.incoming import BodyError
-from ingest.prompb.columns import WriteRequestColumns
+from ingest.prompb.columns import TimeSeriesColumns, WriteRequestColumns
 from ingest.prompb.remote_pb2 import Label, MetricMetadata, Sample
 from ingest.registration import MetricError
 from tsdb.metrics import UNIT_NAME, Labels, MetricSpec
@@ -76,42 +78,110 @@ def metadata(request: WriteRequestColumns) -> list[MetricSpec]:
     return out
 
 
-_KEYS: dict[tuple[bytes, ...], tuple[str, Labels]] = {}  # label bytes seen -> the series key they make
+_KEYS: dict[bytes, tuple[str, Labels]] = {}  # the bytes of a series' labels seen -> its key
 _KEYS_HELD = 200_000  # label sets remembered; past this the memory starts again
+_LENGTHS = np.arange(22)  # a sample field's payload: 0 to 20 bytes (a value and a timestamp)
 
 
 def samples(request: WriteRequestColumns) -> Batch:
-    """Return every sample of the request as a Batch, each able to say which series and sample it was."""
+    """Return every sample of the request as a Batch, each able to say which series and sample it was.
+
+    A series as Prometheus writes it is its labels and then one sample: when its bytes end in one
+    sample field and what comes before is a label set seen before, that set's key is taken as it is
+    (the bytes parse no other way), and the sample is read with all the others at once. Any other
+    series is parsed field by field.
+    """
+    blobs = request.timeseries
+    n = len(blobs)
+    if n == 0:  # metadata only, as Prometheus sends it every minute
+        nothing = np.zeros(0, dtype=np.int64)
+        return Batch([], nothing, nothing.astype(np.float64), nothing.astype(np.float64), str)
+    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=n)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    raw = b"".join(blobs)
+    # where each series' last field would start if it were one sample of 0 to 21 bytes
+    tag = ends[:, None] - _LENGTHS - 2
+    padded = np.frombuffer(raw + bytes(32), dtype=np.uint8)
+    fits = (tag >= starts[:, None]) & (padded[tag.clip(0)] == 0x12) & (padded[(tag + 1).clip(0)] == _LENGTHS)
+    length = np.where(fits.any(axis=1), np.argmax(fits, axis=1), -1)
+    get = _KEYS.get
+    found = [
+        get(raw[a : b - k - 2]) if k >= 0 else None
+        for a, b, k in zip(starts.tolist(), ends.tolist(), length.tolist())
+    ]
+    if None not in found:  # every series known and one sample each: nothing left to parse one by one
+        row = np.arange(n, dtype=np.int64)
+        ms, values = _read_samples(padded, ends - length, ends, lambda k: f"timeseries[{k}]")
+        return Batch(found, row, ms / 1000.0, values, lambda k: f"timeseries[{k}].samples[0]")
     keys: list[tuple[str, Labels]] = []
-    counts: list[int] = []
-    payloads: list[bytes] = []
-    known = _KEYS
-    for i, series in enumerate(request.timeseries):
-        raw = tuple(series.labels)
-        key = known.get(raw)
-        if key is None:
-            key = _series_key(raw, f"timeseries[{i}]")
-            if len(known) >= _KEYS_HELD:
-                known.clear()
-            known[raw] = key
-        if series.histograms:
-            where = f"timeseries[{i}]"
-            raise BodyError(
-                f"{where}: native histograms are not kept; send classic histograms (_bucket series)", where
-            )
-        found = series.samples
-        keys.append(key)
-        counts.append(len(found))
-        payloads.extend(found)
-    ends = np.cumsum(counts, dtype=np.int64)
-    ms, values = _read_samples(payloads, ends)
+    index: list[int] = []  # each key's place in the request
+    rows: list[int] = []
+    first: list[int] = []  # where each sample starts, in raw and then in the extra payloads
+    last: list[int] = []
+    extra: list[bytes] = []
+    place = len(raw)
+    for i, key in enumerate(found):
+        if key is not None:
+            rows.append(len(keys))
+            first.append(int(ends[i] - length[i]))
+            last.append(int(ends[i]))
+            keys.append(key)
+            index.append(i)
+            continue
+        key, payloads = _parsed(blobs[i], i)
+        if payloads:
+            for payload in payloads:
+                rows.append(len(keys))
+                first.append(place)
+                place += len(payload)
+                last.append(place)
+            extra.extend(payloads)
+            keys.append(key)
+            index.append(i)
+    order = np.argsort(np.asarray(rows, dtype=np.int64), kind="stable")
+    row = np.asarray(rows, dtype=np.int64)[order]
+    buf = np.frombuffer(raw + b"".join(extra) + bytes(16), dtype=np.uint8)
+    start = np.asarray(first, dtype=np.int64)[order]
+    end = np.asarray(last, dtype=np.int64)[order]
+    ms, values = _read_samples(buf, start, end, lambda k: f"timeseries[{index[row[k]]}]")
 
     def where(k: int) -> str:
-        i = int(np.searchsorted(ends, k, side="right"))
-        return f"timeseries[{i}].samples[{k - (int(ends[i - 1]) if i else 0)}]"
+        j = k - int(np.searchsorted(row, row[k], side="left"))
+        return f"timeseries[{index[row[k]]}].samples[{j}]"
 
-    rows = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
-    return Batch(keys, rows, ms / 1000.0, values, where)
+    return Batch(keys, row, ms / 1000.0, values, where)
+
+
+def _parsed(blob: bytes, i: int) -> tuple[tuple[str, Labels], list[bytes]]:
+    """Return one series' key and its samples' bytes, parsed field by field; learn its labels' bytes."""
+    where = f"timeseries[{i}]"
+    series = TimeSeriesColumns()
+    try:
+        series.ParseFromString(blob)
+    except (DecodeError, RecursionError) as exc:
+        raise BodyError(f"{where} is not a TimeSeries: {exc}", where) from None
+    if series.histograms:
+        raise BodyError(
+            f"{where}: native histograms are not kept; send classic histograms (_bucket series)", where
+        )
+    labels = tuple(series.labels)
+    key = _series_key(labels, where)
+    prefix = b"".join(b"\x0a" + _varint(len(label)) + label for label in labels)
+    if blob.startswith(prefix):  # labels first, as Prometheus writes them: known by their bytes
+        if len(_KEYS) >= _KEYS_HELD:
+            _KEYS.clear()
+        _KEYS[prefix] = key
+    return key, list(series.samples)
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
 
 
 def _series_key(raw: tuple[bytes, ...], where: str) -> tuple[str, Labels]:
@@ -134,21 +204,21 @@ def _series_key(raw: tuple[bytes, ...], where: str) -> tuple[str, Labels]:
 _BYTE = np.arange(10)
 
 
-def _read_samples(payloads: list[bytes], ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the timestamps (ms) and values of encoded ``Sample``s, read together.
+def _read_samples(
+    buf: np.ndarray, start: np.ndarray, end: np.ndarray, where: Callable[[int], str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the timestamps (ms) and values of the ``Sample``s encoded in ``buf[start:end]``, read together.
 
     Each is ``[0x09 value:8 bytes][0x10 timestamp:varint]``, either field left out when zero, as every
-    protobuf writer puts them; one written any other way is parsed by itself.
+    protobuf writer puts them; one written any other way is parsed by itself. ``buf`` goes on for 16
+    bytes past the last sample.
     """
-    n = len(payloads)
+    n = len(start)
     ms = np.zeros(n, dtype=np.int64)
     values = np.zeros(n, dtype=np.float64)
     if n == 0:
         return ms, values
-    sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
-    end = np.cumsum(sizes)
-    start = end - sizes
-    buf = np.frombuffer(b"".join(payloads) + bytes(16), dtype=np.uint8)
+    sizes = end - start
     has_value = (sizes >= 9) & (buf[start] == 0x09)
     if has_value.any():
         at = start[has_value, None] + 1 + _BYTE[:8]
@@ -165,11 +235,8 @@ def _read_samples(payloads: list[bytes], ends: np.ndarray) -> tuple[np.ndarray, 
     for k in np.flatnonzero(~fine).tolist():
         sample = Sample()
         try:
-            sample.ParseFromString(payloads[k])
+            sample.ParseFromString(buf[start[k] : end[k]].tobytes())
         except DecodeError as exc:
-            i = int(np.searchsorted(ends, k, side="right"))
-            raise BodyError(
-                f"timeseries[{i}]: a sample that is not a Sample: {exc}", f"timeseries[{i}]"
-            ) from None
+            raise BodyError(f"{where(k)}: a sample that is not a Sample: {exc}", where(k)) from None
         ms[k], values[k] = sample.timestamp, sample.value
     return ms, values

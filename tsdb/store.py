@@ -226,12 +226,6 @@ class Store:
             self._unsaved.append(series)
         return sid
 
-    def resolve(self, keys: list[tuple[str, Labels]]) -> list[int]:
-        """Return the id of each (name, labels) key's series, -1 for one not stored yet: one lock."""
-        with self._lock:
-            get = self._ids.get
-            return [get(key, -1) for key in keys]
-
     def admit(self, samples: Iterable[Sample] | Iterable[tuple[str, Labels]]) -> None:
         """Raise SeriesLimitError if storing these samples (or series keys) would pass the series cap."""
         with self._lock:
@@ -265,11 +259,14 @@ class Store:
         ts: np.ndarray,
         val: np.ndarray,
         durable: bool = False,
+        admit: Callable[[list[int]], None] | None = None,
     ) -> int:
         """Store samples given in columns; return how many were kept. The one write path.
 
         ``keys`` are series (name, labels), ``rows`` the key of each sample (an index into them),
         ``ts`` and ``val`` its time and value. One lock, one look-up of each key, one log record.
+        ``admit(new)`` is called with the indices of the keys not stored yet, under the lock, before
+        anything is kept: it may raise to refuse them all.
         ``durable``: the samples are in the write-ahead log on disk before this returns (a push
         acknowledged survives a kill -9), or none of them is kept and NotStored says why, so a
         client's retry never counts them twice. Raise SeriesLimitError, storing nothing, when they
@@ -281,6 +278,8 @@ class Store:
             get = self._ids.get
             found = [get(key, -1) for key in keys]
             created: list[int] = []
+            if admit is not None:
+                admit([i for i, sid in enumerate(found) if sid == -1])
             if -1 in found:
                 fresh = dict.fromkeys(k for k, sid in zip(keys, found) if sid == -1)
                 self._check_cap(fresh)

@@ -21,7 +21,7 @@ from dashboard_app.access import sessions
 from dashboard_app.access.identity import NOBODY, OPEN, Identity
 from dashboard_app.access.limits import LoginBackoff, RateLimiter
 from dashboard_app.access.origin import same_origin
-from dashboard_app.access.permissions import ANYONE, Permission, Permissions
+from dashboard_app.access.permissions import ANYONE, INGEST, Permission, Permissions
 from dashboard_app.api.frame import PREFIX, error_response
 from dashboard_app.runtime import Runtime
 from layouts.components import TOOL_PAGE_ROLES
@@ -49,6 +49,7 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
     if proxies:  # the client's address and scheme as the proxy saw them: for limits and Secure cookies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     limiter = RateLimiter(cfg.rate_limit)
+    pushes = RateLimiter(cfg.ingest_rate_limit)  # per key, on the ingest routes
     anonymous = RateLimiter(cfg.anonymous_rate_limit)  # per address: requests without valid credentials
     if cfg.enabled:
         server.secret_key = runtime.secrets.secret_key
@@ -94,10 +95,12 @@ def install(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                         return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
                     raise Refused(401, "log in, or send an API key in Authorization: Bearer or X-API-Key")
                 g.identity = identity
-                wait = limiter.hit(identity.name)
+                pushing = permission is INGEST
+                wait = (pushes if pushing else limiter).hit(identity.name)
                 if wait:
+                    most = cfg.ingest_rate_limit if pushing else cfg.rate_limit
                     return error_response(
-                        f"more than {cfg.rate_limit} requests a minute; slow down", 429, retry_after=wait
+                        f"more than {most} requests a minute; slow down", 429, retry_after=wait
                     )
                 if identity.kind == "user" and request.method in WRITES and not same_origin():
                     raise Refused(
