@@ -10,6 +10,7 @@ which never wait on one another's viewers.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from gunicorn.app.base import BaseApplication
@@ -46,7 +47,9 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return self._load()
+        app = self._load()
+        gc.freeze()  # what starting made (Dash, Plotly, the dashboards) is never walked by the collector again
+        return app
 
     def run(self) -> None:
         allocator.one_arena()  # in the master, so the worker it forks has it before any thread starts
