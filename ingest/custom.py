@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ingest.definitions_file import load_definitions, save_definitions
 from ingest.registration import RESERVED, MetricError, parse_registration
-from ingest.sample_rules import check_samples
+from ingest.sample_rules import check_samples, gauge_columns
 from tsdb.metrics import STORED, MetricSpec
 from tsdb.store import SeriesLimitError, Store
 
@@ -41,6 +41,7 @@ class CustomMetrics:
         self.definitions: dict[str, MetricSpec] = {}
         self._owner: dict[str, str] = {}  # every store name a definition uses -> the definition's name
         self._lock = threading.Lock()
+        self._seen: dict = {}  # label objects of gauges found right, for the columns' path
         self.recorded = 0
         self.rejected = 0
         self.problems: list[str] = []
@@ -113,16 +114,37 @@ class CustomMetrics:
                 413,
                 "samples",
             )
+        now = self.clock()
+        oldest = now - max(t.retention for t in self.store.tiers)
         with self._lock:
             try:
-                out = check_samples(samples, self.definitions, self.store, self.clock(), self.series_cap)
+                columns = gauge_columns(samples, self.definitions, self._seen, now, oldest)
+                if columns is None:
+                    out = check_samples(
+                        samples, self.definitions, self.store, now, self.series_cap, self._seen
+                    )
+                    stored = self.store.append(out, durable=True)
+                else:
+                    keys, rows, ts, val = columns
+                    stored = self.store.append_rows(
+                        keys, rows, ts, val, durable=True, admit=lambda new: self._admit(keys, new)
+                    )
             except MetricError:
                 self.rejected += 1
                 raise
-            try:
-                stored = self.store.append(out, durable=True)
             except SeriesLimitError as exc:
                 self.rejected += 1
                 raise MetricError(str(exc), 422, "samples") from None
             self.recorded += len(samples)
             return stored
+
+    def _admit(self, keys: list, new: list[int]) -> None:
+        """Refuse (422) new series that would pass a name's cap; called before anything is stored."""
+        fresh: dict[str, int] = {}
+        for row in new:
+            fresh[keys[row][0]] = fresh.get(keys[row][0], 0) + 1
+        for name, count in fresh.items():
+            if len(self.store.series(name)) + count > self.series_cap:
+                raise MetricError(
+                    f"{name} would pass its cap of {self.series_cap:,} series (label sets)", 422, "labels"
+                )

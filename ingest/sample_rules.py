@@ -6,6 +6,8 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from ingest.paths import API_PREFIX
 from ingest.registration import MetricError
 from tsdb.metrics import MetricSpec, Sample
@@ -13,12 +15,20 @@ from tsdb.store import Store
 
 FUTURE_TOLERANCE = 600.0  # seconds a pushed timestamp may run ahead of this host's clock
 MAX_LABEL_VALUE = 1024
+SEEN_HELD = 100_000  # label objects of pushed gauges remembered as right
 
 
 def check_samples(
-    samples: list, definitions: Mapping[str, MetricSpec], store: Store, now: float, series_cap: int
+    samples: list,
+    definitions: Mapping[str, MetricSpec],
+    store: Store,
+    now: float,
+    series_cap: int,
+    seen: dict | None = None,
 ) -> list[Sample]:
-    """Check pushed samples against their registrations and the store; raise MetricError at the first."""
+    """Check pushed samples against their registrations and the store; raise MetricError at the first.
+
+    ``seen`` learns the label objects of gauges found right, for ``gauge_columns``."""
     oldest = now - max(t.retention for t in store.tiers)
     parsed = []
     new_series: dict[str, set] = {}
@@ -41,7 +51,12 @@ def check_samples(
                 404,
                 f"{where}.name",
             )
-        labels = _labels(item.get("labels", {}), definition, where)
+        raw = item.get("labels", {})
+        labels = _labels(raw, definition, where)
+        if seen is not None and definition.type == "gauge" and all(type(v) is str for v in raw.values()):
+            if len(seen) >= SEEN_HELD:
+                seen.clear()
+            seen[(name, tuple(raw.items()) if raw else ())] = (name, labels)
         value = item.get("value")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise MetricError(f"{where}.value must be a finite number", field=f"{where}.value")
@@ -89,6 +104,50 @@ def check_samples(
                 "labels",
             )
     return list(_samples(store, parsed))
+
+
+_FIELDS = frozenset(("name", "labels", "value", "timestamp"))
+_NUMBERS = (int, float)
+
+
+def gauge_columns(
+    samples: list, definitions: Mapping[str, MetricSpec], seen: dict, now: float, oldest: float
+) -> tuple[list, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Return a push of gauges in columns (series keys, each sample's key, times, values), or None when
+    any sample is not plainly right: of a gauge, with labels ``check_samples`` accepted before (``seen``
+    holds them), numbers for value and time, both within the history kept. A None is then checked
+    sample by sample by ``check_samples``, which names the first mistake."""
+    keys: list = []
+    index: dict = {}
+    rows: list[int] = []
+    times: list = []
+    values: list = []
+    for item in samples:
+        if type(item) is not dict or not _FIELDS.issuperset(item):
+            return None
+        labels = item.get("labels")
+        try:
+            found = seen.get((item["name"], tuple(labels.items()) if labels else ()))
+        except (KeyError, TypeError, AttributeError):  # no name, labels not an object, unhashable values
+            return None
+        value, at = item.get("value"), item.get("timestamp", now)
+        if found is None or type(value) not in _NUMBERS or type(at) not in _NUMBERS:
+            return None
+        row = index.get(found)
+        if row is None:
+            row = index[found] = len(keys)
+            keys.append(found)
+        rows.append(row)
+        values.append(value)
+        times.append(at)
+    try:
+        val = np.asarray(values, dtype=np.float64)
+        ts = np.asarray(times, dtype=np.float64)
+    except OverflowError:  # an integer past any float
+        return None
+    if not (np.isfinite(val).all() and (ts >= oldest).all() and (ts <= now + FUTURE_TOLERANCE).all()):
+        return None
+    return keys, np.asarray(rows, dtype=np.int64), ts, val
 
 
 def _samples(store: Store, parsed: list[tuple[MetricSpec, tuple, float, float]]) -> Iterable[Sample]:
