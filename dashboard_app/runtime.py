@@ -30,7 +30,7 @@ from dashboard_app.config_dir import ConfigDir
 from dashboard_app.dashboard_store import DashboardStore
 from dashboard_app.live.connections import ConnectionPool
 from dashboard_app.pages.answers import SharedAnswers
-from dashboard_app.pages.views import PanelViews
+from dashboard_app.pages.views import AHEAD_EVERY, PanelViews
 from dashboard_app.settings import Settings
 from dashboard_app.sources.prometheus import PrometheusSource
 from dashboard_app.sources.source import EmbeddedSource, Source
@@ -210,6 +210,7 @@ class Runtime:
             lambda: self.alerts.changes,
             self.scheduler.trouble,
         )
+        self.scheduler.every("answers", AHEAD_EVERY, self.panel_views.ahead)
         self.scheduler.every("flush", settings.store.flush_interval, self._flush)
         self.scheduler.every("memory", allocator.TRIM_EVERY, allocator.hand_back)
         for problem in self.problems:

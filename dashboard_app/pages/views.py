@@ -5,13 +5,20 @@ values), the window, the theme, the caller's access levels, the newest sample of
 series, why its collector is failing if it is, and the alert changes. So an answer is shared only
 by viewers who would have computed the same figure, and a new sample makes a new answer for
 exactly the panels that show its series.
+
+Views being watched are rendered ahead: right after a new sample (or the window's next edge) makes a
+new answer, ``ahead`` computes it, and the patches to it from the answers viewers hold, once for all
+of them, so no viewer's refresh waits for a render. The work each second is bounded by the views
+watched, not by the viewers.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dashboard_app.pages.answers import Answer, SharedAnswers, answer_of
 from dashboard_app.pages.panels import Window, bucket_step, panel_metrics, panel_trouble, render_panel
@@ -43,6 +50,12 @@ def aligned(window: Window, step: float, relative: bool) -> Window:
 
 
 @dataclass(frozen=True)
+class _Made:
+    key: tuple
+    token: str
+
+
+@dataclass(frozen=True)
 class PanelView:
     """What one viewer asks of one panel; ``key`` names its answer."""
 
@@ -50,6 +63,26 @@ class PanelView:
     window: Window
     view: tuple
     key: tuple
+
+
+AHEAD_EVERY = 0.2  # seconds between looks for new answers of watched views
+WATCHED_FOR = 15.0  # seconds a view is rendered ahead after a viewer last asked for it (3 refreshes)
+EDGE_AHEAD = 1.5 * AHEAD_EVERY  # a window edge this close (seconds) is rendered before it comes
+HELD_ANSWERS = 6  # answers of a view viewers may hold (a 5 s refresh of 1 s samples), patched ahead
+
+
+@dataclass
+class _Watched:
+    """A view a viewer asked for lately, with what it takes to render it again."""
+
+    source: object
+    dashboard_id: str
+    panel: Panel
+    chosen: dict[str, str]
+    theme: str
+    span: float
+    asked: float  # time.monotonic() of the last ask
+    recent: deque = field(default_factory=lambda: deque(maxlen=HELD_ANSWERS))  # answers made, oldest first
 
 
 class PanelViews:
@@ -68,6 +101,7 @@ class PanelViews:
         self.episodes = episodes
         self.alert_changes = alert_changes
         self.trouble = trouble
+        self._watched: dict[tuple, _Watched] = {}
 
     def view(
         self,
@@ -80,11 +114,52 @@ class PanelViews:
         relative: bool,
     ) -> PanelView:
         """Return the view of one panel (``panel`` already narrowed by the variables in ``chosen``)."""
+        pv = self._view(source, dashboard_id, panel, chosen, theme, window, relative)
+        if relative:
+            watched = self._watched.get((pv.view, window.span))
+            if watched is None:
+                self._watched[(pv.view, window.span)] = _Watched(
+                    source, dashboard_id, panel, chosen, theme, window.span, time.monotonic()
+                )
+            else:
+                watched.source, watched.panel, watched.asked = source, panel, time.monotonic()
+        return pv
+
+    def _view(
+        self, source, dashboard_id: str, panel: Panel, chosen, theme: str, window: Window, relative: bool
+    ):
         step, _ = bucket_step(source, panel, window.span, self.points)
         window = aligned(window, step, relative)
         view = (dashboard_id, panel.id, tuple(sorted(chosen.items())), theme, levels_of(source))
         version = (newest(source, panel), panel_trouble(panel, self.trouble), self.alert_changes())
         return PanelView(panel, window, view, (*view, window.start, window.end, *version))
+
+    def ahead(self) -> int:
+        """Render the answers of the views watched lately that are new since the last call (a new
+        sample, the window's next edge coming), and the patches to them; return how many."""
+        made = 0
+        now, moment = time.time(), time.monotonic()
+        for key, w in list(self._watched.items()):
+            if moment - w.asked > WATCHED_FOR:
+                self._watched.pop(key, None)
+                continue
+            for end in (now, now + EDGE_AHEAD):
+                pv = self.view_at(w, end)
+                if any(made.key == pv.key for made in w.recent):
+                    continue
+                answer = self.answer(w.source, pv)
+                for held in w.recent:
+                    self.patch(held.token, answer)
+                w.recent.append(_Made(pv.key, answer.token))
+                made += 1
+                time.sleep(0)  # a refresh waiting meanwhile goes first: it only reads what is made
+        return made
+
+    def view_at(self, w: _Watched, end: float) -> PanelView:
+        """Return a watched view's panel view for a window ending at ``end`` (as a viewer then asks)."""
+        return self._view(
+            w.source, w.dashboard_id, w.panel, w.chosen, w.theme, Window(end - w.span, end), True
+        )
 
     def answer(self, source, pv: PanelView) -> Answer:
         """Return the panel's answer, computed by the first viewer who asks for this key."""
