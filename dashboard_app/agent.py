@@ -10,7 +10,7 @@ from flask import Flask, Response, request
 from collectors.instruments import Instruments
 from collectors.producers import schedule_producers
 from collectors.scheduler import Scheduler
-from dashboard_app.api.exposition import render
+from dashboard_app.api.exposition import HeldExposition
 from dashboard_app.settings import Settings
 from dashboard_app.sources.source import EmbeddedSource
 from tsdb.store import build_store
@@ -33,10 +33,11 @@ class Agent:
         self.source = EmbeddedSource(self.store)
         self.server = Flask("pulseboard-agent")
         self.server.add_url_rule("/", "home", lambda: Response(HOME, mimetype="text/plain"))
+        self.exposition = HeldExposition(
+            self.source, self.store.specs, lambda: (self.store.appended, self.store.series_count)
+        )
         self.server.add_url_rule(
-            "/metrics",
-            "metrics",
-            lambda: render(self.source, self.store.specs, request.headers.get("Accept", ""), process=True),
+            "/metrics", "metrics", lambda: self.exposition.response(request.headers.get("Accept", ""))
         )
 
     def start(self) -> None:

@@ -57,3 +57,33 @@ def test_a_store_without_a_data_directory_keeps_no_log_and_stays_small():
     assert parts["waiting"] == 0  # nothing piles up for a disk that is not there
     [series] = [s for s in store.series("m") if s.label_dict == {"core": "0"}]
     assert store.read_raw(series.id, 0, now)[1].tolist() == [float(s) for s in range(600)]
+
+
+def _without_process(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "process_" not in line and line != "# EOF"]
+
+
+def test_the_agents_held_exposition_is_what_a_fresh_collection_gives():
+    from collectors.system import SystemCollector
+    from dashboard_app.agent import Agent
+    from dashboard_app.api.exposition import render
+    from dashboard_app.settings import load_settings
+
+    agent = Agent(load_settings("production", environ={}))
+    collector = SystemCollector()
+    for _ in range(2):  # CPU shares need two readings
+        agent.store.append(collector.collect())
+        time.sleep(0.05)
+    for accept in ("", "application/openmetrics-text; version=1.0.0"):
+        held = agent.exposition.response(accept).get_data(as_text=True)
+        again = agent.exposition.response(accept).get_data(as_text=True)  # from what is held
+        fresh = render(agent.source, agent.store.specs, accept, process=True).get_data(as_text=True)
+        assert _without_process(held) == _without_process(again) == _without_process(fresh)
+        assert "pulseboard_system_memory_used_bytes" in held and "process_cpu_seconds_total" in held
+        assert held.endswith("# EOF\n") == fresh.endswith("# EOF\n")
+    before = agent.exposition.response("").get_data(as_text=True)
+    agent.store.append(collector.collect())  # a new collection: what is held is made again
+    after = agent.exposition.response("").get_data(as_text=True)
+    fresh = render(agent.source, agent.store.specs, "", process=True).get_data(as_text=True)
+    assert _without_process(after) == _without_process(fresh)
+    assert _without_process(after) != _without_process(before)  # uptime and CPU moved on

@@ -325,3 +325,47 @@ def test_a_cached_answer_never_crosses_levels(levels):
     assert failures == []
     assert seen["both"] and all(seen["both"])  # executive data for those who may read it
     assert seen["ops"] and not any(seen["ops"])  # and never for those who may not
+
+
+NET = "pulseboard_system_network_receive_bytes_total"
+
+
+def test_watched_views_are_rendered_ahead_and_patched_into_what_a_fresh_render_gives(shared):
+    """Second after second of new samples, with a gap and a counter reset: each refresh finds its
+    answer and its patch made ahead (nothing computed for it), and the figures the page then holds,
+    patch after patch, are the figures a full render gives."""
+    runtime, views = shared.runtime, shared.runtime.panel_views
+    dashboard = runtime.dashboards["operations"]
+    source = runtime.sources.for_caller(OPEN).pages
+    points = runtime.settings.dashboards.points
+    viewer = Viewer(shared.url, "operations", panels_of(runtime, "operations"))
+    viewer.refresh()  # the view is watched from now on
+    start, total, compared = time.time(), 5e6, 0
+    for k in range(12):
+        time.sleep(0.1)
+        at = time.time()
+        if k not in (4, 5):  # two ticks without samples: a gap
+            total = 1e3 if k == 7 else total + 1e5 * (k + 1)  # the counter restarts at k = 7
+            runtime.store.append(
+                [
+                    Sample(CPU, (), 0.3 + 0.05 * (k % 3), at),
+                    Sample(LOAD, (("period", "1m"),), 1.0 + k, at),
+                    Sample(NET, (("interface", "eth0"),), total, at),
+                ]
+            )
+        assert views.ahead() > 0 or k in (4, 5)
+        computed = runtime.answers.computed
+        viewer.refresh()
+        assert runtime.answers.computed == computed, f"second {k}: a refresh had to compute"
+        now = time.time()
+        for panel in dashboard.panels:
+            pv = views.view(source, "operations", panel, {}, "light", Window(now - 900, now), True)
+            if views.answer(source, pv).token != viewer.state["held"][panel.id]:
+                continue  # a step's edge passed since the refresh: another window
+            fresh = render_panel(
+                source, panel, pv.window, "light", points, runtime.alerts.episodes, runtime.scheduler.trouble
+            )
+            assert orjson.loads(to_json_plotly(fresh)) == viewer.figures[panel.id], (k, panel.id)
+            compared += 1
+    assert compared >= 10 * len(dashboard.panels)
+    assert time.time() - start < 60

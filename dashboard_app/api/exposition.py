@@ -6,7 +6,7 @@ Request code hands it the caller's view of this process's store, so each reader 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flask import Response
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -95,3 +95,31 @@ def render(
     if "application/openmetrics-text" in accept:
         return Response(openmetrics.generate_latest(registry), content_type=openmetrics.CONTENT_TYPE_LATEST)
     return Response(generate_latest(registry), content_type=CONTENT_TYPE)
+
+
+class HeldExposition:
+    """The exposition of one source (an agent's), kept until ``version()`` changes: scrapes between
+    two collections (a second Prometheus, a retry) cost a look-up. The ``process_*`` metrics are read
+    at every scrape; the collector making them is made once."""
+
+    def __init__(self, source: Source, specs: Mapping[str, MetricSpec], version: Callable[[], object]):
+        self.version = version
+        self._latest = CollectorRegistry(auto_describe=False)
+        self._latest.register(LatestCollector(source, specs))
+        self._process = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._process)
+        self._held: dict[bool, tuple[object, bytes]] = {}
+
+    def response(self, accept: str = "") -> Response:
+        """Return the exposition in the format ``accept`` asks for, as ``render`` with ``process``."""
+        open_metrics = "application/openmetrics-text" in accept
+        make = openmetrics.generate_latest if open_metrics else generate_latest
+        version = self.version()
+        held = self._held.get(open_metrics)
+        if held is None or held[0] != version:
+            body = make(self._latest)
+            if open_metrics:
+                body = body.removesuffix(b"# EOF\n")  # the process metrics and the end follow
+            held = self._held[open_metrics] = (version, body)
+        kind = openmetrics.CONTENT_TYPE_LATEST if open_metrics else CONTENT_TYPE
+        return Response(held[1] + make(self._process), content_type=kind)

@@ -147,10 +147,10 @@ class PanelViews:
                 pv = self.view_at(w, end)
                 if any(made.key == pv.key for made in w.recent):
                     continue
+                held = list(w.recent)
                 answer = self.answer(w.source, pv)
-                for held in w.recent:
-                    self.patch(held.token, answer)
-                w.recent.append(_Made(pv.key, answer.token))
+                for old in held:
+                    self.patch(old.token, answer)
                 made += 1
                 time.sleep(0)  # a refresh waiting meanwhile goes first: it only reads what is made
         return made
@@ -163,7 +163,11 @@ class PanelViews:
 
     def answer(self, source, pv: PanelView) -> Answer:
         """Return the panel's answer, computed by the first viewer who asks for this key."""
-        return self.cache.get(("figure", pv.key), lambda: self._compute(source, pv))
+        answer = self.cache.get(("figure", pv.key), lambda: self._compute(source, pv))
+        watched = self._watched.get((pv.view, pv.window.span))
+        if watched is not None and not any(made.key == pv.key for made in watched.recent):
+            watched.recent.append(_Made(pv.key, answer.token))  # what viewers now hold, patched ahead
+        return answer
 
     def patch(self, held: str | None, new: Answer) -> bytes | None:
         """Return the patch from the answer a viewer holds to ``new``, when it can be proven."""
