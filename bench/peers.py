@@ -130,17 +130,20 @@ def viewers_of(watched: psutil.Process, base: str, run, **options) -> dict:
     return out
 
 
-def measure(name: str, argv: list[str], scrape_url: str, env: dict | None = None, then=None) -> dict:
-    """Start a process, scrape it each second through a warm-up and a measured minute, run ``then``
-    (given the base URL) if set, and stop it."""
+def measure(name: str, argv: list[str], scrape_url: str | None, env: dict | None = None, then=None) -> dict:
+    """Start a process, scrape it each second (unless ``scrape_url`` is None) through a warm-up and
+    the measured windows, run ``then`` (given the base URL) if set, and stop it."""
     with running(argv, env) as proc:
         watched = psutil.Process(proc.pid)
-        wait_for(scrape_url, name)
-        sizes = []
+        if scrape_url is not None:
+            wait_for(scrape_url, name)
+        sizes = [0]
 
         def scrape_for(seconds: float) -> None:
             end = time.monotonic() + seconds
-            while time.monotonic() < end:
+            if scrape_url is None:  # a process nobody scrapes: only its own work is measured
+                time.sleep(seconds)
+            while scrape_url is not None and time.monotonic() < end:
                 tick = time.monotonic()
                 sizes.append(len(requests.get(scrape_url, timeout=5).content))
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
