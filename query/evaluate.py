@@ -7,6 +7,10 @@ series (named by the legend template) and one row per step where any series has 
 from __future__ import annotations
 
 import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -59,12 +63,127 @@ def frame_of(value, steps_ms: np.ndarray, query: Query) -> pd.DataFrame:
     return grid_frame(infos, steps_ms, values, query.legend, query.step)
 
 
-def evaluate_range(reader: Reader, query: Query) -> pd.DataFrame:
-    """Answer a range query from the store through ``reader`` (the caller's view, with its budget)."""
+def evaluate_range(reader: Reader, query: Query, held: HeldRanges | None = None, key=None) -> pd.DataFrame:
+    """Answer a range query from the store through ``reader`` (the caller's view, with its budget).
+
+    With ``held`` (and the ``key`` of the caller's view), the answer to the same query on the same step
+    grid a moment ago is reused: only the steps samples stored since can change are evaluated.
+    """
     start_ms, end_ms = round(query.start * 1000), round(query.end * 1000)
     steps = range_steps(start_ms, end_ms, max(round(query.step * 1000), 1))
-    value = Evaluator(reader, steps).eval(parse(query.promql))
-    return frame_of(value, steps, query)
+    if held is None or key is None or not held.may_hold(query):
+        return frame_of(Evaluator(reader, steps).eval(parse(query.promql)), steps, query)
+    return frame_of(held.evaluate(reader, query, steps, key), steps, query)
+
+
+# What makes a step's value depend on samples after it, or on the range asked: never held.
+_NOT_STEPWISE = re.compile(r"@|offset\s*-")
+
+
+@dataclass
+class _Held:
+    version: int
+    steps: np.ndarray
+    value: Vector | Scalar
+
+
+class HeldRanges:
+    """Range answers kept for the next ask of the same query on the same step grid (a live panel's
+    next second, a dashboard's next refresh): only the steps at or after the oldest sample stored
+    since, and the steps that are new, are evaluated; the others are taken from what is held. A step's
+    value depends only on samples at or before it (queries with ``@`` or a negative ``offset`` are
+    always evaluated whole), so the answer equals a whole evaluation.
+
+    ``version()`` is the store's change count, ``changed_since(v)`` the oldest sample time stored
+    since change ``v`` (None: not known any more).
+    """
+
+    def __init__(
+        self,
+        version: Callable[[], int],
+        changed_since: Callable[[int], float | None],
+        oldest: Callable[[], float],
+        most: int = 512,
+        most_values: int = 2_000_000,
+    ):
+        self.version = version
+        self.changed_since = changed_since
+        self.oldest = oldest  # the oldest time answers may be held for (the raw samples' reach)
+        self.most = most
+        self.most_values = most_values
+        self._held: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.reused = 0  # steps taken from held answers, for tests and /status
+
+    def may_hold(self, query: Query) -> bool:
+        return query.start >= self.oldest() and not _NOT_STEPWISE.search(query.promql)
+
+    def evaluate(self, reader: Reader, query: Query, steps: np.ndarray, key) -> Vector | Scalar:
+        key = (key, query.promql, int(steps[1] - steps[0]) if len(steps) > 1 else 0)
+        version = self.version()  # before reading: samples stored meanwhile are evaluated again next time
+        with self._lock:
+            entry = self._held.get(key)
+        first = self._first_new(entry, steps) if entry is not None else 0
+        expr = parse(query.promql)
+        if first == 0:
+            value = Evaluator(reader, steps).eval(expr)
+        else:
+            part = Evaluator(reader, steps[first:]).eval(expr) if first < len(steps) else None
+            offset = int(np.searchsorted(entry.steps, steps[0]))
+            value = _spliced(entry.value, offset, first, part, len(steps))
+            if value is None:
+                value = Evaluator(reader, steps).eval(expr)
+            else:
+                self.reused += first
+        if isinstance(value, Vector | Scalar) and value.values.size <= self.most_values:
+            with self._lock:
+                self._held[key] = _Held(version, steps, value)
+                self._held.move_to_end(key)
+                while len(self._held) > self.most:
+                    self._held.popitem(last=False)
+        return value
+
+    def _first_new(self, entry: _Held, steps: np.ndarray) -> int:
+        """Return how many leading steps the held answer gives as they are (0: evaluate them all)."""
+        held = entry.steps
+        if len(held) < 2 or len(steps) < 2 or held[1] - held[0] != steps[1] - steps[0]:
+            return 0
+        if not held[0] <= steps[0] <= held[-1] or (steps[0] - held[0]) % (held[1] - held[0]):
+            return 0
+        since = self.changed_since(entry.version)
+        if since is None or since == -math.inf:
+            return 0
+        redo = held[-1] + (held[1] - held[0])  # the steps past the held ones are new
+        if math.isfinite(since):  # a sample at t changes the steps at or after t
+            redo = min(redo, math.floor(since * 1000) - 1)
+        return int(np.searchsorted(steps, redo, side="left"))
+
+
+def _spliced(held: Vector | Scalar, offset: int, first: int, part, steps: int) -> Vector | Scalar | None:
+    """Return the held value's ``first`` steps from ``offset`` followed by ``part``'s, over ``steps``
+    steps in all; None when they are not of one type."""
+    if isinstance(held, Scalar):
+        if part is not None and not isinstance(part, Scalar):
+            return None
+        values = held.values[offset : offset + first]
+        return Scalar(np.concatenate([values, part.values]) if part is not None else values.copy())
+    if not isinstance(held, Vector) or (part is not None and not isinstance(part, Vector)):
+        return None
+    rows = {labels: i for i, labels in enumerate(held.labels)}
+    labels = list(held.labels)
+    for lab in part.labels if part is not None else ():
+        if lab not in rows:
+            rows[lab] = len(labels)
+            labels.append(lab)
+    values = np.full((len(labels), steps), np.nan)
+    present = np.zeros((len(labels), steps), dtype=bool)
+    values[: len(held), :first] = held.values[:, offset : offset + first]
+    present[: len(held), :first] = held.present[:, offset : offset + first]
+    if part is not None and len(part):
+        at = [rows[lab] for lab in part.labels]
+        values[at, first:] = part.values
+        present[at, first:] = part.present
+    return Vector(labels, values, present)
 
 
 def evaluate_instant(reader: Reader, promql: str, at: float) -> list[tuple[SeriesInfo, float]]:

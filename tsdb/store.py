@@ -15,6 +15,7 @@ import math
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ COMPACT_AFTER = 16  # chunks of one series and tier written before they are merg
 RAW_MERGE = 960  # samples a merged raw chunk holds at most (eight head chunks)
 PARTITION = 1440  # buckets one merged rollup chunk covers at most (a day of minutes)
 UPKEEP_EVERY = 60.0  # seconds between two passes that drop expired chunks and series
+CHANGES_KEPT = 4096  # the store's last changes remembered, for answers held since one of them
 INLINE_FLUSH = 200_000  # sealed samples waiting past which an append writes them itself
 CHECKPOINT_EVERY = 300.0  # seconds between two flushes that write every head whole and drop the older log
 _EMPTY = np.iinfo(np.int64).max
@@ -147,6 +149,8 @@ class Store:
         self._next_upkeep = 0.0
         self._next_checkpoint = 0.0
         self.appended = 0
+        self.version = 0  # changes so far (appends, removals): what an answer computed at one was read from
+        self._changes: deque[tuple[int, float]] = deque(maxlen=CHANGES_KEPT)  # (version, oldest time)
         self.backfilled = 0
         self.too_old = 0
         self.not_finite = 0
@@ -331,6 +335,7 @@ class Store:
             return 0
         order = np.lexsort((ts, sid))
         sid, ts, val = sid[order], ts[order], val[order]
+        self._changed(float(ts.min()))
         fresh = ts >= self._newest[sid]
         if not fresh.all():
             late = ~fresh
@@ -417,6 +422,7 @@ class Store:
         """Take one series' history from an earlier format: raw samples, and rollups (step -> Rollup)
         that already count them. The next flush writes it all."""
         with self._lock:
+            self._changed(-math.inf)
             sid = self._ids.get((name, labels))
             if sid is None:
                 self._check_cap({(name, labels)})
@@ -589,8 +595,29 @@ class Store:
         for sid in dead:
             self._remove(sid)
 
+    def _changed(self, oldest: float) -> None:
+        self.version += 1
+        self._changes.append((self.version, oldest))
+
+    def changed_since(self, version: int) -> float | None:
+        """Return the time of the oldest sample stored since ``version`` (inf: nothing stored since),
+        or None when that is no longer known (too long ago, or a series was removed): an answer
+        computed at ``version`` holds for every time before it."""
+        with self._lock:
+            if version == self.version:
+                return math.inf
+            if not self._changes or self._changes[0][0] > version + 1:
+                return None
+            oldest = math.inf
+            for changed, at in reversed(self._changes):
+                if changed <= version:
+                    break
+                oldest = min(oldest, at)
+            return oldest
+
     def _remove(self, sid: int) -> None:
         """Forget one series in memory and free its row."""
+        self._changed(-math.inf)
         series = self._series[sid]
         self._series[sid] = None
         del self._ids[(series.name, series.labels)]

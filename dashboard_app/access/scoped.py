@@ -41,6 +41,11 @@ class ScopedSource:
     def sees_everything(self) -> bool:
         return self.identity.sees_everything
 
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The access levels the caller reads, as a key: callers with the same ones see the same series."""
+        return ("*",) if self.identity.sees_everything else tuple(sorted(self.identity.access))
+
     def refuse(self, name: str) -> None:
         """Raise the caller's refusal for a metric it may not read."""
         self.check(Selector(name))

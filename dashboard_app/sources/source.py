@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from query.evaluate import Query, evaluate_instant, evaluate_range
+from query.evaluate import HeldRanges, Query, evaluate_instant, evaluate_range
 from query.promql.printer import metric_names, reads_unnamed
 from query.promql.selectors import Reader
 from query.promql.shorthand import expand
@@ -112,6 +112,10 @@ class EmbeddedSource:
         self.min_step = store.min_step
         self.scrape_interval = scrape_interval
         self.max_samples = max_samples
+        # Answers held for the next window (a live panel's next second): within the raw samples' reach.
+        self.held = HeldRanges(
+            lambda: store.version, store.changed_since, lambda: store.clock() - store.tiers[0].retention / 2
+        )
 
     def reader(self, scope: Scope | None = None, deadline: float | None = None) -> Reader:
         """The engine's view of the store for one caller, with one query's budget."""
@@ -123,7 +127,8 @@ class EmbeddedSource:
     def evaluate(self, query: Query, scope: Scope | None = None) -> pd.DataFrame:
         """Answer PromQL over a range: one column per series, one row per step with a value."""
         text = expand(query.promql, query.step, self.scrape_interval, query.end - query.start)
-        return evaluate_range(self.reader(scope, query.deadline), replace(query, promql=text))
+        key = "all" if scope is None else getattr(scope, "levels", None)  # who sees the same series
+        return evaluate_range(self.reader(scope, query.deadline), replace(query, promql=text), self.held, key)
 
     def instant(self, promql: str, at: float, scope: Scope | None = None) -> list[tuple[SeriesInfo, float]]:
         """Answer PromQL at one time: each series' value."""
