@@ -78,6 +78,15 @@ def evaluate_range(reader: Reader, query: Query, held: HeldRanges | None = None,
 
 # What makes a step's value depend on samples after it, or on the range asked: never held.
 _NOT_STEPWISE = re.compile(r"@|offset\s*-")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+LOOKBACK = 300.0  # seconds an instant selector looks back for a sample
+
+
+def reach(promql: str) -> float:
+    """Return how far back from a step a query may read, at most (seconds): every duration in its
+    text (ranges, offsets, subqueries) and the instant selectors' lookback, added up."""
+    return LOOKBACK + sum(float(n) * _SECONDS[unit] for n, unit in _DURATION.findall(promql))
 
 
 @dataclass
@@ -89,26 +98,27 @@ class _Held:
 
 class HeldRanges:
     """Range answers kept for the next ask of the same query on the same step grid (a live panel's
-    next second, a dashboard's next refresh): only the steps at or after the oldest sample stored
-    since, and the steps that are new, are evaluated; the others are taken from what is held. A step's
-    value depends only on samples at or before it (queries with ``@`` or a negative ``offset`` are
-    always evaluated whole), so the answer equals a whole evaluation.
+    next second, a dashboard's next refresh). Only the steps at or after the oldest sample stored
+    since, the steps that are new, and the steps that read further back than the raw samples reach
+    (where rollups answer, and which age as time goes) are evaluated; the others are taken from what
+    is held. A step's value depends only on samples at or before it (queries with ``@`` or a negative
+    ``offset`` are always evaluated whole), so the answer equals a whole evaluation.
 
     ``version()`` is the store's change count, ``changed_since(v)`` the oldest sample time stored
-    since change ``v`` (None: not known any more).
+    since change ``v`` (None: not known any more), ``raw_reach()`` the oldest raw sample's time.
     """
 
     def __init__(
         self,
         version: Callable[[], int],
         changed_since: Callable[[int], float | None],
-        oldest: Callable[[], float],
+        raw_reach: Callable[[], float],
         most: int = 512,
         most_values: int = 2_000_000,
     ):
         self.version = version
         self.changed_since = changed_since
-        self.oldest = oldest  # the oldest time answers may be held for (the raw samples' reach)
+        self.raw_reach = raw_reach
         self.most = most
         self.most_values = most_values
         self._held: OrderedDict = OrderedDict()
@@ -116,25 +126,28 @@ class HeldRanges:
         self.reused = 0  # steps taken from held answers, for tests and /status
 
     def may_hold(self, query: Query) -> bool:
-        return query.start >= self.oldest() and not _NOT_STEPWISE.search(query.promql)
+        return not _NOT_STEPWISE.search(query.promql)
 
     def evaluate(self, reader: Reader, query: Query, steps: np.ndarray, key) -> Vector | Scalar:
         key = (key, query.promql, int(steps[1] - steps[0]) if len(steps) > 1 else 0)
         version = self.version()  # before reading: samples stored meanwhile are evaluated again next time
         with self._lock:
             entry = self._held.get(key)
-        first = self._first_new(entry, steps) if entry is not None else 0
         expr = parse(query.promql)
-        if first == 0:
+        value = None
+        if entry is not None:
+            edge = (self.raw_reach() + reach(query.promql)) * 1000
+            first = int(np.searchsorted(steps, edge, side="left"))  # before it: evaluated every time
+            last = self._first_new(entry, steps)  # from it: changed or new
+            if first < last:
+                offset = int(np.searchsorted(entry.steps, steps[0]))
+                left = Evaluator(reader, steps[:first]).eval(expr) if first else None
+                right = Evaluator(reader, steps[last:]).eval(expr) if last < len(steps) else None
+                value = _spliced(entry.value, offset, first, last, left, right, len(steps))
+                if value is not None:
+                    self.reused += last - first
+        if value is None:
             value = Evaluator(reader, steps).eval(expr)
-        else:
-            part = Evaluator(reader, steps[first:]).eval(expr) if first < len(steps) else None
-            offset = int(np.searchsorted(entry.steps, steps[0]))
-            value = _spliced(entry.value, offset, first, part, len(steps))
-            if value is None:
-                value = Evaluator(reader, steps).eval(expr)
-            else:
-                self.reused += first
         if isinstance(value, Vector | Scalar) and value.values.size <= self.most_values:
             with self._lock:
                 self._held[key] = _Held(version, steps, value)
@@ -144,7 +157,7 @@ class HeldRanges:
         return value
 
     def _first_new(self, entry: _Held, steps: np.ndarray) -> int:
-        """Return how many leading steps the held answer gives as they are (0: evaluate them all)."""
+        """Return the first step the held answer cannot give as it is (0: none it can)."""
         held = entry.steps
         if len(held) < 2 or len(steps) < 2 or held[1] - held[0] != steps[1] - steps[0]:
             return 0
@@ -159,30 +172,38 @@ class HeldRanges:
         return int(np.searchsorted(steps, redo, side="left"))
 
 
-def _spliced(held: Vector | Scalar, offset: int, first: int, part, steps: int) -> Vector | Scalar | None:
-    """Return the held value's ``first`` steps from ``offset`` followed by ``part``'s, over ``steps``
-    steps in all; None when they are not of one type."""
+def _spliced(held, offset: int, first: int, last: int, left, right, steps: int) -> Vector | Scalar | None:
+    """Return ``left`` over the first ``first`` steps, the held value's steps ``first`` to ``last``
+    (from ``offset`` in it), and ``right`` over the rest: ``steps`` in all. None when the parts are
+    not of one type."""
+    parts = [(left, 0, first), (right, last, steps)]
+    if any(part is not None and type(part) is not type(held) for part, _, _ in parts):
+        return None
     if isinstance(held, Scalar):
-        if part is not None and not isinstance(part, Scalar):
-            return None
-        values = held.values[offset : offset + first]
-        return Scalar(np.concatenate([values, part.values]) if part is not None else values.copy())
-    if not isinstance(held, Vector) or (part is not None and not isinstance(part, Vector)):
+        values = np.empty(steps)
+        values[first:last] = held.values[offset + first : offset + last]
+        for part, lo, hi in parts:
+            if part is not None:
+                values[lo:hi] = part.values
+        return Scalar(values)
+    if not isinstance(held, Vector):
         return None
     rows = {labels: i for i, labels in enumerate(held.labels)}
     labels = list(held.labels)
-    for lab in part.labels if part is not None else ():
-        if lab not in rows:
-            rows[lab] = len(labels)
-            labels.append(lab)
+    for part, _, _ in parts:
+        for lab in part.labels if part is not None else ():
+            if lab not in rows:
+                rows[lab] = len(labels)
+                labels.append(lab)
     values = np.full((len(labels), steps), np.nan)
     present = np.zeros((len(labels), steps), dtype=bool)
-    values[: len(held), :first] = held.values[:, offset : offset + first]
-    present[: len(held), :first] = held.present[:, offset : offset + first]
-    if part is not None and len(part):
-        at = [rows[lab] for lab in part.labels]
-        values[at, first:] = part.values
-        present[at, first:] = part.present
+    values[: len(held), first:last] = held.values[:, offset + first : offset + last]
+    present[: len(held), first:last] = held.present[:, offset + first : offset + last]
+    for part, lo, hi in parts:
+        if part is not None and len(part):
+            at = [rows[lab] for lab in part.labels]
+            values[at, lo:hi] = part.values
+            present[at, lo:hi] = part.present
     return Vector(labels, values, present)
 
 

@@ -112,9 +112,9 @@ class EmbeddedSource:
         self.min_step = store.min_step
         self.scrape_interval = scrape_interval
         self.max_samples = max_samples
-        # Answers held for the next window (a live panel's next second): within the raw samples' reach.
+        # Answers held for the next window (a live panel's next second).
         self.held = HeldRanges(
-            lambda: store.version, store.changed_since, lambda: store.clock() - store.tiers[0].retention / 2
+            lambda: store.version, store.changed_since, lambda: store.clock() - store.tiers[0].retention
         )
 
     def reader(self, scope: Scope | None = None, deadline: float | None = None) -> Reader:
