@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from query.promql.answers import range_steps
-from query.promql.engine import Evaluator, parse
+from query.promql.engine import Evaluator, parse, reach_ms
 from query.promql.selectors import Reader
 from query.promql.values import NAME, BadData, Scalar, Vector, label, type_name
 from tsdb.aggregator import SeriesInfo, empty_frame, grid_frame
@@ -78,15 +78,6 @@ def evaluate_range(reader: Reader, query: Query, held: HeldRanges | None = None,
 
 # What makes a step's value depend on samples after it, or on the range asked: never held.
 _NOT_STEPWISE = re.compile(r"@|offset\s*-")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-LOOKBACK = 300.0  # seconds an instant selector looks back for a sample
-
-
-def reach(promql: str) -> float:
-    """Return how far back from a step a query may read, at most (seconds): every duration in its
-    text (ranges, offsets, subqueries) and the instant selectors' lookback, added up."""
-    return LOOKBACK + sum(float(n) * _SECONDS[unit] for n, unit in _DURATION.findall(promql))
 
 
 @dataclass
@@ -105,20 +96,18 @@ class HeldRanges:
     ``offset`` are always evaluated whole), so the answer equals a whole evaluation.
 
     ``version()`` is the store's change count, ``changed_since(v)`` the oldest sample time stored
-    since change ``v`` (None: not known any more), ``raw_reach()`` the oldest raw sample's time.
+    since change ``v`` (None: not known any more).
     """
 
     def __init__(
         self,
         version: Callable[[], int],
         changed_since: Callable[[int], float | None],
-        raw_reach: Callable[[], float],
         most: int = 512,
         most_values: int = 2_000_000,
     ):
         self.version = version
         self.changed_since = changed_since
-        self.raw_reach = raw_reach
         self.most = most
         self.most_values = most_values
         self._held: OrderedDict = OrderedDict()
@@ -136,7 +125,7 @@ class HeldRanges:
         expr = parse(query.promql)
         value = None
         if entry is not None:
-            edge = (self.raw_reach() + reach(query.promql)) * 1000
+            edge = reader.raw_only_from(reach_ms(expr)) * 1000
             first = int(np.searchsorted(steps, edge, side="left"))  # before it: evaluated every time
             last = self._first_new(entry, steps)  # from it: changed or new
             if first < last:

@@ -113,9 +113,7 @@ class EmbeddedSource:
         self.scrape_interval = scrape_interval
         self.max_samples = max_samples
         # Answers held for the next window (a live panel's next second).
-        self.held = HeldRanges(
-            lambda: store.version, store.changed_since, lambda: store.clock() - store.tiers[0].retention
-        )
+        self.held = HeldRanges(lambda: store.version, store.changed_since)
 
     def reader(self, scope: Scope | None = None, deadline: float | None = None) -> Reader:
         """The engine's view of the store for one caller, with one query's budget."""

@@ -109,6 +109,25 @@ def _ms(delta) -> int:
     return 0 if delta is None else round(delta.total_seconds() * 1000)
 
 
+def reach_ms(node) -> int:
+    """Return how far before a step an expression reads samples (ms): an instant selector its lookback,
+    a range its range, a subquery its range and its inner expression's reach, with their offsets."""
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        return LOOKBACK_MS + _ms(node.offset)
+    if kind == "MatrixSelector":
+        return _ms(node.range) + _ms(node.vector_selector.offset)
+    if kind == "SubqueryExpr":
+        return _ms(node.range) + _ms(node.offset) + reach_ms(node.expr)
+    children = [getattr(node, name, None) for name in ("expr", "lhs", "rhs", "param")]
+    children += list(getattr(node, "args", None) or ())
+    return max((reach_ms(child) for child in children if child is not None and not _leaf(child)), default=0)
+
+
+def _leaf(node) -> bool:
+    return isinstance(node, str | int | float)
+
+
 def _op(token) -> str:
     return str(token)
 

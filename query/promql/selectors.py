@@ -118,6 +118,15 @@ class Reader:
         """Unix seconds from which the raw tier holds every sample."""
         return self.store.clock() - self.store.tiers[0].retention
 
+    def raw_only_from(self, reach_ms: int) -> float:
+        """Unix seconds from which a step that reads ``reach_ms`` back reads raw samples only, now and
+        later: past the raw tier's reach, and past the rollup buckets read before the raw samples (cut
+        at their own step, so the cut moves in steps of the tier)."""
+        rollups = [t for t in self.store.tiers[1:] if t.step * 1000 <= reach_ms] or list(
+            self.store.tiers[1:2]
+        )
+        return self.raw_from() + (rollups[-1].step if rollups else 0.0) + reach_ms / 1000
+
     def buckets(self, series_id: int, start_ms: int, end_ms: int, range_ms: int) -> Buckets:
         """Read one series for windows of ``range_ms``: raw samples where the raw tier holds them, and
         before that the buckets of the coarsest rollup tier no wider than a window (select hints: the
