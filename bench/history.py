@@ -68,6 +68,7 @@ def deployed(seconds_of_history: int = 900, **settings: str):
             PULSEBOARD_DATA_DIR=data_dir,
             PULSEBOARD_DEMO="false",
             PULSEBOARD_SYSTEM_INTERVAL="1",
+            PULSEBOARD_STORE__RAW__RETENTION="1h",  # the production tiers, without its logins
             **settings,
         )
         command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]

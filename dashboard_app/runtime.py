@@ -210,7 +210,7 @@ class Runtime:
             lambda: self.alerts.changes,
             self.scheduler.trouble,
         )
-        self.scheduler.every("answers", AHEAD_EVERY, self.panel_views.ahead)
+        self.scheduler.every("answers", AHEAD_EVERY, lambda: self.panel_views.ahead(self.store.changed))
         self.scheduler.every("flush", settings.store.flush_interval, self._flush)
         self.scheduler.every("memory", allocator.TRIM_EVERY, allocator.hand_back)
         for problem in self.problems:

@@ -151,6 +151,7 @@ class Store:
         self.appended = 0
         self.version = 0  # changes so far (appends, removals): what an answer computed at one was read from
         self._changes: deque[tuple[int, float]] = deque(maxlen=CHANGES_KEPT)  # (version, oldest time)
+        self.changed = threading.Event()  # set at every change, for whoever renders ahead of readers
         self.backfilled = 0
         self.too_old = 0
         self.not_finite = 0
@@ -598,6 +599,7 @@ class Store:
     def _changed(self, oldest: float) -> None:
         self.version += 1
         self._changes.append((self.version, oldest))
+        self.changed.set()
 
     def changed_since(self, version: int) -> float | None:
         """Return the time of the oldest sample stored since ``version`` (inf: nothing stored since),

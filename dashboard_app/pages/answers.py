@@ -97,6 +97,12 @@ class SharedAnswers:
                 self._flights.pop(key, None)
             flight.done.set()
 
+    def peek(self, key: Any) -> Any | None:
+        """Return the value held for ``key``, or None, without computing it."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry.value if entry is not None else None
+
     def by_token(self, token: Any) -> Answer | None:
         """Return the answer a viewer's render state names, if it is still held."""
         if not isinstance(token, str):

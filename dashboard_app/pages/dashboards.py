@@ -110,7 +110,7 @@ def panel_answers(views, source, view: dict, panels: list, window: Window, relat
     out = []
     for panel in panels:
         pv = views.view(source, view["dashboard"], panel, view["variables"], view["theme"], window, relative)
-        out.append((panel, views.answer(source, pv)))
+        out.append((panel, views.answer(source, pv, live=relative)))
     return out
 
 

@@ -15,6 +15,7 @@ watched, not by the viewers.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -52,6 +53,7 @@ def aligned(window: Window, step: float, relative: bool) -> Window:
 class _Made:
     key: tuple
     token: str
+    made: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class PanelView:
 AHEAD_EVERY = 0.2  # seconds between looks for new answers of watched views
 WATCHED_FOR = 15.0  # seconds a view is rendered ahead after a viewer last asked for it (3 refreshes)
 EDGE_AHEAD = 1.5 * AHEAD_EVERY  # a window edge this close (seconds) is rendered before it comes
+FRESH_FOR = 2.0  # seconds an answer of a watched view is given while the next one is rendered ahead
 HELD_ANSWERS = 6  # answers of a view viewers may hold (a 5 s refresh of 1 s samples), patched ahead
 
 
@@ -133,9 +136,15 @@ class PanelViews:
         version = (newest(source, panel), panel_trouble(panel, self.trouble), self.alert_changes())
         return PanelView(panel, window, view, (*view, window.start, window.end, *version))
 
-    def ahead(self) -> int:
+    def ahead(self, changed: threading.Event | None = None) -> int:
         """Render the answers of the views watched lately that are new since the last call (a new
-        sample, the window's next edge coming), and the patches to them; return how many."""
+        sample, the window's next edge coming), and the patches to them; return how many.
+
+        ``changed``: wait for it (the store's change, set by every append) at most ``AHEAD_EVERY``
+        seconds first, so a new second is rendered as soon as it is stored."""
+        if changed is not None:
+            changed.wait(AHEAD_EVERY)
+            changed.clear()
         made = 0
         now, moment = time.time(), time.monotonic()
         for key, w in list(self._watched.items()):
@@ -160,12 +169,22 @@ class PanelViews:
             w.source, w.dashboard_id, w.panel, w.chosen, w.theme, Window(end - w.span, end), True
         )
 
-    def answer(self, source, pv: PanelView) -> Answer:
-        """Return the panel's answer, computed by the first viewer who asks for this key."""
-        answer = self.cache.get(("figure", pv.key), lambda: self._compute(source, pv))
+    def answer(self, source, pv: PanelView, live: bool = False) -> Answer:
+        """Return the panel's answer, computed by the first viewer who asks for this key.
+
+        ``live``: while the newest answer of a watched view is not rendered yet, the one before it
+        (made less than ``FRESH_FOR`` seconds ago) is given at once, and the render ahead makes the
+        newest for the next refresh; no refresh waits for a render or makes one of its own.
+        """
         watched = self._watched.get((pv.view, pv.window.span))
+        if live and watched is not None and watched.recent and self.cache.peek(("figure", pv.key)) is None:
+            last = watched.recent[-1]
+            previous = self.cache.by_token(last.token) if time.monotonic() - last.made < FRESH_FOR else None
+            if previous is not None:
+                return previous  # the newest is being rendered ahead: the next refresh brings it
+        answer = self.cache.get(("figure", pv.key), lambda: self._compute(source, pv))
         if watched is not None and not any(made.key == pv.key for made in watched.recent):
-            watched.recent.append(_Made(pv.key, answer.token))  # what viewers now hold, patched ahead
+            watched.recent.append(_Made(pv.key, answer.token, time.monotonic()))  # viewers hold it
         return answer
 
     def patch(self, held: str | None, new: Answer) -> bytes | None:
