@@ -104,6 +104,7 @@ class PanelViews:
         self.alert_changes = alert_changes
         self.trouble = trouble
         self._watched: dict[tuple, _Watched] = {}
+        self._ahead_at = -math.inf  # time.monotonic() of the render ahead's last look
 
     def view(
         self,
@@ -145,6 +146,7 @@ class PanelViews:
         if changed is not None:
             changed.wait(AHEAD_EVERY)
             changed.clear()
+        self._ahead_at = time.monotonic()
         made = 0
         now, moment = time.time(), time.monotonic()
         for key, w in list(self._watched.items()):
@@ -172,12 +174,13 @@ class PanelViews:
     def answer(self, source, pv: PanelView, live: bool = False) -> Answer:
         """Return the panel's answer, computed by the first viewer who asks for this key.
 
-        ``live``: while the newest answer of a watched view is not rendered yet, the one before it
-        (made less than ``FRESH_FOR`` seconds ago) is given at once, and the render ahead makes the
-        newest for the next refresh; no refresh waits for a render or makes one of its own.
+        ``live``: while the render ahead runs and the newest answer of a watched view is not rendered
+        yet, the one before it (made less than ``FRESH_FOR`` seconds ago) is given at once, and the
+        render ahead makes the newest for the next refresh: no refresh waits for a render.
         """
         watched = self._watched.get((pv.view, pv.window.span))
-        if live and watched is not None and watched.recent and self.cache.peek(("figure", pv.key)) is None:
+        rendering = time.monotonic() - self._ahead_at < 3 * AHEAD_EVERY  # the render ahead is running
+        if live and rendering and watched and watched.recent and self.cache.peek(("figure", pv.key)) is None:
             last = watched.recent[-1]
             previous = self.cache.by_token(last.token) if time.monotonic() - last.made < FRESH_FOR else None
             if previous is not None:
