@@ -138,6 +138,7 @@ def measure(name: str, argv: list[str], scrape_url: str | None, env: dict | None
         if scrape_url is not None:
             wait_for(scrape_url, name)
         sizes = [0]
+        scraper = requests.Session()  # one connection kept open, as Prometheus scrapes
 
         def scrape_for(seconds: float) -> None:
             end = time.monotonic() + seconds
@@ -145,7 +146,7 @@ def measure(name: str, argv: list[str], scrape_url: str | None, env: dict | None
                 time.sleep(seconds)
             while scrape_url is not None and time.monotonic() < end:
                 tick = time.monotonic()
-                sizes.append(len(requests.get(scrape_url, timeout=5).content))
+                sizes.append(len(scraper.get(scrape_url, timeout=5).content))
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
         scrape_for(WARMUP)

@@ -6,6 +6,7 @@ No pages, no history on disk, no alerts: Prometheus keeps the history and the da
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from collectors.instruments import Instruments
 from collectors.producers import schedule_producers
@@ -43,5 +44,16 @@ class Agent:
     def start(self) -> None:
         self.scheduler.start()
 
+    def serve(self, host: str, port: int) -> None:
+        """Serve /metrics until stopped: a thread per connection, kept open between scrapes."""
+        make_server(host, port, self.server, threaded=True, request_handler=_Handler).serve_forever()
+
     def stop(self) -> None:
         self.scheduler.stop()
+
+
+class _Handler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"  # a scraper's connection stays open from one scrape to the next
+
+    def log_request(self, code="-", size="-") -> None:
+        """A scrape a second is not news: errors are still logged."""

@@ -150,7 +150,7 @@ def agent(args: argparse.Namespace) -> int:
     atexit.register(runner.stop)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Pulseboard agent ({args.env}): metrics on http://{args.host}:{port}/metrics", flush=True)
-    runner.server.run(host=args.host, port=port, debug=False)
+    runner.serve(args.host, port)
     return 0
 
 
