@@ -13,12 +13,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from ingest.batch import Batch, Rows
 from ingest.incoming import BodyError
+from ingest.prompb.otlp_columns import ExportColumns
 
 UNIT_WORDS = {
     "d": "days",
@@ -60,12 +64,11 @@ class OtlpError(BodyError):
     """A body that is not an OTLP metrics export; the message says where."""
 
 
-def decode(body: bytes, json_body: bool) -> ExportMetricsServiceRequest:
+def decode(body: bytes, json_body: bool) -> ExportMetricsServiceRequest | ExportColumns:
     """Parse an export request from its protobuf or JSON encoding."""
     from google.protobuf import json_format
-    from google.protobuf.message import DecodeError
 
-    request = ExportMetricsServiceRequest()
+    request = ExportMetricsServiceRequest() if json_body else ExportColumns()
     try:
         if json_body:
             json_format.Parse(body.decode("utf-8"), request)
@@ -105,7 +108,9 @@ def metric_name(name: str, unit: str, kind: str, counter: bool) -> str:
     return out
 
 
+@lru_cache(maxsize=4096)
 def label_name(key: str) -> str:
+    """Return the Prometheus label name of an OTLP attribute key (remembered: keys repeat)."""
     name = _NOT_LABEL.sub("_", key)
     return (
         f"key_{name}" if name[:1].isdigit() else ("key" + name if name.startswith("__") else name) or "key_"
@@ -114,11 +119,37 @@ def label_name(key: str) -> str:
 
 def _value(any_value) -> str:
     kind = any_value.WhichOneof("value")
+    if kind == "string_value":
+        return any_value.string_value
     return "" if kind is None else str(getattr(any_value, kind))
 
 
+_SEEN: dict[tuple[bytes, ...], dict[str, str]] = {}  # a number point's attribute bytes -> its labels
+_SEEN_HELD = 100_000
+
+
 def _attributes(attributes) -> dict[str, str]:
-    return {label_name(a.key): _value(a.value) for a in attributes}
+    """Return the labels of a point's attributes: decoded ones, or bytes (``ExportColumns``) decoded
+    once and then known by their bytes."""
+    if not attributes:
+        return {}
+    if not isinstance(attributes[0], bytes):
+        return {label_name(a.key): _value(a.value) for a in attributes}
+    raw = tuple(attributes)
+    found = _SEEN.get(raw)
+    if found is None:
+        found = {}
+        for blob in raw:
+            pair = KeyValue()
+            try:
+                pair.ParseFromString(blob)
+            except DecodeError as exc:
+                raise OtlpError(f"an attribute that is not a KeyValue: {exc}") from None
+            found[label_name(pair.key)] = _value(pair.value)
+        if len(_SEEN) >= _SEEN_HELD:
+            _SEEN.clear()
+        _SEEN[raw] = found
+    return found
 
 
 def _resource_labels(resource) -> dict[str, str]:
