@@ -104,12 +104,13 @@ class HeldRanges:
         version: Callable[[], int],
         changed_since: Callable[[int], float | None],
         most: int = 512,
-        most_values: int = 2_000_000,
+        most_values: int = 2_000_000,  # numbers held in all (9 bytes each with their presence)
     ):
         self.version = version
         self.changed_since = changed_since
         self.most = most
         self.most_values = most_values
+        self.values = 0  # numbers held now
         self._held: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.reused = 0  # steps taken from held answers, for tests and /status
@@ -137,12 +138,15 @@ class HeldRanges:
                     self.reused += last - first
         if value is None:
             value = Evaluator(reader, steps).eval(expr)
-        if isinstance(value, Vector | Scalar) and value.values.size <= self.most_values:
+        if isinstance(value, Vector | Scalar) and value.values.size <= self.most_values // 4:
             with self._lock:
+                old = self._held.pop(key, None)
+                self.values -= old.value.values.size if old is not None else 0
                 self._held[key] = _Held(version, steps, value)
-                self._held.move_to_end(key)
-                while len(self._held) > self.most:
-                    self._held.popitem(last=False)
+                self.values += value.values.size
+                while len(self._held) > self.most or self.values > self.most_values:
+                    _, gone = self._held.popitem(last=False)
+                    self.values -= gone.value.values.size
         return value
 
     def _first_new(self, entry: _Held, steps: np.ndarray) -> int:

@@ -89,3 +89,17 @@ def test_a_removed_series_or_a_late_sample_makes_the_whole_answer_again():
     store.append([Sample("g", (("host", "a"),), 100.0, base + 50.5)])
     later = Query("sum(g)", base + 21, base + 100, 1.0).aligned()
     pd.testing.assert_frame_equal(source.evaluate(later), evaluate_range(source.reader(), later))
+
+
+def test_what_is_held_stays_within_its_bound():
+    store = build_store(load_settings("development", environ={}))
+    source = EmbeddedSource(store)
+    source.held.most_values = 2_000  # numbers
+    base = time.time() - 400
+    for k in range(300):
+        store.append(_samples(base + k, k))
+    for span in range(60, 300, 10):  # 24 answers of 3 series over up to 300 steps
+        query = Query("g", base + 299 - span, base + 299, 1.0).aligned()
+        pd.testing.assert_frame_equal(source.evaluate(query), evaluate_range(source.reader(), query))
+        assert source.held.values <= 2_000
+    assert 0 < len(source.held._held) < 24
