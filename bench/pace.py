@@ -28,6 +28,7 @@ import cramjam
 import requests
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from bench import protocols
 from bench.ingest import API, Server, cpu_seconds
 from bench.report import free_port, wait_for
 from ingest.prompb.remote_pb2 import WriteRequest
@@ -96,15 +97,9 @@ def json_body(batch, everything) -> bytes:
     return json.dumps({"samples": samples}).encode()
 
 
-PROTOCOLS = {  # name -> (path, headers, body maker)
-    "remote write": (
-        "/api/v1/write",
-        {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
-        remote_write_body,
-    ),
-    "OTLP/HTTP": ("/v1/metrics", {"Content-Type": "application/x-protobuf"}, otlp_body),
-    "JSON push": (API + "/metrics/custom/record", {"Content-Type": "application/json"}, json_body),
-}
+MAKERS = {"remote write": remote_write_body, "OTLP/HTTP": otlp_body, "JSON push": json_body}
+# name -> (path, headers, body maker): the endpoints and headers bench.protocols sends to
+PROTOCOLS = {name: (path, headers, MAKERS[name]) for name, (path, headers, _) in protocols.PROTOCOLS.items()}
 
 
 def send(url: str, path: str, headers: dict, shards: list[list[bytes]], pid: int | None) -> dict:
