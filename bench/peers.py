@@ -138,7 +138,7 @@ def measure(name: str, argv: list[str], scrape_url: str | None, env: dict | None
         if scrape_url is not None:
             wait_for(scrape_url, name)
         sizes = [0]
-        scraper = requests.Session()  # one connection kept open, as Prometheus scrapes
+        scraper = requests.Session()  # the connection kept where the server allows, as Prometheus does
 
         def scrape_for(seconds: float) -> None:
             end = time.monotonic() + seconds

@@ -45,7 +45,7 @@ class Agent:
         self.scheduler.start()
 
     def serve(self, host: str, port: int) -> None:
-        """Serve /metrics until stopped: a thread per connection, kept open between scrapes."""
+        """Serve /metrics until stopped, a thread per connection, without a log line per scrape."""
         make_server(host, port, self.server, threaded=True, request_handler=_Handler).serve_forever()
 
     def stop(self) -> None:
@@ -53,7 +53,5 @@ class Agent:
 
 
 class _Handler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"  # a scraper's connection stays open from one scrape to the next
-
     def log_request(self, code="-", size="-") -> None:
         """A scrape a second is not news: errors are still logged."""
