@@ -181,7 +181,7 @@ class Api:
             raise ApiError(f"the body is larger than {self.max_body:,} bytes", 413)
         if not raw:
             raise ApiError("the body must be a JSON object", field="body")
-        if not _LONG_NUMBER.search(raw):
+        if _TWENTY_DIGITS not in raw.translate(_DIGITS):
             try:
                 return orjson.loads(raw)  # in C; what it refuses is read again below, for the reason
             except orjson.JSONDecodeError:
@@ -331,8 +331,10 @@ def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
-# Integers past 64 bits, which orjson reads as floats and Python's json as integers: read by the latter.
-_LONG_NUMBER = re.compile(rb"\d{20}")
+# Integers past 64 bits, which orjson reads as floats and Python's json as integers, are read by the
+# latter: a body with a run of 20 digits (found by mapping every digit to 0 and the rest to a space).
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_TWENTY_DIGITS = b"0" * 20
 
 
 def _reject_constant(name: str):
