@@ -225,6 +225,34 @@ def test_a_gauges_history_may_arrive_late_and_is_stored_where_it_belongs(pulsebo
     assert latest_value["series"][0]["value"] == 9  # history does not replace the newest value
 
 
+def test_pushed_gauges_are_stored_whatever_path_their_body_takes(pulseboard):
+    """A push of known gauges goes to the store in columns; a label that is an integer past 64 bits
+    keeps its digits (its body is read by Python's json); both read back as sent."""
+    body = {"name": "shop_stock_level", "type": "gauge", "help": "Items in stock.", "labels": ["sku"]}
+    assert pulseboard.call("POST", "/metrics/custom/register", body).status_code == 201
+    now = time.time()
+    first = [
+        {"name": "shop_stock_level", "labels": {"sku": f"s{i}"}, "value": i, "timestamp": now - 5}
+        for i in range(3)
+    ]
+    assert record(pulseboard, *first).json()["stored"] == 3  # labels checked one by one, then known
+    again = [{**sample, "value": sample["value"] + 10, "timestamp": now - 4} for sample in first]
+    assert record(pulseboard, *again).json()["stored"] == 3  # known labels: the columns' path
+    huge = {
+        "name": "shop_stock_level",
+        "labels": {"sku": 18446744073709551617},
+        "value": 1.5,
+        "timestamp": now,
+    }
+    assert record(pulseboard, huge).json()["stored"] == 1
+    assert latest(pulseboard, "shop_stock_level") == {
+        (("sku", "s0"),): 10,
+        (("sku", "s1"),): 11,
+        (("sku", "s2"),): 12,
+        (("sku", "18446744073709551617"),): 1.5,
+    }
+
+
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_json_nan_and_infinity_are_refused(pulseboard, constant):
     register(pulseboard)
