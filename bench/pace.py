@@ -17,7 +17,6 @@ import argparse
 import http.client
 import json
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -30,7 +29,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from bench import protocols
 from bench.ingest import API, Server, cpu_seconds
-from bench.report import free_port, wait_for
 from ingest.prompb.remote_pb2 import WriteRequest
 
 NAMES, PER_NAME = 100, 100  # 10,000 series
@@ -141,25 +139,6 @@ def send(url: str, path: str, headers: dict, shards: list[list[bytes]], pid: int
     }
 
 
-def prometheus_receiver(tmp: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    (tmp / "prometheus.yml").write_text("global: {scrape_interval: 15s}\n")
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-remote-write-receiver",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url + "/-/ready", "Prometheus")
-    return proc, url
-
-
 def pulseboard(protocol: str, server: Server, rounds: int, start: float) -> dict:
     path, headers, make = PROTOCOLS[protocol]
     everything = series()
@@ -178,7 +157,7 @@ def one_run(rounds: int, root: str | None) -> dict:
     bodies = [[remote_write_body(b, everything) for b in shard] for shard in shard_batches(rounds, start)]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = prometheus_receiver(Path(tmp))
+        proc, url = protocols.prometheus(Path(tmp), "--web.enable-remote-write-receiver")
         try:
             out["Prometheus"] = send(url, "/api/v1/write", PROTOCOLS["remote write"][1], bodies, proc.pid)
         finally:

@@ -25,7 +25,7 @@ import requests
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from bench.ingest import API, Server, cpu_seconds
-from bench.report import free_port
+from bench.report import free_port, wait_for
 from ingest.prompb.remote_pb2 import WriteRequest
 
 BATCH = 500  # samples per request: Prometheus 2.42's max_samples_per_send
@@ -147,6 +147,11 @@ def prometheus_from_openmetrics(lines: list[str], tmp: Path, retention: str) -> 
         check=True,
         capture_output=True,
     )
+    return prometheus(tmp, f"--storage.tsdb.retention.time={retention}")
+
+
+def prometheus(tmp: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """Prometheus 2.42 on a free port with its data in ``tmp`` and these flags, ready; its URL."""
     port = free_port()
     (tmp / "prometheus.yml").write_text("global: {scrape_interval: 15s}\n")
     proc = subprocess.Popen(
@@ -154,20 +159,14 @@ def prometheus_from_openmetrics(lines: list[str], tmp: Path, retention: str) -> 
             "prometheus",
             f"--config.file={tmp / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--storage.tsdb.retention.time={retention}",
             f"--web.listen-address=127.0.0.1:{port}",
+            *flags,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if requests.get(url + "/-/ready", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
+    wait_for(url + "/-/ready", "Prometheus")
     return proc, url
 
 

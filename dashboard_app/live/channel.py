@@ -17,7 +17,7 @@ from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import ScopedSource, reads
 from dashboard_app.live.connections import PoolFull
 from dashboard_app.pages.panels import narrow_dashboard, query_frame
-from dashboard_app.pages.views import levels_of, newest
+from dashboard_app.pages.views import newest
 from dashboard_app.runtime import Runtime
 from ingest.paths import API_PREFIX
 from layouts.schema import Dashboard, Panel
@@ -77,7 +77,7 @@ class SharedUpdates:
         """
         now = self.runtime.clock()
         tick = math.floor(now / refresh)
-        view = (dashboard.id, refresh, tuple(sorted(chosen.items())), levels_of(source))
+        view = (dashboard.id, refresh, tuple(sorted(chosen.items())), source.levels)
 
         def compute() -> str:
             end = (tick + 1) * refresh  # the tick's edge: every viewer of the tick asks the same

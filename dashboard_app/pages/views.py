@@ -28,11 +28,6 @@ from dashboard_app.sources.source import NotPermitted
 from layouts.schema import Panel
 
 
-def levels_of(source) -> tuple[str, ...]:
-    """Return the access levels a caller reads, as a key: callers with the same ones share answers."""
-    return source.levels
-
-
 def newest(source, panel: Panel) -> float:
     """Return the time of the newest sample of any series a panel shows (0: none, or none it may read)."""
     try:
@@ -133,7 +128,7 @@ class PanelViews:
     ):
         step, _ = bucket_step(source, panel, window.span, self.points)
         window = aligned(window, step, relative)
-        view = (dashboard_id, panel.id, tuple(sorted(chosen.items())), theme, levels_of(source))
+        view = (dashboard_id, panel.id, tuple(sorted(chosen.items())), theme, source.levels)
         version = (newest(source, panel), panel_trouble(panel, self.trouble), self.alert_changes())
         return PanelView(panel, window, view, (*view, window.start, window.end, *version))
 
