@@ -187,6 +187,17 @@ def _time_layout(frame: pd.DataFrame, panel: Panel, scale: Scale, **extra) -> di
     if panel.unit == "ratio":
         top = float(np.nanmax(frame.to_numpy(dtype=float)))
         yaxis["range"] = [0, 100 * max(1.0, top)]
+    low = None if panel.min is None else panel.min / scale.factor
+    high = None if panel.max is None else panel.max / scale.factor
+    if low is not None and high is not None:
+        yaxis["range"] = [low, high]
+    elif low is not None or high is not None:
+        yaxis.pop("range", None)
+        yaxis["autorangeoptions"] = {
+            k: v for k, v in (("minallowed", low), ("maxallowed", high)) if v is not None
+        }
+        if low is not None and low < 0:
+            yaxis["rangemode"] = "normal"
     layout = {
         "xaxis": {"type": "date", "range": _window(frame), "showgrid": False, "automargin": True},
         "yaxis": yaxis,
@@ -215,6 +226,17 @@ def line(frame: pd.DataFrame, panel: Panel, fill: str | None = None) -> Figure:
             "line": {"width": 2, **series_line(i)},
             "hovertemplate": _hover(scale),
         }
+        if panel.stack:
+            # Stacked series add up point by point: a gap counts as zero, as Grafana stacks them.
+            trace.update(
+                stackgroup="stack",
+                x=_ms(frame.index),
+                y=np.nan_to_num(_values(frame[column].to_numpy(dtype=float), scale)),
+            )
+            if not fill:
+                trace["fill"] = "none"
+            traces.append(trace)
+            continue
         if not fill:
             traces.append({**trace, "x": x, "y": y})
             continue
@@ -302,16 +324,19 @@ def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show the newest value of the first series on a dial with threshold bands."""
     if frame.empty:
         return no_data(panel)
+    if len(frame.columns) > 1:
+        return several(frame, panel, gauge)
     value = float(_latest(frame).iloc[0])
     top = panel.max if panel.max is not None else (1.0 if panel.unit == "ratio" else max(value * 1.25, 1e-9))
+    bottom = panel.min if panel.min is not None else 0.0
     scale, number = _number(panel, top)
     steps = []
     if panel.thresholds:
         t = panel.thresholds
         if t.direction == "above":
-            bands = [(0, t.warn, "ok"), (t.warn, t.crit, "warn"), (t.crit, top, "crit")]
+            bands = [(bottom, t.warn, "ok"), (t.warn, t.crit, "warn"), (t.crit, top, "crit")]
         else:
-            bands = [(0, t.crit, "crit"), (t.crit, t.warn, "warn"), (t.warn, top, "ok")]
+            bands = [(bottom, t.crit, "crit"), (t.crit, t.warn, "warn"), (t.warn, top, "ok")]
         steps = [
             {"range": [a / scale.factor, b / scale.factor], "color": STATUS_COLORS[level], "thickness": 0.25}
             for a, b, level in bands
@@ -323,7 +348,10 @@ def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
         "value": value / scale.factor,
         "number": number,
         "gauge": {
-            "axis": {"range": [0, top / scale.factor], "ticksuffix": scale.suffix.strip()},
+            "axis": {
+                "range": [bottom / scale.factor, top / scale.factor],
+                "ticksuffix": scale.suffix.strip(),
+            },
             "bar": {"color": color, "thickness": 0.6},
             "steps": steps,
             "borderwidth": 0,
@@ -334,6 +362,8 @@ def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
 
 def stat(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show a big number, its change against the previous period and a sparkline."""
+    if len(frame.columns) > 1:
+        return several(frame, panel, stat)
     column = frame[frame.columns[0]].dropna() if not frame.empty else pd.Series(dtype=float)
     if column.empty:
         return no_data(panel)
@@ -459,6 +489,118 @@ def heatmap(frame: pd.DataFrame, panel: Panel) -> Figure:
     )
 
 
+MOST_SHOWN = 24  # series a stat or gauge shows side by side; past that, the worst of them
+
+
+def _badness(panel: Panel, value: float) -> float:
+    """Order values from best to worst: high is bad unless thresholds say low is."""
+    below = panel.thresholds is not None and panel.thresholds.direction == "below"
+    return -value if below else value
+
+
+def several(frame: pd.DataFrame, panel: Panel, builder: Builder) -> Figure:
+    """Show a stat or gauge over several series: each one in its own cell, or only the worst."""
+    latest = _latest(frame).dropna()
+    if latest.empty:
+        return no_data(panel)
+    ranked = sorted(latest.index, key=lambda c: _badness(panel, float(latest[c])), reverse=True)
+    if panel.several == "worst" or len(ranked) > MOST_SHOWN:
+        worst = ranked[0]
+        figure = builder(frame[[worst]], panel)
+        more = f" (worst of {len(ranked)})"
+        figure["layout"].setdefault("annotations", []).append(_cell_title(f"{worst}{more}", [0, 1], [0, 1]))
+        return figure
+    columns = [c for c in frame.columns if c in latest.index]
+    n = len(columns)
+    across = min(n, max(1, round((n * panel.grid.w / max(panel.grid.h, 1)) ** 0.5)))
+    rows = -(-n // across)
+    traces, notes = [], []
+    for i, column in enumerate(columns):
+        r, c = divmod(i, across)
+        x = [c / across + 0.01, (c + 1) / across - 0.01]
+        y = [1 - (r + 1) / rows + 0.02, 1 - r / rows - 0.12 / rows]
+        value = float(latest[column])
+        scale, number = _number(panel, value)
+        level = panel.thresholds.level(value) if panel.thresholds else None
+        number["font"] = {
+            "size": max(12, min(32, int(180 / max(across, rows)))),
+            **({"color": STATUS_COLORS[level]} if level else {}),
+        }
+        trace = {
+            "type": "indicator",
+            "value": value / scale.factor,
+            "number": number,
+            "domain": {"x": x, "y": y},
+        }
+        if builder is gauge:
+            top = (
+                panel.max
+                if panel.max is not None
+                else (1.0 if panel.unit == "ratio" else float(latest.max()) * 1.25)
+            )
+            bottom = panel.min if panel.min is not None else 0.0
+            trace.update(
+                mode="gauge+number",
+                gauge={
+                    "axis": {
+                        "range": [bottom / scale.factor, top / scale.factor],
+                        "visible": across * rows <= 4,
+                    },
+                    "bar": {
+                        "color": STATUS_COLORS[level] if level else SERIES_COLORS[i % len(SERIES_COLORS)]
+                    },
+                    "borderwidth": 0,
+                },
+            )
+        else:
+            trace["mode"] = "number"
+        traces.append(trace)
+        notes.append(_cell_title(str(column), x, [y[1], y[1] + 0.1 / rows]))
+    return _figure(traces, margin={"l": 4, "r": 4, "t": 4, "b": 4}, hovermode=False, annotations=notes)
+
+
+def _cell_title(text: str, x: list[float], y: list[float]) -> dict:
+    return {
+        "text": text if len(text) <= 40 else text[:39] + "…",
+        "showarrow": False,
+        "xref": "paper",
+        "yref": "paper",
+        "x": (x[0] + x[1]) / 2,
+        "y": y[1],
+        "xanchor": "center",
+        "yanchor": "top",
+        "font": {"size": 11},
+    }
+
+
+def note(panel: Panel) -> Figure:
+    """Return a panel that shows its text (Markdown shown as plain lines)."""
+    lines = []
+    for raw in (panel.text or "").strip().splitlines()[:14]:
+        line = raw.strip().lstrip("#>*- ").replace("**", "").replace("`", "")
+        lines.append(plain(line if len(line) <= 90 else line[:89] + "…"))
+    return _figure(
+        [],
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        meta={"text": True, "panel": panel.id},
+        annotations=[
+            {
+                "text": "<br>".join(lines) or "&nbsp;",
+                "showarrow": False,
+                "x": 0,
+                "y": 1,
+                "xanchor": "left",
+                "yanchor": "top",
+                "align": "left",
+                "xref": "paper",
+                "yref": "paper",
+                "font": {"size": 13},
+            }
+        ],
+    )
+
+
 CHARTS: dict[str, Builder] = {
     "line": line,
     "area": area,
@@ -479,6 +621,8 @@ def plain(text: object) -> str:
 
 def build_figure(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Build a panel's figure with the builder its chart type names; series names show as text."""
+    if not panel.queries:
+        return note(panel)
     return CHARTS[panel.type](frame.rename(columns=plain), panel)
 
 

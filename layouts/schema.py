@@ -14,7 +14,7 @@ from tsdb.selector import SelectorError, parse_selector
 
 CHART_TYPES = ("line", "area", "bar", "pie", "gauge", "stat", "table", "heatmap")
 GRID_COLUMNS = 12
-MAX_PANELS = 100  # panels one dashboard may hold: a browser draws 5,000 of them for minutes
+MAX_PANELS = 200  # panels one dashboard may hold (Node Exporter Full has 141): 5,000 take a browser minutes
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # matched whole: no trailing newline slips through
 
 ChartType = Literal[CHART_TYPES]
@@ -155,10 +155,22 @@ class Panel(_Strict):
     id: str
     title: str = Field(min_length=1)
     type: ChartType
-    queries: tuple[PanelQuery, ...] = Field(min_length=1)
+    queries: tuple[PanelQuery, ...] = Field(
+        description="What the panel draws: at least one query, unless the panel only shows text ([])."
+    )
     unit: str | None = Field(None, description="Defaults to the unit the first query's metric declares.")
     thresholds: Thresholds | None = None
-    max: float | None = Field(None, description="Top of a gauge's scale (default 100% for ratios).")
+    min: float | None = Field(None, description="Bottom of the value axis or a gauge's scale (default 0).")
+    max: float | None = Field(
+        None, description="Top of the value axis or a gauge's scale (default 100% for ratios)."
+    )
+    stack: bool = Field(False, description="Stack the series (line, area and bar).")
+    several: Literal["each", "worst"] = Field(
+        "each", description="A stat or gauge over several series: show each one, or only the worst."
+    )
+    text: str | None = Field(
+        None, max_length=20_000, description="Text shown in the panel (Markdown); a panel may hold only text."
+    )
     description: str = ""
     step: Duration | None = Field(
         None, gt=0, description="Smallest bucket, e.g. 1m so each percentile has enough observations."
@@ -167,6 +179,14 @@ class Panel(_Strict):
     grid: Grid = Grid()
 
     _id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @model_validator(mode="after")
+    def _draws_something(self):
+        if not self.queries and self.text is None:
+            raise ValueError("queries: a panel needs at least one query, or a text to show")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
 
     @field_validator("unit")
     @classmethod
@@ -179,20 +199,62 @@ class Panel(_Strict):
         return value
 
 
-class Variable(_Strict):
-    """A choice at the top of a dashboard: one label's value, applied to every panel's queries."""
+VARIABLE_KINDS = ("label", "custom", "interval")
 
-    name: str = Field(description="The label it sets, e.g. instance or job.")
-    title: str | None = Field(None, description="What the page calls it; defaults to the label name.")
+
+class Variable(_Strict):
+    """A choice at the top of a dashboard: a label's value, or one of a list, put into panels' queries.
+
+    A query names a variable as ``$name`` (or ``${name}``, ``[[name]]``); a label variable with
+    ``narrow`` also keeps only its value in every query that does not name it.
+    """
+
+    name: str = Field(description="The label it sets (e.g. instance), or the name queries use ($name).")
+    title: str | None = Field(None, description="What the page calls it; defaults to the name.")
+    kind: Literal[VARIABLE_KINDS] = Field(
+        "label", description="label: the values of a label; custom: a list; interval: a list of durations."
+    )
+    label: str | None = Field(None, description="The label whose values are offered; defaults to the name.")
     values_from: str | None = Field(
         None, description="Selector whose series list the values, e.g. pulseboard_system_cpu_usage_ratio."
     )
+    values: tuple[str, ...] = Field((), description="The choices of a custom or interval variable.")
+    default: str | None = Field(None, description="The value chosen when the page names none.")
+    narrow: bool = Field(
+        True, description="A label variable: keep only the chosen value in queries that do not name it."
+    )
+
+    @property
+    def listed_label(self) -> str:
+        """The label whose values the page offers."""
+        return self.label or self.name
+
+    def value(self, chosen: str | None) -> str | None:
+        """The value put into a query: the chosen one, else the default (None: every value)."""
+        if chosen:
+            return chosen
+        if self.default:
+            return self.default
+        return self.values[0] if self.kind != "label" and self.values else None
+
+    @model_validator(mode="after")
+    def _listed(self):
+        if self.kind != "label" and not self.values:
+            raise ValueError(f"values: a {self.kind} variable lists its choices")
+        return self
 
     @field_validator("name")
     @classmethod
     def _label(cls, value: str) -> str:
         if not LABEL_NAME.fullmatch(value) or value.startswith("__"):
             raise ValueError(f"a variable names a label: {LABEL_NAME.pattern}, not starting with __")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label_name(cls, value: str | None) -> str | None:
+        if value is not None and not LABEL_NAME.fullmatch(value):
+            raise ValueError(f"a label name: {LABEL_NAME.pattern}")
         return value
 
     @field_validator("values_from")
@@ -238,6 +300,9 @@ class Dashboard(_Strict):
     def chosen(self, values: dict) -> dict[str, str]:
         """Return the variables' values among request or URL parameters (empty means all)."""
         return {v.name: str(values[v.name]) for v in self.variables if values.get(v.name)}
+
+    def variable(self, name: str) -> Variable | None:
+        return next((v for v in self.variables if v.name == name), None)
 
     def panel(self, panel_id: str) -> Panel:
         return next(p for p in self.panels if p.id == panel_id)

@@ -8,6 +8,7 @@ import requests
 
 from dashboard_app.api.frame import PREFIX
 from dashboard_app.runtime import Runtime
+from layouts.schema import MAX_PANELS
 from tests.servers import quiet_settings, serving
 
 SHOP = {
@@ -127,11 +128,14 @@ def test_ids_ending_in_a_newline_and_dashboards_past_the_panel_cap_are_refused_a
         assert answer.status_code == 400, answer.text
     panels = [
         {**SHOP["panels"][0], "id": f"p{i}", "grid": {"x": 0, "y": i * 4, "w": 12, "h": 4}}
-        for i in range(101)
+        for i in range(MAX_PANELS + 1)
     ]
     answer = pulseboard.call("POST", "/dashboards/create", {**SHOP, "panels": panels})
-    assert answer.status_code == 400 and "100" in answer.json()["error"]
-    assert pulseboard.call("POST", "/dashboards/create", {**SHOP, "panels": panels[:100]}).status_code == 201
+    assert answer.status_code == 400 and str(MAX_PANELS) in answer.json()["error"]
+    assert (
+        pulseboard.call("POST", "/dashboards/create", {**SHOP, "panels": panels[:MAX_PANELS]}).status_code
+        == 201
+    )
     rule = {"id": "slow\n", "name": "Slow", "query": "up", "condition": "<", "threshold": 1}
     assert pulseboard.call("POST", "/alerts/rules", rule).status_code == 400
     written = [p.name for p in (pulseboard.runtime.dashboard_store.directory).iterdir()]

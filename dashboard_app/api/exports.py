@@ -144,7 +144,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         if panel is None:
             known = ", ".join(p.id for p in dashboard.panels)
             raise ApiError(f"no panel {panel_id!r} on {id}; known: {known}", 404, "panel_id")
-        panel = narrow_panel(panel, dashboard.chosen(request.args))
+        panel = narrow_panel(panel, dashboard.chosen(request.args), dashboard.variables)
         text = panel_csv(reads().pages, panel, window(), points)
         return _attachment(text, f"{id}-{panel_id}.csv", "text/csv")
 

@@ -126,7 +126,7 @@ def first_load(runtime: Runtime, dashboard, chosen: dict[str, str], theme: str) 
     source = caller.pages
     range_value = range_key(runtime.settings.dashboards.default_range)
     view = page_view(dashboard.id, range_value, None, None, theme, chosen)
-    panels = [narrow_panel(p, chosen) for p in dashboard.panels]
+    panels = [narrow_panel(p, chosen, dashboard.variables) for p in dashboard.panels]
     window = window_for(range_value, None, None, time.time())
     answers = panel_answers(runtime.panel_views, source, view, panels, window, True)
     figures = {panel.id: answer.fragment for panel, answer in answers}
@@ -170,7 +170,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         # The view goes back to the page as state: only what the page itself could have sent.
         range_value, custom_start, custom_end = _text(range_value), _text(custom_start), _text(custom_end)
         chosen = dashboard.chosen(_variable_values(ctx.inputs_list[5]))
-        panels = [narrow_panel(dashboard.panel(o["id"]["panel"]), chosen) for o in outputs]
+        panels = [narrow_panel(dashboard.panel(o["id"]["panel"]), chosen, dashboard.variables) for o in outputs]
         view = page_view(dashboard.id, range_value, custom_start, custom_end, theme, chosen)
         t0 = time.perf_counter()
         now = time.time()

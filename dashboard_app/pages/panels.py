@@ -13,11 +13,12 @@ import pandas as pd
 from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
 from layouts.charts import Figure, apply_theme, build_figure, no_data, plain
 from layouts.overlays import TIME_CHARTS, mark_anomalies, mark_episodes
-from layouts.schema import Dashboard, Panel, PanelQuery
+from layouts.schema import Dashboard, Panel, PanelQuery, Variable
 from query.evaluate import Query
 from query.promql import printer
 from query.promql.shorthand import is_selector
 from query.promql.values import BadData, Execution, Timeout
+from query.promql.variables import references, substitute
 from tsdb.aggregator import QueryError, empty_frame, utc_index
 from tsdb.selector import parse_selector
 
@@ -44,7 +45,7 @@ def resolve_unit(source: Source, panel: Panel) -> Panel:
     """Fill in a panel's unit from the metric table when the config leaves it out."""
     if panel.unit is not None:
         return panel
-    metric = panel.queries[0].metric
+    metric = panel.queries[0].metric if panel.queries else None
     unit = (source.unit(metric) if metric else None) or "none"
     return panel.model_copy(update={"unit": unit})
 
@@ -54,29 +55,55 @@ def panel_metrics(panel: Panel) -> list[str]:
     return list(dict.fromkeys(name for q in panel.queries for name in q.compiled.metrics))
 
 
-def narrow_panel(panel: Panel, chosen: dict[str, str]) -> Panel:
-    """Return a panel whose queries keep only series with the chosen label values (dashboard variables)."""
-    if not chosen:
+def narrow_panel(
+    panel: Panel, chosen: dict[str, str], variables: tuple[Variable, ...] | None = None
+) -> Panel:
+    """Return a panel whose queries hold the dashboard variables' values.
+
+    A query that names a variable gets its value put in; a label variable that narrows keeps only
+    the chosen value in every query that does not name it. Without ``variables`` each chosen value
+    narrows by the label of its name.
+    """
+    if variables is None:
+        values, narrowing = {}, dict(chosen)
+    else:
+        values = {v.name: v.value(chosen.get(v.name)) for v in variables}
+        narrowing = {
+            v.name: (v.listed_label, chosen[v.name])
+            for v in variables
+            if v.kind == "label" and v.narrow and chosen.get(v.name)
+        }
+    if not values and not narrowing:
         return panel
 
-    def narrow(expr: str | None) -> str | None:
+    def bind(expr: str | None) -> str | None:
         if expr is None:
             return None
+        named = set(references(expr))
+        expr = substitute(expr, values)
+        if variables is None:
+            labels = narrowing
+        else:
+            labels = {label: value for name, (label, value) in narrowing.items() if name not in named}
+        if not labels:
+            return expr
         if is_selector(expr):
-            return str(parse_selector(expr).narrowed(chosen))
-        return printer.narrow(expr, chosen)
+            return str(parse_selector(expr).narrowed(labels))
+        return printer.narrow(expr, labels)
 
-    queries = tuple(
-        q.model_copy(update={"expr": narrow(q.expr), "over": narrow(q.over)}) for q in panel.queries
-    )
+    bound = [(q, bind(q.expr), bind(q.over)) for q in panel.queries]
+    if all(expr == q.expr and over == q.over for q, expr, over in bound):
+        return panel  # nothing named a variable: the same panel, so its shared answers stay found
+    queries = tuple(q.model_copy(update={"expr": expr, "over": over}) for q, expr, over in bound)
     return panel.model_copy(update={"queries": queries})
 
 
 def narrow_dashboard(dashboard: Dashboard, chosen: dict[str, str]) -> Dashboard:
-    """Return a dashboard whose every panel keeps only series with the chosen label values."""
-    if not chosen:
+    """Return a dashboard whose every panel holds the variables' values."""
+    if not dashboard.variables:
         return dashboard
-    return dashboard.model_copy(update={"panels": tuple(narrow_panel(p, chosen) for p in dashboard.panels)})
+    panels = tuple(narrow_panel(p, chosen, dashboard.variables) for p in dashboard.panels)
+    return dashboard.model_copy(update={"panels": panels})
 
 
 def query_frame(

@@ -25,6 +25,7 @@ from functools import lru_cache
 from query.promql.engine import parse
 from query.promql.printer import metric_names
 from query.promql.values import BadData
+from query.promql.variables import stand_in
 from tsdb.aggregator import AGGREGATIONS
 from tsdb.selector import Selector, SelectorError, parse_selector
 
@@ -123,7 +124,7 @@ def compile_query(
         check(expr)
         average = _AVERAGE.fullmatch(expr.strip())
         band = _band(average.group(1)) if average and is_selector(average.group(1)) else None
-        return Compiled(expr, band, tuple(metric_names(expand(expr, 60, 15))))
+        return Compiled(expr, band, tuple(metric_names(expand(stand_in(expr), 60, 15))))
     agg = agg or "avg"
     if agg not in AGGREGATIONS:
         raise ShorthandError(f"agg: {agg!r} is not one of {', '.join(AGGREGATIONS)}")
@@ -145,6 +146,6 @@ def compile_query(
 def check(text: str) -> None:
     """Raise ShorthandError with the parser's reason when a query is not PromQL."""
     try:
-        parse(expand(text, 60, 15))
+        parse(expand(stand_in(text), 60, 15))
     except BadData as exc:
         raise ShorthandError(str(exc).replace('invalid parameter "query": ', "")) from None
