@@ -218,11 +218,43 @@ class Variable(_Strict):
     values_from: str | None = Field(
         None, description="Selector whose series list the values, e.g. pulseboard_system_cpu_usage_ratio."
     )
+    regex: str | None = Field(
+        None,
+        max_length=512,
+        description="Offer only label values this matches; with a group, the group's text (as Grafana).",
+    )
     values: tuple[str, ...] = Field((), description="The choices of a custom or interval variable.")
     default: str | None = Field(None, description="The value chosen when the page names none.")
     narrow: bool = Field(
         True, description="A label variable: keep only the chosen value in queries that do not name it."
     )
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value or None
+
+    def offered(self, values: list[str]) -> list[str]:
+        """The choices among a label's values: those the regex matches (its group's text), sorted."""
+        if self.kind != "label":
+            return list(self.values)
+        if not self.regex:
+            return values
+        pattern, out = re.compile(self.regex), []
+        for value in values:
+            m = (
+                pattern.fullmatch(value) or pattern.search(value)
+                if pattern.groups
+                else pattern.fullmatch(value)
+            )
+            if m:
+                out.append(m.group(1) if pattern.groups and m.group(1) is not None else value)
+        return sorted(set(out))
 
     @property
     def listed_label(self) -> str:

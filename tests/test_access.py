@@ -21,6 +21,7 @@ SECRETS = Secrets("s" * 48, "correct-horse-battery")
 API = "/api/v1/monitoring"
 PEOPLE = {
     "olga": ("operator", ["operations"]),
+    "eddie": ("editor", ["operations"]),
     "vic": ("viewer", ["operations"]),
     "ann": ("analyst", ["executive"]),
 }
@@ -69,28 +70,43 @@ ONE_ORDER = {"samples": [{"name": "shop_orders_total", "value": 1}]}
 RULE = {"id": "r1", "name": "R1", "query": "up", "condition": "<", "threshold": 1}
 QUERY_BUSINESS = {"query": "pulseboard_business_sessions_total", "step": 60}
 QUERY_SYSTEM = {"query": "pulseboard_system_cpu_usage_ratio", "step": 60}
+WHO = ("vic", "ann", "eddie", "olga", "admin")
+OPERATIONS_BOARD = {
+    "id": "x",
+    "title": "X, renamed",
+    "access": "operations",
+    "panels": [{"id": "p", "title": "P", "type": "line", "queries": [{"expr": "up"}]}],
+}
+EXECUTIVE_BOARD = {
+    "id": "board",
+    "title": "Board",
+    "access": "executive",
+    "panels": [
+        {"id": "p", "title": "P", "type": "stat", "queries": [{"expr": "pulseboard_business_sessions_total"}]}
+    ],
+}
 
 
 def test_the_role_matrix(secured):
     url = secured.url
-    clients = {name: Client(url, name) for name in ("vic", "ann", "olga", "admin")}
-    # (method, path, kwargs) -> expected status for vic, ann, olga, admin
+    clients = {name: Client(url, name) for name in WHO}
+    # (method, path, kwargs) -> expected status for vic, ann, eddie, olga, admin
     matrix = [
-        ("GET", "/dashboards/operations", {}, (200, 403, 200, 200)),
-        ("GET", "/dashboards/executive", {}, (403, 200, 403, 200)),
-        ("GET", "/dashboards/executive/panels/revenue/export.csv", {}, (403, 200, 403, 200)),
-        ("GET", "/dashboards/operations/export.zip", {}, (403, 403, 200, 200)),
-        ("POST", "/metrics/query", {"json": QUERY_BUSINESS}, (403, 200, 403, 200)),
-        ("POST", "/metrics/query", {"json": QUERY_SYSTEM}, (200, 403, 200, 200)),
-        ("GET", "/analysis/trends", {"params": QUERY_SYSTEM}, (403, 403, 200, 200)),
+        ("GET", "/dashboards/operations", {}, (200, 403, 200, 200, 200)),
+        ("GET", "/dashboards/executive", {}, (403, 200, 403, 403, 200)),
+        ("GET", "/dashboards/executive/panels/revenue/export.csv", {}, (403, 200, 403, 403, 200)),
+        ("GET", "/dashboards/operations/export.zip", {}, (403, 403, 200, 200, 200)),
+        ("POST", "/metrics/query", {"json": QUERY_BUSINESS}, (403, 200, 403, 403, 200)),
+        ("POST", "/metrics/query", {"json": QUERY_SYSTEM}, (200, 403, 200, 200, 200)),
+        ("GET", "/analysis/trends", {"params": QUERY_SYSTEM}, (403, 403, 200, 200, 200)),
         (
             "GET",
             "/metrics/export.csv",
             {"params": {**QUERY_BUSINESS, "start": time.time() - 60}},
-            (403, 200, 403, 200),
+            (403, 200, 403, 403, 200),
         ),
-        ("POST", "/alerts/rules", {"json": RULE}, (403, 403, 201, 409)),
-        ("GET", "/alerts/active", {}, (200, 200, 200, 200)),
+        ("POST", "/alerts/rules", {"json": RULE}, (403, 403, 403, 201, 409)),
+        ("GET", "/alerts/active", {}, (200, 200, 200, 200, 200)),
         (
             "POST",
             "/dashboards/create",
@@ -102,21 +118,28 @@ def test_the_role_matrix(secured):
                     "panels": [{"id": "p", "title": "P", "type": "line", "queries": [{"expr": "up"}]}],
                 }
             },
-            (403, 403, 403, 201),
+            (403, 403, 201, 409, 409),  # editors and up, of the dashboard's level
         ),
-        ("POST", "/keys", {"json": {"name": "k", "scopes": ["read"]}}, (403, 403, 403, 201)),
-        ("GET", "/audit", {}, (403, 403, 403, 200)),
-        ("GET", "/config/collector", {}, (403, 403, 403, 200)),
+        ("POST", "/dashboards/create", {"json": EXECUTIVE_BOARD}, (403, 403, 403, 403, 201)),
+        (
+            "PUT",
+            "/dashboards/x",
+            {"json": OPERATIONS_BOARD},
+            (403, 403, 200, 200, 200),
+        ),
+        ("POST", "/keys", {"json": {"name": "k", "scopes": ["read"]}}, (403, 403, 403, 403, 201)),
+        ("GET", "/audit", {}, (403, 403, 403, 403, 200)),
+        ("GET", "/config/collector", {}, (403, 403, 403, 403, 200)),
         (
             "POST",
             "/metrics/custom/record",
             {"json": {"samples": []}},
-            (403, 403, 403, 403),
+            (403, 403, 403, 403, 403),
         ),  # pushes need a key
     ]
     failures = []
     for method, path, kwargs, expected in matrix:
-        for name, want in zip(("vic", "ann", "olga", "admin"), expected):
+        for name, want in zip(WHO, expected):
             got = api(clients[name], method, path, **kwargs)
             if got != want:
                 failures.append(f"{name} {method} {path}: {got}, expected {want}")

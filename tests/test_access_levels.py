@@ -101,6 +101,9 @@ def route_examples(now: float) -> dict[tuple[str, str], list[dict]]:
         (f"{q}/metrics/custom/list", "GET"): [{}],
         (f"{q}/dashboards/<id>", "GET"): [{"path": {"id": "operations"}}, {"path": {"id": "development"}}],
         (f"{q}/dashboards/<id>/connect", "POST"): [{"path": {"id": "operations"}}],
+        (f"{q}/dashboards/<id>/download", "GET"): [{"path": {"id": "development"}}],
+        (f"{q}/dashboards/<id>/versions", "GET"): [{"path": {"id": "development"}}],
+        (f"{q}/dashboards/<id>/versions/<version>", "GET"): [{"path": {"id": "development", "version": "0"}}],
         (f"{q}/alerts/rules", "GET"): [{}],
         (f"{q}/alerts/rules", "POST"): [
             {"json": {"id": "mine", "name": "Mine", "query": "{m}", "condition": ">", "threshold": 1}}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tsdb.metrics import ACCESS_LEVELS
 
-ROLES = ("viewer", "analyst", "operator", "admin")
+ROLES = ("viewer", "analyst", "editor", "operator", "admin")
 SCOPES = ("ingest", "read", "admin")
 
 
@@ -15,7 +15,7 @@ class Identity:
     """The person or key behind a request."""
 
     name: str
-    role: str  # viewer, analyst, operator, admin; a key counts as the role its scopes give
+    role: str  # viewer, analyst, editor, operator, admin; a key counts as the role its scopes give
     access: tuple[str, ...] = ACCESS_LEVELS
     scopes: tuple[str, ...] = ()
     kind: str = "user"  # user, key or open (development without auth)

@@ -170,7 +170,9 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         # The view goes back to the page as state: only what the page itself could have sent.
         range_value, custom_start, custom_end = _text(range_value), _text(custom_start), _text(custom_end)
         chosen = dashboard.chosen(_variable_values(ctx.inputs_list[5]))
-        panels = [narrow_panel(dashboard.panel(o["id"]["panel"]), chosen, dashboard.variables) for o in outputs]
+        panels = [
+            narrow_panel(dashboard.panel(o["id"]["panel"]), chosen, dashboard.variables) for o in outputs
+        ]
         view = page_view(dashboard.id, range_value, custom_start, custom_end, theme, chosen)
         t0 = time.perf_counter()
         now = time.time()
@@ -263,7 +265,12 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                 else None
             )
             try:
-                names = source.label_values(found.name, found.values_from) if found else []
+                if found is None:
+                    names = []
+                elif found.kind == "label":
+                    names = found.offered(source.label_values(found.listed_label, found.values_from))
+                else:
+                    names = list(found.values)
             except NotPermitted:
                 names = []
             if not isinstance(value, str):
