@@ -28,12 +28,16 @@ from dashboard_app.live import channel as live
 from dashboard_app.pages import admin as admin_page_callbacks
 from dashboard_app.pages import alerts as alerts_page_callbacks
 from dashboard_app.pages import dashboards as dashboard_callbacks
+from dashboard_app.pages import editor as editor_page_callbacks
+from dashboard_app.pages import explore as explore_page_callbacks
 from dashboard_app.pages import trends as trends_page_callbacks
 from dashboard_app.protocols import influx, otlp, query_api, remote_write
 from dashboard_app.runtime import Runtime
 from layouts.admin_view import admin_page
 from layouts.alert_views import alerts_page
 from layouts.components import TOOL_PAGE_ROLES, dashboard_page, shell
+from layouts.editor_view import editor_page
+from layouts.explore_view import explore_page
 from layouts.trends_view import trends_page
 
 
@@ -92,6 +96,12 @@ def create_app(runtime: Runtime) -> Dash:
     )
     dash.register_page(
         "pulseboard_admin", path="/admin", title="API keys · Pulseboard", layout=admin_page(), order=2
+    )
+    dash.register_page(
+        "pulseboard_explore", path="/explore", title="Explore · Pulseboard", layout=explore_page, order=3
+    )
+    dash.register_page(
+        "pulseboard_edit", path="/edit", title="Edit dashboards · Pulseboard", layout=editor_page, order=4
     )
     # One page for every dashboard, so those created through the API are served at once.
     dash.register_page(
@@ -184,6 +194,8 @@ def create_app(runtime: Runtime) -> Dash:
     dashboard_callbacks.register(app, runtime, permissions)
     alerts_page_callbacks.register(app, runtime, permissions)
     trends_page_callbacks.register(app, runtime, permissions)
+    explore_page_callbacks.register(app, runtime, permissions)
+    editor_page_callbacks.register(app, runtime, permissions)
     admin_page_callbacks.register(app, runtime, permissions)
 
     @server.errorhandler(BadInput)

@@ -46,7 +46,13 @@ def range_key(seconds: float) -> str:
 
 
 # The pages that are not dashboards: address, title in the bar, and the least role that opens them.
-TOOL_PAGES = (("trends", "Trends", "analyst"), ("alerts", "Alerts", "viewer"), ("admin", "Keys", "admin"))
+TOOL_PAGES = (
+    ("explore", "Explore", "analyst"),
+    ("trends", "Trends", "analyst"),
+    ("edit", "Edit", "editor"),
+    ("alerts", "Alerts", "viewer"),
+    ("admin", "Keys", "admin"),
+)
 TOOL_PAGE_ROLES = {f"/{page}": role for page, _, role in TOOL_PAGES}
 
 
@@ -158,9 +164,14 @@ def shell(
 
 def _grid_style(panel: Panel) -> dict[str, int | str]:
     g = panel.grid
+    return grid_style(g.x, g.y, g.w, g.h)
+
+
+def grid_style(x: int, y: int, w: int, h: int) -> dict[str, int | str]:
+    """The CSS that places a panel on the 12-column grid (column x, row y, width w, height h)."""
     # At tablet width: small panels three to a row, middle ones two to a row, wide ones alone.
-    narrow = 4 if g.w <= 2 else 6 if g.w <= 4 else GRID_COLUMNS
-    return {"--x": g.x + 1, "--y": g.y + 1, "--w": g.w, "--h": g.h, "--wn": narrow}
+    narrow = 4 if w <= 2 else 6 if w <= 4 else GRID_COLUMNS
+    return {"--x": x + 1, "--y": y + 1, "--w": w, "--h": h, "--wn": narrow}
 
 
 def export_url(dashboard_id: str, panel_id: str | None, query: str) -> str:

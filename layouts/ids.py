@@ -88,3 +88,84 @@ SILENCE_CREATE = "silence-create"
 SILENCE_END = "silence-end"
 SILENCE_MESSAGE = "silence-message"
 SILENCE_CHANGED = "silence-changed"
+
+EXPLORE_QUERY = "explore-query"
+EXPLORE_RUN = "explore-run"
+EXPLORE_SUGGESTIONS = "explore-suggestions"
+EXPLORE_SUGGESTION = "explore-suggestion"
+EXPLORE_SUGGESTED = "explore-suggested"
+EXPLORE_ERROR = "explore-error"
+EXPLORE_VIEW = "explore-view"
+EXPLORE_GRAPH = "explore-graph"
+EXPLORE_TABLE = "explore-table"
+EXPLORE_CSV = "explore-csv"
+EXPLORE_DOWNLOAD = "explore-download"
+EXPLORE_DRAWN = "explore-drawn"
+EXPLORE_HISTORY = "explore-history"
+EXPLORE_HISTORY_LIST = "explore-history-list"
+EXPLORE_HISTORY_ITEM = "explore-history-item"
+EXPLORE_ADD = "explore-add"
+EXPLORE_NOTE = "explore-note"
+EXPLORE_ADDRESS = "explore-address"
+
+
+def explore_suggestion(index: int) -> dict:
+    """Return the id of the Explore editor's n-th suggestion."""
+    return {"type": EXPLORE_SUGGESTION, "index": index}
+
+
+def explore_history_item(index: int) -> dict:
+    """Return the id of the n-th query in the Explore history."""
+    return {"type": EXPLORE_HISTORY_ITEM, "index": index}
+
+
+EDIT_DASHBOARD = "edit-dashboard"
+EDIT_TITLE = "edit-title"
+EDIT_ACCESS = "edit-access"
+EDIT_SAVE = "edit-save"
+EDIT_VERSION = "edit-version"
+EDIT_OPEN = "edit-open"
+EDIT_NEW = "edit-new"
+EDIT_CLONE = "edit-clone"
+EDIT_DELETE = "edit-delete"
+EDIT_YAML = "edit-download-yaml"
+EDIT_JSON = "edit-download-json"
+EDIT_UPLOAD = "edit-upload"
+EDIT_IMPORT = "edit-import"
+EDIT_STATUS = "edit-status"
+EDIT_GRID = "edit-grid"
+EDIT_CARD = "edit-card"
+EDIT_ADD = "edit-add"
+EDIT_DUPLICATE = "edit-duplicate"
+EDIT_REMOVE = "edit-remove"
+EDIT_LAYOUT = "edit-layout"
+EDIT_DRAFT = "edit-draft"
+EDIT_FIELD = "edit-field"
+EDIT_EXPR = "edit-expr"
+EDIT_LEGEND = "edit-legend"
+EDIT_ERROR = "edit-error"
+EDIT_PREVIEW = "edit-preview"
+EDIT_VARIABLES = "edit-variables"
+EDIT_VERSIONS = "edit-versions"
+EDIT_RESTORE = "edit-restore"
+EDIT_REPORT = "edit-report"
+
+
+def edit_card(panel_id: str) -> dict:
+    """Return the id of a panel's card on the editor's grid."""
+    return {"type": EDIT_CARD, "index": panel_id}
+
+
+def edit_field(name: str) -> dict:
+    """Return the id of one field of the panel form (title, type, unit, ...)."""
+    return {"type": EDIT_FIELD, "name": name}
+
+
+def edit_error(name: str) -> dict:
+    """Return the id of the message beside a field of the panel form."""
+    return {"type": EDIT_ERROR, "name": name}
+
+
+def edit_restore(version: int) -> dict:
+    """Return the id of the Restore button of one version."""
+    return {"type": EDIT_RESTORE, "index": version}

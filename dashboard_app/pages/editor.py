@@ -1,0 +1,564 @@
+"""Callbacks of the dashboard editor: one draft per page, changed step by step, saved as a new version."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import time
+
+import yaml
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
+from pydantic import ValidationError
+
+from dashboard_app.access.permissions import Permission, Permissions
+from dashboard_app.access.scoped import reads
+from dashboard_app.api.dashboards import import_report
+from dashboard_app.dashboard_store import DashboardError, document
+from dashboard_app.pages.dashboards import window_for
+from dashboard_app.pages.panels import narrow_panel, render_panel
+from dashboard_app.runtime import Runtime
+from ingest.paths import API_PREFIX
+from layouts import drafts, grafana, ids
+from layouts.charts import apply_theme, no_data
+from layouts.components import grid_style
+from layouts.schema import Panel, Variable
+from tsdb.metrics import ACCESS_LEVELS
+
+EDITS = Permission("editor", "admin")
+PREVIEW = Permission("editor", "admin", series="all")
+PAGE = "/edit"
+PREVIEW_POINTS = 240
+
+
+def _editable(runtime: Runtime, identity) -> list:
+    """The dashboards a person may edit: of their levels; the shipped ones only for admins."""
+    library = runtime.dashboard_store
+    return [
+        d
+        for d in library.dashboards.values()
+        if identity.sees(d.access) and (identity.sees_everything or not library.is_shipped(d.id))
+    ]
+
+
+def _loaded(runtime: Runtime, dashboard_id: str) -> dict:
+    library = runtime.dashboard_store
+    dashboard = library.get(dashboard_id)
+    first = dashboard.panels[0].id if dashboard.panels else None
+    return {
+        "id": dashboard.id,
+        "dashboard": document(dashboard),
+        "base": library.version(dashboard.id),
+        "new": False,
+        "selected": first,
+    }
+
+
+def _fresh(runtime: Runtime, identity, title: str = "New dashboard") -> dict:
+    access = next((a for a in ACCESS_LEVELS if identity.sees(a)), ACCESS_LEVELS[0])
+    draft = {
+        "id": None,
+        "dashboard": {"id": "", "title": title, "access": access, "panels": []},
+        "base": None,
+        "new": True,
+        "selected": None,
+    }
+    drafts.new_panel(draft)
+    return draft
+
+
+def _uploaded(contents: str) -> object:
+    """An uploaded file's document (YAML or JSON); ValueError with the reason."""
+    try:
+        _, data = contents.split(",", 1)
+        text = base64.b64decode(data, validate=False).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("the file could not be read as text") from None
+    try:
+        return yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ValueError(f"the file is not YAML or JSON{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def _card(panel: dict, chosen: bool) -> html.Div:
+    grid = panel.get("grid") if isinstance(panel.get("grid"), dict) else {}
+    place = [
+        grid.get(k) if isinstance(grid.get(k), int) else d
+        for k, d in (("x", 0), ("y", 0), ("w", 6), ("h", 3))
+    ]
+    style = grid_style(*place)
+    attrs = {f"data-{k}": grid.get(k, d) for k, d in (("x", 0), ("y", 0), ("w", 6), ("h", 3))}
+    return html.Div(
+        id=ids.edit_card(panel.get("id", "")),
+        className="editor-card selected" if chosen else "editor-card",
+        style=style,
+        title="Drag to move, drag the corner to resize, click to edit",
+        **{"data-panel": panel.get("id", ""), **attrs},
+        children=[
+            html.Span(panel.get("title") or panel.get("id"), className="editor-card-title"),
+            html.Span(panel.get("type", ""), className="editor-card-type muted"),
+            html.Span("", className="editor-resize", title="Drag to resize"),
+        ],
+    )
+
+
+def _versions(runtime: Runtime, draft: dict) -> list:
+    if draft.get("new") or not draft.get("id"):
+        return [html.P("Not saved yet.", className="muted")]
+    try:
+        versions = runtime.dashboard_store.versions(draft["id"])
+    except DashboardError:
+        return []
+    rows = []
+    for v in versions[:20]:
+        when = (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(v["saved"])) if v.get("saved") else "as shipped"
+        )
+        current = v["version"] == draft.get("base")
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(str(v["version"])),
+                    html.Td(when),
+                    html.Td(str(v.get("by", ""))),
+                    html.Td(str(v.get("action", ""))),
+                    html.Td(f"{v.get('panels', '')} panels"),
+                    html.Td(
+                        "current"
+                        if current
+                        else html.Button(
+                            "Restore", id=ids.edit_restore(v["version"]), className="button small"
+                        )
+                    ),
+                ],
+                className="current" if current else None,
+            )
+        )
+    head = html.Tr([html.Th(h) for h in ("Version", "Saved", "By", "What", "Panels", "")])
+    return [html.Table([html.Thead(head), html.Tbody(rows)], className="edit-versions-table")]
+
+
+def _report(report: dict | None) -> list:
+    if not report:
+        return []
+    rows = [
+        html.Tr(
+            [
+                html.Td(p["title"]),
+                html.Td(p["grafana_type"]),
+                html.Td(p["type"] or "left out"),
+                html.Td(p["note"]),
+            ]
+        )
+        for p in report["panels"]
+    ]
+    summary = (
+        f"Grafana import: {report['mapped']} of {len(report['panels'])} panels mapped, "
+        f"{report['as_text']} shown as text, {report['left_out']} left out. Save to keep it."
+    )
+    return [
+        html.Details(
+            [
+                html.Summary(summary),
+                html.Table(
+                    [
+                        html.Thead(html.Tr([html.Th(h) for h in ("Panel", "Grafana", "Pulseboard", "How")])),
+                        html.Tbody(rows),
+                    ],
+                    className="edit-report-table",
+                ),
+            ],
+            open=False,
+        )
+    ]
+
+
+def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
+    """Attach the editor's callbacks, with what they need declared."""
+    library = runtime.dashboard_store
+    callback = permissions.callback
+
+    @callback(
+        app,
+        EDITS,
+        Output(ids.EDIT_DRAFT, "data"),
+        Output(ids.EDIT_DASHBOARD, "options"),
+        Output(ids.EDIT_DASHBOARD, "value"),
+        Output(ids.EDIT_TITLE, "value"),
+        Output(ids.EDIT_ACCESS, "value"),
+        Output(ids.EDIT_VARIABLES, "value"),
+        Output(ids.EDIT_GRID, "children"),
+        Output({"type": ids.EDIT_FIELD, "name": ALL}, "value"),
+        Output({"type": ids.EDIT_EXPR, "index": ALL}, "value"),
+        Output({"type": ids.EDIT_LEGEND, "index": ALL}, "value"),
+        Output({"type": ids.EDIT_ERROR, "name": ALL}, "children"),
+        Output(ids.EDIT_STATUS, "children"),
+        Output(ids.EDIT_REPORT, "children"),
+        Output(ids.EDIT_VERSIONS, "children"),
+        Output(ids.EDIT_VERSION, "children"),
+        Output(ids.EDIT_OPEN, "href"),
+        Output(ids.EDIT_YAML, "href"),
+        Output(ids.EDIT_JSON, "href"),
+        Input(ids.URL, "pathname"),
+        Input(ids.EDIT_DASHBOARD, "value"),
+        Input(ids.EDIT_NEW, "n_clicks"),
+        Input(ids.EDIT_CLONE, "n_clicks"),
+        Input(ids.EDIT_DELETE, "n_clicks"),
+        Input(ids.EDIT_SAVE, "n_clicks"),
+        Input(ids.EDIT_ADD, "n_clicks"),
+        Input(ids.EDIT_DUPLICATE, "n_clicks"),
+        Input(ids.EDIT_REMOVE, "n_clicks"),
+        Input({"type": ids.EDIT_CARD, "index": ALL}, "n_clicks"),
+        Input(ids.EDIT_LAYOUT, "data"),
+        Input({"type": ids.EDIT_FIELD, "name": ALL}, "value"),
+        Input({"type": ids.EDIT_EXPR, "index": ALL}, "value"),
+        Input({"type": ids.EDIT_LEGEND, "index": ALL}, "value"),
+        Input(ids.EDIT_TITLE, "value"),
+        Input(ids.EDIT_ACCESS, "value"),
+        Input(ids.EDIT_VARIABLES, "value"),
+        Input(ids.EDIT_UPLOAD, "contents"),
+        Input(ids.EDIT_IMPORT, "contents"),
+        Input({"type": ids.EDIT_RESTORE, "index": ALL}, "n_clicks"),
+        State(ids.EDIT_DRAFT, "data"),
+    )
+    def edit(pathname, chosen_id, *_rest):
+        if pathname != PAGE:
+            raise PreventUpdate
+        identity = reads().identity
+        trigger = ctx.triggered_id
+        triggered_value = ctx.triggered[0]["value"] if ctx.triggered else None
+        draft = ctx.states.get(f"{ids.EDIT_DRAFT}.data")
+        field_names = [item["id"]["name"] for item in ctx.inputs_list[11]]
+        field_values = {item["id"]["name"]: item.get("value") for item in ctx.inputs_list[11]}
+        exprs = [item.get("value") for item in ctx.inputs_list[12]]
+        legends = [item.get("value") for item in ctx.inputs_list[13]]
+        error_names = [item["id"]["name"] for item in ctx.outputs_list[10]]
+        status, report, form_from_draft = None, None, True
+        editable = _editable(runtime, identity)
+        options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
+        pending = draft.get("pending_query") if isinstance(draft, dict) else None
+        asked = draft.get("wanted") if isinstance(draft, dict) and isinstance(draft.get("wanted"), str) else None
+        valid_draft = isinstance(draft, dict) and isinstance(draft.get("dashboard"), dict)
+
+        def load(dashboard_id):
+            if dashboard_id in {d.id for d in editable}:
+                return _loaded(runtime, dashboard_id)
+            return _fresh(runtime, identity)
+
+        if not valid_draft or trigger in (None, ids.URL):
+            wanted = asked or (chosen_id if isinstance(chosen_id, str) else None)
+            draft = (
+                load(wanted) if wanted else (load(editable[0].id) if editable else _fresh(runtime, identity))
+            )
+            if isinstance(pending, str) and pending.strip():
+                drafts.new_panel(draft, pending.strip())
+                status = "A new panel holds the query from Explore: give it a title, then Save."
+        elif trigger == ids.EDIT_DASHBOARD:
+            if chosen_id == draft.get("id"):
+                raise PreventUpdate
+            draft = load(chosen_id)
+        elif trigger == ids.EDIT_NEW:
+            draft = _fresh(runtime, identity)
+            status = "A new dashboard: give it a title and panels, then Save."
+        elif trigger == ids.EDIT_CLONE:
+            copied = copy.deepcopy(draft["dashboard"])
+            copied["title"] = f"{copied.get('title', 'Dashboard')} (copy)"
+            copied["id"] = ""
+            draft = {
+                "id": None,
+                "dashboard": copied,
+                "base": None,
+                "new": True,
+                "selected": draft.get("selected"),
+            }
+            status = "A copy: rename it if you like, then Save."
+        elif trigger == ids.EDIT_DELETE:
+            if draft.get("new"):
+                draft = load(editable[0].id) if editable else _fresh(runtime, identity)
+                status = "The unsaved dashboard was discarded."
+            else:
+                gone = draft["id"]
+                try:
+                    library.delete(gone, identity.sees_everything)
+                except DashboardError as exc:
+                    status = str(exc)
+                else:
+                    editable = _editable(runtime, identity)
+                    options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
+                    back = library.get(gone)
+                    if back is not None and gone in {d.id for d in editable}:
+                        draft = load(gone)
+                        status = f"Your saved versions of {gone!r} were deleted: it is as it shipped again."
+                    else:
+                        draft = load(editable[0].id) if editable else _fresh(runtime, identity)
+                        status = f"Dashboard {gone!r} was deleted."
+        elif trigger == ids.EDIT_SAVE:
+            draft, status = _save(runtime, identity, draft)
+            editable = _editable(runtime, identity)
+            options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
+        elif trigger == ids.EDIT_ADD:
+            drafts.new_panel(draft)
+        elif trigger == ids.EDIT_DUPLICATE:
+            drafts.duplicate_panel(draft)
+        elif trigger == ids.EDIT_REMOVE:
+            drafts.remove_panel(draft)
+        elif isinstance(trigger, dict) and trigger.get("type") == ids.EDIT_CARD:
+            if not triggered_value or trigger.get("index") == draft.get("selected"):
+                raise PreventUpdate
+            draft["selected"] = trigger.get("index")
+        elif trigger == ids.EDIT_LAYOUT:
+            moved = triggered_value if isinstance(triggered_value, dict) else {}
+            try:
+                placed = drafts.place(
+                    draft, str(moved.get("panel")), *(int(moved[k]) for k in ("x", "y", "w", "h"))
+                )
+            except (KeyError, TypeError, ValueError):
+                raise PreventUpdate from None
+            if not placed:
+                raise PreventUpdate
+        elif isinstance(trigger, dict) and trigger.get("type") in (
+            ids.EDIT_FIELD,
+            ids.EDIT_EXPR,
+            ids.EDIT_LEGEND,
+        ):
+            panel = drafts.selected(draft)
+            if panel is None:
+                raise PreventUpdate
+            before = json.dumps(panel, sort_keys=True)
+            drafts.apply_form(panel, field_values, exprs, legends)
+            if json.dumps(panel, sort_keys=True) == before:
+                raise PreventUpdate
+            form_from_draft = False
+        elif trigger == ids.EDIT_TITLE:
+            if not isinstance(triggered_value, str) or triggered_value == draft["dashboard"].get("title"):
+                raise PreventUpdate
+            draft["dashboard"]["title"] = triggered_value
+            form_from_draft = False
+        elif trigger == ids.EDIT_ACCESS:
+            if triggered_value not in ACCESS_LEVELS or triggered_value == draft["dashboard"].get("access"):
+                raise PreventUpdate
+            draft["dashboard"]["access"] = triggered_value
+        elif trigger == ids.EDIT_VARIABLES:
+            text = triggered_value if isinstance(triggered_value, str) else ""
+            try:
+                parsed = yaml.safe_load(text) if text.strip() else []
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f"line {mark.line + 1}: " if mark else ""
+                return _only_error(ctx, error_names, "variables", f"{where}{getattr(exc, 'problem', exc)}")
+            if not isinstance(parsed, list):
+                return _only_error(
+                    ctx, error_names, "variables", "a list of variables (each starting with -)"
+                )
+            draft["dashboard"]["variables"] = parsed
+            form_from_draft = False
+        elif trigger in (ids.EDIT_UPLOAD, ids.EDIT_IMPORT):
+            if not isinstance(triggered_value, str):
+                raise PreventUpdate
+            try:
+                body = _uploaded(triggered_value)
+            except ValueError as exc:
+                status = f"Not loaded: {exc}"
+            else:
+                if trigger == ids.EDIT_IMPORT:
+                    access = (
+                        draft["dashboard"].get("access")
+                        if identity.sees(draft["dashboard"].get("access"))
+                        else None
+                    )
+                    access = access or next((a for a in ACCESS_LEVELS if identity.sees(a)), ACCESS_LEVELS[0])
+                    try:
+                        imported = grafana.read(body, "", access)
+                    except grafana.GrafanaError as exc:
+                        status = f"Not imported: {exc}"
+                    else:
+                        report = import_report(imported)
+                        panels = imported.dashboard["panels"]
+                        draft = {
+                            "id": None,
+                            "dashboard": imported.dashboard,
+                            "base": None,
+                            "new": True,
+                            "selected": panels[0]["id"] if panels else None,
+                        }
+                        draft["dashboard"]["id"] = ""
+                        status = (
+                            f"Imported {imported.dashboard['title']!r} from Grafana: look it over, then Save."
+                        )
+                elif not isinstance(body, dict):
+                    status = "Not loaded: the file must hold one dashboard (an object with id, title, panels)"
+                else:
+                    existing = library.get(str(body.get("id", "")))
+                    mine = existing is not None and existing.id in {d.id for d in editable}
+                    panels = body.get("panels") if isinstance(body.get("panels"), list) else []
+                    first = panels[0].get("id") if panels and isinstance(panels[0], dict) else None
+                    if mine:
+                        draft = {
+                            "id": existing.id,
+                            "dashboard": body,
+                            "base": library.version(existing.id),
+                            "new": False,
+                            "selected": first,
+                        }
+                        status = f"Loaded the file over {existing.id!r}: Save makes it its next version."
+                    else:
+                        draft = {
+                            "id": None,
+                            "dashboard": {**body, "id": "" if existing else body.get("id", "")},
+                            "base": None,
+                            "new": True,
+                            "selected": first,
+                        }
+                        status = "Loaded the file as a new dashboard: Save to keep it."
+        elif isinstance(trigger, dict) and trigger.get("type") == ids.EDIT_RESTORE:
+            version = trigger.get("index")
+            if not triggered_value or not isinstance(version, int) or draft.get("new"):
+                raise PreventUpdate
+            try:
+                library.restore(
+                    draft["id"], version, identity.name, draft.get("base"), identity.sees_everything
+                )
+            except DashboardError as exc:
+                status = str(exc)
+            else:
+                draft = _loaded(runtime, draft["id"])
+                status = f"Version {version} restored as version {draft['base']}."
+        else:
+            raise PreventUpdate
+
+        by_field, others = drafts.mistakes(draft)
+        errors = [by_field.get(name) for name in error_names]
+        variable_errors = [o for o in others if o.startswith("variables")]
+        if "variables" in error_names and variable_errors:
+            errors[error_names.index("variables")] = "; ".join(variable_errors)
+        others = [o for o in others if not o.startswith("variables")]
+        if others and status is None:
+            status = "To fix before saving: " + "; ".join(others[:5])
+        selected_panel = drafts.selected(draft)
+        form = drafts.form_values(selected_panel)
+        expr_values, legend_values = drafts.query_values(selected_panel)
+        d = draft["dashboard"]
+        grid = [
+            _card(p, p.get("id") == draft.get("selected")) for p in d.get("panels", []) if isinstance(p, dict)
+        ]
+        saved_id = None if draft.get("new") else draft.get("id")
+        if saved_id is None:
+            version = "not saved yet"
+        else:
+            version = f"version {draft.get('base')}" if draft.get("base") else "as shipped (version 0)"
+        if saved_id and not draft.get("new"):
+            download = f"{API_PREFIX}/dashboards/{saved_id}/download"
+            links = (f"/{saved_id}", download + "?format=yaml", download + "?format=json")
+        else:
+            links = ("#", "#", "#")
+        form_out = [form.get(n) for n in field_names] if form_from_draft else [no_update] * len(field_names)
+        exprs_out = expr_values if form_from_draft else [no_update] * len(exprs)
+        legends_out = legend_values if form_from_draft else [no_update] * len(legends)
+        variables_text = (
+            yaml.safe_dump(d.get("variables") or [], sort_keys=False, allow_unicode=True)
+            if d.get("variables")
+            else ""
+        )
+        keep_text = trigger in (ids.EDIT_TITLE, ids.EDIT_VARIABLES)
+        return (
+            draft,
+            options,
+            saved_id if saved_id else no_update,
+            no_update if keep_text else d.get("title", ""),
+            d.get("access"),
+            no_update if keep_text else variables_text,
+            grid,
+            form_out,
+            exprs_out,
+            legends_out,
+            errors,
+            status,
+            _report(report)
+            if report is not None
+            else ([] if trigger not in (ids.EDIT_FIELD,) else no_update),
+            _versions(runtime, draft),
+            version,
+            *links,
+        )
+
+    @callback(
+        app,
+        PREVIEW,
+        Output(ids.EDIT_PREVIEW, "figure"),
+        Input(ids.EDIT_DRAFT, "data"),
+        Input(ids.TIME_RANGE, "value"),
+        Input(ids.CUSTOM_START, "value"),
+        Input(ids.CUSTOM_END, "value"),
+        Input(ids.THEME, "data"),
+    )
+    def preview(draft, range_value, custom_start, custom_end, theme):
+        """Draw the selected panel as the draft has it, through the editor's own levels."""
+        theme = theme if theme in ("light", "dark") else "light"
+        if not isinstance(draft, dict) or not isinstance(draft.get("dashboard"), dict):
+            raise PreventUpdate
+        raw = drafts.selected(draft)
+        holder = Panel(id="preview", title="Preview", type="line", queries=[], text="")
+        if raw is None:
+            return apply_theme(no_data(holder, "Pick a panel, or add one"), theme)
+        try:
+            panel = Panel.model_validate(raw)
+        except ValidationError:
+            return apply_theme(no_data(holder, "Fix the marked fields to see this panel"), theme)
+        variables = []
+        for v in draft["dashboard"].get("variables") or []:
+            try:
+                variables.append(Variable.model_validate(v))
+            except (ValidationError, TypeError):
+                continue
+        panel = narrow_panel(panel, {}, tuple(variables))
+        window = window_for(
+            range_value if isinstance(range_value, str) else "1h", custom_start, custom_end, time.time()
+        )
+        if window is None:
+            return apply_theme(no_data(panel, "Choose a start and an end (UTC)"), theme)
+        return render_panel(reads().pages, panel, window, theme, PREVIEW_POINTS)
+
+
+def _save(runtime: Runtime, identity, draft: dict) -> tuple[dict, str]:
+    """Save a draft as a new dashboard or a new version; the draft back, and what happened."""
+    library = runtime.dashboard_store
+    by_field, others = drafts.mistakes(draft)
+    if by_field or others:
+        return draft, "Not saved: fix the marked fields first."
+    data = copy.deepcopy(draft["dashboard"])
+    if not identity.sees(data.get("access")):
+        return (
+            draft,
+            f"Not saved: you may only make dashboards of your levels ({', '.join(identity.access)}).",
+        )
+    try:
+        if draft.get("new"):
+            wanted = data.get("id") or grafana.slug(str(data.get("title", "")))
+            data["id"] = library.free_id(wanted)
+            saved = library.create(data, identity.name, "created in the browser")
+        else:
+            data["id"] = draft["id"]
+            saved = library.update(
+                draft["id"], data, identity.name, draft.get("base"), identity.sees_everything
+            )
+    except DashboardError as exc:
+        return draft, f"Not saved: {exc}"
+    loaded = _loaded(runtime, saved.id)
+    loaded["selected"] = (
+        draft.get("selected")
+        if any(p.id == draft.get("selected") for p in saved.panels)
+        else loaded["selected"]
+    )
+    return loaded, f"Saved {saved.title!r} as version {loaded['base']}."
+
+
+def _only_error(context, names: list[str], field: str, message: str) -> tuple:
+    """Answer with one field's message and nothing else changed."""
+    errors = [message if name == field else no_update for name in names]
+    outputs = [no_update] * 18
+    outputs[10] = errors
+    return tuple(outputs)
