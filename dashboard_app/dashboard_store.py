@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from dashboard_app.config_dir import ConfigDir
-from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard
+from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard, read_yaml
 from layouts.schema import Dashboard
 from tsdb.persistence import write_atomically
 
@@ -111,7 +111,8 @@ class DashboardStore:
         if self.directory is None or not path.is_file():
             kept = ", ".join(str(v["version"]) for v in self.versions(dashboard_id)) or "none"
             raise DashboardError(f"{dashboard_id!r} has no version {version}; kept: {kept}", 404, "version")
-        return load_dashboard(path)
+        data, lines = read_yaml(path)
+        return parse_dashboard(data, str(path), lines)
 
     def create(self, data: object, by: str = "api", action: str = "created") -> Dashboard:
         """Validate and store a new dashboard; 409 when the id is taken."""

@@ -50,6 +50,7 @@ def new_panel(draft: dict, expr: str = "", chart: str = "line") -> str:
     panels = draft["dashboard"].setdefault("panels", [])
     title = "New panel"
     pid = panel_id_for(title, {p.get("id") for p in panels})
+    draft.setdefault("unsaved", []).append(pid)
     panels.append(
         {
             "id": pid,
@@ -63,6 +64,20 @@ def new_panel(draft: dict, expr: str = "", chart: str = "line") -> str:
     return pid
 
 
+def name_new_panel(draft: dict, panel: dict) -> None:
+    """A panel added since the last save takes its id from its title (the id names it in links)."""
+    unsaved = draft.get("unsaved") or []
+    if panel.get("id") not in unsaved or not isinstance(panel.get("title"), str):
+        return
+    others = {p.get("id") for p in draft["dashboard"].get("panels", []) if p is not panel}
+    pid = panel_id_for(panel["title"], others)
+    if pid != panel["id"]:
+        unsaved[unsaved.index(panel["id"])] = pid
+        if draft.get("selected") == panel["id"]:
+            draft["selected"] = pid
+        panel["id"] = pid
+
+
 def duplicate_panel(draft: dict) -> str | None:
     """Copy the selected panel below the others; return the copy's id."""
     panel = selected(draft)
@@ -74,6 +89,7 @@ def duplicate_panel(draft: dict) -> str | None:
     twin["id"] = panel_id_for(twin["title"], {p.get("id") for p in panels})
     g = panel.get("grid", {})
     twin["grid"] = _next_place(panels, g.get("w", 6), g.get("h", 3))
+    draft.setdefault("unsaved", []).append(twin["id"])
     panels.append(twin)
     draft["selected"] = twin["id"]
     return twin["id"]
@@ -197,8 +213,11 @@ def apply_form(panel: dict, fields: dict, exprs: list, legends: list) -> None:
 
 def mistakes(draft: dict) -> tuple[dict[str, str], list[str]]:
     """What is wrong with a draft: by field of the selected panel, and the rest as sentences."""
+    data = draft["dashboard"]
+    if not data.get("id"):
+        data = {**data, "id": "new"}  # a new dashboard's id is made from its title when it is saved
     try:
-        Dashboard.model_validate(draft["dashboard"])
+        Dashboard.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
     else:

@@ -40,8 +40,12 @@ def explore_page(query: str = "", **_) -> html.Div:
                                 "Run", id=ids.EXPLORE_RUN, className="button primary", title="Ctrl+Enter"
                             ),
                             html.A("Add to dashboard", id=ids.EXPLORE_ADD, href="/edit", className="button"),
-                            html.Button("Download CSV", id=ids.EXPLORE_CSV, className="button"),
-                            dcc.Download(id=ids.EXPLORE_DOWNLOAD),
+                            html.A(
+                                "Download CSV",
+                                id=ids.EXPLORE_CSV,
+                                className="button",
+                                title="What the graph draws",
+                            ),
                         ],
                     ),
                 ],

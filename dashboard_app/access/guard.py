@@ -206,7 +206,7 @@ def _need_page(runtime: Runtime, identity: Identity, path: object) -> None:
     if path in TOOL_PAGE_ROLES:
         if not identity.at_least(TOOL_PAGE_ROLES[path]):
             raise Refused(
-                403, f"{identity.name} is a {identity.role}; this page needs a {TOOL_PAGE_ROLES[path]}"
+                403, f"{identity.name} is a {identity.role}; this page needs the {TOOL_PAGE_ROLES[path]} role"
             )
         return
     _need_dashboard(runtime, identity, path.strip("/"))

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from dashboard_app.pages.panels import Window, panel_frame, resolve_unit
+from dashboard_app.pages.panels import Window, panel_frame, query_frame, resolve_unit
 from dashboard_app.sources.source import NotPermitted, Source
-from layouts.schema import Dashboard, Panel
+from layouts.schema import Dashboard, Panel, PanelQuery
 from query.evaluate import Query
 from query.promql.shorthand import compile_query
 from tsdb.metrics import freeze_labels
@@ -116,7 +116,18 @@ def panel_csv(source: Source, panel: Panel, window: Window, points: int) -> str:
     frame = panel_frame(source, panel, window, points)
     if not frame.empty:
         frame = frame[frame.index >= pd.Timestamp(window.start, unit="s", tz="UTC")]
-    unit = panel.unit or "none"
+    return frame_csv(frame, panel.unit or "none")
+
+
+def query_csv(source: Source, promql: str, start: float, end: float, step: float) -> str:
+    """Return a PromQL range query as Explore draws it (the same steps), one column per series."""
+    frame = query_frame(source, PanelQuery(expr=promql), start, end, step)
+    metric = PanelQuery(expr=promql).metric
+    return frame_csv(frame, (source.unit(metric) if metric else None) or "none")
+
+
+def frame_csv(frame: pd.DataFrame, unit: str) -> str:
+    """Return a frame as CSV: ISO 8601 UTC time, one column per series with its unit in the header."""
     lines = [_line(["time"] + [f"{c} [{unit}]" for c in frame.columns])]
     seconds = frame.index.as_unit("ms").asi8 / 1e3 if len(frame) else np.zeros(0)
     values = frame.to_numpy(dtype=float) if len(frame) else np.zeros((0, 0))

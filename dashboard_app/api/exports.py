@@ -6,11 +6,12 @@ from flask import Response, request, stream_with_context
 
 from dashboard_app.access.permissions import Permission
 from dashboard_app.access.scoped import reads
-from dashboard_app.analysis.csv_export import dashboard_zip, panel_csv, stream_query
+from dashboard_app.analysis.csv_export import dashboard_zip, panel_csv, query_csv, stream_query
 from dashboard_app.api.frame import Api, ApiError, parse_step, parse_time, query_number
 from dashboard_app.pages.panels import Window, narrow_dashboard, narrow_panel
 from dashboard_app.runtime import Runtime
 from layouts.components import RANGE_SECONDS
+from layouts.schema import PanelQuery
 from tsdb.aggregator import AGGREGATIONS
 
 MAX_ROWS = 10_000_000  # a year of 3 s steps; a step that asks for more is refused
@@ -120,6 +121,41 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         response = _attachment(stream_with_context(body()), f"{name}.csv", "text/csv")
         response.call_on_close(release)  # a client that goes away mid-stream frees it too
         return response
+
+    @api.route(
+        "GET",
+        "/explore/export.csv",
+        "A PromQL range query as CSV, as Explore draws it: ISO 8601 UTC time, one column per series",
+        "export",
+        params=[
+            _param("query", {"type": "string"}, True, "PromQL"),
+            _param("start", TIME, True),
+            _param("end", TIME),
+            _param("step", {"type": "number"}, True, "Seconds per row"),
+        ],
+        allow=Permission("analyst", "read", series="query"),
+        media="text/csv",
+    )
+    def export_explore():
+        promql = request.args.get("query", "")
+        if not promql.strip():
+            raise ApiError("query must be a PromQL expression", field="query")
+        if "start" not in request.args:
+            raise ApiError("start is required (Unix seconds or RFC 3339)", field="start")
+        start = parse_time(request.args["start"], "start")
+        end = parse_time(request.args.get("end") or runtime.clock(), "end")
+        if end < start:
+            raise ApiError("end must not be before start", field="end")
+        step = parse_step(query_number("step", None))
+        if (end - start) / step > MAX_ROWS:
+            raise ApiError(f"at most {MAX_ROWS:,} rows: raise the step", field="step")
+        try:
+            PanelQuery(expr=promql)
+        except ValueError as exc:
+            raise ApiError(str(exc).split("\n")[-1].strip(), field="query") from None
+        with runtime.query_gate.slot():
+            text = query_csv(reads().pages, promql, start, end, step)
+        return _attachment(text, "explore.csv", "text/csv")
 
     def found(dashboard_id: str):
         dashboard = runtime.dashboards.get(dashboard_id)

@@ -241,7 +241,9 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         editable = _editable(runtime, identity)
         options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
         pending = draft.get("pending_query") if isinstance(draft, dict) else None
-        asked = draft.get("wanted") if isinstance(draft, dict) and isinstance(draft.get("wanted"), str) else None
+        asked = (
+            draft.get("wanted") if isinstance(draft, dict) and isinstance(draft.get("wanted"), str) else None
+        )
         valid_draft = isinstance(draft, dict) and isinstance(draft.get("dashboard"), dict)
 
         def load(dashboard_id):
@@ -332,6 +334,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             drafts.apply_form(panel, field_values, exprs, legends)
             if json.dumps(panel, sort_keys=True) == before:
                 raise PreventUpdate
+            drafts.name_new_panel(draft, panel)
             form_from_draft = False
         elif trigger == ids.EDIT_TITLE:
             if not isinstance(triggered_value, str) or triggered_value == draft["dashboard"].get("title"):

@@ -7,7 +7,7 @@ import time
 from urllib.parse import parse_qs, urlencode
 
 import pandas as pd
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard_app.access.permissions import Permission, Permissions
@@ -16,6 +16,7 @@ from dashboard_app.pages.dashboards import window_for
 from dashboard_app.pages.panels import Window, query_frame
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
+from ingest.paths import API_PREFIX
 from layouts import ids
 from layouts.charts import apply_theme, build_figure, no_data
 from layouts.components import CUSTOM, RANGE_SECONDS
@@ -46,14 +47,6 @@ def explore_panel(source: Source, query: str) -> Panel:
 def explore_frame(source: Source, query: str, start: float, end: float, step: float) -> pd.DataFrame:
     """What Explore draws for a query: the graph, the table and the CSV all come from this frame."""
     return query_frame(source, PanelQuery(expr=query), start, end, step)
-
-
-def csv_text(frame: pd.DataFrame) -> str:
-    """A drawn frame as CSV: ISO 8601 UTC times, one column per series, as drawn."""
-    out = frame.copy()
-    out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out.index.name = "time"
-    return out.to_csv(float_format="%.10g")
 
 
 def _table(frame: pd.DataFrame, unit: str) -> html.Table:
@@ -183,6 +176,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         Output(ids.EXPLORE_DRAWN, "data"),
         Output(ids.EXPLORE_NOTE, "children"),
         Output(ids.EXPLORE_ADD, "href"),
+        Output(ids.EXPLORE_CSV, "href"),
         Input(ids.EXPLORE_QUERY, "value"),
         Input(ids.EXPLORE_RUN, "n_clicks"),
         Input(ids.TIME_RANGE, "value"),
@@ -199,7 +193,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         )
         if not text:
             figure = apply_theme(no_data(placeholder, "Type a query above"), theme)
-            return figure, None, None, "", "/edit"
+            return figure, None, None, "", "/edit", None
         if locate(text) is not None:
             raise PreventUpdate  # the error shows beside the text; the last graph stays
         source = reads().pages
@@ -207,7 +201,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         window = window_for(range_value, custom_start, custom_end, time.time())
         if window is None:
             figure = apply_theme(no_data(placeholder, "Choose a start and an end (UTC)"), theme)
-            return figure, None, None, "", no_update
+            return figure, None, None, "", no_update, None
         step = step_for(source, window)
         started = time.perf_counter()
         try:
@@ -221,20 +215,30 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                 ),
                 theme,
             )
-            return figure, None, None, "", no_update
+            return figure, None, None, "", no_update, None
         took = time.perf_counter() - started
         drawn = {"query": text, "start": window.start, "end": window.end, "step": step, "range": range_value}
         if range_value == CUSTOM:
             drawn.update(custom_start=custom_start, custom_end=custom_end)
         add = "/edit?" + urlencode({"query": text})
+        csv = f"{API_PREFIX}/explore/export.csv?" + urlencode(
+            {"query": text, "start": f"{window.start:.3f}", "end": f"{window.end:.3f}", "step": f"{step:g}"}
+        )
         if frame.empty:
             figure = apply_theme(no_data(panel, "No series match this query in the time range"), theme)
-            return figure, html.P("No series", className="muted"), drawn, f"0 series · step {step:g} s", add
+            return (
+                figure,
+                html.P("No series", className="muted"),
+                drawn,
+                f"0 series · step {step:g} s",
+                add,
+                csv,
+            )
         figure = apply_theme(build_figure(frame, panel), theme)
         series = len(frame.columns)
         drawn["series"] = series
         note = f"{series} series · step {step:g} s · {len(frame):,} points each · {took * 1000:.0f} ms"
-        return figure, _table(frame, panel.unit or "none"), drawn, note, add
+        return figure, _table(frame, panel.unit or "none"), drawn, note, add, csv
 
     @callback(
         app,
@@ -306,26 +310,6 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             html.Li(html.Button(h, id=ids.explore_history_item(i), className="history-item", title=h))
             for i, h in enumerate(history)
         ]
-
-    @callback(
-        app,
-        EXPLORE,
-        Output(ids.EXPLORE_DOWNLOAD, "data"),
-        Input(ids.EXPLORE_CSV, "n_clicks"),
-        State(ids.EXPLORE_DRAWN, "data"),
-        prevent_initial_call=True,
-    )
-    def download(_clicks, drawn):
-        """The CSV of exactly what is drawn: the same query, window and step."""
-        if not isinstance(drawn, dict):
-            raise PreventUpdate
-        query, start, end, step = (drawn.get(k) for k in ("query", "start", "end", "step"))
-        if not isinstance(query, str) or not all(isinstance(v, (int, float)) for v in (start, end, step)):
-            raise PreventUpdate
-        if step <= 0 or end < start or (end - start) / step > 20 * POINTS:
-            raise PreventUpdate
-        frame = explore_frame(reads().pages, query, float(start), float(end), float(step))
-        return dcc.send_string(csv_text(frame), "explore.csv", type="text/csv")
 
 
 def _label_names(source: Source, metric: str | None) -> list[str]:
