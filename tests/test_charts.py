@@ -205,3 +205,69 @@ def test_an_area_with_a_pause_is_drawn_as_separate_fills():
     assert [len(t.x) for t in fig.data] == [10, 10]
     assert [t.showlegend for t in fig.data] == [True, False]
     assert fig.data[0].line.color == fig.data[1].line.color
+
+
+def _hosts(a: float, b: float) -> pd.DataFrame:
+    index = pd.date_range("2026-01-01", periods=10, freq="5s", tz="UTC")
+    return pd.DataFrame({"host-a": np.full(10, a), "host-b": np.full(10, b)}, index=index)
+
+
+@pytest.mark.parametrize("kind", ["stat", "gauge"])
+def test_a_status_panel_over_several_hosts_shows_each_with_its_own_colour(kind):
+    panel = Panel(
+        id="cpu",
+        title="CPU",
+        type=kind,
+        unit="ratio",
+        thresholds={"warn": 0.75, "crit": 0.9},
+        queries=[{"expr": "x"}],
+    )
+    figure = build(_hosts(0.5, 0.95), panel)
+    go.Figure(figure)  # a valid Plotly figure
+    indicators = [t for t in figure["data"] if t["type"] == "indicator"]
+    assert [round(t["value"]) for t in indicators] == [50, 95]
+    colours = [
+        (t.get("gauge", {}).get("bar", {}).get("color") if kind == "gauge" else t["number"]["font"]["color"])
+        for t in indicators
+    ]
+    assert colours == [STATUS_COLORS["ok"], STATUS_COLORS["crit"]]  # the red second host shows red
+    titles = [a["text"] for a in figure["layout"]["annotations"]]
+    assert titles == ["host-a", "host-b"]
+    # Asked for the worst, it shows that one host and says which of how many.
+    worst = build(_hosts(0.5, 0.95), panel.model_copy(update={"several": "worst"}))
+    [indicator] = [t for t in worst["data"] if t["type"] == "indicator"]
+    assert round(indicator["value"]) == 95
+    assert any("host-b (worst of 2)" in a["text"] for a in worst["layout"]["annotations"])
+    # Where low is bad, the worst is the lowest.
+    low_bad = Panel.model_validate(
+        {
+            **panel.model_dump(),
+            "several": "worst",
+            "thresholds": {"warn": 0.3, "crit": 0.1, "direction": "below"},
+        }
+    )
+    [indicator] = [t for t in build(_hosts(0.5, 0.05), low_bad)["data"] if t["type"] == "indicator"]
+    assert round(indicator["value"]) == 5
+
+
+def test_min_max_and_stacking_reach_the_figure():
+    index = pd.date_range("2026-01-01", periods=4, freq="5s", tz="UTC")
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4], "b": [1.0, 1, 1, 1]}, index=index)
+    panel = Panel(id="p", title="P", type="area", stack=True, min=-1, max=10, queries=[{"expr": "x"}])
+    figure = build(frame, panel)
+    go.Figure(figure)
+    assert {t["stackgroup"] for t in figure["data"]} == {"stack"}
+    assert figure["layout"]["yaxis"]["range"] == [-1, 10]
+    only_min = build(frame, panel.model_copy(update={"max": None, "stack": False}))
+    assert only_min["layout"]["yaxis"]["autorangeoptions"] == {"minallowed": -1}
+
+
+def test_a_text_panel_shows_its_text():
+    panel = Panel(
+        id="note", title="Runbook", type="stat", queries=[], text="# Runbook\nCall **on-call** <b>now</b>"
+    )
+    figure = build(pd.DataFrame(), panel)
+    text = figure["layout"]["annotations"][0]["text"]
+    assert text == "Runbook<br>Call on-call &lt;b&gt;now&lt;/b&gt;"
+    with pytest.raises(ValueError, match="at least one query, or a text"):
+        Panel(id="empty", title="Empty", type="line", queries=[])

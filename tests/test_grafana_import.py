@@ -1,4 +1,4 @@
-"""Grafana dashboards from public sources, imported over HTTP and drawn from real node_exporter and Prometheus.
+"""Grafana dashboards from public sources, imported over HTTP, drawn from real node_exporter and Prometheus.
 
 The files in tests/data/grafana: ``node-exporter-full.json`` is grafana.com's "Node Exporter Full" (1860)
 as rfmoz/grafana-dashboards publishes it; ``node-exporter-full-old.json`` its Grafana 4 version (rows
