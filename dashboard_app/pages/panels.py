@@ -84,7 +84,13 @@ def narrow_panel(
         if variables is None:
             labels = narrowing
         else:
-            labels = {label: value for name, (label, value) in narrowing.items() if name not in named}
+            # A query that names a variable of a label keeps what it says for that label.
+            said = {v.listed_label for v in variables if v.name in named}
+            labels = {
+                label: value
+                for name, (label, value) in narrowing.items()
+                if name not in named and label not in said
+            }
         if not labels:
             return expr
         if is_selector(expr):
