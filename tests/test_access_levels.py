@@ -101,6 +101,16 @@ def route_examples(now: float) -> dict[tuple[str, str], list[dict]]:
         (f"{q}/metrics/custom/list", "GET"): [{}],
         (f"{q}/dashboards/<id>", "GET"): [{"path": {"id": "operations"}}, {"path": {"id": "development"}}],
         (f"{q}/dashboards/<id>/connect", "POST"): [{"path": {"id": "operations"}}],
+        (f"{q}/explore/export.csv", "GET"): [
+            {"params": {"query": "{m}", "start": now - 3600, "step": 60}},
+            {
+                "params": {
+                    "query": 'sum by (__name__, host) ({__name__=~".+"})',
+                    "start": now - 600,
+                    "step": 60,
+                }
+            },
+        ],
         (f"{q}/dashboards/<id>/download", "GET"): [{"path": {"id": "development"}}],
         (f"{q}/dashboards/<id>/versions", "GET"): [{"path": {"id": "development"}}],
         (f"{q}/dashboards/<id>/versions/<version>", "GET"): [{"path": {"id": "development", "version": "0"}}],
@@ -330,6 +340,65 @@ def callback_examples() -> dict[str, list[dict]]:
                     {"id": "app-theme", "property": "data", "value": "light"},
                 ],
             }
+        ],
+        "explore-suggestions": [
+            {
+                "outputs": [
+                    {"id": "explore-suggestions", "property": "children"},
+                    {"id": "explore-suggested", "property": "data"},
+                    {"id": "explore-error", "property": "children"},
+                ],
+                "inputs": [{"id": "explore-query", "property": "value", "value": text}],
+            }
+            for text in ("pulseboard_", "mystery", "{m}{", '{m}{host="', "sum by (")
+        ],
+        "explore-graph": [
+            {
+                "outputs": [
+                    {"id": "explore-graph", "property": "figure"},
+                    {"id": "explore-table", "property": "children"},
+                    {"id": "explore-drawn", "property": "data"},
+                    {"id": "explore-note", "property": "children"},
+                    {"id": "explore-add", "property": "href"},
+                    {"id": "explore-csv", "property": "href"},
+                ],
+                "inputs": [
+                    {"id": "explore-query", "property": "value", "value": text},
+                    {"id": "explore-run", "property": "n_clicks", "value": 1},
+                    {"id": "nav-time-range", "property": "value", "value": "1h"},
+                    {"id": "nav-custom-start", "property": "value", "value": None},
+                    {"id": "nav-custom-end", "property": "value", "value": None},
+                    {"id": "app-theme", "property": "data", "value": "light"},
+                ],
+            }
+            for text in ("{m}", 'sum by (__name__, host) ({__name__=~".+"})')
+        ],
+        "edit-preview": [
+            {
+                "outputs": {"id": "edit-preview", "property": "figure"},
+                "inputs": [
+                    {
+                        "id": "edit-draft",
+                        "property": "data",
+                        "value": {
+                            "selected": "p",
+                            "dashboard": {
+                                "id": "x",
+                                "title": "X",
+                                "access": "executive",
+                                "panels": [
+                                    {"id": "p", "title": "P", "type": "table", "queries": [{"expr": text}]}
+                                ],
+                            },
+                        },
+                    },
+                    {"id": "nav-time-range", "property": "value", "value": "1h"},
+                    {"id": "nav-custom-start", "property": "value", "value": None},
+                    {"id": "nav-custom-end", "property": "value", "value": None},
+                    {"id": "app-theme", "property": "data", "value": "light"},
+                ],
+            }
+            for text in ("{m}", '{__name__=~".+"}')
         ],
         "_pages_content": [
             {

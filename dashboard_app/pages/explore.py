@@ -26,7 +26,8 @@ from query.promql.completion import complete, locate
 from query.promql.values import BadData, Execution, Timeout
 from tsdb.aggregator import QueryError
 
-EXPLORE = Permission("analyst", "read", series="all")
+EXPLORE = Permission("analyst", "read")  # the page's own state: the query text, its history
+READS = Permission("analyst", "read", series="all")  # completion and the graph: through the caller's source
 POINTS = 600  # points per series Explore draws: a step of 6 s over an hour
 HISTORY = 20  # queries kept in a browser's history
 PAGE = "/explore"
@@ -76,7 +77,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
 
     @callback(
         app,
-        EXPLORE,
+        READS,
         Output(ids.EXPLORE_SUGGESTIONS, "children"),
         Output(ids.EXPLORE_SUGGESTED, "data"),
         Output(ids.EXPLORE_ERROR, "children"),
@@ -170,7 +171,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
 
     @callback(
         app,
-        EXPLORE,
+        READS,
         Output(ids.EXPLORE_GRAPH, "figure"),
         Output(ids.EXPLORE_TABLE, "children"),
         Output(ids.EXPLORE_DRAWN, "data"),
