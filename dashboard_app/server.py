@@ -81,7 +81,13 @@ def create_app(runtime: Runtime) -> Dash:
         first = dashboard_callbacks.first_load(
             runtime, dashboard, chosen, theme if theme == "dark" else "light"
         )
-        return dashboard_page(dashboard, refresh_of(dashboard), chosen, first)
+        who = reads().identity
+        editable = who.at_least("editor") and (
+            who.sees_everything or dashboard.id not in runtime.dashboard_store.shipped
+        )
+        return dashboard_page(
+            dashboard, refresh_of(dashboard), chosen, first, editable and who.sees(dashboard.access)
+        )
 
     def title(dashboard_id: str | None = None, **_):
         dashboard = runtime.dashboards.get(dashboard_id or "")

@@ -256,8 +256,11 @@ def dashboard_page(
     refresh: int,
     chosen: dict[str, str] | None = None,
     first: tuple[dict, dict] | None = None,
+    editable: bool = False,
 ) -> html.Div:
     """Return a dashboard's page: a heading, its variables and its grid of panels.
+
+    ``editable``: the viewer may change it, so the heading links to the editor.
 
     ``first`` is (figures by panel id, render state) when the page opens with its figures.
     """
@@ -278,6 +281,11 @@ def dashboard_page(
                     href=export_url(dashboard.id, None, "range=15m"),
                     className="dashboard-zip",
                 ),
+                html.A(
+                    "Edit", href=f"/edit?dashboard={dashboard.id}", className="dashboard-zip dashboard-edit"
+                )
+                if editable
+                else None,
             ),
             variable_bar(dashboard, chosen or {}),
             html.Div(

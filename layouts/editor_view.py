@@ -117,7 +117,12 @@ def editor_page(dashboard: str = "", query: str = "", **_) -> html.Div:
                 children=[
                     html.Button("New dashboard", id=ids.EDIT_NEW, className="button"),
                     html.Button("Clone", id=ids.EDIT_CLONE, className="button"),
-                    html.Button("Delete", id=ids.EDIT_DELETE, className="button danger"),
+                    dcc.ConfirmDialogProvider(
+                        html.Button("Delete", className="button danger"),
+                        id=ids.EDIT_DELETE,
+                        message="Delete this dashboard and all its saved versions? (A shipped one goes back "
+                        "to as it shipped.)",
+                    ),
                     html.A("Download YAML", id=ids.EDIT_YAML, href="#", className="button"),
                     html.A("Download JSON", id=ids.EDIT_JSON, href="#", className="button"),
                     dcc.Upload(
@@ -132,6 +137,14 @@ def editor_page(dashboard: str = "", query: str = "", **_) -> html.Div:
                         accept=".json",
                         max_size=2**22,
                     ),
+                ],
+            ),
+            html.Details(
+                className="edit-paste",
+                children=[
+                    html.Summary("Or paste a Grafana dashboard's JSON"),
+                    dcc.Textarea(id=ids.EDIT_PASTE, rows=4, spellCheck=False, className="edit-expr"),
+                    html.Button("Import", id=ids.EDIT_PASTE_IMPORT, className="button"),
                 ],
             ),
             html.Div(id=ids.EDIT_STATUS, className="edit-status", role="alert"),

@@ -353,10 +353,11 @@ def test_watched_views_are_rendered_ahead_and_patched_into_what_a_fresh_render_g
                     Sample(NET, (("interface", "eth0"),), total, at),
                 ]
             )
-        if k:  # the render ahead is running but has not made this second yet: the previous answer
+        if k:  # the render ahead may not have made this second yet: the refresh takes what there is
             computed, held = runtime.answers.computed, dict(viewer.state["held"])
             viewer.refresh()
-            assert runtime.answers.computed == computed and viewer.state["held"] == held
+            assert runtime.answers.computed == computed  # and never renders it itself
+            assert viewer.state["held"].keys() == held.keys()
         assert views.ahead() > 0 or k in (4, 5)
         computed = runtime.answers.computed
         viewer.refresh()

@@ -207,7 +207,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         Input(ids.EDIT_DASHBOARD, "value"),
         Input(ids.EDIT_NEW, "n_clicks"),
         Input(ids.EDIT_CLONE, "n_clicks"),
-        Input(ids.EDIT_DELETE, "n_clicks"),
+        Input(ids.EDIT_DELETE, "submit_n_clicks"),
         Input(ids.EDIT_SAVE, "n_clicks"),
         Input(ids.EDIT_ADD, "n_clicks"),
         Input(ids.EDIT_DUPLICATE, "n_clicks"),
@@ -223,7 +223,9 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         Input(ids.EDIT_UPLOAD, "contents"),
         Input(ids.EDIT_IMPORT, "contents"),
         Input({"type": ids.EDIT_RESTORE, "index": ALL}, "n_clicks"),
+        Input(ids.EDIT_PASTE_IMPORT, "n_clicks"),
         State(ids.EDIT_DRAFT, "data"),
+        State(ids.EDIT_PASTE, "value"),
     )
     def edit(pathname, chosen_id, *_rest):
         if pathname != PAGE:
@@ -359,15 +361,24 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                 )
             draft["dashboard"]["variables"] = parsed
             form_from_draft = False
-        elif trigger in (ids.EDIT_UPLOAD, ids.EDIT_IMPORT):
-            if not isinstance(triggered_value, str):
-                raise PreventUpdate
+        elif trigger in (ids.EDIT_UPLOAD, ids.EDIT_IMPORT, ids.EDIT_PASTE_IMPORT):
+            pasted = ctx.states.get(f"{ids.EDIT_PASTE}.value")
             try:
-                body = _uploaded(triggered_value)
+                if trigger == ids.EDIT_PASTE_IMPORT:
+                    if not isinstance(pasted, str) or not pasted.strip():
+                        raise ValueError("paste a Grafana dashboard's JSON into the box first")
+                    try:
+                        body = json.loads(pasted)
+                    except ValueError as exc:
+                        raise ValueError(f"the text is not JSON ({exc})") from None
+                elif isinstance(triggered_value, str):
+                    body = _uploaded(triggered_value)
+                else:
+                    raise PreventUpdate
             except ValueError as exc:
                 status = f"Not loaded: {exc}"
             else:
-                if trigger == ids.EDIT_IMPORT:
+                if trigger in (ids.EDIT_IMPORT, ids.EDIT_PASTE_IMPORT):
                     access = (
                         draft["dashboard"].get("access")
                         if identity.sees(draft["dashboard"].get("access"))

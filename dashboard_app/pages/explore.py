@@ -243,7 +243,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
 
     @callback(
         app,
-        EXPLORE,
+        Permission(),  # fires on every page (the bar is on every page); acts on /explore only
         Output(ids.TIME_RANGE, "value", allow_duplicate=True),
         Output(ids.CUSTOM_START, "value", allow_duplicate=True),
         Output(ids.CUSTOM_END, "value", allow_duplicate=True),
