@@ -39,6 +39,19 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     """Register the CSV endpoints."""
     points = runtime.settings.dashboards.points
 
+    def rows_asked() -> tuple[float, float, float]:
+        """The start, end and step of a CSV export's rows, checked."""
+        if "start" not in request.args:
+            raise ApiError("start is required (Unix seconds or RFC 3339)", field="start")
+        start = parse_time(request.args["start"], "start")
+        end = parse_time(request.args.get("end") or runtime.clock(), "end")
+        if end < start:
+            raise ApiError("end must not be before start", field="end")
+        step = parse_step(query_number("step", None))
+        if (end - start) / step > MAX_ROWS:
+            raise ApiError(f"at most {MAX_ROWS:,} rows: raise the step", field="step")
+        return start, end, step
+
     def window() -> Window:
         key = request.args.get("range")
         now = runtime.clock()
@@ -73,15 +86,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         selectors = request.args.getlist("query")
         if not selectors or not all(selectors):
             raise ApiError("query must be a series selector (repeat query= for more)", field="query")
-        if "start" not in request.args:
-            raise ApiError("start is required (Unix seconds or RFC 3339)", field="start")
-        start = parse_time(request.args["start"], "start")
-        end = parse_time(request.args.get("end") or runtime.clock(), "end")
-        if end < start:
-            raise ApiError("end must not be before start", field="end")
-        step = parse_step(query_number("step", None))
-        if (end - start) / step > MAX_ROWS:
-            raise ApiError(f"at most {MAX_ROWS:,} rows: raise the step", field="step")
+        start, end, step = rows_asked()
         how = request.args.get("agg", "avg")
         if how not in AGGREGATIONS:
             raise ApiError(f"agg must be one of {', '.join(AGGREGATIONS)}", field="agg")
@@ -140,15 +145,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         promql = request.args.get("query", "")
         if not promql.strip():
             raise ApiError("query must be a PromQL expression", field="query")
-        if "start" not in request.args:
-            raise ApiError("start is required (Unix seconds or RFC 3339)", field="start")
-        start = parse_time(request.args["start"], "start")
-        end = parse_time(request.args.get("end") or runtime.clock(), "end")
-        if end < start:
-            raise ApiError("end must not be before start", field="end")
-        step = parse_step(query_number("step", None))
-        if (end - start) / step > MAX_ROWS:
-            raise ApiError(f"at most {MAX_ROWS:,} rows: raise the step", field="step")
+        start, end, step = rows_asked()
         try:
             PanelQuery(expr=promql)
         except ValueError as exc:

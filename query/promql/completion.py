@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from query.promql.engine import AGGREGATIONS, SUPPORTED, parse
 from query.promql.values import BadData
+from query.promql.shorthand import expand
+from query.promql.variables import quote_state, stand_in
 
 FUNCTIONS = tuple(sorted(set(SUPPORTED) | AGGREGATIONS))
 KEYWORDS = (
@@ -94,34 +96,16 @@ def complete(
 
 
 def _inside_string(text: str) -> bool:
-    inside, escaped = "", False
-    for ch in text:
-        if inside:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == inside:
-                inside = ""
-        elif ch in "\"'":
-            inside = ch
-    return bool(inside)
+    return bool(quote_state(text)[1])
 
 
 def _open_brace(text: str) -> int | None:
     """Where the brace the cursor stands in opened, or None outside braces (strings skipped)."""
-    depth, at, inside, escaped = 0, None, "", False
-    for i, ch in enumerate(text):
+    depth, at = 0, None
+    for i, (ch, inside) in enumerate(zip(text, quote_state(text)[0])):
         if inside:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == inside:
-                inside = ""
-        elif ch in "\"'":
-            inside = ch
-        elif ch == "{":
+            continue
+        if ch == "{":
             depth, at = depth + 1, i
         elif ch == "}":
             depth = max(0, depth - 1)
@@ -129,7 +113,7 @@ def _open_brace(text: str) -> int | None:
 
 
 def _metric_of(text: str) -> str | None:
-    m = _METRIC_BEFORE.search(text + "{") or _WORD.search(text.rstrip())
+    m = _METRIC_BEFORE.search(text) or _METRIC_BEFORE.search(text + "{")
     name = m.group(1) if m else None
     return None if name in FUNCTIONS or name in KEYWORDS else name
 
@@ -148,40 +132,29 @@ _PAIRS = {")": "(", "]": "[", "}": "{"}
 def locate(text: str) -> Problem | None:
     """Return None when the text parses; else the reason and where it goes wrong."""
     try:
-        parse(text)
+        parse(expand(stand_in(text), 60, 15))  # range variables and dashboard variables are PromQL here
         return None
     except BadData as exc:
         reason = str(exc).removeprefix('invalid parameter "query": ')
     stack: list[tuple[str, int]] = []
-    inside, escaped, opened = "", False, 0
-    for i, ch in enumerate(text):
+    states, ends_inside = quote_state(text)
+    for i, (ch, inside) in enumerate(zip(text, states)):
         if inside:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == inside:
-                inside = ""
             continue
-        if ch in "\"'`":
-            inside, opened = ch, i
-        elif ch in "([{":
+        if ch in "([{":
             stack.append((ch, i))
         elif ch in ")]}":
             if not stack or stack[-1][0] != _PAIRS[ch]:
                 return Problem(f"{reason}: '{ch}' closes nothing opened before it", i)
             stack.pop()
-    if inside:
+    if ends_inside:
+        opened = max(i for i, inside in enumerate(states) if not inside and text[i] == ends_inside)
         return Problem(f"{reason}: the string opened here is not closed", opened)
     if stack:
         ch, i = stack[-1]
         return Problem(f"{reason}: the '{ch}' opened here is not closed", i)
     for m in re.finditer(r"([a-zA-Z_][\w:]*)\s*\(", text):
         name = m.group(1)
-        if name not in FUNCTIONS and name not in KEYWORDS and not _is_inside_string(text, m.start()):
+        if name not in FUNCTIONS and name not in KEYWORDS and not states[m.start()]:
             return Problem(f"{reason}: unknown function {name!r}", m.start())
     return Problem(reason, max(0, len(text.rstrip()) - 1))
-
-
-def _is_inside_string(text: str, at: int) -> bool:
-    return _inside_string(text[:at])

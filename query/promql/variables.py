@@ -26,8 +26,9 @@ def references(text: str) -> list[str]:
     return list(dict.fromkeys(n for n in map(_name, REFERENCE.finditer(text)) if not _builtin(n)))
 
 
-def _quote_state(text: str) -> list[str]:
-    """For each character: the quote it stands inside (``"``, ``'`` or a backtick), or ``""``."""
+def quote_state(text: str) -> tuple[list[str], str]:
+    """The quote each character stands inside (``"``, ``'``, a backtick, or ``""``), and the one the
+    text ends inside; a quote character itself counts as outside."""
     state, inside, escaped = [], "", False
     for ch in text:
         state.append(inside)
@@ -40,7 +41,7 @@ def _quote_state(text: str) -> list[str]:
                 inside = ""
         elif ch in "\"'`":
             inside = ch
-    return state
+    return state, inside
 
 
 def stand_in(text: str) -> str:
@@ -51,7 +52,7 @@ def stand_in(text: str) -> str:
     """
     if "$" not in text and "[[" not in text:
         return text
-    quotes = _quote_state(text)
+    quotes = quote_state(text)[0]
     out, last = [], 0
     for match in REFERENCE.finditer(text):
         name = _name(match)
@@ -86,7 +87,7 @@ def substitute(text: str, values: dict[str, str | None]) -> str:
     for name, value in values.items():
         if value is None and not _builtin(name):
             text = re.sub(rf"(?<![!=~])=(\s*[\"'])(?={_pattern(name)})", r"=~\1", text)
-    quotes = _quote_state(text)
+    quotes = quote_state(text)[0]
     out, last = [], 0
     for match in REFERENCE.finditer(text):
         name = _name(match)
