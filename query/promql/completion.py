@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from query.promql.engine import AGGREGATIONS, SUPPORTED, parse
-from query.promql.values import BadData
 from query.promql.shorthand import expand
+from query.promql.values import BadData
 from query.promql.variables import quote_state, stand_in
 
 FUNCTIONS = tuple(sorted(set(SUPPORTED) | AGGREGATIONS))
