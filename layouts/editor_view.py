@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from dash import dcc, html
 
 from layouts import ids
-from layouts.components import LOADING_FIGURE, page_head
+from layouts.components import LOADING_FIGURE, grid_style, page_head
 from layouts.drafts import QUERY_ROWS
 from layouts.schema import CHART_TYPES
 from tsdb.metrics import ACCESS_LEVELS, UNITS
@@ -297,3 +299,95 @@ def editor_page(dashboard: str = "", query: str = "", **_) -> html.Div:
             dcc.Store(id=ids.EDIT_LAYOUT),
         ],
     )
+
+
+def editor_card(panel: dict, chosen: bool) -> html.Div:
+    """One panel on the editor's grid: its title and chart, a corner to resize it."""
+    grid = panel.get("grid") if isinstance(panel.get("grid"), dict) else {}
+    place = [
+        grid.get(k) if isinstance(grid.get(k), int) else d
+        for k, d in (("x", 0), ("y", 0), ("w", 6), ("h", 3))
+    ]
+    style = grid_style(*place)
+    attrs = {f"data-{k}": grid.get(k, d) for k, d in (("x", 0), ("y", 0), ("w", 6), ("h", 3))}
+    return html.Div(
+        id=ids.edit_card(panel.get("id", "")),
+        className="editor-card selected" if chosen else "editor-card",
+        style=style,
+        title="Drag to move, drag the corner to resize, click to edit",
+        **{"data-panel": panel.get("id", ""), **attrs},
+        children=[
+            html.Span(panel.get("title") or panel.get("id"), className="editor-card-title"),
+            html.Span(panel.get("type", ""), className="editor-card-type muted"),
+            html.Span("", className="editor-resize", title="Drag to resize"),
+        ],
+    )
+
+
+def versions_table(versions: list[dict], current: int | None) -> list:
+    """A dashboard's kept versions, newest first, each but the current one with Restore."""
+    if not versions:
+        return [html.P("Not saved yet.", className="muted")]
+    rows = []
+    for v in versions[:20]:
+        when = (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(v["saved"])) if v.get("saved") else "as shipped"
+        )
+        now = v["version"] == current
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(str(v["version"])),
+                    html.Td(when),
+                    html.Td(str(v.get("by", ""))),
+                    html.Td(str(v.get("action", ""))),
+                    html.Td(f"{v.get('panels', '')} panels"),
+                    html.Td(
+                        "current"
+                        if now
+                        else html.Button(
+                            "Restore", id=ids.edit_restore(v["version"]), className="button small"
+                        )
+                    ),
+                ],
+                className="current" if now else None,
+            )
+        )
+    head = html.Tr([html.Th(h) for h in ("Version", "Saved", "By", "What", "Panels", "")])
+    return [html.Table([html.Thead(head), html.Tbody(rows)], className="edit-versions-table")]
+
+
+def report_table(report: dict | None) -> list:
+    """How a Grafana import mapped each panel, folded under a one-line summary."""
+    if not report:
+        return []
+    rows = [
+        html.Tr(
+            [
+                html.Td(p["title"]),
+                html.Td(p["grafana_type"]),
+                html.Td(p["type"] or "left out"),
+                html.Td(p["note"]),
+            ]
+        )
+        for p in report["panels"]
+    ]
+    summary = (
+        f"Grafana import: {report['mapped']} of {len(report['panels'])} panels mapped, "
+        f"{report['as_text']} shown as text, {report['left_out']} left out. Save to keep it."
+    )
+    return [
+        html.Details(
+            [
+                html.Summary(summary),
+                html.Table(
+                    [
+                        html.Thead(html.Tr([html.Th(h) for h in ("Panel", "Grafana", "Pulseboard", "How")])),
+                        html.Tbody(rows),
+                    ],
+                    className="edit-report-table",
+                ),
+            ],
+            open=False,
+        )
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -285,3 +286,26 @@ def test_edit003_a_viewer_cannot_edit_and_an_editor_sees_only_their_levels(dash_
     dash_duo.select_dcc_dropdown(f"#{ids.EDIT_ACCESS}", value="Level: executive")
     dash_duo.find_element(f"#{ids.EDIT_SAVE}").click()
     dash_duo.wait_for_contains_text(f"#{ids.EDIT_STATUS}", "only make dashboards of your levels")
+
+
+def test_edit004_a_grafana_dashboard_uploaded_in_the_editor_is_reported_and_saved(dash_duo, tmp_path):
+    runtime = _runtime(tmp_path)
+    app = create_app(runtime)
+    dash_duo.start_server(app, host="127.0.0.1", port=8059)
+    dash_duo.driver.get(dash_duo.server_url + "/edit")
+    wait_until(lambda: dash_duo.find_elements(".editor-card"), message="the editor")
+    board = Path(__file__).parent / "data" / "grafana" / "prometheus-2-stats.json"
+    dash_duo.find_element(f"#{ids.EDIT_IMPORT} input[type=file]").send_keys(str(board))
+    dash_duo.wait_for_contains_text(f"#{ids.EDIT_STATUS}", "Imported 'Prometheus 2.0 Stats' from Grafana")
+    dash_duo.wait_for_contains_text(f"#{ids.EDIT_REPORT}", "13 of 13 panels mapped")
+    assert len(dash_duo.find_elements(".editor-card")) == 13
+    dash_duo.find_element(f"#{ids.EDIT_SAVE}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.EDIT_STATUS}", "as version 1")
+    saved = runtime.dashboard_store.get("prometheus-2-0-stats")
+    assert saved is not None and len(saved.panels) == 13
+    # A JSON that is not a dashboard, pasted, is refused with the reason and nothing changes.
+    dash_duo.find_element(".edit-paste summary").click()
+    dash_duo.find_element(f"#{ids.EDIT_PASTE}").send_keys('{"title": "nothing"}')
+    dash_duo.find_element(f"#{ids.EDIT_PASTE_IMPORT}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.EDIT_STATUS}", "Not imported: panels")
+    assert len(runtime.dashboard_store.dashboards) == 4

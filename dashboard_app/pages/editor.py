@@ -9,7 +9,7 @@ import json
 import time
 
 import yaml
-from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 from pydantic import ValidationError
 
@@ -23,7 +23,7 @@ from dashboard_app.runtime import Runtime
 from ingest.paths import API_PREFIX
 from layouts import drafts, grafana, ids
 from layouts.charts import apply_theme, no_data
-from layouts.components import grid_style
+from layouts.editor_view import editor_card, report_table, versions_table
 from layouts.schema import Panel, Variable
 from tsdb.metrics import ACCESS_LEVELS
 
@@ -84,97 +84,13 @@ def _uploaded(contents: str) -> object:
         raise ValueError(f"the file is not YAML or JSON{where}: {getattr(exc, 'problem', exc)}") from None
 
 
-def _card(panel: dict, chosen: bool) -> html.Div:
-    grid = panel.get("grid") if isinstance(panel.get("grid"), dict) else {}
-    place = [
-        grid.get(k) if isinstance(grid.get(k), int) else d
-        for k, d in (("x", 0), ("y", 0), ("w", 6), ("h", 3))
-    ]
-    style = grid_style(*place)
-    attrs = {f"data-{k}": grid.get(k, d) for k, d in (("x", 0), ("y", 0), ("w", 6), ("h", 3))}
-    return html.Div(
-        id=ids.edit_card(panel.get("id", "")),
-        className="editor-card selected" if chosen else "editor-card",
-        style=style,
-        title="Drag to move, drag the corner to resize, click to edit",
-        **{"data-panel": panel.get("id", ""), **attrs},
-        children=[
-            html.Span(panel.get("title") or panel.get("id"), className="editor-card-title"),
-            html.Span(panel.get("type", ""), className="editor-card-type muted"),
-            html.Span("", className="editor-resize", title="Drag to resize"),
-        ],
-    )
-
-
 def _versions(runtime: Runtime, draft: dict) -> list:
     if draft.get("new") or not draft.get("id"):
-        return [html.P("Not saved yet.", className="muted")]
+        return versions_table([], None)
     try:
-        versions = runtime.dashboard_store.versions(draft["id"])
+        return versions_table(runtime.dashboard_store.versions(draft["id"]), draft.get("base"))
     except DashboardError:
         return []
-    rows = []
-    for v in versions[:20]:
-        when = (
-            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(v["saved"])) if v.get("saved") else "as shipped"
-        )
-        current = v["version"] == draft.get("base")
-        rows.append(
-            html.Tr(
-                [
-                    html.Td(str(v["version"])),
-                    html.Td(when),
-                    html.Td(str(v.get("by", ""))),
-                    html.Td(str(v.get("action", ""))),
-                    html.Td(f"{v.get('panels', '')} panels"),
-                    html.Td(
-                        "current"
-                        if current
-                        else html.Button(
-                            "Restore", id=ids.edit_restore(v["version"]), className="button small"
-                        )
-                    ),
-                ],
-                className="current" if current else None,
-            )
-        )
-    head = html.Tr([html.Th(h) for h in ("Version", "Saved", "By", "What", "Panels", "")])
-    return [html.Table([html.Thead(head), html.Tbody(rows)], className="edit-versions-table")]
-
-
-def _report(report: dict | None) -> list:
-    if not report:
-        return []
-    rows = [
-        html.Tr(
-            [
-                html.Td(p["title"]),
-                html.Td(p["grafana_type"]),
-                html.Td(p["type"] or "left out"),
-                html.Td(p["note"]),
-            ]
-        )
-        for p in report["panels"]
-    ]
-    summary = (
-        f"Grafana import: {report['mapped']} of {len(report['panels'])} panels mapped, "
-        f"{report['as_text']} shown as text, {report['left_out']} left out. Save to keep it."
-    )
-    return [
-        html.Details(
-            [
-                html.Summary(summary),
-                html.Table(
-                    [
-                        html.Thead(html.Tr([html.Th(h) for h in ("Panel", "Grafana", "Pulseboard", "How")])),
-                        html.Tbody(rows),
-                    ],
-                    className="edit-report-table",
-                ),
-            ],
-            open=False,
-        )
-    ]
 
 
 def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
@@ -457,7 +373,9 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         expr_values, legend_values = drafts.query_values(selected_panel)
         d = draft["dashboard"]
         grid = [
-            _card(p, p.get("id") == draft.get("selected")) for p in d.get("panels", []) if isinstance(p, dict)
+            editor_card(p, p.get("id") == draft.get("selected"))
+            for p in d.get("panels", [])
+            if isinstance(p, dict)
         ]
         saved_id = None if draft.get("new") else draft.get("id")
         if saved_id is None:
@@ -478,6 +396,16 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             else ""
         )
         keep_text = trigger in (ids.EDIT_TITLE, ids.EDIT_VARIABLES)
+        # An import's report stays while the imported draft is worked on; another dashboard clears it.
+        switched = trigger in (
+            None,
+            ids.URL,
+            ids.EDIT_DASHBOARD,
+            ids.EDIT_NEW,
+            ids.EDIT_CLONE,
+            ids.EDIT_DELETE,
+        )
+        report_out = report_table(report) if report is not None else ([] if switched else no_update)
         return (
             draft,
             options,
@@ -491,9 +419,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             legends_out,
             errors,
             status,
-            _report(report)
-            if report is not None
-            else ([] if trigger not in (ids.EDIT_FIELD,) else no_update),
+            report_out,
             _versions(runtime, draft),
             version,
             *links,
