@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from layouts.schema import GRID_COLUMNS, MAX_PANELS, Dashboard, Panel, Variable
-from query.promql.variables import references
+from layouts import grafana_variables
+from layouts.grafana_variables import reason
+from layouts.schema import GRID_COLUMNS, MAX_PANELS, Dashboard, Panel
 
 GRAFANA_COLUMNS = 24
 GRAFANA_ROW_PX = 38  # a Grafana grid unit: 30 px and an 8 px gap
@@ -78,10 +79,6 @@ UNITS = {
     "bool_yes_no": "none",
     "bool_on_off": "none",
 }
-_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(.*?)\s*,\s*)?([a-zA-Z_]\w*)\s*\)\s*$", re.S)
-_QUERY_RESULT = re.compile(r"^\s*query_result\((.*)\)\s*$", re.S)
-_CAPTURED_LABEL = re.compile(r'([a-zA-Z_]\w*)="\(')
-_MATCHER_NAMING_VARIABLE = re.compile(r'\s*[a-zA-Z_]\w*\s*(?:=~|!~|!=|=)\s*"[^"]*(?:\$|\[\[)[^"]*"\s*,?')
 _LEGEND_LABEL = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 _SLUG = re.compile(r"[^a-z0-9]+")
 _RED = re.compile(
@@ -120,7 +117,7 @@ def read(grafana: object, dashboard_id: str | None = None, access: str = "operat
         raise GrafanaError("panels: a Grafana dashboard has a list of panels")
     title = str(grafana.get("title") or "Imported dashboard").strip() or "Imported dashboard"
     out = Imported({})
-    variables, renamed = _variables(grafana.get("templating"), out)
+    variables, renamed, out.variables = grafana_variables.variables(grafana.get("templating"))
     placed = _placed(tops)
     panels, used = [], set()
     for raw, (x, y, w, h) in placed:
@@ -134,9 +131,9 @@ def read(grafana: object, dashboard_id: str | None = None, access: str = "operat
         try:
             Panel.model_validate(panel)
         except ValidationError as exc:
-            reason = "; ".join(_reason(e) for e in exc.errors())
-            panel = _text_panel(panel, f"Not drawn: {reason}")
-            note = f"shown as text: {reason}"
+            why = "; ".join(reason(e) for e in exc.errors())
+            panel = _text_panel(panel, f"Not drawn: {why}")
+            note = f"shown as text: {why}"
         panels.append(panel)
         out.panels.append(_entry(raw, panel, note, pid))
     if not panels:
@@ -154,12 +151,6 @@ def read(grafana: object, dashboard_id: str | None = None, access: str = "operat
         definition["refresh"] = refresh
     out.dashboard = definition
     return out
-
-
-def _reason(error: dict) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("queries",))
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 def _entry(raw: dict, panel: dict | None, note: str, pid: str | None = None) -> dict:
@@ -422,149 +413,6 @@ def _refresh(value) -> int | None:
         return None
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
     return min((0, 1, 5, 30), key=lambda c: abs(c - seconds)) if seconds <= 60 else 30
-
-
-def _current(variable: dict) -> str | None:
-    current = variable.get("current")
-    value = current.get("value") if isinstance(current, dict) else None
-    if isinstance(value, list):
-        value = value[0] if len(value) == 1 else None
-    if (
-        not isinstance(value, str)
-        or value in ("", "$__all", "$__auto_interval")
-        or value.startswith("$__auto")
-    ):
-        return None
-    return value
-
-
-def _choices(variable: dict) -> list[str]:
-    options = [o.get("value") for o in variable.get("options") or [] if isinstance(o, dict)]
-    options = [o for o in options if isinstance(o, str) and o and not o.startswith("$__")]
-    if options:
-        return list(dict.fromkeys(options))
-    query = variable.get("query")
-    if isinstance(query, dict):
-        query = query.get("query")
-    if not isinstance(query, str):
-        return []
-    values = []
-    for part in query.split(","):
-        part = part.strip()
-        if " : " in part:
-            part = part.split(" : ", 1)[1].strip()
-        if part:
-            values.append(part)
-    return list(dict.fromkeys(values))
-
-
-def _variables(templating, out: Imported) -> tuple[list[dict], dict[str, str]]:
-    """Grafana's templating variables as Pulseboard's, and the names changed on the way."""
-    found = templating.get("list") if isinstance(templating, dict) else None
-    variables, renamed, names = [], {}, set()
-    for v in found or []:
-        if not isinstance(v, dict) or not isinstance(v.get("name"), str):
-            continue
-        name, kind = v["name"], v.get("type")
-        safe = re.sub(r"\W", "_", name)
-        if not re.match(r"[a-zA-Z_]", safe):
-            safe = "v_" + safe
-        if safe.startswith("__"):
-            safe = "v" + safe
-        if safe != name:
-            renamed[name] = safe
-        title = str(v.get("label") or name)
-        made, note = None, ""
-        if kind == "query":
-            query = v.get("query")
-            query = query.get("query") if isinstance(query, dict) else query
-            query = query if isinstance(query, str) else ""
-            lv, qr = _LABEL_VALUES.match(query), _QUERY_RESULT.match(query)
-            if lv:
-                selector = _without_variables(lv.group(1)) if lv.group(1) else None
-                made = {"name": safe, "title": title, "label": lv.group(2), "narrow": False}
-                if selector:
-                    made["values_from"] = selector
-                note = f"values of the label {lv.group(2)}" + (f" of {selector}" if selector else "")
-            elif qr:
-                captured = _CAPTURED_LABEL.search(str(v.get("regex") or ""))
-                inner = _without_variables(qr.group(1).strip())
-                if captured:
-                    made = {"name": safe, "title": title, "label": captured.group(1), "narrow": False}
-                    if re.fullmatch(r"[a-zA-Z_:][\w:]*(\{[^{}]*\})?", inner):
-                        made["values_from"] = inner
-                    note = f"values of the label {captured.group(1)} (from query_result)"
-            if made is None:
-                values = _choices(v)
-                if values:
-                    made = {"name": safe, "title": title, "kind": "custom", "values": values}
-                    note = f"the values Grafana had saved ({query or 'no query'} cannot be listed)"
-                else:
-                    note = f"left out: {query or 'its query'} cannot be listed"
-        elif kind in ("custom", "interval", "constant", "textbox"):
-            values = _choices(v)
-            if kind == "interval" and v.get("auto"):
-                values = ["$__interval", *values]
-            if not values and kind in ("constant", "textbox"):
-                values = [str(v.get("query") or "")] if v.get("query") else []
-            if values:
-                made = {
-                    "name": safe,
-                    "title": title,
-                    "kind": "interval" if kind == "interval" else "custom",
-                    "values": values,
-                }
-                note = f"{kind}: {', '.join(values[:6])}" + ("…" if len(values) > 6 else "")
-            else:
-                note = f"left out: the {kind} variable lists no values"
-        elif kind == "datasource":
-            note = "data source: Pulseboard's own source"
-            renamed[name] = "__pulseboard_source"
-        else:
-            note = f"left out: Grafana's {kind} variables have no Pulseboard equivalent"
-        regex = _regex(v.get("regex"))
-        if made is not None and regex and made.get("kind", "label") == "label":
-            made["regex"] = regex
-            note += f", matching {regex}"
-        if made is not None:
-            default = _current(v)
-            if default and made.get("kind") in ("custom", "interval") and default in made["values"]:
-                made["default"] = default
-            try:
-                Variable.model_validate(made)
-            except ValidationError as exc:
-                note = "left out: " + "; ".join(_reason(e) for e in exc.errors())
-                made = None
-        if made is not None and made["name"] not in names:
-            names.add(made["name"])
-            variables.append(made)
-        out.variables.append({"name": name, "type": kind, "mapped": made is not None, "note": note})
-    renamed = {k: v for k, v in renamed.items() if v != "__pulseboard_source"}
-    return variables, renamed
-
-
-def _regex(value) -> str | None:
-    """Grafana's /pattern/flags as a pattern (flags other than i left out)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    m = re.fullmatch(r"/(.*)/([a-z]*)", text, re.S)
-    if m:
-        text = ("(?i)" if "i" in m.group(2) else "") + m.group(1)
-    try:
-        re.compile(text)
-    except re.error:
-        return None
-    return text
-
-
-def _without_variables(selector: str | None) -> str | None:
-    """A selector with the matchers that name variables taken out (its values list every choice)."""
-    if not selector:
-        return None
-    text = _MATCHER_NAMING_VARIABLE.sub("", selector)
-    text = re.sub(r",\s*}", "}", text).replace("{}", "")
-    return None if references(text) else text.strip() or None
 
 
 def validated(imported: Imported) -> Dashboard:
