@@ -387,10 +387,31 @@ def _panel(raw: dict, renamed: dict[str, str]) -> tuple[dict, str]:
             panel["thresholds"] = thresholds
     if skipped:
         notes.append("left out: " + "; ".join(skipped))
+    notes += _not_carried(raw, field_config)
     if gtype != kind and gtype not in ("timeseries", "graph", "singlestat", "piechart", "table-old"):
         notes.append(f"{gtype} drawn as {panel['type']}")
     note = f"{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} as {panel['type']}"
     return panel, "; ".join([note, *notes])
+
+
+def _not_carried(raw: dict, field_config: dict) -> list[str]:
+    """What of a panel has no place in Pulseboard's, said in its report line."""
+    out = []
+    overrides = field_config.get("overrides")
+    if isinstance(overrides, list) and overrides:
+        out.append(f"{len(overrides)} per-series override{'s' if len(overrides) > 1 else ''} not carried")
+    mappings = (
+        (field_config.get("defaults") or {}).get("mappings")
+        if isinstance(field_config.get("defaults"), dict)
+        else None
+    )
+    if isinstance(mappings, list) and mappings:
+        out.append("value mappings not carried (numbers shown as they are)")
+    if isinstance(raw.get("transformations"), list) and raw["transformations"]:
+        out.append("transformations not carried")
+    if isinstance(raw.get("repeat"), str) and raw["repeat"]:
+        out.append(f"repeat by ${raw['repeat']} not carried: one panel draws every value")
+    return out
 
 
 def _source_name(source) -> str:
