@@ -77,13 +77,14 @@ def variables(templating) -> tuple[list[dict], dict[str, str], list[dict]]:
         if safe != name:
             renamed[name] = safe
         title = str(v.get("label") or name)
-        made, note = None, ""
+        made, note, by_label = None, "", False
         if kind == "query":
             query = v.get("query")
             query = query.get("query") if isinstance(query, dict) else query
             query = query if isinstance(query, str) else ""
             lv, qr = _LABEL_VALUES.match(query), _QUERY_RESULT.match(query)
             if lv:
+                by_label = True  # Grafana's regex then picks among (or cuts) the label's values
                 selector = _without_variables(lv.group(1)) if lv.group(1) else None
                 made = {"name": safe, "title": title, "label": lv.group(2), "narrow": False}
                 if selector:
@@ -126,7 +127,7 @@ def variables(templating) -> tuple[list[dict], dict[str, str], list[dict]]:
         else:
             note = f"left out: Grafana's {kind} variables have no Pulseboard equivalent"
         regex = _regex(v.get("regex"))
-        if made is not None and regex and made.get("kind", "label") == "label":
+        if made is not None and regex and by_label:
             made["regex"] = regex
             note += f", matching {regex}"
         if made is not None:

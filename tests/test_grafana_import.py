@@ -278,3 +278,28 @@ def _names(pb) -> list[str]:
 
     answer = requests.get(pb.url + "/api/v1/label/__name__/values", timeout=10)
     return answer.json()["data"]
+
+
+def test_a_query_result_variable_lists_the_label_its_regex_captures_and_keeps_no_regex():
+    board = {
+        "title": "Hosts",
+        "templating": {
+            "list": [
+                {
+                    "name": "host",
+                    "type": "query",
+                    "query": 'query_result(node_uname_info{job=~"$job"})',
+                    "regex": '/.*instance="([^"]+)".*/',
+                }
+            ]
+        },
+        "panels": [{"type": "stat", "title": "Up", "targets": [{"expr": 'up{instance="$host"}'}]}],
+    }
+    [variable] = grafana.read(board).dashboard["variables"]
+    assert variable == {
+        "name": "host",
+        "title": "host",
+        "label": "instance",
+        "narrow": False,
+        "values_from": "node_uname_info",
+    }
