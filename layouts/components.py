@@ -7,6 +7,7 @@ from dash import dcc, html
 from ingest.paths import API_PREFIX
 from layouts import ids
 from layouts.schema import GRID_COLUMNS, Dashboard, Panel
+from query.promql.variables import substitute
 
 TIME_RANGES = (
     ("5m", "Last 5 minutes", 300),
@@ -181,9 +182,18 @@ def export_url(dashboard_id: str, panel_id: str | None, query: str) -> str:
 
 
 def panel_card(
-    dashboard: Dashboard, panel: Panel, query: str = "range=15m", figure: object = LOADING_FIGURE
+    dashboard: Dashboard,
+    panel: Panel,
+    query: str = "range=15m",
+    figure: object = LOADING_FIGURE,
 ) -> html.Section:
-    """Return one panel: its title, a Download CSV link and a graph (``figure``, or filled by the refresh)."""
+    """Return one panel: its title, a Download CSV link and a graph (``figure``, or filled by the refresh).
+
+    A title may name the dashboard's variables (``CPU of $node``): they show the variable's title, which
+    stays true whatever is chosen on the page (the panels follow the choice, the title names it)."""
+    title = panel.title
+    if dashboard.variables and ("$" in title or "[[" in title):
+        title = substitute(title, {v.name: v.title or v.name for v in dashboard.variables})
     return html.Section(
         id=ids.panel_dom_id(dashboard.id, panel.id),
         className=f"panel panel-{panel.type}",
@@ -192,7 +202,7 @@ def panel_card(
             html.Div(
                 className="panel-head",
                 children=[
-                    html.H2(panel.title, className="panel-title", title=panel.description or panel.title),
+                    html.H2(title, className="panel-title", title=panel.description or title),
                     html.A(
                         "CSV",
                         id=ids.panel_csv(dashboard.id, panel.id),
