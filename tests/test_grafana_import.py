@@ -3,7 +3,8 @@
 The files in tests/data/grafana: ``node-exporter-full.json`` is grafana.com's "Node Exporter Full" (1860)
 as rfmoz/grafana-dashboards publishes it; ``node-exporter-full-old.json`` its Grafana 4 version (rows
 of panels, ``graph`` and ``singlestat``, node_exporter's names before 0.16); ``prometheus-2-stats.json``
-the panels of Grafana's bundled "Prometheus 2.0 Stats".
+the panels of Grafana's bundled "Prometheus 2.0 Stats"; ``node-exporter-dashboard-20240520.json``
+grafana.com's "Node Exporter Dashboard 20240520 JOB grouping" (16098) as starsliao/Prometheus publishes it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from query.promql.variables import stand_in
 from tests.servers import node_exporter, prometheus_server, quiet_settings, serving
 
 DATA = Path(__file__).parent / "data" / "grafana"
-FILES = ("node-exporter-full", "node-exporter-full-old", "prometheus-2-stats")
+FILES = (
+    "node-exporter-full",
+    "node-exporter-full-old",
+    "prometheus-2-stats",
+    "node-exporter-dashboard-20240520",
+)
 
 
 def load(name: str) -> dict:
@@ -267,6 +273,8 @@ def test_imported_dashboards_draw_every_panel_whose_metrics_the_host_has(exporte
             assert drawn >= 0.8 * full and len(missing) <= 3, missing
             total, expected, drawn, missing = results["prometheus-2-stats"]
             assert drawn >= 10 and len(missing) <= 1, missing
+            total, expected, drawn, missing = results["node-exporter-dashboard-20240520"]
+            assert drawn == total, missing  # every panel of it reads what node_exporter runs by default
             total, expected, drawn, missing = results["node-exporter-full-old"]
             assert len(missing) <= 3, missing  # names before node_exporter 0.16: few exist, those draw
     finally:
