@@ -21,15 +21,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.app
 
 # Debian packages the tests drive: a headless browser, a real Prometheus with promtool, a real Alertmanager
-# with amtool, a real node_exporter, VictoriaMetrics, and systemd-analyze for the service unit.
+# with amtool, a real node_exporter, VictoriaMetrics, systemd-analyze for the service unit, and PostgreSQL
+# (the tests make and stop their own cluster; the package's own is not used).
 browsers:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v prometheus >/dev/null \
 		&& command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
 		&& command -v amtool >/dev/null && command -v prometheus-node-exporter >/dev/null \
-		&& command -v victoria-metrics >/dev/null && command -v systemd-analyze >/dev/null || { \
+		&& command -v victoria-metrics >/dev/null && command -v systemd-analyze >/dev/null \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium chromium-driver prometheus prometheus-alertmanager prometheus-node-exporter \
-		victoria-metrics systemd; }
+		victoria-metrics systemd postgresql; }
 
 # The tools Pulseboard is measured against, side by side on this machine.
 peers:

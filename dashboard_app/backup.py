@@ -1,9 +1,11 @@
 """``pulseboard backup DIR``: a consistent copy of a data directory, taken while the server runs.
 
-The metric history (one SQLite file with its write-ahead log of the samples still in the heads) is
-copied through SQLite's online backup, a snapshot of one moment that holds every sample acknowledged
-before it began; users, keys, rules, dashboards and the audit log are files Pulseboard replaces
-whole (write to a temporary file, then rename), so a plain copy of each is a complete version of it.
+The metric history (one SQLite file with its write-ahead log of the samples still in the heads) and
+the state database (dashboards and their versions, ``state.sqlite``) are copied through SQLite's online
+backup, a snapshot of one moment that holds everything acknowledged before it began; users, keys, rules
+and the audit log are files Pulseboard replaces whole (write to a temporary file, then rename), so a
+plain copy of each is a complete version of it. With ``database.url`` naming PostgreSQL, back that
+database up with ``pg_dump`` (the state is there, not in the data directory).
 Starting Pulseboard with ``--data-dir DIR`` serves the same history.
 """
 
@@ -13,6 +15,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from dashboard_app.state.database import STATE_FILE
 from tsdb.archive import FILE as STORE_FILE
 
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # the live file's companions: the snapshot holds them
@@ -49,10 +52,10 @@ def write_backup(data_dir: Path, target: Path) -> list[Path]:
             dest = target / path.relative_to(data_dir)
             if path.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
-            elif path.name == STORE_FILE:
+            elif path.name in (STORE_FILE, STATE_FILE):
                 _copy_store(path, dest)
                 written.append(dest)
-            elif path.name.startswith(STORE_FILE) and path.name.endswith(SQLITE_SIDE_FILES):
+            elif path.name.startswith((STORE_FILE, STATE_FILE)) and path.name.endswith(SQLITE_SIDE_FILES):
                 continue
             elif path.suffix == ".tmp":
                 continue  # a file being written this moment; its previous version is the one in place

@@ -1,10 +1,11 @@
 """The dashboards a Pulseboard serves, as versioned documents: the shipped YAML files and those saved since.
 
-A saved dashboard is one YAML file in the data directory (the schema the shipped files use). Every
-save also keeps that version under ``.versions/<id>/<n>.yaml`` with a line in ``log.jsonl`` saying
-who saved it and when, so any version can be read back and restored. A save names the version it
-was made from; if another save came in between, it is refused (409) instead of overwriting it.
-A shipped dashboard is version 0 of itself; an admin's saves stand in front of it until deleted.
+Saved dashboards live in the state database (SQLite in the data directory, or the PostgreSQL replicas
+share): the current document of each, and every version with who saved it and when, so any version can
+be read back and restored. A save names the version it was made from; if another save came in between
+(on this replica or another), it is refused (409) instead of overwriting it: the version is compared and
+bumped in one statement. A shipped dashboard is version 0 of itself; an admin's saves stand in front of
+it until deleted. Each replica re-reads what changed at most once a second.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import time
 from pathlib import Path
 
 import yaml
+from sqlalchemy import Engine, create_engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
 
 from dashboard_app.config_dir import ConfigDir
+from dashboard_app.state.database import dashboard_versions, dashboards, migrate, state_marks
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard, read_yaml
 from layouts.schema import Dashboard
-from tsdb.persistence import write_atomically
 
-HISTORY = ".versions"
 KEPT_VERSIONS = 100  # versions kept per dashboard; older ones are removed as new ones are saved
+FRESH_FOR = 1.0  # seconds a replica trusts what it read of the saved dashboards
+IMPORTED_FILES = "dashboards files imported"
 
 
 class DashboardError(ValueError):
@@ -51,27 +56,73 @@ def parse_document(data: object) -> Dashboard:
         raise DashboardError(str(exc).replace("\n", "; "), field="body") from None
 
 
-class DashboardStore:
-    """Keep dashboards by id with their versions; files in a directory, written atomically."""
+def _text(dashboard: Dashboard) -> str:
+    return yaml.safe_dump(document(dashboard), sort_keys=False, allow_unicode=True)
 
-    def __init__(self, directory: str | Path | None, shipped: dict[str, Dashboard] | None = None):
+
+def memory_database() -> Engine:
+    """A private in-memory state database (a Pulseboard run without a data directory, tests)."""
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    migrate(engine)
+    return engine
+
+
+class DashboardStore:
+    """Keep dashboards by id with their versions in the state database."""
+
+    def __init__(
+        self,
+        engine: Engine | None,
+        shipped: dict[str, Dashboard] | None = None,
+        files: str | Path | None = None,
+    ):
         self.shipped = dict(shipped if shipped is not None else load_dashboards(ConfigDir().dashboards))
-        self.directory = Path(directory) if directory else None
-        self._lock = threading.Lock()
-        # One dict that readers use as is: it is replaced, never changed in place.
-        self.dashboards: dict[str, Dashboard] = dict(self.shipped)
+        self.engine = engine if engine is not None else memory_database()
         self.problems: list[str] = []
-        self._unsaved: dict[str, list[dict]] = {}  # versions' log without a directory (tests, dry runs)
-        if self.directory and self.directory.is_dir():
-            for path in sorted(self.directory.glob("*.yaml")):
+        self._lock = threading.Lock()
+        self._saved: dict[str, tuple[int, Dashboard]] = {}  # id: (version, dashboard) as last read
+        self._all: dict[str, Dashboard] = dict(self.shipped)  # replaced, never changed in place
+        self._read_at = 0.0
+        if files is not None:
+            self._import_files(Path(files))
+        self.refresh()
+
+    @property
+    def dashboards(self) -> dict[str, Dashboard]:
+        """Every dashboard by id, shipped ones first (saves of other replicas within a second)."""
+        if time.monotonic() - self._read_at > FRESH_FOR:
+            self.refresh()
+        return self._all
+
+    def refresh(self) -> None:
+        """Read what changed in the database since the last look."""
+        with self._lock:
+            with self.engine.connect() as db:
+                versions = dict(db.execute(select(dashboards.c.id, dashboards.c.version)).all())
+                changed = [i for i, v in versions.items() if self._saved.get(i, (None,))[0] != v]
+                if changed:
+                    rows = db.execute(
+                        select(dashboards.c.id, dashboards.c.version, dashboards.c.document).where(
+                            dashboards.c.id.in_(changed)
+                        )
+                    ).all()
+                else:
+                    rows = []
+            saved = {i: kept for i, kept in self._saved.items() if i in versions}
+            for dashboard_id, version, text in rows:
                 try:
-                    dashboard = load_dashboard(path)
-                except ValueError as exc:  # one damaged file: that dashboard is missing, not the server
+                    saved[dashboard_id] = (
+                        version,
+                        parse_dashboard(yaml.safe_load(text), f"dashboard {dashboard_id}"),
+                    )
+                except (ValueError, yaml.YAMLError) as exc:  # one damaged row: that dashboard is missing
                     self.problems.append(str(exc))
-                    continue
-                if dashboard.id in self.shipped and not self._log(dashboard.id):
-                    continue  # a file beside a shipped id that no save wrote: the shipped one stands
-                self.dashboards = {**self.dashboards, dashboard.id: dashboard}
+            self._saved = saved
+            merged = dict(self.shipped)
+            for dashboard_id, (_, dashboard) in sorted(saved.items()):
+                merged[dashboard_id] = dashboard
+            self._all = merged
+            self._read_at = time.monotonic()
 
     def get(self, dashboard_id: str) -> Dashboard | None:
         return self.dashboards.get(dashboard_id)
@@ -81,13 +132,25 @@ class DashboardStore:
 
     def version(self, dashboard_id: str) -> int:
         """The current version of a dashboard: 0 shipped or never saved, then one more per save."""
-        log = self._log(dashboard_id)
-        return log[-1]["version"] if log else 0
+        with self.engine.connect() as db:
+            found = db.execute(select(dashboards.c.version).where(dashboards.c.id == dashboard_id)).scalar()
+        return found or 0
 
     def versions(self, dashboard_id: str) -> list[dict]:
         """Every kept version, newest first: version, saved (Unix seconds), by, title, panels, action."""
         self._known(dashboard_id)
-        log = list(reversed(self._log(dashboard_id)))
+        columns = [dashboard_versions.c[n] for n in ("version", "saved", "by", "title", "panels", "action")]
+        with self.engine.connect() as db:
+            rows = (
+                db.execute(
+                    select(*columns)
+                    .where(dashboard_versions.c.dashboard_id == dashboard_id)
+                    .order_by(dashboard_versions.c.version.desc())
+                )
+                .mappings()
+                .all()
+            )
+        log = [dict(r) for r in rows]
         if dashboard_id in self.shipped:
             d = self.shipped[dashboard_id]
             log.append(
@@ -107,22 +170,32 @@ class DashboardStore:
         self._known(dashboard_id)
         if version == 0 and dashboard_id in self.shipped:
             return self.shipped[dashboard_id]
-        path = self._history(dashboard_id) / f"{version}.yaml"
-        if self.directory is None or not path.is_file():
+        with self.engine.connect() as db:
+            text = db.execute(
+                select(dashboard_versions.c.document).where(
+                    dashboard_versions.c.dashboard_id == dashboard_id, dashboard_versions.c.version == version
+                )
+            ).scalar()
+        if text is None:
             kept = ", ".join(str(v["version"]) for v in self.versions(dashboard_id)) or "none"
             raise DashboardError(f"{dashboard_id!r} has no version {version}; kept: {kept}", 404, "version")
-        data, lines = read_yaml(path)
-        return parse_dashboard(data, str(path), lines)
+        return parse_dashboard(yaml.safe_load(text), f"dashboard {dashboard_id} version {version}")
 
     def create(self, data: object, by: str = "api", action: str = "created") -> Dashboard:
-        """Validate and store a new dashboard; 409 when the id is taken."""
+        """Validate and store a new dashboard; 409 when the id is taken (on any replica)."""
         dashboard = parse_document(data)
-        with self._lock:
-            if dashboard.id in self.dashboards:
-                raise DashboardError(
-                    f"a dashboard {dashboard.id!r} exists; PUT to change it, or choose another id", 409, "id"
-                )
-            self._save(dashboard, by, action)
+        taken = DashboardError(
+            f"a dashboard {dashboard.id!r} exists; PUT to change it, or choose another id", 409, "id"
+        )
+        if dashboard.id in self.dashboards:
+            raise taken
+        try:
+            with self.engine.begin() as db:
+                db.execute(insert(dashboards).values(id=dashboard.id, version=1, document=_text(dashboard)))
+                self._keep_version(db, dashboard, 1, by, action)
+        except IntegrityError:
+            raise taken from None
+        self.refresh()
         return dashboard
 
     def update(
@@ -134,7 +207,7 @@ class DashboardStore:
         may_change_shipped: bool = False,
         action: str = "saved",
     ) -> Dashboard:
-        """Replace a dashboard with a new definition of the same id.
+        """Save a new version of a dashboard.
 
         ``base`` is the version the change was made from: if another save came since, 409.
         """
@@ -143,22 +216,34 @@ class DashboardStore:
             raise DashboardError(
                 f"id {dashboard.id!r} does not match the path's {dashboard_id!r}", field="id"
             )
-        with self._lock:
-            self._changeable(dashboard_id, may_change_shipped)
+        self._changeable(dashboard_id, may_change_shipped)
+        text = _text(dashboard)
+        for _ in range(20):  # without a base, a save that lost a race is tried on the newer version
             current = self.version(dashboard_id)
             if base is not None and base != current:
-                last = self._log(dashboard_id)[-1] if self._log(dashboard_id) else {}
-                raise DashboardError(
-                    f"{dashboard_id!r} was changed by {last.get('by', 'someone')} since you opened it "
-                    f"(version {current}, yours is {base}); reload it to see their change, or save "
-                    "yours under another id",
-                    409,
-                    "version",
-                    version=current,
-                    by=last.get("by"),
-                )
-            self._save(dashboard, by, action)
-        return dashboard
+                raise self._conflict(dashboard_id, current, base)
+            try:
+                with self.engine.begin() as db:
+                    if current == 0:  # a shipped dashboard's first save
+                        db.execute(insert(dashboards).values(id=dashboard_id, version=1, document=text))
+                    else:
+                        done = db.execute(
+                            update(dashboards)
+                            .where(dashboards.c.id == dashboard_id, dashboards.c.version == current)
+                            .values(version=current + 1, document=text)
+                        ).rowcount
+                        if done != 1:
+                            raise _Lost()
+                    self._keep_version(db, dashboard, current + 1, by, action)
+            except (_Lost, IntegrityError):
+                if base is not None:
+                    raise self._conflict(dashboard_id, self.version(dashboard_id), base) from None
+                continue
+            self.refresh()
+            return dashboard
+        raise DashboardError(
+            f"{dashboard_id!r} is being saved by others at this moment; try again", 409, "id"
+        )
 
     def restore(
         self,
@@ -173,28 +258,19 @@ class DashboardStore:
         return self.update(dashboard_id, old, by, base, may_change_shipped, action=f"restored {version}")
 
     def delete(self, dashboard_id: str, may_change_shipped: bool = False) -> None:
-        """Remove a saved dashboard and its file (its versions go too); a shipped one goes back to it."""
-        with self._lock:
-            self._changeable(dashboard_id, may_change_shipped)
-            if dashboard_id in self.shipped and not self._log(dashboard_id):
-                raise DashboardError(
-                    f"{dashboard_id!r} ships with Pulseboard and cannot be deleted; "
-                    "an admin's saved versions of it can be (it then goes back to as it shipped)",
-                    403,
-                    "id",
-                )
-            self._unsaved.pop(dashboard_id, None)
-            if self.directory:
-                (self.directory / f"{dashboard_id}.yaml").unlink(missing_ok=True)
-                history = self._history(dashboard_id)
-                if history.is_dir():
-                    for path in history.iterdir():
-                        path.unlink(missing_ok=True)
-                    history.rmdir()
-            if dashboard_id in self.shipped:
-                self.dashboards = {**self.dashboards, dashboard_id: self.shipped[dashboard_id]}
-            else:
-                self.dashboards = {k: v for k, v in self.dashboards.items() if k != dashboard_id}
+        """Remove a saved dashboard and its versions; a shipped one goes back to as it shipped."""
+        self._changeable(dashboard_id, may_change_shipped)
+        if dashboard_id in self.shipped and not self.version(dashboard_id):
+            raise DashboardError(
+                f"{dashboard_id!r} ships with Pulseboard and cannot be deleted; "
+                "an admin's saved versions of it can be (it then goes back to as it shipped)",
+                403,
+                "id",
+            )
+        with self.engine.begin() as db:
+            db.execute(delete(dashboard_versions).where(dashboard_versions.c.dashboard_id == dashboard_id))
+            db.execute(delete(dashboards).where(dashboards.c.id == dashboard_id))
+        self.refresh()
 
     def free_id(self, wanted: str) -> str:
         """An id like ``wanted`` that no dashboard has."""
@@ -203,6 +279,23 @@ class DashboardStore:
             suffix = f"-{n}"
             candidate, n = wanted[: 63 - len(suffix)] + suffix, n + 1
         return candidate
+
+    def _conflict(self, dashboard_id: str, current: int, base: int) -> DashboardError:
+        with self.engine.connect() as db:
+            by = db.execute(
+                select(dashboard_versions.c.by).where(
+                    dashboard_versions.c.dashboard_id == dashboard_id, dashboard_versions.c.version == current
+                )
+            ).scalar()
+        return DashboardError(
+            f"{dashboard_id!r} was changed by {by or 'someone'} since you opened it "
+            f"(version {current}, yours is {base}); reload it to see their change, or save "
+            "yours under another id",
+            409,
+            "version",
+            version=current,
+            by=by,
+        )
 
     def _known(self, dashboard_id: str) -> None:
         if dashboard_id not in self.dashboards:
@@ -219,59 +312,90 @@ class DashboardStore:
                 "id",
             )
 
-    def _history(self, dashboard_id: str) -> Path:
-        return (self.directory or Path(".")) / HISTORY / dashboard_id
-
-    def _log(self, dashboard_id: str) -> list[dict]:
-        if self.directory is None:
-            return self._unsaved.get(dashboard_id, [])
-        path = self._history(dashboard_id) / "log.jsonl"
-        try:
-            lines = path.read_text().splitlines()
-        except OSError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: the versions before it stand
-            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
-                out.append(entry)
-        return out
-
-    def _save(self, dashboard: Dashboard, by: str, action: str) -> None:
-        if self.directory is None:
-            log = self._unsaved.setdefault(dashboard.id, [])
-            version = (log[-1]["version"] if log else 0) + 1
-            log.append(
-                {
-                    "version": version,
-                    "saved": round(time.time(), 3),
-                    "by": by,
-                    "title": dashboard.title,
-                    "panels": len(dashboard.panels),
-                    "action": action,
-                }
+    def _keep_version(self, db, dashboard: Dashboard, version: int, by: str, action: str) -> None:
+        db.execute(
+            insert(dashboard_versions).values(
+                dashboard_id=dashboard.id,
+                version=version,
+                document=_text(dashboard),
+                saved=round(time.time(), 3),
+                by=by,
+                title=dashboard.title,
+                panels=len(dashboard.panels),
+                action=action,
             )
-        else:
-            text = yaml.safe_dump(document(dashboard), sort_keys=False, allow_unicode=True)
-            history = self._history(dashboard.id)
-            history.mkdir(parents=True, exist_ok=True)
-            log = self._log(dashboard.id)
-            version = (log[-1]["version"] if log else 0) + 1
-            write_atomically(history / f"{version}.yaml", text)
-            write_atomically(self.directory / f"{dashboard.id}.yaml", text)
-            entry = {
-                "version": version,
-                "saved": round(time.time(), 3),
-                "by": by,
-                "title": dashboard.title,
-                "panels": len(dashboard.panels),
-                "action": action,
-            }
-            kept = [*log, entry][-KEPT_VERSIONS:]
-            for gone in log[: len(log) + 1 - len(kept)]:
-                (history / f"{gone['version']}.yaml").unlink(missing_ok=True)
-            write_atomically(history / "log.jsonl", "".join(json.dumps(e) + "\n" for e in kept))
-        self.dashboards = {**self.dashboards, dashboard.id: dashboard}
+        )
+        db.execute(
+            delete(dashboard_versions).where(
+                dashboard_versions.c.dashboard_id == dashboard.id,
+                dashboard_versions.c.version <= version - KEPT_VERSIONS,
+            )
+        )
+
+    def _import_files(self, directory: Path) -> None:
+        """Bring the dashboards saved as files by earlier versions into the database, once."""
+        if not directory.is_dir():
+            return
+        with self.engine.begin() as db:
+            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED_FILES)).scalar():
+                return
+            db.execute(insert(state_marks).values(name=IMPORTED_FILES, value=str(directory)))
+            for path in sorted(directory.glob("*.yaml")):
+                try:
+                    dashboard = load_dashboard(path)
+                except ValueError as exc:  # one damaged file: that dashboard is missing, not the server
+                    self.problems.append(str(exc))
+                    continue
+                history = directory / ".versions" / dashboard.id
+                log = _file_log(history)
+                if dashboard.id in self.shipped and not log:
+                    continue  # a file beside a shipped id that no save wrote: the shipped one stands
+                if db.execute(select(func.count()).where(dashboards.c.id == dashboard.id)).scalar():
+                    continue
+                version = log[-1]["version"] if log else 1
+                db.execute(
+                    insert(dashboards).values(id=dashboard.id, version=version, document=_text(dashboard))
+                )
+                kept = 0
+                for entry in log:
+                    path_v = history / f"{entry['version']}.yaml"
+                    try:
+                        data, lines = read_yaml(path_v)
+                        old = parse_dashboard(data, str(path_v), lines)
+                    except (OSError, ValueError):
+                        continue
+                    db.execute(
+                        insert(dashboard_versions).values(
+                            dashboard_id=dashboard.id,
+                            version=entry["version"],
+                            document=_text(old),
+                            saved=float(entry.get("saved") or time.time()),
+                            by=str(entry.get("by") or "files"),
+                            title=old.title,
+                            panels=len(old.panels),
+                            action=str(entry.get("action") or "saved"),
+                        )
+                    )
+                    kept += 1
+                if not kept:
+                    self._keep_version(db, dashboard, version, "files", "imported from its file")
+
+
+class _Lost(Exception):
+    """Another save came between reading the version and writing the next."""
+
+
+def _file_log(history: Path) -> list[dict]:
+    try:
+        lines = (history / "log.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+            out.append(entry)
+    return out

@@ -34,6 +34,7 @@ from dashboard_app.pages.views import AHEAD_EVERY, PanelViews
 from dashboard_app.settings import Settings
 from dashboard_app.sources.prometheus import PrometheusSource
 from dashboard_app.sources.source import EmbeddedSource, Source
+from dashboard_app.state.database import database_url, open_database
 from ingest.catalog import CATALOG
 from ingest.custom import CustomMetrics
 from ingest.incoming import ProtocolIngest
@@ -88,7 +89,10 @@ class Runtime:
         self.keys = Keys(data_dir / "api_keys.json", clock)
         self.audit = AuditLog(data_dir / "audit.log", clock)
         shipped = dashboards if dashboards is not None else load_dashboards(config.dashboards)
-        self.dashboard_store = DashboardStore(data_dir / "dashboards", shipped)
+        # Dashboards (and, as they move there, the other state replicas share) live in one database.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.database = open_database(database_url(settings.database.url, data_dir))
+        self.dashboard_store = DashboardStore(self.database, shipped, files=data_dir / "dashboards")
         self.prometheus = settings.source == "prometheus"
         # Reading from Prometheus, a replica keeps no metric history: the store holds only its own
         # instruments (for /metrics), in memory, and nothing is written to or read from disk for it.
@@ -267,4 +271,5 @@ class Runtime:
         self.scheduler.stop()
         self.notifier.stop()
         self.store.close()
+        self.database.dispose()
         self.started = False

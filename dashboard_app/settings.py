@@ -250,6 +250,18 @@ class PrometheusSettings(_Strict):
         return self
 
 
+class DatabaseSettings(_Strict):
+    """Where the state that is not metric history is kept: dashboards and their versions (and, as it moves
+    there, users, keys, rules and alert state). Replicas share one."""
+
+    url: str | None = Field(
+        None,
+        pattern=r"^(sqlite|postgresql)(\+\w+)?://\S*$",
+        description="A SQLAlchemy URL: postgresql://user:password@host:5432/pulseboard for replicas; "
+        "default: sqlite in the data directory (state.sqlite).",
+    )
+
+
 class AuthSettings(_Strict):
     enabled: bool = Field(
         False,
@@ -303,6 +315,7 @@ class Settings(_Strict):
         "embedded", description="Where pages, queries, exports, alerts and analyses read metrics."
     )
     prometheus: PrometheusSettings = PrometheusSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @model_validator(mode="after")
     def _source_complete(self):

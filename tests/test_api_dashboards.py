@@ -39,7 +39,7 @@ def test_a_created_dashboard_is_listed_served_and_kept_across_a_restart(tmp_path
         page = requests.get(pb.url + "/_dash-layout", timeout=10)
         assert page.ok and "nav-link-shop" in page.text  # in the navigation bar
     runtime.stop()
-    assert (tmp_path / "dashboards" / "shop.yaml").exists()
+    assert (tmp_path / "state.sqlite").exists()  # the state database in the data directory
     again = Runtime(quiet_settings(), tmp_path)
     with serving(again) as pb:
         assert pb.call("GET", "/dashboards/shop").json()["title"] == "Shop"
@@ -52,7 +52,7 @@ def test_update_and_delete_a_dashboard(pulseboard):
     assert renamed.status_code == 200 and renamed.json()["title"] == "Our shop"
     assert pulseboard.call("DELETE", "/dashboards/shop").json()["deleted"] == "shop"
     assert pulseboard.call("GET", "/dashboards/shop").status_code == 404
-    assert not (pulseboard.runtime.dashboard_store.directory / "shop.yaml").exists()
+    assert pulseboard.runtime.dashboard_store.version("shop") == 0  # its versions went with it
 
 
 def test_dashboard_rules(pulseboard):
@@ -143,5 +143,4 @@ def test_ids_ending_in_a_newline_and_dashboards_past_the_panel_cap_are_refused_a
     )
     rule = {"id": "slow\n", "name": "Slow", "query": "up", "condition": "<", "threshold": 1}
     assert pulseboard.call("POST", "/alerts/rules", rule).status_code == 400
-    written = [p.name for p in (pulseboard.runtime.dashboard_store.directory).iterdir()]
-    assert all("\n" not in name for name in written)
+    assert all("\n" not in name for name in pulseboard.runtime.dashboard_store.dashboards)

@@ -1,0 +1,1 @@
+"""The state that is not metric history, in one SQL database shared by every replica."""

@@ -1,0 +1,105 @@
+"""One SQL database for Pulseboard's state: SQLite in the data directory, or PostgreSQL for replicas.
+
+SQLAlchemy Core speaks to both; Alembic keeps the schema (``migrations/``), upgraded at every start, so a
+newer Pulseboard on an older database brings it forward and replicas agree on one schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+STATE_FILE = "state.sqlite"  # the default database, in the data directory
+metadata = MetaData()
+dashboards = Table(
+    "dashboards",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("document", Text, nullable=False),  # the dashboard's YAML, as its file has it
+)
+dashboard_versions = Table(
+    "dashboard_versions",
+    metadata,
+    Column("dashboard_id", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("saved", Float, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("panels", Integer, nullable=False),
+    Column("action", String(200), nullable=False),
+    PrimaryKeyConstraint("dashboard_id", "version"),
+)
+state_marks = Table(
+    "state_marks",
+    metadata,
+    Column("name", String(100), primary_key=True),  # e.g. "imported dashboards files"
+    Column("value", Text, nullable=False),
+)
+
+
+class DatabaseError(ValueError):
+    """A database URL or database that cannot be used; the message says which and why."""
+
+
+def database_url(url: str | None, data_dir: Path) -> str:
+    """The URL in force: the setting, else SQLite in the data directory."""
+    if not url:
+        return f"sqlite:///{Path(data_dir).resolve() / STATE_FILE}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"database.url: not a database URL ({exc})") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseError("database.url: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def open_database(url: str) -> Engine:
+    """Connect, and bring the schema up to date."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record):
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the one writer
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration (several replicas starting at once take turns)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7420001)")  # one migrator at a time
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
