@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine, create_engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
 from dashboard_app.config_dir import ConfigDir
-from dashboard_app.state.database import dashboard_versions, dashboards, migrate, state_marks
+from dashboard_app.state.database import dashboard_versions, dashboards, memory_database, state_marks
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard, read_yaml
 from layouts.schema import Dashboard
 
@@ -58,13 +57,6 @@ def parse_document(data: object) -> Dashboard:
 
 def _text(dashboard: Dashboard) -> str:
     return yaml.safe_dump(document(dashboard), sort_keys=False, allow_unicode=True)
-
-
-def memory_database() -> Engine:
-    """A private in-memory state database (a Pulseboard run without a data directory, tests)."""
-    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-    migrate(engine)
-    return engine
 
 
 class DashboardStore:

@@ -83,15 +83,16 @@ class Runtime:
         auth = settings.auth
         # Staging and production refuse to start without secrets, before anything else is touched.
         self.secrets = (secrets or load_secrets()) if auth.enabled else None
-        self.users = Users(data_dir / "users.json" if auth.enabled else None)
-        if self.secrets is not None:
-            self.users.set("admin", self.secrets.admin_password, "admin")
-        self.keys = Keys(data_dir / "api_keys.json", clock)
-        self.audit = AuditLog(data_dir / "audit.log", clock)
-        shipped = dashboards if dashboards is not None else load_dashboards(config.dashboards)
-        # Dashboards (and, as they move there, the other state replicas share) live in one database.
+        # Users, keys, dashboards (and, as they move there, the other state replicas share): one database.
         data_dir.mkdir(parents=True, exist_ok=True)
         self.database = open_database(database_url(settings.database.url, data_dir))
+        # Without logins (development) there are no users to keep: a private, passing table.
+        self.users = Users(self.database, data_dir / "users.json") if auth.enabled else Users(None)
+        if self.secrets is not None:
+            self.users.set("admin", self.secrets.admin_password, "admin")
+        self.keys = Keys(self.database, clock, data_dir / "api_keys.json")
+        self.audit = AuditLog(data_dir / "audit.log", clock)
+        shipped = dashboards if dashboards is not None else load_dashboards(config.dashboards)
         self.dashboard_store = DashboardStore(self.database, shipped, files=data_dir / "dashboards")
         self.prometheus = settings.source == "prometheus"
         # Reading from Prometheus, a replica keeps no metric history: the store holds only its own

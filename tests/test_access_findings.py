@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -342,8 +343,8 @@ def test_files_with_secrets_are_created_owner_only(secured, monkeypatch):
     chmods = []
     monkeypatch.setattr(os, "chmod", lambda *a, **k: chmods.append(a))
     key(secured, ["read"])
-    data = secured.runtime.keys.path.parent
-    for name in ("users.json", "api_keys.json", "audit.log"):
+    data = Path(secured.runtime.database.url.database).parent
+    for name in ("state.sqlite", "audit.log"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
     assert chmods == []
 

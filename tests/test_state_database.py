@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -12,12 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 
+from dashboard_app.access.keys import Keys
+from dashboard_app.access.secrets import Secrets
+from dashboard_app.access.users import Users
+from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.dashboard_store import DashboardError, DashboardStore
 from dashboard_app.runtime import Runtime
 from dashboard_app.state.database import database_url, open_database
-from tests.servers import free_port, quiet_settings, serving
+from tests.servers import free_port, logged_in, quiet_settings, serving
 
 SHOP = {
     "id": "shop",
@@ -202,3 +209,83 @@ def test_two_replicas_share_dashboards_over_http(url, tmp_path):
     finally:
         for runtime in runtimes:
             runtime.stop()
+
+
+SECRETS = Secrets("s" * 48, "correct-horse-battery")
+PASSWORD = "a-long-enough-password"
+
+
+def test_users_sessions_and_keys_are_the_same_on_every_replica(url, tmp_path):
+    (tmp_path / "shared").mkdir()
+    shared = url if "postgresql" in url else database_url(None, tmp_path / "shared")
+    runtimes = [
+        Runtime(quiet_settings(auth__enabled="true", database__url=shared), tmp_path / name, secrets=SECRETS)
+        for name in ("one", "two")
+    ]
+    try:
+        with serving(runtimes[0]) as first, serving(runtimes[1]) as second:
+            admin = logged_in(first.url, "admin", SECRETS.admin_password)
+            person = {"name": "zoe", "password": PASSWORD, "role": "viewer", "access": ["operations"]}
+            assert admin.post(first.url + API + "/users", json=person, timeout=10).status_code == 201
+            # Made on one replica, she logs in on the other; her cookie works on both.
+            zoe = logged_in(second.url, "zoe", PASSWORD)
+            assert zoe.get(second.url + API + "/dashboards/list", timeout=10).status_code == 200
+            assert zoe.get(first.url + API + "/dashboards/list", timeout=10).status_code == 200
+            # Logging out on one ends the session on the other at once.
+            out = zoe.post(
+                first.url + "/logout", headers={"Origin": first.url}, timeout=10, allow_redirects=False
+            )
+            assert out.status_code in (302, 303), out.text
+            assert zoe.get(second.url + API + "/dashboards/list", timeout=10).status_code == 401
+            # A key made on one works on the other, and revoked on the other stops working on both.
+            made = admin.post(
+                first.url + API + "/keys", json={"name": "ci", "scopes": ["read"]}, timeout=10
+            ).json()
+            bearer = {"Authorization": f"Bearer {made['key']}"}
+            assert (
+                requests.get(second.url + API + "/dashboards/list", headers=bearer, timeout=10).status_code
+                == 200
+            )
+            admin_two = logged_in(second.url, "admin", SECRETS.admin_password)
+            assert admin_two.delete(second.url + API + f"/keys/{made['id']}", timeout=10).status_code == 200
+            for replica in (first, second):
+                assert (
+                    requests.get(
+                        replica.url + API + "/dashboards/list", headers=bearer, timeout=10
+                    ).status_code
+                    == 401
+                )
+    finally:
+        for runtime in runtimes:
+            runtime.stop()
+
+
+def test_users_and_keys_files_of_earlier_versions_are_imported_once(url, tmp_path):
+    from werkzeug.security import generate_password_hash
+
+    (tmp_path / "users.json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": "ann",
+                    "role": "analyst",
+                    "access": ["executive"],
+                    "password_hash": generate_password_hash(PASSWORD),
+                    "generation": 3,
+                }
+            ]
+        )
+    )
+    digest = hashlib.sha256(b"pb_old-token").hexdigest()
+    (tmp_path / "api_keys.json").write_text(
+        json.dumps([{"id": "k1", "name": "shop", "scopes": ["ingest"], "digest": digest, "created": 1.0}])
+    )
+    engine = open_database(database_url(url, tmp_path))
+    users = Users(engine, tmp_path / "users.json")
+    keys = Keys(engine, file=tmp_path / "api_keys.json")
+    ann = users.check("ann", PASSWORD)
+    assert ann is not None and ann.role == "analyst" and users.generation("ann") == 3
+    assert keys.identify("pb_old-token").scopes == ("ingest",)
+    users.end_sessions("ann")
+    again = Users(engine, tmp_path / "users.json")  # a restart: the file is not read again
+    assert again.generation("ann") == 4

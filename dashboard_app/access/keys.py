@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine, insert, select, update
+
 from dashboard_app.access.identity import Identity
+from dashboard_app.state.database import api_keys, memory_database, state_marks
 from tsdb.metrics import ACCESS_LEVELS
-from tsdb.persistence import load_json, write_atomically
+from tsdb.persistence import load_json
 
 
 @dataclass
@@ -39,15 +41,26 @@ def _digest(token: str) -> str:
 
 
 class Keys:
-    """API keys by id, found by the digest of the token a request carries."""
+    """API keys by id in the state database, found by the digest of the token a request carries.
+    ``file`` is the api_keys.json of earlier versions, imported once."""
 
-    def __init__(self, path: Path | None, clock: Callable[[], float] = time.time):
-        self.path = path
+    def __init__(
+        self, engine: Engine | None, clock: Callable[[], float] = time.time, file: Path | None = None
+    ):
+        self.engine = engine if engine is not None else memory_database()
         self.clock = clock
-        self._lock = threading.Lock()
         self.problems: list[str] = []
-        saved = load_json(path, lambda items: {k["id"]: ApiKey(**k) for k in items}, self.problems)
-        self.keys: dict[str, ApiKey] = saved or {}
+        self._used: dict[str, float] = {}  # when each key's last use was written (at most once a minute)
+        if file is not None:
+            self._import(file)
+
+    @property
+    def keys(self) -> dict[str, ApiKey]:
+        """Every key by id, as the database has them now."""
+        with self.engine.connect() as db:
+            return {
+                row.id: _row_key(row) for row in db.execute(select(api_keys).order_by(api_keys.c.created))
+            }
 
     def create(self, name: str, scopes: list[str], expires_in: float | None, by: str) -> tuple[ApiKey, str]:
         """Make a key; return it and its token, which is never shown again."""
@@ -55,34 +68,61 @@ class Keys:
         key = ApiKey(secrets.token_hex(8), name, scopes, _digest(token), self.clock(), None, False, None, by)
         if expires_in:
             key.expires = key.created + expires_in
-        with self._lock:
-            self._save({**self.keys, key.id: key})  # on disk first: a key that failed to save never works
-            self.keys[key.id] = key
+        with self.engine.begin() as db:  # stored first: a key that failed to save never works
+            db.execute(insert(api_keys).values(**_key_row(key)))
         return key, token
 
     def revoke(self, key_id: str) -> bool:
-        """Revoke a key; False when there is no active key of that id."""
-        with self._lock:
-            key = self.keys.get(key_id)
-            if key is None or key.revoked:
-                return False
-            ended = replace(key, revoked=True)
-            self._save({**self.keys, key_id: ended})
-            self.keys[key_id] = ended
-            return True
+        """Revoke a key (on every replica at once); False when there is no active key of that id."""
+        with self.engine.begin() as db:
+            done = db.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked.is_(False))
+                .values(revoked=True)
+            ).rowcount
+        return done == 1
 
     def identify(self, token: str) -> Identity | None:
         """Return the identity of a valid key, or None (unknown, revoked or expired)."""
         digest = _digest(token)  # a digest lookup: the token itself is never compared
-        key = next((k for k in self.keys.values() if k.digest == digest), None)
+        with self.engine.connect() as db:
+            row = db.execute(select(api_keys).where(api_keys.c.digest == digest)).first()
         now = self.clock()
-        if key is None or key.revoked or (key.expires is not None and key.expires <= now):
+        if row is None or row.revoked or (row.expires is not None and row.expires <= now):
             return None
-        key.last_used = now
-        role = "admin" if "admin" in key.scopes else "viewer"
-        return Identity(f"key:{key.name}", role, ACCESS_LEVELS, tuple(key.scopes), "key")
+        if now - self._used.get(row.id, 0.0) >= USED_EVERY:
+            self._used[row.id] = now
+            with self.engine.begin() as db:
+                db.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used=now))
+        scopes = tuple(json.loads(row.scopes))
+        role = "admin" if "admin" in scopes else "viewer"
+        return Identity(f"key:{row.name}", role, ACCESS_LEVELS, scopes, "key")
 
-    def _save(self, keys: dict[str, ApiKey]) -> None:
-        """Write the keys as they are to be; raise OSError, changing nothing, when that fails."""
-        if self.path:
-            write_atomically(self.path, json.dumps([asdict(k) for k in keys.values()], indent=1), True)
+    def _import(self, file: Path) -> None:
+        """Bring the api_keys.json of earlier versions into the database, once."""
+        if not file.is_file():
+            return
+        saved = load_json(file, lambda items: {k["id"]: ApiKey(**k) for k in items}, self.problems) or {}
+        with self.engine.begin() as db:
+            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED)).scalar():
+                return
+            db.execute(insert(state_marks).values(name=IMPORTED, value=str(file)))
+            for key in saved.values():
+                if not db.execute(select(api_keys.c.id).where(api_keys.c.id == key.id)).first():
+                    db.execute(insert(api_keys).values(**_key_row(key)))
+
+
+IMPORTED = "api keys file imported"
+USED_EVERY = 60.0  # seconds between writes of a key's last use: a busy key is not a write per request
+
+
+def _key_row(key: ApiKey) -> dict:
+    row = asdict(key)
+    row["scopes"] = json.dumps(list(key.scopes))
+    return row
+
+
+def _row_key(row) -> ApiKey:
+    data = dict(row._mapping)
+    data["scopes"] = list(json.loads(data["scopes"]))
+    return ApiKey(**data)

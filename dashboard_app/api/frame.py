@@ -16,6 +16,7 @@ from functools import wraps
 
 import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from dashboard_app import __version__
@@ -144,6 +145,14 @@ class Api:
                     return error_response(str(exc), 422, "query")
                 except NotPermitted as exc:
                     return error_response(str(exc), 403, "query")
+                except DBAPIError as exc:  # the state database refused the write: nothing was changed
+                    log.error("state database: %s", exc)
+                    return error_response(
+                        "the state database could not be written "
+                        f"({type(exc.orig).__name__ if exc.orig else 'error'}); nothing was changed: "
+                        "check its disk or server, then try again",
+                        507,
+                    )
                 except OSError as exc:  # every store writes its file before it changes what it holds
                     log.error("data directory: %s", exc)
                     return error_response(

@@ -6,11 +6,13 @@ newer Pulseboard on an older database brings it forward and replicas agree on on
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    Boolean,
     Column,
     Engine,
     Float,
@@ -25,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 STATE_FILE = "state.sqlite"  # the default database, in the data directory
@@ -48,6 +51,28 @@ dashboard_versions = Table(
     Column("panels", Integer, nullable=False),
     Column("action", String(200), nullable=False),
     PrimaryKeyConstraint("dashboard_id", "version"),
+)
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("access", Text, nullable=False),  # a JSON list of access levels
+    Column("password_hash", Text, nullable=False),
+    Column("generation", Integer, nullable=False),  # bumped on logout and password change, on any replica
+)
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scopes", Text, nullable=False),  # a JSON list
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=True),
+    Column("revoked", Boolean, nullable=False),
+    Column("last_used", Float, nullable=True),
+    Column("created_by", String(200), nullable=False),
 )
 state_marks = Table(
     "state_marks",
@@ -79,6 +104,10 @@ def database_url(url: str | None, data_dir: Path) -> str:
 def open_database(url: str) -> Engine:
     """Connect, and bring the schema up to date."""
     if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:" and not os.path.exists(path):
+            # It holds password hashes and key digests: readable by its owner only, from the start.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -103,3 +132,10 @@ def migrate(engine: Engine) -> None:
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7420001)")  # one migrator at a time
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def memory_database() -> Engine:
+    """A private in-memory state database (a Pulseboard run without a data directory, tests)."""
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    migrate(engine)
+    return engine
