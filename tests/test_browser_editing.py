@@ -283,7 +283,9 @@ def test_edit003_a_viewer_cannot_edit_and_an_editor_sees_only_their_levels(dash_
     query.send_keys("pulseboard_system_load_average")
     wait_until(lambda: has_data(figure_of(dash_duo, f"#{ids.EDIT_PREVIEW}")), message="own level drawn")
     # Saving a dashboard of another level is refused.
-    dash_duo.select_dcc_dropdown(f"#{ids.EDIT_ACCESS}", value="Level: executive")
+    access = dash_duo.find_element(f"#{ids.EDIT_ACCESS}")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", access)
+    dash_duo.select_dcc_dropdown(access, value="Level: executive")
     dash_duo.find_element(f"#{ids.EDIT_SAVE}").click()
     dash_duo.wait_for_contains_text(f"#{ids.EDIT_STATUS}", "only make dashboards of your levels")
 
