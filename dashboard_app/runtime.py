@@ -188,7 +188,7 @@ class Runtime:
             unknown = unknown_targets(rule, self.notifier.people)
             if unknown:
                 raise ConfigError(f"{config.alerts}: rule {rule.id!r}: {unknown[0]}")
-        self.silences = Silences(data_dir / "silences.json", clock)
+        self.silences = Silences(self.database, clock, data_dir / "silences.json")
         self.alerts = AlertEngine(
             self.rules,
             self.api_source,

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from dashboard_app.access.keys import Keys
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.access.users import Users
+from dashboard_app.alerts.silences import Silences
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.dashboard_store import DashboardError, DashboardStore
 from dashboard_app.runtime import Runtime
@@ -289,3 +290,19 @@ def test_users_and_keys_files_of_earlier_versions_are_imported_once(url, tmp_pat
     users.end_sessions("ann")
     again = Users(engine, tmp_path / "users.json")  # a restart: the file is not read again
     assert again.generation("ann") == 4
+
+
+def test_a_silence_made_on_one_replica_mutes_on_the_other_and_ends_on_both(url, tmp_path):
+    one, two = (Silences(open_database(database_url(url, tmp_path))) for _ in range(2))
+    alert = {"rule_id": "cpu-high", "labels": {"instance": "web-1"}}
+    made = one.add("cpu-high", {"instance": "web-1"}, time.time() + 3600, "kernel upgrade", "olga")
+    time.sleep(1.1)  # a replica re-reads silences at most once a second
+    muting = two.muting(alert)
+    assert muting is not None and muting.id == made.id and muting.reason == "kernel upgrade"
+    assert two.muting({"rule_id": "cpu-high", "labels": {"instance": "web-2"}}) is None
+    assert two.remove(made.id).id == made.id
+    time.sleep(1.1)
+    assert one.muting(alert) is None and one.active() == []
+    ended = one.add("cpu-high", {}, time.time() + 0.5, "a short one", "olga")
+    time.sleep(1.2)
+    assert ended.id not in [s.id for s in two.active()]  # an ended silence drops out everywhere

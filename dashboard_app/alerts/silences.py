@@ -2,11 +2,13 @@
 
 A muted alert still shows (as muted) on the Alerts page and in the API, but nobody is notified of it;
 once its silence ends (expired or removed) an alert still firing is notified then. Silences are kept
-in the data directory's ``silences.json`` and drop out on their own once expired.
+in the state database, so a silence made on one replica mutes on all of them, and drop out on their
+own once expired.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import threading
@@ -15,9 +17,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy import Engine, delete, insert, select
 
+from dashboard_app.state.database import memory_database, state_marks
+from dashboard_app.state.database import silences as silences_table
 from layouts.validation import parse_duration
-from tsdb.persistence import load_json, write_atomically
+from tsdb.persistence import load_json
 
 MAX_SPAN = 366 * 86400  # a silence ends within a year: a mute forever is a disabled rule
 
@@ -52,29 +57,32 @@ _SAVED = TypeAdapter(list[Silence])
 
 
 class Silences:
-    """The silences in force, saved to a file on every change."""
+    """The silences in force, in the state database (re-read at most once a second).
+    ``file`` is the silences.json of earlier versions, imported once."""
 
-    def __init__(self, path: Path | None, clock: Callable[[], float] = time.time):
-        self.path = path
+    def __init__(
+        self, engine: Engine | None, clock: Callable[[], float] = time.time, file: Path | None = None
+    ):
+        self.engine = engine if engine is not None else memory_database()
         self.clock = clock
         self._lock = threading.Lock()
         self.problems: list[str] = []
-        saved = load_json(path, _SAVED.validate_python, self.problems) if path else None
-        self._all: dict[str, Silence] = {s.id: s for s in saved or ()}
+        self._read: tuple[float, list[Silence]] | None = None  # (monotonic time, active) as last read
+        if file is not None:
+            self._import(file)
 
     def active(self) -> list[Silence]:
         """The silences not yet ended, soonest to end first (ended ones are forgotten)."""
         now = self.clock()
         with self._lock:
-            ended = [i for i, s in self._all.items() if s.until <= now]
-            for silence_id in ended:
-                del self._all[silence_id]
-            if ended:
-                try:
-                    self._save(self._all)
-                except OSError:  # the ended ones are gone from memory anyway; the next save drops them
-                    pass
-            return sorted(self._all.values(), key=lambda s: s.until)
+            if self._read is not None and time.monotonic() - self._read[0] < FRESH_FOR:
+                return [s for s in self._read[1] if s.until > now]
+            with self.engine.begin() as db:
+                db.execute(delete(silences_table).where(silences_table.c.until <= now))
+                rows = db.execute(select(silences_table).order_by(silences_table.c.until)).all()
+            found = [_row_silence(r) for r in rows]
+            self._read = (time.monotonic(), found)
+            return found
 
     def add(
         self, rule_id: str | None, labels: Mapping[str, str], until: float, reason: str, who: str
@@ -102,9 +110,9 @@ class Silences:
             )
         except ValidationError as exc:
             raise SilenceError(str(exc.errors()[0]["msg"]), "labels") from None
-        with self._lock:
-            self._save({**self._all, silence.id: silence})  # on disk first: a failed save changes nothing
-            self._all[silence.id] = silence
+        with self.engine.begin() as db:  # stored first: a failed write changes nothing
+            db.execute(insert(silences_table).values(**_silence_row(silence)))
+        self._read = None
         return silence
 
     def request(
@@ -140,18 +148,45 @@ class Silences:
         return self.add(rule_id or None, labels, until, reason, who)
 
     def remove(self, silence_id: str) -> Silence | None:
-        with self._lock:
-            silence = self._all.get(silence_id)
-            if silence is not None:
-                self._save({k: v for k, v in self._all.items() if k != silence_id})
-                del self._all[silence_id]
-            return silence
+        """End a silence now (on every replica); None when there is no such silence."""
+        with self.engine.begin() as db:
+            row = db.execute(select(silences_table).where(silences_table.c.id == silence_id)).first()
+            if row is not None:
+                db.execute(delete(silences_table).where(silences_table.c.id == silence_id))
+        self._read = None
+        return _row_silence(row) if row is not None else None
 
     def muting(self, alert: Mapping) -> Silence | None:
         """The silence that mutes an alert now, if any."""
         return next((s for s in self.active() if s.matches(alert)), None)
 
-    def _save(self, silences: dict[str, Silence]) -> None:
-        """Write the silences as they are to be; raise OSError, changing nothing, when that fails."""
-        if self.path is not None:
-            write_atomically(self.path, _SAVED.dump_json(list(silences.values()), indent=1).decode())
+    def _import(self, file: Path) -> None:
+        """Bring the silences.json of earlier versions into the database, once."""
+        if not file.is_file():
+            return
+        saved = load_json(file, _SAVED.validate_python, self.problems) or []
+        with self.engine.begin() as db:
+            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED)).scalar():
+                return
+            db.execute(insert(state_marks).values(name=IMPORTED, value=str(file)))
+            for silence in saved:
+                if not db.execute(
+                    select(silences_table.c.id).where(silences_table.c.id == silence.id)
+                ).first():
+                    db.execute(insert(silences_table).values(**_silence_row(silence)))
+
+
+IMPORTED = "silences file imported"
+FRESH_FOR = 1.0  # seconds a replica trusts the silences it read
+
+
+def _silence_row(silence: Silence) -> dict:
+    row = silence.model_dump()
+    row["labels"] = json.dumps(row["labels"], sort_keys=True)
+    return row
+
+
+def _row_silence(row) -> Silence:
+    data = dict(row._mapping)
+    data["labels"] = json.loads(data["labels"])
+    return Silence(**data)

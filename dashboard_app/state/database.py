@@ -74,6 +74,17 @@ api_keys = Table(
     Column("last_used", Float, nullable=True),
     Column("created_by", String(200), nullable=False),
 )
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("rule_id", String(200), nullable=True),
+    Column("labels", Text, nullable=False),  # a JSON object
+    Column("until", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
 state_marks = Table(
     "state_marks",
     metadata,
