@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.state.database import dashboard_versions, dashboards, memory_database, state_marks
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard, read_yaml
-from layouts.schema import Dashboard
+from layouts.schema import Dashboard, id_for
 
 KEPT_VERSIONS = 100  # versions kept per dashboard; older ones are removed as new ones are saved
 FRESH_FOR = 1.0  # seconds a replica trusts what it read of the saved dashboards
@@ -55,7 +55,8 @@ def parse_document(data: object) -> Dashboard:
         raise DashboardError(str(exc).replace("\n", "; "), field="body") from None
 
 
-def _text(dashboard: Dashboard) -> str:
+def document_text(dashboard: Dashboard) -> str:
+    """The dashboard as its YAML file has it (what is stored, and what Download YAML gives)."""
     return yaml.safe_dump(document(dashboard), sort_keys=False, allow_unicode=True)
 
 
@@ -182,9 +183,10 @@ class DashboardStore:
         if dashboard.id in self.dashboards:
             raise taken
         try:
+            text = document_text(dashboard)
             with self.engine.begin() as db:
-                db.execute(insert(dashboards).values(id=dashboard.id, version=1, document=_text(dashboard)))
-                self._keep_version(db, dashboard, 1, by, action)
+                db.execute(insert(dashboards).values(id=dashboard.id, version=1, document=text))
+                self._keep_version(db, dashboard, text, 1, by, action)
         except IntegrityError:
             raise taken from None
         self.refresh()
@@ -209,7 +211,7 @@ class DashboardStore:
                 f"id {dashboard.id!r} does not match the path's {dashboard_id!r}", field="id"
             )
         self._changeable(dashboard_id, may_change_shipped)
-        text = _text(dashboard)
+        text = document_text(dashboard)
         for _ in range(20):  # without a base, a save that lost a race is tried on the newer version
             current = self.version(dashboard_id)
             if base is not None and base != current:
@@ -226,7 +228,7 @@ class DashboardStore:
                         ).rowcount
                         if done != 1:
                             raise _Lost()
-                    self._keep_version(db, dashboard, current + 1, by, action)
+                    self._keep_version(db, dashboard, text, current + 1, by, action)
             except (_Lost, IntegrityError):
                 if base is not None:
                     raise self._conflict(dashboard_id, self.version(dashboard_id), base) from None
@@ -264,13 +266,9 @@ class DashboardStore:
             db.execute(delete(dashboards).where(dashboards.c.id == dashboard_id))
         self.refresh()
 
-    def free_id(self, wanted: str) -> str:
-        """An id like ``wanted`` that no dashboard has."""
-        candidate, n = wanted, 2
-        while candidate in self.dashboards:
-            suffix = f"-{n}"
-            candidate, n = wanted[: 63 - len(suffix)] + suffix, n + 1
-        return candidate
+    def free_id(self, title: str) -> str:
+        """An id made from a title (or an id) that no dashboard has."""
+        return id_for(title, self.dashboards, default="dashboard")
 
     def _conflict(self, dashboard_id: str, current: int, base: int) -> DashboardError:
         with self.engine.connect() as db:
@@ -304,13 +302,23 @@ class DashboardStore:
                 "id",
             )
 
-    def _keep_version(self, db, dashboard: Dashboard, version: int, by: str, action: str) -> None:
+    def _keep_version(
+        self,
+        db,
+        dashboard: Dashboard,
+        text: str,
+        version: int,
+        by: str,
+        action: str,
+        saved: float | None = None,
+    ) -> None:
+        """Keep a version (dropping those older than the last KEPT_VERSIONS)."""
         db.execute(
             insert(dashboard_versions).values(
                 dashboard_id=dashboard.id,
                 version=version,
-                document=_text(dashboard),
-                saved=round(time.time(), 3),
+                document=text,
+                saved=round(time.time() if saved is None else saved, 3),
                 by=by,
                 title=dashboard.title,
                 panels=len(dashboard.panels),
@@ -345,9 +353,8 @@ class DashboardStore:
                 if db.execute(select(func.count()).where(dashboards.c.id == dashboard.id)).scalar():
                     continue
                 version = log[-1]["version"] if log else 1
-                db.execute(
-                    insert(dashboards).values(id=dashboard.id, version=version, document=_text(dashboard))
-                )
+                text = document_text(dashboard)
+                db.execute(insert(dashboards).values(id=dashboard.id, version=version, document=text))
                 kept = 0
                 for entry in log:
                     path_v = history / f"{entry['version']}.yaml"
@@ -356,21 +363,12 @@ class DashboardStore:
                         old = parse_dashboard(data, str(path_v), lines)
                     except (OSError, ValueError):
                         continue
-                    db.execute(
-                        insert(dashboard_versions).values(
-                            dashboard_id=dashboard.id,
-                            version=entry["version"],
-                            document=_text(old),
-                            saved=float(entry.get("saved") or time.time()),
-                            by=str(entry.get("by") or "files"),
-                            title=old.title,
-                            panels=len(old.panels),
-                            action=str(entry.get("action") or "saved"),
-                        )
-                    )
+                    by, action = str(entry.get("by") or "files"), str(entry.get("action") or "saved")
+                    saved = float(entry.get("saved") or time.time())
+                    self._keep_version(db, old, document_text(old), entry["version"], by, action, saved)
                     kept += 1
                 if not kept:
-                    self._keep_version(db, dashboard, version, "files", "imported from its file")
+                    self._keep_version(db, dashboard, text, version, "files", "imported from its file")
 
 
 class _Lost(Exception):

@@ -320,6 +320,14 @@ def _number(panel: Panel, value: float) -> tuple[Scale, dict]:
     return scale, {"prefix": scale.prefix, "suffix": scale.suffix, "valueformat": fmt}
 
 
+def _dial(panel: Panel, largest: float) -> tuple[float, float]:
+    """A gauge's scale: the panel's min and max, else 0 and 100% for ratios or a quarter past the value."""
+    top = (
+        panel.max if panel.max is not None else (1.0 if panel.unit == "ratio" else max(largest * 1.25, 1e-9))
+    )
+    return (panel.min if panel.min is not None else 0.0), top
+
+
 def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
     """Show the newest value of the first series on a dial with threshold bands."""
     if frame.empty:
@@ -327,8 +335,7 @@ def gauge(frame: pd.DataFrame, panel: Panel) -> Figure:
     if len(frame.columns) > 1:
         return several(frame, panel, gauge)
     value = float(_latest(frame).iloc[0])
-    top = panel.max if panel.max is not None else (1.0 if panel.unit == "ratio" else max(value * 1.25, 1e-9))
-    bottom = panel.min if panel.min is not None else 0.0
+    bottom, top = _dial(panel, value)
     scale, number = _number(panel, top)
     steps = []
     if panel.thresholds:
@@ -533,12 +540,7 @@ def several(frame: pd.DataFrame, panel: Panel, builder: Builder) -> Figure:
             "domain": {"x": x, "y": y},
         }
         if builder is gauge:
-            top = (
-                panel.max
-                if panel.max is not None
-                else (1.0 if panel.unit == "ratio" else float(latest.max()) * 1.25)
-            )
-            bottom = panel.min if panel.min is not None else 0.0
+            bottom, top = _dial(panel, float(latest.max()))  # one scale for every cell
             trace.update(
                 mode="gauge+number",
                 gauge={

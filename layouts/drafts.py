@@ -7,11 +7,10 @@ draft without any is saved (by the one schema every dashboard passes).
 from __future__ import annotations
 
 import copy
-import re
 
 from pydantic import ValidationError
 
-from layouts.schema import CHART_TYPES, GRID_COLUMNS, Dashboard
+from layouts.schema import CHART_TYPES, GRID_COLUMNS, Dashboard, id_for
 
 QUERY_ROWS = 3  # queries the panel form shows
 FIELDS = (
@@ -28,16 +27,6 @@ FIELDS = (
     "several",
     "text",
 )
-_ID = re.compile(r"[^a-z0-9]+")
-
-
-def panel_id_for(title: str, taken: set[str]) -> str:
-    """An id from a panel title that no other panel of the dashboard has."""
-    base = _ID.sub("-", title.lower()).strip("-")[:50].strip("-") or "panel"
-    pid, n = base, 2
-    while pid in taken:
-        pid, n = f"{base}-{n}", n + 1
-    return pid
 
 
 def _next_place(panels: list[dict], w: int = 6, h: int = 3) -> dict:
@@ -49,7 +38,7 @@ def new_panel(draft: dict, expr: str = "", chart: str = "line") -> str:
     """Add a panel (with a query, if given) below the others; return its id."""
     panels = draft["dashboard"].setdefault("panels", [])
     title = "New panel"
-    pid = panel_id_for(title, {p.get("id") for p in panels})
+    pid = id_for(title, {p.get("id") for p in panels})
     draft.setdefault("unsaved", []).append(pid)
     panels.append(
         {
@@ -70,7 +59,7 @@ def name_new_panel(draft: dict, panel: dict) -> None:
     if panel.get("id") not in unsaved or not isinstance(panel.get("title"), str):
         return
     others = {p.get("id") for p in draft["dashboard"].get("panels", []) if p is not panel}
-    pid = panel_id_for(panel["title"], others)
+    pid = id_for(panel["title"], others)
     if pid != panel["id"]:
         unsaved[unsaved.index(panel["id"])] = pid
         if draft.get("selected") == panel["id"]:
@@ -86,7 +75,7 @@ def duplicate_panel(draft: dict) -> str | None:
     panels = draft["dashboard"]["panels"]
     twin = copy.deepcopy(panel)
     twin["title"] = f"{panel.get('title', 'Panel')} (copy)"
-    twin["id"] = panel_id_for(twin["title"], {p.get("id") for p in panels})
+    twin["id"] = id_for(twin["title"], {p.get("id") for p in panels})
     g = panel.get("grid", {})
     twin["grid"] = _next_place(panels, g.get("w", 6), g.get("h", 3))
     draft.setdefault("unsaved", []).append(twin["id"])

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from layouts import grafana_variables
 from layouts.grafana_variables import reason
-from layouts.schema import GRID_COLUMNS, MAX_PANELS, Dashboard, Panel
+from layouts.schema import GRID_COLUMNS, MAX_PANELS, Panel, id_for
 
 GRAFANA_COLUMNS = 24
 GRAFANA_ROW_PX = 38  # a Grafana grid unit: 30 px and an 8 px gap
@@ -80,7 +80,6 @@ UNITS = {
     "bool_on_off": "none",
 }
 _LEGEND_LABEL = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
-_SLUG = re.compile(r"[^a-z0-9]+")
 _RED = re.compile(
     r"red|#(?:d44a3a|e02f44|f2495c|c4162a|bf1b00)|rgba?\(\s*(?:2[0-5]\d|1[5-9]\d)\s*,\s*\d{1,2}\s*,", re.I
 )
@@ -97,11 +96,6 @@ class Imported:
 
 class GrafanaError(ValueError):
     """A body that is not a Grafana dashboard."""
-
-
-def slug(text: str) -> str:
-    """An id from a title: lowercase letters, digits and dashes, at most 63."""
-    return _SLUG.sub("-", text.lower()).strip("-")[:63].strip("-") or "imported"
 
 
 def read(grafana: object, dashboard_id: str | None = None, access: str = "operations") -> Imported:
@@ -125,7 +119,8 @@ def read(grafana: object, dashboard_id: str | None = None, access: str = "operat
             out.panels.append(_entry(raw, None, f"left out: a dashboard holds at most {MAX_PANELS} panels"))
             continue
         panel, note = _panel(raw, renamed)
-        pid = _panel_id(raw, panel, used)
+        pid = id_for(str(raw.get("title") or ""), used)
+        used.add(pid)
         grid = {"x": x, "y": y, "w": w, "h": h}
         panel = {**panel, "id": pid, "grid": grid}
         try:
@@ -139,7 +134,7 @@ def read(grafana: object, dashboard_id: str | None = None, access: str = "operat
     if not panels:
         raise GrafanaError("panels: the dashboard has no panels to import")
     definition = {
-        "id": dashboard_id or slug(title),
+        "id": dashboard_id or id_for(title, default="imported"),
         "title": title[:200],
         "access": access,
         "description": str(grafana.get("description") or f"Imported from Grafana ({len(panels)} panels)"),
@@ -228,16 +223,6 @@ def _placed(tops: list) -> list[tuple[dict, tuple[int, int, int, int]]]:
         floor[left:right] = [top + height] * (right - left)
         out.append((raw, (left, top, right - left, height)))
     return out
-
-
-def _panel_id(raw: dict, panel: dict, used: set[str]) -> str:
-    base = slug(str(raw.get("title") or "")) or "panel"
-    base = base[:56].strip("-") or "panel"
-    pid, n = base, 2
-    while pid in used:
-        pid, n = f"{base}-{n}", n + 1
-    used.add(pid)
-    return pid
 
 
 def _text_panel(panel: dict, text: str) -> dict:
@@ -434,8 +419,3 @@ def _refresh(value) -> int | None:
         return None
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
     return min((0, 1, 5, 30), key=lambda c: abs(c - seconds)) if seconds <= 60 else 30
-
-
-def validated(imported: Imported) -> Dashboard:
-    """The imported definition checked by the dashboard schema (raises ValueError)."""
-    return Dashboard.model_validate(imported.dashboard)

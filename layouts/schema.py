@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -35,6 +36,21 @@ Refresh = Annotated[Literal[REFRESH_CHOICES], BeforeValidator(_whole_number_text
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_NOT_IN_ID = re.compile(r"[^a-z0-9]+")
+ID_LENGTH = 63
+
+
+def id_for(text: str, taken: Container[str] = (), default: str = "panel") -> str:
+    """An id made from a title (lowercase letters, digits and dashes) that ``taken`` does not hold:
+    ``cpu-usage``, then ``cpu-usage-2``, ``cpu-usage-3``..."""
+    base = _NOT_IN_ID.sub("-", text.lower()).strip("-")[:ID_LENGTH].strip("-") or default
+    candidate, n = base, 2
+    while candidate in taken:
+        suffix = f"-{n}"
+        candidate, n = base[: ID_LENGTH - len(suffix)].rstrip("-") + suffix, n + 1
+    return candidate
 
 
 def _check_id(value: str) -> str:

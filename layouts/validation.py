@@ -79,22 +79,46 @@ def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[t
     return out
 
 
+class YamlProblem(ValueError):
+    """A text that is not YAML Pulseboard reads: why, and where (1-based line and column) when known."""
+
+    def __init__(self, problem: str, line: int | None = None, column: int | None = None):
+        super().__init__(problem)
+        self.problem, self.line, self.column = problem, line, column
+
+
+def load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text whose aliases expand to at most MAX_VALUES values; return the data and its node."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded(node, {}) > MAX_VALUES:
+            raise YamlProblem(f"its aliases expand to more than {MAX_VALUES:,} values; write the values out")
+        return yaml.safe_load(text), node
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = str(getattr(exc, "problem", None) or exc)
+        raise YamlProblem(
+            problem, mark.line + 1 if mark else None, mark.column + 1 if mark else None
+        ) from None
+
+
+def yaml_place(problem: YamlProblem) -> str:
+    """Where a YAML text goes wrong, as a message says it (" at line 2, column 7"), or nothing."""
+    if problem.line is None:
+        return ""
+    return f" at line {problem.line}" + (f", column {problem.column}" if problem.column else "")
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     """Parse a YAML file; return the data and a map of key paths to lines."""
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None and _expanded(node, {}) > MAX_VALUES:
-            raise ConfigError(
-                f"{path}: its aliases expand to more than {MAX_VALUES:,} values; write the values out"
-            )
-        data = yaml.safe_load(text)
+        data, node = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except YamlProblem as exc:
+        if exc.line is None:
+            raise ConfigError(f"{path}: {exc.problem}") from None
+        raise ConfigError(f"{path}:{exc.line}: not valid YAML: {exc.problem}") from None
     return data, (_lines(node) if node is not None else {})
 
 

@@ -199,3 +199,14 @@ def pulseboard(tmp_path):
     with serving(runtime) as pb:
         yield pb
     runtime.archive.close()
+
+
+def test_a_yaml_body_whose_aliases_would_explode_is_refused_before_it_is_expanded(pulseboard):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(6)
+    )
+    answer = pulseboard.call(
+        "POST", "/dashboards/create", raw=bomb.encode(), headers={"Content-Type": "application/yaml"}
+    )
+    assert answer.status_code == 400 and "aliases expand to more than" in answer.json()["error"]
+    assert pulseboard.call("GET", "/dashboards/list").json()["dashboards"][-1]["id"] == "development"

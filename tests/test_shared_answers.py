@@ -354,10 +354,9 @@ def test_watched_views_are_rendered_ahead_and_patched_into_what_a_fresh_render_g
                 ]
             )
         if k:  # the render ahead may not have made this second yet: the refresh takes what there is
-            computed, held = runtime.answers.computed, dict(viewer.state["held"])
+            computed = runtime.answers.computed
             viewer.refresh()
             assert runtime.answers.computed == computed  # and never renders it itself
-            assert viewer.state["held"].keys() == held.keys()
         assert views.ahead() > 0 or k in (4, 5)
         computed = runtime.answers.computed
         viewer.refresh()

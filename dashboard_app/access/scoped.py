@@ -95,6 +95,17 @@ class ScopedSource:
             found.update(self.inner.label_values(label, name))
         return sorted(found)
 
+    def label_names(self, match: str | None = None) -> list[str]:
+        """Return the label names of the caller's series (or of a selector's), sorted."""
+        if match is not None:
+            return self.inner.label_names(str(self.check(match)))
+        if self.identity.sees_everything:
+            return self.inner.label_names()
+        found: set[str] = set()
+        for name in self.names():
+            found.update(self.inner.label_names(name))
+        return sorted(found)
+
     def unit(self, expr: str) -> str | None:
         """Return the unit the metric behind a selector declares, if known."""
         return self.inner.unit(str(self.check(expr)))

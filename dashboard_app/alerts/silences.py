@@ -77,10 +77,12 @@ class Silences:
         with self._lock:
             if self._read is not None and time.monotonic() - self._read[0] < FRESH_FOR:
                 return [s for s in self._read[1] if s.until > now]
-            with self.engine.begin() as db:
-                db.execute(delete(silences_table).where(silences_table.c.until <= now))
+            with self.engine.connect() as db:
                 rows = db.execute(select(silences_table).order_by(silences_table.c.until)).all()
-            found = [_row_silence(r) for r in rows]
+            found = [_row_silence(r) for r in rows if r.until > now]
+            if len(found) < len(rows):  # a write only when one has ended
+                with self.engine.begin() as db:
+                    db.execute(delete(silences_table).where(silences_table.c.until <= now))
             self._read = (time.monotonic(), found)
             return found
 

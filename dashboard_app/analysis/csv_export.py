@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from dashboard_app.pages.panels import Window, panel_frame, query_frame, resolve_unit
+from dashboard_app.pages.panels import Window, panel_frame, query_frame, query_panel, resolve_unit
 from dashboard_app.sources.source import NotPermitted, Source
-from layouts.schema import Dashboard, Panel, PanelQuery
+from layouts.schema import Dashboard, Panel
 from query.evaluate import Query
 from query.promql.shorthand import compile_query
 from tsdb.metrics import freeze_labels
@@ -121,9 +121,8 @@ def panel_csv(source: Source, panel: Panel, window: Window, points: int) -> str:
 
 def query_csv(source: Source, promql: str, start: float, end: float, step: float) -> str:
     """Return a PromQL range query as Explore draws it (the same steps), one column per series."""
-    frame = query_frame(source, PanelQuery(expr=promql), start, end, step)
-    metric = PanelQuery(expr=promql).metric
-    return frame_csv(frame, (source.unit(metric) if metric else None) or "none")
+    panel = query_panel(source, promql)
+    return frame_csv(query_frame(source, panel.queries[0], start, end, step), panel.unit)
 
 
 def frame_csv(frame: pd.DataFrame, unit: str) -> str:

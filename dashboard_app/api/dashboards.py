@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from flask import Response, g, request
 
 from dashboard_app.access.permissions import SIGNED_IN, Permission
 from dashboard_app.api.frame import Api, ApiError
-from dashboard_app.dashboard_store import DashboardError, document
+from dashboard_app.dashboard_store import DashboardError, document, document_text
 from dashboard_app.live.connections import PoolFull
 from dashboard_app.runtime import Runtime
 from ingest.paths import API_PREFIX
 from layouts import grafana
 from layouts.schema import Dashboard
+from layouts.validation import YamlProblem, load_yaml, yaml_place
 from tsdb.metrics import ACCESS_LEVELS
 
 WS_PATH = API_PREFIX + "/ws/dashboard/{id}"
@@ -70,13 +70,11 @@ def document_body(api: Api) -> object:
     if len(raw) > api.max_body:
         raise ApiError(f"the body is larger than {api.max_body:,} bytes", 413)
     try:
-        return yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ApiError(
-            f"the body is not valid YAML{where}: {getattr(exc, 'problem', exc)}", field="body"
-        ) from None
+        return load_yaml(raw.decode("utf-8"))[0]
+    except UnicodeDecodeError:
+        raise ApiError("the body is not UTF-8 text", field="body") from None
+    except YamlProblem as exc:
+        raise ApiError(f"the body is not valid YAML{yaml_place(exc)}: {exc.problem}", field="body") from None
 
 
 def base_version() -> int | None:
@@ -186,11 +184,11 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         kind = request.args.get("format", "yaml")
         if kind not in ("yaml", "json"):
             raise ApiError(f"format must be yaml or json, not {kind[:20]!r}", field="format")
-        data = document(dashboard)
         if kind == "json":
-            body, mime = json.dumps(data, indent=2, ensure_ascii=False) + "\n", "application/json"
+            body = json.dumps(document(dashboard), indent=2, ensure_ascii=False) + "\n"
+            mime = "application/json"
         else:
-            body, mime = yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "application/yaml"
+            body, mime = document_text(dashboard), "application/yaml"
         response = Response(body, mimetype=mime)
         response.headers["Content-Disposition"] = f'attachment; filename="{dashboard.id}.{kind}"'
         response.headers["ETag"] = f'"{library.version(id)}"'
@@ -349,7 +347,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         title = request.args.get("title")
         if title:
             imported.dashboard["title"] = title[:200]
-        imported.dashboard["id"] = wanted or library.free_id(grafana.slug(imported.dashboard["title"]))
+        imported.dashboard["id"] = wanted or library.free_id(imported.dashboard["title"])
         dashboard = guarded(
             lambda: library.create(imported.dashboard, g.identity.name, "imported from Grafana")
         )

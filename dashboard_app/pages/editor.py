@@ -25,12 +25,14 @@ from layouts import drafts, grafana, ids
 from layouts.charts import apply_theme, no_data
 from layouts.editor_view import editor_card, report_table, versions_table
 from layouts.schema import Panel, Variable
+from layouts.validation import YamlProblem, load_yaml, yaml_place
 from tsdb.metrics import ACCESS_LEVELS
 
 EDITS = Permission("editor", "admin")
 PREVIEW = Permission("editor", "admin", series="all")
 PAGE = "/edit"
 PREVIEW_POINTS = 240
+HOLDER = Panel(id="preview", title="Preview", type="line", queries=[], text="")  # says why nothing shows
 
 
 def _editable(runtime: Runtime, identity) -> list:
@@ -39,28 +41,32 @@ def _editable(runtime: Runtime, identity) -> list:
     return [d for d in runtime.dashboard_store.dashboards.values() if identity.sees(d.access)]
 
 
+def _options(dashboards: list) -> list[dict]:
+    return [{"label": f"{d.title} ({d.id})", "value": d.id} for d in dashboards]
+
+
+def _draft(dashboard: dict, saved_id: str | None = None, base: int | None = None, selected=None) -> dict:
+    """What the page keeps while a dashboard is edited: a saved one has its id and the version opened."""
+    if selected is None:
+        panels = dashboard.get("panels") if isinstance(dashboard.get("panels"), list) else []
+        selected = panels[0].get("id") if panels and isinstance(panels[0], dict) else None
+    return {
+        "id": saved_id,
+        "dashboard": dashboard,
+        "base": base,
+        "selected": selected,
+    }
+
+
 def _loaded(runtime: Runtime, dashboard_id: str) -> dict:
     library = runtime.dashboard_store
     dashboard = library.get(dashboard_id)
-    first = dashboard.panels[0].id if dashboard.panels else None
-    return {
-        "id": dashboard.id,
-        "dashboard": document(dashboard),
-        "base": library.version(dashboard.id),
-        "new": False,
-        "selected": first,
-    }
+    return _draft(document(dashboard), dashboard.id, library.version(dashboard.id))
 
 
 def _fresh(runtime: Runtime, identity, title: str = "New dashboard") -> dict:
     access = next((a for a in ACCESS_LEVELS if identity.sees(a)), ACCESS_LEVELS[0])
-    draft = {
-        "id": None,
-        "dashboard": {"id": "", "title": title, "access": access, "panels": []},
-        "base": None,
-        "new": True,
-        "selected": None,
-    }
+    draft = _draft({"id": "", "title": title, "access": access, "panels": []})
     drafts.new_panel(draft)
     return draft
 
@@ -73,15 +79,13 @@ def _uploaded(contents: str) -> object:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValueError("the file could not be read as text") from None
     try:
-        return yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ValueError(f"the file is not YAML or JSON{where}: {getattr(exc, 'problem', exc)}") from None
+        return load_yaml(text)[0]  # JSON is YAML too
+    except YamlProblem as exc:
+        raise ValueError(f"the file is not YAML or JSON{yaml_place(exc)}: {exc.problem}") from None
 
 
 def _versions(runtime: Runtime, draft: dict) -> list:
-    if draft.get("new") or not draft.get("id"):
+    if not draft.get("id"):
         return versions_table([], None)
     try:
         return versions_table(runtime.dashboard_store.versions(draft["id"]), draft.get("base"))
@@ -153,7 +157,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         error_names = [item["id"]["name"] for item in ctx.outputs_list[10]]
         status, report, form_from_draft = None, None, True
         editable = _editable(runtime, identity)
-        options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
+        options = _options(editable)
         pending = draft.get("pending_query") if isinstance(draft, dict) else None
         asked = (
             draft.get("wanted") if isinstance(draft, dict) and isinstance(draft.get("wanted"), str) else None
@@ -184,16 +188,10 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             copied = copy.deepcopy(draft["dashboard"])
             copied["title"] = f"{copied.get('title', 'Dashboard')} (copy)"
             copied["id"] = ""
-            draft = {
-                "id": None,
-                "dashboard": copied,
-                "base": None,
-                "new": True,
-                "selected": draft.get("selected"),
-            }
+            draft = _draft(copied, selected=draft.get("selected"))
             status = "A copy: rename it if you like, then Save."
         elif trigger == ids.EDIT_DELETE:
-            if draft.get("new"):
+            if not draft.get("id"):
                 draft = load(editable[0].id) if editable else _fresh(runtime, identity)
                 status = "The unsaved dashboard was discarded."
             else:
@@ -204,7 +202,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                     status = str(exc)
                 else:
                     editable = _editable(runtime, identity)
-                    options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
+                    options = _options(editable)
                     back = library.get(gone)
                     if back is not None and gone in {d.id for d in editable}:
                         draft = load(gone)
@@ -215,7 +213,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         elif trigger == ids.EDIT_SAVE:
             draft, status = _save(runtime, identity, draft)
             editable = _editable(runtime, identity)
-            options = [{"label": f"{d.title} ({d.id})", "value": d.id} for d in editable]
+            options = _options(editable)
         elif trigger == ids.EDIT_ADD:
             drafts.new_panel(draft)
         elif trigger == ids.EDIT_DUPLICATE:
@@ -262,15 +260,12 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         elif trigger == ids.EDIT_VARIABLES:
             text = triggered_value if isinstance(triggered_value, str) else ""
             try:
-                parsed = yaml.safe_load(text) if text.strip() else []
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f"line {mark.line + 1}: " if mark else ""
-                return _only_error(ctx, error_names, "variables", f"{where}{getattr(exc, 'problem', exc)}")
+                parsed = load_yaml(text)[0] if text.strip() else []
+            except YamlProblem as exc:
+                where = f"line {exc.line}: " if exc.line else ""
+                return _only_error(error_names, "variables", f"{where}{exc.problem}")
             if not isinstance(parsed, list):
-                return _only_error(
-                    ctx, error_names, "variables", "a list of variables (each starting with -)"
-                )
+                return _only_error(error_names, "variables", "a list of variables (each starting with -)")
             draft["dashboard"]["variables"] = parsed
             form_from_draft = False
         elif trigger in (ids.EDIT_UPLOAD, ids.EDIT_IMPORT, ids.EDIT_PASTE_IMPORT):
@@ -283,6 +278,8 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                         body = json.loads(pasted)
                     except ValueError as exc:
                         raise ValueError(f"the text is not JSON ({exc})") from None
+                    except RecursionError:
+                        raise ValueError("the text nests too deeply to be a dashboard") from None
                 elif isinstance(triggered_value, str):
                     body = _uploaded(triggered_value)
                 else:
@@ -303,15 +300,7 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                         status = f"Not imported: {exc}"
                     else:
                         report = import_report(imported)
-                        panels = imported.dashboard["panels"]
-                        draft = {
-                            "id": None,
-                            "dashboard": imported.dashboard,
-                            "base": None,
-                            "new": True,
-                            "selected": panels[0]["id"] if panels else None,
-                        }
-                        draft["dashboard"]["id"] = ""
+                        draft = _draft({**imported.dashboard, "id": ""})
                         status = (
                             f"Imported {imported.dashboard['title']!r} from Grafana: look it over, then Save."
                         )
@@ -319,30 +308,15 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                     status = "Not loaded: the file must hold one dashboard (an object with id, title, panels)"
                 else:
                     existing = library.get(str(body.get("id", "")))
-                    mine = existing is not None and existing.id in {d.id for d in editable}
-                    panels = body.get("panels") if isinstance(body.get("panels"), list) else []
-                    first = panels[0].get("id") if panels and isinstance(panels[0], dict) else None
-                    if mine:
-                        draft = {
-                            "id": existing.id,
-                            "dashboard": body,
-                            "base": library.version(existing.id),
-                            "new": False,
-                            "selected": first,
-                        }
+                    if existing is not None and existing.id in {d.id for d in editable}:
+                        draft = _draft(body, existing.id, library.version(existing.id))
                         status = f"Loaded the file over {existing.id!r}: Save makes it its next version."
                     else:
-                        draft = {
-                            "id": None,
-                            "dashboard": {**body, "id": "" if existing else body.get("id", "")},
-                            "base": None,
-                            "new": True,
-                            "selected": first,
-                        }
+                        draft = _draft({**body, "id": "" if existing else body.get("id", "")})
                         status = "Loaded the file as a new dashboard: Save to keep it."
         elif isinstance(trigger, dict) and trigger.get("type") == ids.EDIT_RESTORE:
             version = trigger.get("index")
-            if not triggered_value or not isinstance(version, int) or draft.get("new"):
+            if not triggered_value or not isinstance(version, int) or not draft.get("id"):
                 raise PreventUpdate
             try:
                 library.restore(
@@ -373,12 +347,12 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             for p in d.get("panels", [])
             if isinstance(p, dict)
         ]
-        saved_id = None if draft.get("new") else draft.get("id")
+        saved_id = draft.get("id") or None
         if saved_id is None:
             version = "not saved yet"
         else:
             version = f"version {draft.get('base')}" if draft.get("base") else "as shipped (version 0)"
-        if saved_id and not draft.get("new"):
+        if saved_id:
             download = f"{API_PREFIX}/dashboards/{saved_id}/download"
             links = (f"/{saved_id}", download + "?format=yaml", download + "?format=json")
         else:
@@ -437,13 +411,12 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         if not isinstance(draft, dict) or not isinstance(draft.get("dashboard"), dict):
             raise PreventUpdate
         raw = drafts.selected(draft)
-        holder = Panel(id="preview", title="Preview", type="line", queries=[], text="")
         if raw is None:
-            return apply_theme(no_data(holder, "Pick a panel, or add one"), theme)
+            return apply_theme(no_data(HOLDER, "Pick a panel, or add one"), theme)
         try:
             panel = Panel.model_validate(raw)
         except ValidationError:
-            return apply_theme(no_data(holder, "Fix the marked fields to see this panel"), theme)
+            return apply_theme(no_data(HOLDER, "Fix the marked fields to see this panel"), theme)
         variables = []
         for v in draft["dashboard"].get("variables") or []:
             try:
@@ -472,9 +445,8 @@ def _save(runtime: Runtime, identity, draft: dict) -> tuple[dict, str]:
             f"Not saved: you may only make dashboards of your levels ({', '.join(identity.access)}).",
         )
     try:
-        if draft.get("new"):
-            wanted = data.get("id") or grafana.slug(str(data.get("title", "")))
-            data["id"] = library.free_id(wanted)
+        if not draft.get("id"):
+            data["id"] = library.free_id(data.get("id") or str(data.get("title", "")))
             saved = library.create(data, identity.name, "created in the browser")
         else:
             data["id"] = draft["id"]
@@ -492,7 +464,7 @@ def _save(runtime: Runtime, identity, draft: dict) -> tuple[dict, str]:
     return loaded, f"Saved {saved.title!r} as version {loaded['base']}."
 
 
-def _only_error(context, names: list[str], field: str, message: str) -> tuple:
+def _only_error(names: list[str], field: str, message: str) -> tuple:
     """Answer with one field's message and nothing else changed."""
     errors = [message if name == field else no_update for name in names]
     outputs = [no_update] * 18

@@ -13,14 +13,14 @@ from dash.exceptions import PreventUpdate
 from dashboard_app.access.permissions import Permission, Permissions
 from dashboard_app.access.scoped import reads
 from dashboard_app.pages.dashboards import window_for
-from dashboard_app.pages.panels import Window, query_frame
+from dashboard_app.pages.panels import Window, query_frame, query_panel
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import NotPermitted, Source, SourceUnavailable
 from ingest.paths import API_PREFIX
 from layouts import ids
 from layouts.charts import apply_theme, build_figure, no_data
 from layouts.components import CUSTOM, RANGE_SECONDS
-from layouts.schema import Panel, PanelQuery
+from layouts.schema import Panel
 from layouts.units import format_value
 from query.promql.completion import complete, locate
 from query.promql.values import BadData, Execution, Timeout
@@ -31,23 +31,13 @@ READS = Permission("analyst", "read", series="all")  # completion and the graph:
 POINTS = 600  # points per series Explore draws: a step of 6 s over an hour
 HISTORY = 20  # queries kept in a browser's history
 PAGE = "/explore"
+# What Explore shows while there is nothing to draw, with the reason.
+PLACEHOLDER = Panel(id="explore", title="Explore", type="line", queries=[], text="")
 
 
 def step_for(source: Source, window: Window) -> float:
     """The step Explore draws a window at (whole seconds, never finer than the source keeps)."""
     return float(max(round(window.span / POINTS), source.min_step, 1))
-
-
-def explore_panel(source: Source, query: str) -> Panel:
-    """The panel Explore draws a query as (its unit from the first metric it reads)."""
-    panel = Panel(id="explore", title="Explore", type="line", queries=[PanelQuery(expr=query)])
-    metric = panel.queries[0].metric
-    return panel.model_copy(update={"unit": (source.unit(metric) if metric else None) or "none"})
-
-
-def explore_frame(source: Source, query: str, start: float, end: float, step: float) -> pd.DataFrame:
-    """What Explore draws for a query: the graph, the table and the CSV all come from this frame."""
-    return query_frame(source, PanelQuery(expr=query), start, end, step)
 
 
 def _table(frame: pd.DataFrame, unit: str) -> html.Table:
@@ -94,13 +84,16 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
                 cache["names"] = source.names()
             return cache["names"]
 
+        def known(metric: str | None) -> str | None:
+            if "known" not in cache:
+                cache["known"] = set(names())
+            return metric if metric in cache["known"] else None  # a word that is no metric: all series
+
         def labels(metric):
-            match = metric if metric and metric in set(names()) else None
-            return _label_names(source, match)
+            return source.label_names(known(metric))
 
         def values(label, metric):
-            match = metric if metric and metric in set(names()) else None
-            return source.label_values(label, match)
+            return source.label_values(label, known(metric))
 
         try:
             offered = complete(text, names, labels, values)
@@ -189,11 +182,8 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         """Draw the query once it is PromQL: the graph, the table, and what the CSV will hold."""
         theme = theme if theme in ("light", "dark") else "light"
         text = text.strip() if isinstance(text, str) else ""
-        placeholder = Panel(
-            id="explore", title="Explore", type="line", queries=[PanelQuery(expr="vector(0)")]
-        )
         if not text:
-            figure = apply_theme(no_data(placeholder, "Type a query above"), theme)
+            figure = apply_theme(no_data(PLACEHOLDER, "Type a query above"), theme)
             return figure, None, None, "", "/edit", None
         if locate(text) is not None:
             raise PreventUpdate  # the error shows beside the text; the last graph stays
@@ -201,18 +191,18 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         range_value = range_value if isinstance(range_value, str) else "1h"
         window = window_for(range_value, custom_start, custom_end, time.time())
         if window is None:
-            figure = apply_theme(no_data(placeholder, "Choose a start and an end (UTC)"), theme)
+            figure = apply_theme(no_data(PLACEHOLDER, "Choose a start and an end (UTC)"), theme)
             return figure, None, None, "", no_update, None
         step = step_for(source, window)
         started = time.perf_counter()
         try:
-            panel = explore_panel(source, text)
-            frame = explore_frame(source, text, window.start, window.end, step)
+            panel = query_panel(source, text)
+            frame = query_frame(source, panel.queries[0], window.start, window.end, step)
         except (ValueError, NotPermitted, SourceUnavailable, BadData, Execution, Timeout, QueryError) as exc:
             reason = markup.escape(str(exc).removeprefix('invalid parameter "query": '))
             figure = apply_theme(
                 no_data(
-                    placeholder, f"Cannot draw this query<br><span style='font-size:11px'>{reason}</span>"
+                    PLACEHOLDER, f"Cannot draw this query<br><span style='font-size:11px'>{reason}</span>"
                 ),
                 theme,
             )
@@ -283,22 +273,19 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         app,
         EXPLORE,
         Output(ids.EXPLORE_HISTORY, "data"),
-        Input(ids.EXPLORE_RUN, "n_clicks"),
         Input(ids.EXPLORE_DRAWN, "data"),
         State(ids.EXPLORE_HISTORY, "data"),
         prevent_initial_call=True,
     )
-    def remember(_run, drawn, history):
-        """Keep the queries drawn, newest first, each once."""
-        if not isinstance(drawn, dict) or not isinstance(drawn.get("query"), str):
+    def remember(drawn, history):
+        """Keep the queries drawn that found series, newest first, each once."""
+        if not isinstance(drawn, dict) or not isinstance(drawn.get("query"), str) or not drawn.get("series"):
             raise PreventUpdate
-        if ctx.triggered_id == ids.EXPLORE_DRAWN and not drawn.get("series"):
-            raise PreventUpdate  # a query kept while typing is one that found something
         history = [h for h in history if isinstance(h, str)] if isinstance(history, list) else []
         if history and history[0] == drawn["query"]:
             raise PreventUpdate
         # A query counts once the typing paused on it: drawn queries that only extend the last are merged.
-        if history and drawn["query"].startswith(history[0]) and ctx.triggered_id == ids.EXPLORE_DRAWN:
+        if history and drawn["query"].startswith(history[0]):
             history = history[1:]
         return [drawn["query"], *[h for h in history if h != drawn["query"]]][:HISTORY]
 
@@ -311,16 +298,3 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
             html.Li(html.Button(h, id=ids.explore_history_item(i), className="history-item", title=h))
             for i, h in enumerate(history)
         ]
-
-
-def _label_names(source: Source, metric: str | None) -> list[str]:
-    """The label names of a metric's series (of every series the caller sees without one)."""
-    names: set[str] = set()
-    if metric:
-        for info in source.series(metric)[:1000]:
-            names.update(info.labels)
-    else:
-        for name in source.names()[:200]:
-            for info in source.series(name)[:50]:
-                names.update(info.labels)
-    return sorted(names)

@@ -50,53 +50,52 @@ def resolve_unit(source: Source, panel: Panel) -> Panel:
     return panel.model_copy(update={"unit": unit})
 
 
+def query_panel(source: Source, promql: str) -> Panel:
+    """The line panel one PromQL query is drawn as (Explore, its CSV), its unit from the metric."""
+    return resolve_unit(
+        source, Panel(id="query", title="Query", type="line", queries=[PanelQuery(expr=promql)])
+    )
+
+
 def panel_metrics(panel: Panel) -> list[str]:
     """Every metric a panel's queries read, each once."""
     return list(dict.fromkeys(name for q in panel.queries for name in q.compiled.metrics))
 
 
-def narrow_panel(
-    panel: Panel, chosen: dict[str, str], variables: tuple[Variable, ...] | None = None
-) -> Panel:
+def narrow_panel(panel: Panel, chosen: dict[str, str], variables: tuple[Variable, ...]) -> Panel:
     """Return a panel whose queries hold the dashboard variables' values.
 
     A query that names a variable gets its value put in; a label variable that narrows keeps only
-    the chosen value in every query that does not name it. Without ``variables`` each chosen value
-    narrows by the label of its name.
+    the chosen value in every query that does not name it (nor another variable of its label).
     """
-    if variables is None:
-        values, narrowing = {}, dict(chosen)
-    else:
-        values = {v.name: v.value(chosen.get(v.name)) for v in variables}
-        narrowing = {
-            v.name: (v.listed_label, chosen[v.name])
-            for v in variables
-            if v.kind == "label" and v.narrow and chosen.get(v.name)
-        }
-    if not values and not narrowing:
-        return panel
+    narrowing = {
+        v.name: (v.listed_label, chosen[v.name])
+        for v in variables
+        if v.kind == "label" and v.narrow and chosen.get(v.name)
+    }
 
     def bind(expr: str | None) -> str | None:
         if expr is None:
             return None
         named = set(references(expr))
-        expr = substitute(expr, values)
-        if variables is None:
-            labels = narrowing
-        else:
-            # A query that names a variable of a label keeps what it says for that label.
-            said = {v.listed_label for v in variables if v.name in named}
-            labels = {
-                label: value
-                for name, (label, value) in narrowing.items()
-                if name not in named and label not in said
-            }
+        if named:
+            expr = substitute(
+                expr, {v.name: v.value(chosen.get(v.name)) for v in variables if v.name in named}
+            )
+        said = {v.listed_label for v in variables if v.name in named}
+        labels = {
+            label: value
+            for name, (label, value) in narrowing.items()
+            if name not in named and label not in said
+        }
         if not labels:
             return expr
         if is_selector(expr):
             return str(parse_selector(expr).narrowed(labels))
         return printer.narrow(expr, labels)
 
+    if not variables:
+        return panel
     bound = [(q, bind(q.expr), bind(q.over)) for q in panel.queries]
     if all(expr == q.expr and over == q.over for q, expr, over in bound):
         return panel  # nothing named a variable: the same panel, so its shared answers stay found

@@ -170,6 +170,11 @@ class PrometheusSource:
         params = {"match[]": str(parse_selector(match))} if match else {}
         return sorted(self._call("GET", f"/label/{label}/values", params) or [])
 
+    def label_names(self, match: str | None = None) -> list[str]:
+        """Return the label names of all series (or of a selector's), sorted."""
+        params = {"match[]": str(parse_selector(match))} if match else {}
+        return sorted(n for n in self._call("GET", "/labels", params) or [] if n != "__name__")
+
     def unit(self, expr: str) -> str | None:
         """Return the unit the metric behind a selector declares, if known."""
         name = parse_selector(expr).name

@@ -82,6 +82,10 @@ class Source(Protocol):
         """Return the values a label takes across all series (or those a selector matches), sorted."""
         ...
 
+    def label_names(self, match: str | None = None) -> list[str]:
+        """Return the label names of all series (or of those a selector matches), sorted."""
+        ...
+
     def unit(self, expr: str) -> str | None:
         """Return the unit the metric behind a selector declares, if known."""
         ...
@@ -149,6 +153,11 @@ class EmbeddedSource:
         """Return the values a label takes (across a selector's series when given), sorted."""
         infos = self.series(match) if match else [i for n in self.store.names() for i in self.series(n)]
         return sorted({info.labels[label] for info in infos if label in info.labels})
+
+    def label_names(self, match: str | None = None) -> list[str]:
+        """Return the label names of all series (or of a selector's), sorted."""
+        infos = self.series(match) if match else [i for n in self.store.names() for i in self.series(n)]
+        return sorted({name for info in infos for name in info.labels})
 
     def unit(self, expr: str) -> str | None:
         """Return the unit the metric behind a selector declares, if known."""
