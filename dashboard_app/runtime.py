@@ -91,7 +91,7 @@ class Runtime:
         if self.secrets is not None:
             self.users.set("admin", self.secrets.admin_password, "admin")
         self.keys = Keys(self.database, clock, data_dir / "api_keys.json")
-        self.audit = AuditLog(data_dir / "audit.log", clock)
+        self.audit = AuditLog(self.database, clock, files=data_dir / "audit.log")
         shipped = dashboards if dashboards is not None else load_dashboards(config.dashboards)
         self.dashboard_store = DashboardStore(self.database, shipped, files=data_dir / "dashboards")
         self.prometheus = settings.source == "prometheus"
@@ -173,7 +173,10 @@ class Runtime:
             self.scheduler.every("demo", DEMO_TICK, self.demo.run)
         alerts = settings.alerts
         self.rules = RuleBook(
-            data_dir / "alert_rules.json", load_rule_files(config.alerts), load_recording_rules(config.alerts)
+            self.database,
+            load_rule_files(config.alerts),
+            load_recording_rules(config.alerts),
+            file=data_dir / "alert_rules.json",
         )
         self.notifier = Notifier(
             alerts.alertmanager,
@@ -183,29 +186,30 @@ class Runtime:
             tuple((t.name, t.url) for t in alerts.targets()),
             clock=clock,
             count=self.instruments.count,
+            database=self.database,
+            may_deliver=lambda: self.alerts.leading,
         )
         for rule in self.rules.shipped.values():
             unknown = unknown_targets(rule, self.notifier.people)
             if unknown:
                 raise ConfigError(f"{config.alerts}: rule {rule.id!r}: {unknown[0]}")
         self.silences = Silences(self.database, clock, data_dir / "silences.json")
+        # Alert state and the notifications to deliver are in the database; of several replicas, the
+        # one holding the lease evaluates and notifies, and another takes over within an interval.
         self.alerts = AlertEngine(
             self.rules,
             self.api_source,
             clock,
-            self.notifier.send,
+            self.notifier,
             self.silences,
             record=None if self.prometheus else self.store.append,
+            database=self.database,
+            interval=alerts.interval,
         )
         self.scheduler.every("alerts", alerts.interval, self.alerts.evaluate)
+        self.scheduler.every("alerts-lease", alerts.interval / 4, self.alerts.contend)
         if self.notifier.enabled:
-            self.scheduler.every(
-                "alerts-resend",
-                alerts.resend_interval,
-                lambda: self.notifier.resend(
-                    [a for a in self.alerts.active() if a["state"] == "firing" and not a["silenced_by"]]
-                ),
-            )
+            self.scheduler.every("alerts-resend", alerts.resend_interval, self._resend)
         # Computed answers, shared by every page viewer and live connection.
         self.answers = SharedAnswers(settings.dashboards.cache_size)
         self.panel_views = PanelViews(
@@ -221,6 +225,13 @@ class Runtime:
         for problem in self.problems:
             log.error("data directory: %s", problem)
         self.started = False
+
+    def _resend(self) -> None:
+        """Tell Alertmanager again about firing alerts no silence mutes (the replica that notifies)."""
+        if self.alerts.leading:
+            self.notifier.resend(
+                [a for a in self.alerts.active() if a["state"] == "firing" and not a["silenced_by"]]
+            )
 
     def _flush(self) -> None:
         try:
@@ -270,6 +281,7 @@ class Runtime:
     def stop(self) -> None:
         """Stop the background jobs and save everything for the next start."""
         self.scheduler.stop()
+        self.alerts.stop()
         self.notifier.stop()
         self.store.close()
         self.database.dispose()

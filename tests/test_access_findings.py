@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as live
 
 from dashboard_app.access.audit import AuditLog
+from dashboard_app.state.database import database_url, open_database
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
@@ -329,14 +330,22 @@ def test_connection_ids_are_the_owners_and_admins_only(secured):
     )
 
 
-def test_the_audit_log_rotates(tmp_path):
-    log = AuditLog(tmp_path / "audit.log", max_bytes=2000, keep=2)
+def test_the_audit_log_keeps_its_newest_entries_and_imports_the_files_of_earlier_versions(tmp_path):
+    engine = open_database(database_url(None, tmp_path))
+    (tmp_path / "audit.log.1").write_text(json.dumps({"time": 1.0, "who": "old", "target": "/a"}) + "\n")
+    (tmp_path / "audit.log").write_text(json.dumps({"time": 2.0, "who": "new", "target": "/b"}) + "\n{cut")
+    log = AuditLog(engine, keep=50, files=tmp_path / "audit.log")
+    assert [e["who"] for e in log.read()] == ["new", "old"]
     for i in range(200):
         log.write("admin", "POST", f"/api/v1/monitoring/keys/{i}", "127.0.0.1", 201)
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["audit.log", "audit.log.1", "audit.log.2"]
-    assert all((tmp_path / f).stat().st_size <= 2000 for f in files)
-    assert log.read(1)[0]["target"].endswith("/199")
+    entries = log.read()
+    assert (
+        len(entries) == 50
+        and entries[0]["target"].endswith("/199")
+        and entries[-1]["target"].endswith("/150")
+    )
+    AuditLog(engine, files=tmp_path / "audit.log")  # a second start imports nothing again
+    assert [e["who"] for e in AuditLog(engine).read(2)] == ["admin", "admin"]
 
 
 def test_files_with_secrets_are_created_owner_only(secured, monkeypatch):
@@ -344,7 +353,7 @@ def test_files_with_secrets_are_created_owner_only(secured, monkeypatch):
     monkeypatch.setattr(os, "chmod", lambda *a, **k: chmods.append(a))
     key(secured, ["read"])
     data = Path(secured.runtime.database.url.database).parent
-    for name in ("state.sqlite", "audit.log"):
+    for name in ("state.sqlite",):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
     assert chmods == []
 

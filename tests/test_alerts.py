@@ -192,22 +192,20 @@ class BrokenSource(EmbeddedSource):
 
 def test_a_failing_rule_shows_its_error_and_the_others_still_fire(store, clock, tmp_path):
     cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
-    book = RuleBook(tmp_path / "rules.json", shipped={})
+    book = RuleBook(None, shipped={})
     book.put(rule(**{"for": 0}))
     book.put(rule(id="broken", name="Broken", query="broken_metric", **{"for": 0}))
-    sent = []
-    engine = AlertEngine(book, BrokenSource(store), clock, sent.extend)
+    engine = AlertEngine(book, BrokenSource(store), clock)
     assert engine.evaluate() == 1
     assert engine.rule_status("broken")["error"] == "RuntimeError: the store could not answer"
     assert engine.rule_status("high-cpu")["state"] == "firing"
-    assert [a.rule_id for a in sent] == ["high-cpu"]
     [active] = engine.active()
     assert active["state"] == "firing" and active["value"] == pytest.approx(0.95)
 
 
 def test_a_disabled_or_deleted_rule_resolves_its_alerts(store, clock, tmp_path):
     cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
-    book = RuleBook(tmp_path / "rules.json", shipped={})
+    book = RuleBook(None, shipped={})
     book.put(rule(**{"for": 0}))
     engine = AlertEngine(book, EmbeddedSource(store), clock)
     engine.evaluate()

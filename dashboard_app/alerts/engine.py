@@ -11,15 +11,33 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
+from sqlalchemy import Engine
+
+from dashboard_app.alerts.kept import (
+    NONE_KEPT,
+    Lease,
+    kept_alerts,
+    read_alerts,
+    read_kept,
+    read_seen,
+    write_kept,
+)
+from dashboard_app.alerts.notify import Notifier
 from dashboard_app.alerts.rules import AlertRule, RuleBook
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.sources.source import Source
+from dashboard_app.state.database import memory_database
 from layouts.units import aggregated_unit, format_time, format_value
 from query.evaluate import Query
 from tsdb.metrics import Labels, Sample, freeze_labels
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view
+FRESH_FOR = 1.0  # seconds a replica that does not evaluate trusts the alert state it read
+
+
+class LostLease(Exception):
+    """Another replica took the lease over during an evaluation: it writes and notifies, not this one."""
 
 
 @dataclass
@@ -162,68 +180,164 @@ def _series_of(key: Labels) -> Labels:
 
 
 class AlertEngine:
-    """Evaluate every enabled rule on a schedule; keep active alerts and history; hand changes on."""
+    """Evaluate every enabled rule on a schedule; keep active alerts and history; hand changes on.
+
+    The alerts, their history and the notifications to deliver are kept in the state database; of
+    several replicas on one database, the one holding the lease evaluates and notifies, and the others
+    show what it wrote (see ``kept``).
+    """
 
     def __init__(
         self,
         book: RuleBook,
         source: Source,
         clock: Callable[[], float] = time.time,
-        notify: Callable[[list[Alert]], None] | None = None,
+        notifier: Notifier | None = None,
         silences: Silences | None = None,
         record: Callable[[list[Sample]], object] | None = None,
+        database: Engine | None = None,
+        interval: float = 15.0,
     ):
         self.book = book
         self.record = record  # stores what recording rules compute (None: nowhere to store them)
         self.silences = silences
         self.source = source
         self.clock = clock
-        self.notify = notify
+        self.notifier = notifier
+        self.database = database if database is not None else memory_database()
+        self.lease = Lease(self.database, interval, clock)  # runs out one interval after its last renewal
+        self.leading = False  # this replica holds the lease: it evaluates and notifies
         self.states: dict[str, RuleState] = {}
-        self.history: deque[dict] = deque(maxlen=HISTORY)
-        self._lock = threading.Lock()
+        self._history: deque[dict] = deque(maxlen=HISTORY)
+        self._lock = threading.RLock()
+        self._written: dict[str, tuple] = {}  # each rule's row as last written or read
+        self._read_at = -math.inf  # when a follower last read the kept state (monotonic)
         self.evaluations = 0
-        self.last_evaluation: float | None = None
+        self._last_evaluation: float | None = None
         self.recording_errors: dict[str, str] = {}  # recording rule -> why its last evaluation failed
         self.changes = 0  # alerts that started firing or resolved so far: charts shade firing periods
+        self._load()
+
+    @property
+    def history(self) -> deque[dict]:
+        self._follow()
+        return self._history
+
+    @property
+    def last_evaluation(self) -> float | None:
+        self._follow()
+        return self._last_evaluation
+
+    def contend(self) -> None:
+        """Take the lease if it is free (then evaluate at once) or renew it; a follower reads the state."""
+        if self.lease.hold():
+            if not self.leading:
+                self.evaluate()
+        else:
+            self.leading = False
+            self._follow(fresh=True)
+
+    def stop(self) -> None:
+        """Let the lease go, so another replica takes over at its next look."""
+        if self.leading:
+            self.leading = False
+            self.lease.release()
 
     def evaluate(self) -> int:
-        """Evaluate every enabled rule once; a failing rule records its error and the others go on."""
+        """Evaluate every enabled rule once, when this replica holds the lease; a failing rule records its
+        error and the others go on. Return how many alerts started firing or resolved."""
         now = self.clock()
-        self.last_evaluation = now
         self._record(now)
+        if not self.lease.hold():
+            self.leading = False
+            self._follow(fresh=True)
+            return 0
         changed: list[Alert] = []
         with self._lock:
-            rules = self.book.rules
-            for rule_id in [r for r in self.states if r not in rules or not rules[r].enabled]:
-                changed += self.states.pop(rule_id).close(now)  # a removed rule resolves its alerts
-            for rule in rules.values():
-                if not rule.enabled:
-                    continue
-                state = self.states.get(rule.id)
-                if state is None or state.rule != rule:
-                    old = state
-                    state = self.states[rule.id] = RuleState(rule)
-                    if old is not None:
-                        state.alerts, state.last_seen = old.alerts, old.last_seen
-                try:
-                    state.unit = self.unit(rule)
-                    values = self.values(rule, now)
-                    state.error = None
-                except Exception as exc:  # one broken rule must not stop the others
-                    state.error = f"{type(exc).__name__}: {exc}"
-                    log.warning("alert rule %s failed: %s", rule.id, state.error)
-                    continue
-                changed += state.step(values, now)
-            for alert in changed:
-                if alert.state == "resolved":
-                    self.history.append(alert.as_dict())
+            if not self.leading:  # taken over: go on from what the last holder wrote, deliver what it left
+                self._load()
+                self.leading = True
+                if self.notifier is not None:
+                    self.notifier.resume()
+            try:
+                changed, told, gone = self._step(now)
+                resolved = [a.as_dict() for a in changed if a.state == "resolved"]
+                rows = {i: kept_alerts(st.alerts, st.last_seen, st.error) for i, st in self.states.items()}
+                rows = {i: row for i, row in rows.items() if row != self._written.get(i, NONE_KEPT)}
+                with self.database.begin() as db:
+                    if not self.lease.fence(db, self.changes + len(changed)):
+                        raise LostLease
+                    write_kept(db, rows, gone, resolved, now, HISTORY)
+                    items = self.notifier.record(db, told, now) if told and self.notifier else []
+            except LostLease:
+                self.leading = False  # another replica took over: what it writes is read next time
+                return 0
+            except Exception:
+                self.leading = False  # not written: read back, and evaluated again, next time
+                raise
+            self._written.update(rows)
+            for rule_id in gone:
+                self._written.pop(rule_id, None)
+            self._history.extend(resolved)
             self.changes += len(changed)
             self.evaluations += 1
-            told = self._to_tell(changed)
-        if told and self.notify is not None:
-            self.notify(told)
+            self._last_evaluation = now
+        if items:
+            self.notifier.queue(items)
         return len(changed)
+
+    def _step(self, now: float) -> tuple[list[Alert], list[Alert], list[str]]:
+        """Move every rule's alerts along; return the changes, those to notify, the rules gone."""
+        changed: list[Alert] = []
+        rules = self.book.rules
+        gone = [r for r in self.states if r not in rules or not rules[r].enabled]
+        for rule_id in gone:
+            changed += self.states.pop(rule_id).close(now)  # a removed rule resolves its alerts
+        for rule in rules.values():
+            if not rule.enabled:
+                continue
+            state = self.states.get(rule.id)
+            if state is None or state.rule != rule:
+                old = state
+                state = self.states[rule.id] = RuleState(rule)
+                if old is not None:
+                    state.alerts, state.last_seen = old.alerts, old.last_seen
+            try:
+                state.unit = self.unit(rule)
+                values = self.values(rule, now)
+                state.error = None
+            except Exception as exc:  # one broken rule must not stop the others
+                state.error = f"{type(exc).__name__}: {exc}"
+                log.warning("alert rule %s failed: %s", rule.id, state.error)
+                continue
+            changed += state.step(values, now)
+        return changed, self._to_tell(changed), gone
+
+    def _follow(self, fresh: bool = False) -> None:
+        """On a replica that does not evaluate: read what the evaluating one wrote (at most once a second)."""
+        if self.leading or (not fresh and time.monotonic() - self._read_at < FRESH_FOR):
+            return
+        self._load()
+
+    def _load(self) -> None:
+        """Read the kept alerts, history and count of changes (at start, on taking over, following)."""
+        rows, past, changes = read_kept(self.database, HISTORY)
+        rules = self.book.rules
+        states, written, evaluated = {}, {}, None
+        for row in rows:
+            written[row.rule_id] = (row.alerts, row.seen, row.error)
+            rule = rules.get(row.rule_id)
+            if rule is None:
+                continue
+            state = states[row.rule_id] = RuleState(rule)
+            state.alerts, state.last_seen = read_alerts(row.alerts, Alert), read_seen(row.seen)
+            state.error = row.error
+            evaluated = max(evaluated or row.evaluated, row.evaluated)
+        with self._lock:
+            self.states, self._written, self.changes = states, written, changes
+            self._history = deque(past, maxlen=HISTORY)
+            self._last_evaluation = evaluated or self._last_evaluation
+            self._read_at = time.monotonic()
 
     def _record(self, now: float) -> None:
         """Evaluate every recording rule and store its series under the rule's name."""
@@ -277,6 +391,7 @@ class AlertEngine:
         mutes it (``silenced_by``, ``silenced_until``) or None."""
         order = {"critical": 0, "warning": 1, "info": 2}
         silences = self.silences.active() if self.silences is not None else []
+        self._follow()
         with self._lock:
             alerts = [a.as_dict() for st in self.states.values() for a in st.alerts.values()]
         for alert in alerts:
@@ -296,6 +411,7 @@ class AlertEngine:
         }
 
     def rule_status(self, rule_id: str) -> dict:
+        self._follow()
         state = self.states.get(rule_id)
         if state is None:
             return {"state": "inactive", "error": None, "alerts": 0}
@@ -308,11 +424,12 @@ class AlertEngine:
         now = self.clock()
         rules = self.book.rules
         out = []
+        self._follow()
         with self._lock:
             active = [
                 a.as_dict() for st in self.states.values() for a in st.alerts.values() if a.state == "firing"
             ]
-            past = list(self.history)
+            past = list(self._history)
         for alert in past + active:
             rule = rules.get(alert["rule_id"])
             if rule is None or rule.metric != metric or alert["fired_at"] is None:

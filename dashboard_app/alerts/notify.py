@@ -29,7 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
 from dashboard_app.settings import LISTEN
+from dashboard_app.state.database import memory_database, notifications
 from layouts.units import format_time, format_value
 
 log = logging.getLogger(__name__)
@@ -165,6 +168,8 @@ class Notifier:
         backoff: float = 1.0,
         clock: Callable[[], float] = time.time,
         count: Callable[[str, dict[str, str]], None] = lambda name, labels: None,
+        database: Engine | None = None,
+        may_deliver: Callable[[], bool] = lambda: True,
     ):
         self.alertmanager = alertmanager.rstrip("/") if alertmanager else None
         self.generator = (generator or "http://{}:{}".format(*LISTEN)).rstrip("/")  # links to the pages
@@ -184,6 +189,10 @@ class Notifier:
         self.people = [name for name, _ in notify]  # the Apprise targets, in the order given
         for name, url in notify:
             self.targets[name] = apprise_target(name, url)
+        self.database = database if database is not None else memory_database()  # the outbox is there
+        self.may_deliver = may_deliver  # False once another replica took notifying over
+        self._in_flight: set[int] = set()  # outbox ids queued or being retried here
+        self._flight_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -210,35 +219,80 @@ class Notifier:
         """Every target with its counts and last error, for the Alerts page and the API."""
         return [t.status() for t in self.targets.values()]
 
-    def send(self, alerts: list) -> None:
-        """Queue changed alerts (Alert objects or dicts) for every destination they go to."""
+    def payloads(self, alerts: list) -> list[tuple[str, object]]:
+        """What each destination gets for changed alerts (Alert objects or dicts): (target, payload)."""
+        out: list[tuple[str, object]] = []
         if not self.enabled or not alerts:
-            return
+            return out
         items = [a if isinstance(a, dict) else a.as_dict() for a in alerts]
         for status in ("firing", "resolved"):
             group = [a for a in items if a["state"] == status]
             if not group:
                 continue
             if self.alertmanager:
-                self._put("alertmanager", alertmanager_body(group, self.generator))
+                out.append(("alertmanager", alertmanager_body(group, self.generator)))
             for target in self.targets.values():
                 if target.kind == "webhook":
                     body = {"version": "1", "source": "pulseboard", "status": status, "alerts": group}
-                    self._put(target.name, body)
+                    out.append((target.name, body))
         for alert in items:
             picked = alert.get("notify")
             for name in self.people if picked is None else [n for n in picked if n in self.people]:
-                self._put(name, message(alert, f"{self.generator}/alerts"))
+                out.append((name, list(message(alert, f"{self.generator}/alerts"))))
+        return out
+
+    def record(self, db: Connection, alerts: list, now: float) -> list[tuple[int, str, object]]:
+        """Within the transaction that writes an evaluation: write its notifications to the outbox;
+        return them (id, target, payload) for ``queue`` once the transaction is committed."""
+        items = []
+        for name, payload in self.payloads(alerts):
+            row = {"target": name, "payload": json.dumps(payload), "created": now}
+            items.append(
+                (db.execute(insert(notifications).values(**row)).inserted_primary_key[0], name, payload)
+            )
+        return items
+
+    def queue(self, items: list[tuple[int, str, object]]) -> None:
+        """Hand written notifications to the delivery thread (each id at most once in this process)."""
+        for key, name, payload in items:
+            with self._flight_lock:
+                if key in self._in_flight:
+                    continue
+                self._in_flight.add(key)
+            self._put(name, payload, key)
+
+    def resume(self) -> None:
+        """Deliver what the outbox still holds: what a replica that stopped or died did not deliver."""
+        with self.database.connect() as db:
+            rows = db.execute(
+                select(notifications.c.id, notifications.c.target, notifications.c.payload)
+                .where(notifications.c.done.is_(None))
+                .order_by(notifications.c.id)
+            ).all()
+        self.queue([(r.id, r.target, json.loads(r.payload)) for r in rows if r.target in self.targets])
+
+    def _finish(self, key: int | None) -> None:
+        """A notification delivered or given up: the outbox no longer holds it for anyone."""
+        if key is None:
+            return
+        with self._flight_lock:
+            self._in_flight.discard(key)
+        now = self.clock()
+        with self.database.begin() as db:
+            db.execute(update(notifications).where(notifications.c.id == key).values(done=now))
+            if key % 100 == 0:  # now and then, forget what was done a day ago
+                db.execute(delete(notifications).where(notifications.c.done < now - 86400))
 
     def resend(self, firing: list[dict]) -> None:
         """Tell Alertmanager again about alerts still firing, so that they stay active there."""
         if self.alertmanager and firing:
             self._put("alertmanager", alertmanager_body(firing, self.generator))
 
-    def _put(self, name: str, payload: object) -> None:
+    def _put(self, name: str, payload: object, key: int | None = None) -> None:
         try:
-            self._queue.put_nowait((name, payload, 0))
+            self._queue.put_nowait((name, payload, 0, key))
         except queue.Full:
+            self._finish(key)
             self.targets[name].failed += 1
             self.count("pulseboard_alert_notifications_failed_total", {"target": name})
             log.warning("alert delivery queue is full; dropped a delivery to %s", name)
@@ -257,16 +311,22 @@ class Notifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                name, payload, attempt = self._queue.get(timeout=0.2)
+                name, payload, attempt, key = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
             target = self.targets[name]
+            if key is not None and not self.may_deliver():
+                with self._flight_lock:  # another replica took over: it delivers what the outbox holds
+                    self._in_flight.discard(key)
+                continue
             try:
                 target.deliver(payload)
+                self._finish(key)
                 target.delivered += 1
                 target.failing = False
                 self.count("pulseboard_alert_notifications_total", {"target": name})
             except Refused as exc:
+                self._finish(key)
                 target.failed += 1
                 target.failing = True
                 self.count("pulseboard_alert_notifications_failed_total", {"target": name})
@@ -276,6 +336,7 @@ class Notifier:
                 target.last_error = str(exc) if isinstance(exc, NotSent) else f"{type(exc).__name__}: {exc}"
                 target.last_error_at, target.failing = self.clock(), True
                 if attempt + 1 >= RETRIES:
+                    self._finish(key)
                     target.failed += 1
                     self.count("pulseboard_alert_notifications_failed_total", {"target": name})
                     log.warning("gave up delivering an alert to %s: %s", target.shown, exc)
@@ -283,7 +344,7 @@ class Notifier:
                 target.retried += 1
                 delay = self.backoff * 2**attempt
                 timer = threading.Timer(
-                    delay, lambda n=name, p=payload, a=attempt + 1: self._queue.put((n, p, a))
+                    delay, lambda n=name, p=payload, a=attempt + 1, k=key: self._queue.put((n, p, a, k))
                 )
                 timer.daemon = True
                 timer.start()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
+from sqlalchemy import Engine, delete, insert, select, update
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,12 +23,13 @@ from pydantic import (
 )
 
 from dashboard_app.config_dir import ConfigDir
+from dashboard_app.state.database import alert_rules, import_once, memory_database
 from layouts.schema import Aggregation
 from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 from query.promql.printer import metric_names
 from query.promql.shorthand import ShorthandError, check, over_window
 from tsdb.metrics import METRIC_NAME
-from tsdb.persistence import load_json, write_atomically
+from tsdb.persistence import load_json
 from tsdb.selector import SelectorError, parse_selector
 
 CONDITIONS = (">", ">=", "<", "<=", "==", "!=")
@@ -340,49 +344,83 @@ def load_rule_files(directory: Path) -> dict[str, AlertRule]:
 
 
 class RuleBook:
-    """The rules in force: the shipped files, with rules made or changed through the API on top."""
+    """The rules in force: the shipped files, with rules made or changed through the API on top, kept in
+    the state database (a rule saved on one replica is in force on all of them within a second).
+    ``file`` is the alert_rules.json of earlier versions, imported once."""
 
     def __init__(
         self,
-        path: str | Path | None,
+        engine: Engine | None,
         shipped: dict[str, AlertRule] | None = None,
         recording: list[RecordingRule] | None = None,
+        file: Path | None = None,
     ):
         self.shipped = dict(load_rule_files(ConfigDir().alerts) if shipped is None else shipped)
         self.recording = list(recording or ())  # from Prometheus rule files: their series are stored
-        self.path = Path(path) if path else None
+        self.engine = engine if engine is not None else memory_database()
         self._lock = threading.Lock()
-        self._own: dict[str, AlertRule] = {}
         self.problems: list[str] = []
-        saved = load_json(
-            self.path, lambda items: [AlertRule.model_validate(i) for i in items], self.problems
-        )
-        self._own = {rule.id: rule for rule in saved or ()}
-        self.rules: dict[str, AlertRule] = {**self.shipped, **self._own}
+        if file is not None:
+            self._import(file)
+        self._own: dict[str, AlertRule] = {}
+        self._all: dict[str, AlertRule] = dict(self.shipped)
+        self._read_at = -math.inf
+        self.refresh()
+
+    @property
+    def rules(self) -> dict[str, AlertRule]:
+        """Every rule by id (what another replica saved, within a second)."""
+        if time.monotonic() - self._read_at > FRESH_FOR:
+            self.refresh()
+        return self._all
+
+    def refresh(self) -> None:
+        with self.engine.connect() as db:
+            rows = db.execute(select(alert_rules.c.id, alert_rules.c.rule)).all()
+        own = {}
+        for rule_id, text in rows:
+            try:
+                own[rule_id] = AlertRule.model_validate(json.loads(text))
+            except (ValueError, ValidationError) as exc:  # one damaged row: that rule is missing
+                self.problems.append(f"alert rule {rule_id}: {exc}")
+        self._own, self._all, self._read_at = own, {**self.shipped, **own}, time.monotonic()
 
     def put(self, rule: AlertRule) -> bool:
-        """Add or replace a rule; return True when it is new."""
-        with self._lock:
-            new = rule.id not in self.rules
-            self._commit({**self._own, rule.id: rule})
-            return new
+        """Add or replace a rule; return True when it is new (stored first: a failed write changes nothing)."""
+        with self._lock, self.engine.begin() as db:
+            text = json.dumps(rule.as_json())
+            if db.execute(update(alert_rules).where(alert_rules.c.id == rule.id).values(rule=text)).rowcount:
+                new = False
+            else:
+                db.execute(insert(alert_rules).values(id=rule.id, rule=text))
+                new = rule.id not in self.shipped
+        self.refresh()
+        return new
 
     def delete(self, rule_id: str) -> None:
         """Remove a rule made through the API; a changed shipped rule goes back to its file's version."""
-        with self._lock:
-            own = dict(self._own)
-            del own[rule_id]
-            self._commit(own)
-
-    def _commit(self, own: dict[str, AlertRule]) -> None:
-        """Write the rules made through the API, then put them in force (a failed write changes nothing)."""
-        if self.path is not None:
-            write_atomically(self.path, json.dumps([r.as_json() for r in own.values()], indent=1))
-        self._own = own
-        self.rules = {**self.shipped, **own}
+        with self._lock, self.engine.begin() as db:
+            db.execute(delete(alert_rules).where(alert_rules.c.id == rule_id))
+        self.refresh()
 
     def is_own(self, rule_id: str) -> bool:
         return rule_id in self._own
+
+    def _import(self, file: Path) -> None:
+        """Bring the alert_rules.json of earlier versions into the database, once."""
+        if not file.is_file():
+            return
+        saved = load_json(file, lambda items: [AlertRule.model_validate(i) for i in items], self.problems)
+        with self.engine.begin() as db:
+            if not import_once(db, IMPORTED, file):
+                return
+            for rule in saved or ():
+                if not db.execute(select(alert_rules.c.id).where(alert_rules.c.id == rule.id)).first():
+                    db.execute(insert(alert_rules).values(id=rule.id, rule=json.dumps(rule.as_json())))
+
+
+IMPORTED = "alert rules file imported"
+FRESH_FOR = 1.0  # seconds a replica trusts the rules it read
 
 
 def _duration(seconds: float) -> str:

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Engine,
     Float,
     Integer,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    insert,
+    select,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -84,6 +87,51 @@ silences = Table(
     Column("reason", Text, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("rule", Text, nullable=False),  # the rule as the API gives it, JSON
+)
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule_id", String(200), primary_key=True),
+    Column("alerts", Text, nullable=False),  # JSON: [[series labels, alert], ...]
+    Column("seen", Text, nullable=False),  # JSON: [[series labels, last evaluation that found it], ...]
+    Column("error", Text, nullable=True),
+    Column("evaluated", Float, nullable=False),
+)
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert", Text, nullable=False),  # a resolved alert, JSON
+)
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),  # the replica that holds it
+    Column("expires", Float, nullable=False),
+    Column("changes", Integer, nullable=False),  # alert changes so far: followers see when to redraw
+)
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(200), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON, as the target gets it
+    Column("created", Float, nullable=False),
+    Column("done", Float, nullable=True),  # delivered or given up; None: still to deliver
+)
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("entry", Text, nullable=False),  # JSON: who, action, target, from, status, detail
 )
 state_marks = Table(
     "state_marks",
@@ -150,3 +198,12 @@ def memory_database() -> Engine:
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     migrate(engine)
     return engine
+
+
+def import_once(db: Connection, mark: str, source: Path) -> bool:
+    """Within a transaction: True the first time ``mark`` is asked for (then import ``source``), False
+    after that, on this replica or any other: the files of earlier versions are brought in once."""
+    if db.execute(select(state_marks.c.value).where(state_marks.c.name == mark)).scalar():
+        return False
+    db.execute(insert(state_marks).values(name=mark, value=str(source)))
+    return True
