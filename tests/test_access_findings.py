@@ -19,10 +19,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as live
 
 from dashboard_app.access.audit import AuditLog
-from dashboard_app.state.database import database_url, open_database
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.runtime import Runtime
+from dashboard_app.state.database import database_url, open_database
 from tests.servers import ROOT, api_key, closed_with, quiet_settings, serving
 from tsdb.metrics import Sample
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from sqlalchemy import Engine, delete, insert, select, update
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -21,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy import Engine, delete, insert, select, update
 
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.state.database import alert_rules, import_once, memory_database
@@ -386,7 +386,7 @@ class RuleBook:
         self._own, self._all, self._read_at = own, {**self.shipped, **own}, time.monotonic()
 
     def put(self, rule: AlertRule) -> bool:
-        """Add or replace a rule; return True when it is new (stored first: a failed write changes nothing)."""
+        """Add or replace a rule; True when it is new (stored first: a failed write changes nothing)."""
         with self._lock, self.engine.begin() as db:
             text = json.dumps(rule.as_json())
             if db.execute(update(alert_rules).where(alert_rules.c.id == rule.id).values(rule=text)).rowcount:
