@@ -1,4 +1,4 @@
-"""Alert rules made through the API, alert state and history, the notifying lease and outbox, the audit log."""
+"""Alert rules made through the API, alert state and history, the lease and outbox, the audit log."""
 
 import sqlalchemy as sa
 from alembic import op
