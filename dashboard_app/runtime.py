@@ -32,11 +32,14 @@ from dashboard_app.live.connections import ConnectionPool
 from dashboard_app.pages.answers import SharedAnswers
 from dashboard_app.pages.views import AHEAD_EVERY, PanelViews
 from dashboard_app.settings import Settings
-from dashboard_app.sources.prometheus import PrometheusSource
+from dashboard_app.sources.prometheus import PrometheusSource, session
 from dashboard_app.sources.source import EmbeddedSource, Source
 from dashboard_app.state.database import database_url, open_database
+from dashboard_app.state.definitions import SavedDefinitions
+from dashboard_app.state.totals import RunningTotals
 from ingest.catalog import CATALOG
 from ingest.custom import CustomMetrics
+from ingest.forward import Forwarder
 from ingest.incoming import ProtocolIngest
 from layouts.dashboards import load_dashboards
 from layouts.schema import Dashboard
@@ -123,12 +126,19 @@ class Runtime:
             self.levels,
         )
         self.query_gate = QueryGate(settings.query.max_concurrent, settings.query.timeout)
+        # Reading from Prometheus, pushes are checked here and forwarded to the server by remote write.
+        self.forward: Forwarder | None = None
+        if self.prometheus:
+            server = settings.prometheus
+            totals = RunningTotals(self.database)
+            self.forward = Forwarder(server.write_url, session(server), server.timeout, totals)
         self.metrics = CustomMetrics(
             self.store,
-            data_dir / "custom_metrics.json",
+            SavedDefinitions(self.database, data_dir / "custom_metrics.json"),
             clock,
             settings.ingest.series_cap,
             settings.ingest.sample_cap,
+            self.forward,
         )
         for definition in CATALOG:
             self.metrics.register(definition, save=False)
@@ -246,6 +256,7 @@ class Runtime:
         return (
             self.dashboard_store.problems
             + self.metrics.problems
+            + self.metrics.saved.problems
             + self.rules.problems
             + self.silences.problems
             + self.users.problems

@@ -240,6 +240,17 @@ class PrometheusSettings(_Strict):
         15, ge=1, description="The server's scrape interval: the finest step asked for; rates span 4 of them."
     )
     timeout: Duration = Field(10, ge=1, description="Seconds one request to the server may take.")
+    remote_write: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="Where pushes to Pulseboard are forwarded, by remote write (default: url + "
+        "/api/v1/write, as Prometheus with --web.enable-remote-write-receiver and VictoriaMetrics take "
+        "it; Mimir: /api/v1/push).",
+    )
+
+    @property
+    def write_url(self) -> str | None:
+        return self.remote_write or (f"{self.url.rstrip('/')}/api/v1/write" if self.url else None)
 
     @model_validator(mode="after")
     def _one_way_to_log_in(self):
@@ -251,8 +262,8 @@ class PrometheusSettings(_Strict):
 
 
 class DatabaseSettings(_Strict):
-    """Where the state that is not metric history is kept: dashboards and their versions (and, as it moves
-    there, users, keys, rules and alert state). Replicas share one."""
+    """Where the state that is not metric history is kept: users and sessions, keys, dashboards and their
+    versions, rules, silences, alert state and notifications, the audit log. Replicas share one."""
 
     url: str | None = Field(
         None,

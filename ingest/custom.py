@@ -1,25 +1,31 @@
 """Metrics that applications define and push: the registry of their definitions, and recording.
 
-The rules live beside it: ``registration`` for definitions, ``sample_rules`` for samples, and
-``definitions_file`` for the file the definitions are kept in.
+The rules live beside it: ``registration`` for definitions, ``sample_rules`` for samples. The
+definitions are kept where ``saved`` keeps them (the state database, shared by replicas); with a
+``forward``, samples go on to the metrics server instead of the store.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ingest.definitions_file import load_definitions, save_definitions
+from ingest.forward import Forwarder
 from ingest.registration import RESERVED, MetricError, parse_registration
-from ingest.sample_rules import check_samples, gauge_columns
+from ingest.sample_rules import check_samples, gauge_columns, running_series, store_totals, to_samples
 from tsdb.metrics import STORED, MetricSpec
 from tsdb.store import SeriesLimitError, Store
 
 # What a registered name keeps (409 otherwise), by declaration field and the API field that sets it.
 KEPT = {"type": "type", "labels": "labels", "unit": "unit", "category": "category", "level": "access"}
 OWNER = "push"  # the producer pushed metrics are declared by
+FRESH_FOR = 1.0  # seconds between two looks for definitions registered on other replicas
+
+if TYPE_CHECKING:
+    from dashboard_app.state.definitions import SavedDefinitions
 
 
 class CustomMetrics:
@@ -28,13 +34,15 @@ class CustomMetrics:
     def __init__(
         self,
         store: Store,
-        path: str | Path | None = None,
+        saved: SavedDefinitions | None = None,
         clock: Callable[[], float] = time.time,
         series_cap: int = 10_000,
         sample_cap: int = 10_000,
+        forward: Forwarder | None = None,
     ):
         self.store = store
-        self.path = Path(path) if path else None
+        self.saved = saved
+        self.forward = forward
         self.clock = clock
         self.series_cap = series_cap
         self.sample_cap = sample_cap
@@ -45,8 +53,21 @@ class CustomMetrics:
         self.recorded = 0
         self.rejected = 0
         self.problems: list[str] = []
-        for definition in load_definitions(self.path, self.problems):
-            self._add(definition)
+        self._read_at = -math.inf
+        self.refresh()
+
+    def refresh(self, now: bool = False) -> None:
+        """Take the definitions registered on other replicas (at most once a second unless ``now``)."""
+        if self.saved is None or (not now and time.monotonic() - self._read_at < FRESH_FOR):
+            return
+        with self._lock:
+            for definition in self.saved.all():
+                if definition.name not in self.definitions:
+                    try:
+                        self._add(definition)
+                    except ValueError as exc:  # a name this replica's own producers declared otherwise
+                        self.problems.append(f"pushed metric {definition.name}: {exc}")
+            self._read_at = time.monotonic()
 
     # ----- registration
     def register(self, definition: MetricSpec | Mapping, save: bool = True, pushed: bool = False) -> bool:
@@ -57,6 +78,8 @@ class CustomMetrics:
         """
         if not isinstance(definition, MetricSpec):
             definition = parse_registration(definition)
+        if save and definition.name not in self.definitions:
+            self.refresh(now=True)  # perhaps registered on another replica
         with self._lock:
             known = self.definitions.get(definition.name)
             if known == definition:
@@ -90,9 +113,9 @@ class CustomMetrics:
                         409,
                         "name",
                     )
+            if save and self.saved is not None:
+                self.saved.add(definition)  # kept first: a failed write registers nothing
             self._add(definition)
-            if save:
-                save_definitions(self.path, self.definitions.values())
             return True
 
     def _add(self, definition: MetricSpec) -> None:
@@ -114,16 +137,20 @@ class CustomMetrics:
                 413,
                 "samples",
             )
+        if any(isinstance(s, Mapping) and s.get("name") not in self.definitions for s in samples):
+            self.refresh()  # a name registered on another replica
         now = self.clock()
+        if self.forward is not None:
+            return self._forward(samples, now)
         oldest = now - max(t.retention for t in self.store.tiers)
         with self._lock:
             try:
                 columns = gauge_columns(samples, self.definitions, self._seen, now, oldest)
                 if columns is None:
-                    out = check_samples(
+                    checked = check_samples(
                         samples, self.definitions, self.store, now, self.series_cap, self._seen
                     )
-                    stored = self.store.append(out, durable=True)
+                    stored = self.store.append(to_samples(checked, store_totals(self.store)), durable=True)
                 else:
                     keys, rows, ts, val = columns
                     stored = self.store.append_rows(
@@ -137,6 +164,18 @@ class CustomMetrics:
                 raise MetricError(str(exc), 422, "samples") from None
             self.recorded += len(samples)
             return stored
+
+    def _forward(self, samples: list, now: float) -> int:
+        """Check as for the store, then send to the metrics server with the replicas' running totals."""
+        try:
+            checked = check_samples(samples, self.definitions, self.store, now, self.series_cap)
+            with self.forward.adding(running_series(checked)) as add:
+                sent = self.forward.send_samples(to_samples(checked, add))
+        except MetricError:
+            self.rejected += 1
+            raise
+        self.recorded += len(samples)
+        return sent
 
     def _admit(self, keys: list, new: list[int]) -> None:
         """Refuse (422) new series that would pass a name's cap; called before anything is stored."""

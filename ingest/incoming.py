@@ -9,7 +9,6 @@ Refusals are ``MetricError``s naming the place in the body, as the JSON push's.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import numpy as np
 
 from ingest.batch import Batch
 from ingest.registration import RESERVED, MetricError
-from ingest.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso
+from ingest.sample_rules import FUTURE_TOLERANCE, MAX_LABEL_VALUE, iso, store_totals
 from tsdb.metrics import LABEL_NAME, METRIC_NAME, STORED, Labels, MetricSpec, freeze_labels
 from tsdb.store import SeriesLimitError, Store
 
@@ -104,6 +103,24 @@ class ProtocolIngest:
             except SeriesLimitError as exc:
                 raise MetricError(str(exc), 422, "body") from None
 
+    def check(self, batch: Batch, nan_ok: bool = False, relayed: bool = False) -> None:
+        """Check a request to forward as ``accept`` checks one to store (values, times, names, labels);
+        raise MetricError naming the first sample at fault."""
+        self.expect(len(batch))
+        now = self.clock()
+        self._check_values(batch, now, now - max(t.retention for t in self.store.tiers), nan_ok)
+        for row, (name, labels) in enumerate(batch.keys):
+            wrong = self._wrong_series(name, labels)
+            if (
+                wrong is None
+                and name.startswith(RESERVED)
+                and not (relayed and any(k == "job" for k, _ in labels))
+            ):
+                wrong = f"{name}: names starting with {RESERVED} are Pulseboard's own; choose another"
+            if wrong:
+                where = batch.where(batch.first_of(row))
+                raise MetricError(f"{where}: {wrong}", field=where)
+
     def _declarations(
         self,
         keys: list[tuple[str, Labels]],
@@ -162,18 +179,8 @@ class ProtocolIngest:
 
     def running_totals(self) -> Callable[[str, dict[str, str], float], float]:
         """Return a function that adds a delta to a series' running total (from the store, then kept)."""
-        totals: dict[tuple, float] = {}
-
-        def add(name: str, labels: dict[str, str], delta: float) -> float:
-            key = (name, freeze_labels(labels))
-            if key not in totals:
-                series = self.store.lookup(*key)
-                last = self.store.last_value(series.id) if series is not None else math.nan
-                totals[key] = 0.0 if math.isnan(last) else last
-            totals[key] += delta
-            return totals[key]
-
-        return add
+        add = store_totals(self.store)
+        return lambda name, labels, delta: add(name, freeze_labels(labels), delta)
 
     def describe(self, specs: list[MetricSpec], protocol: str) -> None:
         """Take the help, unit and type a protocol's metadata gives its names, where no other producer

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from ingest.paths import API_PREFIX
 from ingest.registration import MetricError
-from tsdb.metrics import MetricSpec, Sample
+from tsdb.metrics import Labels, MetricSpec, Sample
 from tsdb.store import Store
+
+Checked = tuple[MetricSpec, Labels, float, float]  # a pushed value: its registration, labels, value, time
 
 FUTURE_TOLERANCE = 600.0  # seconds a pushed timestamp may run ahead of this host's clock
 MAX_LABEL_VALUE = 1024
@@ -25,8 +27,9 @@ def check_samples(
     now: float,
     series_cap: int,
     seen: dict | None = None,
-) -> list[Sample]:
+) -> list[Checked]:
     """Check pushed samples against their registrations and the store; raise MetricError at the first.
+    Return them checked, for ``running_series`` and ``to_samples``.
 
     ``seen`` learns the label objects of gauges found right, for ``gauge_columns``."""
     oldest = now - max(t.retention for t in store.tiers)
@@ -103,7 +106,7 @@ def check_samples(
                 422,
                 "labels",
             )
-    return list(_samples(store, parsed))
+    return parsed
 
 
 _FIELDS = frozenset(("name", "labels", "value", "timestamp"))
@@ -150,11 +153,12 @@ def gauge_columns(
     return keys, np.asarray(rows, dtype=np.int64), ts, val
 
 
-def _samples(store: Store, parsed: list[tuple[MetricSpec, tuple, float, float]]) -> Iterable[Sample]:
-    """Turn checked values into store samples: counters and observation totals become running totals."""
-    totals: dict[tuple[str, tuple], float] = {}
+def store_totals(store: Store) -> Callable[[str, Labels, float], float]:
+    """A function adding an increment to a series' running total, starting from its newest value in the
+    store: ``(name, labels, increment) -> total``."""
+    totals: dict[tuple[str, Labels], float] = {}
 
-    def add(name: str, labels: tuple, inc: float) -> float:
+    def add(name: str, labels: Labels, inc: float) -> float:
         key = (name, labels)
         if key not in totals:
             series = store.lookup(name, labels)
@@ -163,16 +167,34 @@ def _samples(store: Store, parsed: list[tuple[MetricSpec, tuple, float, float]])
         totals[key] += inc
         return totals[key]
 
-    for definition, labels, value, ts in sorted(parsed, key=lambda p: p[3]):
+    return add
+
+
+def running_series(checked: list[Checked]) -> list[tuple[str, Labels]]:
+    """The series whose running totals checked samples add to: counters', observations' count and sum."""
+    out = []
+    for definition, labels, _, _ in checked:
+        if definition.type == "counter":
+            out.append((definition.name, labels))
+        elif definition.type != "gauge":
+            out += [(f"{definition.name}_count", labels), (f"{definition.name}_sum", labels)]
+    return out
+
+
+def to_samples(checked: list[Checked], add: Callable[[str, Labels, float], float]) -> list[Sample]:
+    """Turn checked values into samples: counters and observation totals become running totals."""
+    out = []
+    for definition, labels, value, ts in sorted(checked, key=lambda p: p[3]):
         name = definition.name
         if definition.type == "counter":
-            yield Sample(name, labels, add(name, labels, value), ts)
+            out.append(Sample(name, labels, add(name, labels, value), ts))
         elif definition.type == "gauge":
-            yield Sample(name, labels, value, ts)
+            out.append(Sample(name, labels, value, ts))
         else:
-            yield Sample(name, labels, value, ts)
-            yield Sample(f"{name}_count", labels, add(f"{name}_count", labels, 1.0), ts)
-            yield Sample(f"{name}_sum", labels, add(f"{name}_sum", labels, value), ts)
+            out.append(Sample(name, labels, value, ts))
+            out.append(Sample(f"{name}_count", labels, add(f"{name}_count", labels, 1.0), ts))
+            out.append(Sample(f"{name}_sum", labels, add(f"{name}_sum", labels, value), ts))
+    return out
 
 
 def iso(t: float) -> str:

@@ -47,7 +47,7 @@ def prometheus(tmp_path_factory):
         for proc, port in zip(agents, ports.values()):
             wait_http(f"http://127.0.0.1:{port}/metrics", proc)
         targets = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
-        with prometheus_server(tmp, targets) as url:
+        with prometheus_server(tmp, targets, flags=("--web.enable-remote-write-receiver",)) as url:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and len(prometheus_query(url, CPU)) < 2:
                 time.sleep(0.5)
@@ -154,9 +154,16 @@ def test_queries_exports_and_alerts_read_through_prometheus(prometheus, tmp_path
         assert rate.status_code == 200, rate.text
         per_host = [s["labels"]["instance"] for s in rate.json()["series"] if s["points"]]
         assert per_host.count("host-a") == per_host.count("host-b") >= 2  # each collector of each host
-        # A push has nowhere to go: Prometheus scrapes, Pulseboard reads.
-        pushed = pb.call("POST", "/metrics/custom/record", {"samples": []})
-        assert pushed.status_code == 409 and "Prometheus" in pushed.json()["error"]
+        # A push is checked, then forwarded to Prometheus: a counter's increments add up there.
+        body = {"name": "shop_checkouts_total", "type": "counter", "labels": ["shop"]}
+        assert pb.call("POST", "/metrics/custom/register", body).status_code == 201
+        for increment in (2, 3):
+            sample = {"name": "shop_checkouts_total", "labels": {"shop": "eu"}, "value": increment}
+            assert pb.call("POST", "/metrics/custom/record", {"samples": [sample]}).json()["stored"] == 1
+        [found] = prometheus_query(prometheus, 'shop_checkouts_total{shop="eu"}')
+        assert found["value"][1] == "5"
+        wrong = pb.call("POST", "/metrics/custom/record", {"samples": [{**sample, "value": -1}]})
+        assert wrong.status_code == 400 and "negative" in wrong.json()["error"]
         # A panel's CSV follows the host chosen on the page.
         csv = pb.call("GET", "/dashboards/operations/panels/cpu-total/export.csv?range=5m&instance=host-a")
         assert csv.status_code == 200 and len(csv.text.splitlines()) > 3

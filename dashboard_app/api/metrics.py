@@ -296,12 +296,6 @@ def add_routes(api: Api, runtime: Runtime) -> None:
         unknown = sorted(set(body) - {"samples"})
         if unknown:
             raise ApiError(f"unknown field {unknown[0]!r}; the body holds samples", field=unknown[0])
-        if runtime.archive is None:
-            raise ApiError(
-                "this Pulseboard reads from Prometheus and stores no samples: expose them on a /metrics "
-                "endpoint for Prometheus to scrape, or push to an embedded Pulseboard",
-                409,
-            )
         try:  # in the write-ahead log on disk before answering: an acknowledged sample survives a crash
             stored = metrics.record(body.get("samples"))
         except NotStored as exc:

@@ -2,7 +2,8 @@
 
 ``POST /api/v2/write`` (InfluxDB 2: ``Authorization: Token KEY``, ``precision`` ns, us, ms or s) and
 ``POST /write`` (InfluxDB 1: Basic auth with the key as password, ``precision`` n, u, ms, s, m or h),
-gzip bodies accepted. The request is stored whole or not at all and written to disk before the answer:
+gzip bodies accepted (reading from a server, forwarded to it, answered after it acknowledged). The
+request is stored whole or not at all and written to disk before the answer:
 204 when every field was kept, 200 listing the string fields left out, 4xx naming the line otherwise.
 """
 
@@ -33,12 +34,6 @@ def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> Non
 
 
 def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
-    if runtime.archive is None:
-        raise MetricError(
-            "this Pulseboard reads from Prometheus and stores no samples: send them to Prometheus, "
-            "or to an embedded Pulseboard",
-            409,
-        )
     precision = request.args.get("precision", "ns")
     if precision not in precisions:
         raise MetricError(f"precision must be one of {', '.join(precisions)}", 400, "precision")
@@ -49,7 +44,11 @@ def _write(runtime: Runtime, precisions: tuple[str, ...]) -> Response:
     samples, skipped = parse(text, precision, runtime.clock(), runtime.protocol_ingest.expect)
     if not len(samples) and not skipped:
         raise MetricError("the body holds no lines", 400, "body")
-    stored = runtime.protocol_ingest.accept(samples, "influx") if len(samples) else 0
+    if runtime.forward is not None:  # reading from a server: checked here, then sent on to it
+        runtime.protocol_ingest.check(samples)
+        stored = runtime.forward.send_batch(samples) if len(samples) else 0
+    else:
+        stored = runtime.protocol_ingest.accept(samples, "influx") if len(samples) else 0
     runtime.instruments.count(SAMPLES, {"protocol": "influx"}, stored)
     if not skipped:
         return Response(status=204)

@@ -3,7 +3,8 @@
 A snappy-compressed protobuf ``WriteRequest`` (``Content-Encoding: snappy``), the key as
 ``Authorization: Bearer KEY`` (``remote_write.authorization``) or basic auth with the key as password.
 Stored whole or not at all and on disk before the 204; 4xx with the reason otherwise, which Prometheus
-logs and does not retry. Metadata-only requests set the types, help and units of names.
+logs and does not retry. Reading from a server (``source: prometheus``), the checked body is sent on to
+it, and the 204 follows its acknowledgement. Metadata-only requests set the types, help and units of names.
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ def add_routes(server: Flask, runtime: Runtime, permissions: Permissions) -> Non
 
 
 def _write(runtime: Runtime) -> Response:
-    if runtime.archive is None:
-        raise MetricError(
-            "this Pulseboard reads from Prometheus and stores no samples: remote-write to Prometheus", 409
-        )
     if "io.prometheus.write.v2" in request.headers.get("Content-Type", ""):
         raise MetricError("only remote write 1.0 (prometheus.WriteRequest) is accepted", 415, "Content-Type")
     encoding = request.headers.get("Content-Encoding", "snappy").lower()
@@ -44,6 +41,11 @@ def _write(runtime: Runtime) -> Response:
     ingest = runtime.protocol_ingest
     described = metadata(write)
     found = samples(write)
+    if runtime.forward is not None:  # reading from a server: checked here, then the body goes on to it
+        ingest.check(found, nan_ok=True, relayed=True)
+        runtime.forward.send(body, len(found))
+        runtime.instruments.count(SAMPLES, {"protocol": "remote-write"}, len(found))
+        return Response(status=204)
     kinds = {spec.name: spec.type for spec in described if runtime.store.specs.get(spec.name) is None}
     stored = ingest.accept(found, "remote-write", kinds, nan_ok=True, relayed=True) if len(found) else 0
     ingest.describe(described, "remote-write")

@@ -46,7 +46,8 @@ def unit_of_name(name: str) -> str | None:
     return last if last in SI_SYMBOLS or last in SYMBOLS else None
 
 
-def _session(cfg: PrometheusSettings) -> requests.Session:
+def session(cfg: PrometheusSettings) -> requests.Session:
+    """An HTTP session carrying the server's credentials."""
     http = requests.Session()
     if cfg.username is not None:
         http.auth = (cfg.username, cfg.password or "")
@@ -73,7 +74,7 @@ class PrometheusSource:
         self.clock = clock
         self.min_step = float(cfg.scrape_interval)
         self.scrape_interval = float(cfg.scrape_interval)
-        self.http = http or _session(cfg)
+        self.http = http or session(cfg)
 
     # -- HTTP -----------------------------------------------------------------------------------
 

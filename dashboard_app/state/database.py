@@ -133,6 +133,18 @@ audit_log = Table(
     Column("time", Float, nullable=False),
     Column("entry", Text, nullable=False),  # JSON: who, action, target, from, status, detail
 )
+running_totals = Table(
+    "running_totals",
+    metadata,
+    Column("series", String(64), primary_key=True),  # SHA-256 of the series' name and labels
+    Column("total", Float, nullable=False),  # what the server was last sent for it
+)
+metric_definitions = Table(
+    "metric_definitions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("definition", Text, nullable=False),  # the registration, JSON, as the API answers it
+)
 state_marks = Table(
     "state_marks",
     metadata,
