@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -292,3 +293,49 @@ def closed_with(ws: ClientConnection, timeout: float = 10) -> tuple[int, str]:
             ws.recv(timeout=max(0.1, deadline - time.monotonic()))
     except ConnectionClosed as closed:
         return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
+
+
+def _postgres_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    assert found, "PostgreSQL is installed by `make test` (Debian package postgresql)"
+    return found[-1]
+
+
+@contextmanager
+def postgres_cluster():
+    """A PostgreSQL cluster made in a temporary directory, on a free 127.0.0.1 port, run as the postgres
+    user and stopped on the way out; yields the URL of its database ``pulseboard``."""
+    root = Path(tempfile.mkdtemp(prefix="pulseboard-postgres-"))  # outside pytest's root-only directories
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    shutil.chown(root, "postgres", "postgres")
+    shutil.chown(sockets, "postgres", "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_postgres, _postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    options = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sockets}"
+    pg_ctl = [*as_postgres, _postgres_bin("pg_ctl"), "-D", str(data)]
+    start = [*pg_ctl, "-l", str(root / "log"), "-o", options, "-w", "start"]
+    subprocess.run(start, check=True, capture_output=True)
+    try:
+        yield new_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", "pulseboard")
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def new_database(base: str, name: str | None = None) -> str:
+    """Make an empty database on the server of ``base`` (a postgresql:// URL); return its URL."""
+    from sqlalchemy import create_engine, text
+
+    name = name or f"t{os.getpid()}_{int(time.time() * 1e6)}"
+    server = base.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+    admin = create_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as db:
+        db.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + f"/{name}"

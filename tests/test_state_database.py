@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import select
 
+from dashboard_app.access.audit import AuditLog
 from dashboard_app.access.keys import Keys
 from dashboard_app.access.secrets import Secrets
 from dashboard_app.access.users import Users
+from dashboard_app.alerts.engine import AlertEngine
+from dashboard_app.alerts.notify import Notifier
+from dashboard_app.alerts.rules import RuleBook
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.dashboard_store import DashboardError, DashboardStore
 from dashboard_app.runtime import Runtime
-from dashboard_app.state.database import database_url, open_database
-from tests.servers import free_port, logged_in, quiet_settings, serving
+from dashboard_app.sources.source import EmbeddedSource
+from dashboard_app.state.database import database_url, notifications, open_database
+from dashboard_app.state.definitions import SavedDefinitions
+from dashboard_app.state.totals import RunningTotals
+from tests.servers import logged_in, new_database, postgres_cluster, quiet_settings, serving
+from tests.test_alerts import CPU, HOST, cpu_history, rule
+from tsdb.metrics import Sample
 
 SHOP = {
     "id": "shop",
@@ -37,57 +41,11 @@ SHOP = {
 }
 
 
-def _postgres_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    assert found, "PostgreSQL is installed by `make test` (Debian package postgresql)"
-    return found[-1]
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL cluster made for these tests on a free 127.0.0.1 port, run as postgres, stopped after."""
-    root = Path(tempfile.mkdtemp(prefix="pulseboard-postgres-"))  # outside pytest's root-only directories
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    shutil.chown(root, "postgres", "postgres")
-    shutil.chown(sockets, "postgres", "postgres")
-    as_postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_postgres, _postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    options = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sockets}"
-    subprocess.run(
-        [
-            *as_postgres,
-            _postgres_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-o",
-            options,
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        admin = create_engine(
-            f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
-        )
-        with admin.connect() as db:
-            db.execute(text("CREATE DATABASE pulseboard"))
-        admin.dispose()
-        yield f"postgresql://postgres@127.0.0.1:{port}/pulseboard"
-    finally:
-        subprocess.run(
-            [*as_postgres, _postgres_bin("pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-            capture_output=True,
-        )
+    with postgres_cluster() as base:
+        yield base
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -96,16 +54,7 @@ def url(request, tmp_path):
     if request.param == "sqlite":
         yield database_url(None, tmp_path)
         return
-    base = request.getfixturevalue("postgres")
-    name = f"t{os.getpid()}_{int(time.time() * 1e6)}"
-    admin = create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as db:
-        db.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    yield base.rsplit("/", 1)[0] + f"/{name}"
+    yield new_database(request.getfixturevalue("postgres"))
 
 
 def replicas(url: str) -> tuple[DashboardStore, DashboardStore]:
@@ -306,3 +255,117 @@ def test_a_silence_made_on_one_replica_mutes_on_the_other_and_ends_on_both(url, 
     ended = one.add("cpu-high", {}, time.time() + 0.5, "a short one", "olga")
     time.sleep(1.2)
     assert ended.id not in [s.id for s in two.active()]  # an ended silence drops out everywhere
+
+
+# ----- rules, alert state, notifications, running totals, pushed definitions, the audit log
+
+
+def _alerting(url: str, clock, store, book: RuleBook | None = None) -> AlertEngine:
+    """One replica's alerting: its own connections to the database, one webhook to tell."""
+    engine = open_database(database_url(url, Path(".")))
+    book = book or RuleBook(engine, shipped={})
+    notifier = Notifier(None, ("http://127.0.0.1:9/hook",), clock=clock, database=engine)
+    alerts = AlertEngine(book, EmbeddedSource(store), clock, notifier, database=engine, interval=15)
+    notifier.may_deliver = lambda: alerts.leading
+    return alerts
+
+
+def _outbox(alerts: AlertEngine) -> list[str]:
+    with alerts.database.connect() as db:
+        rows = db.execute(select(notifications.c.payload).order_by(notifications.c.id)).scalars().all()
+    return [json.loads(p)["status"] for p in rows]
+
+
+def test_one_replica_evaluates_and_notifies_the_other_takes_over_when_it_dies(url, clock, store):
+    cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
+    one = _alerting(url, clock, store)
+    one.book.put(rule(**{"for": 0}))
+    two = _alerting(url, clock, store)
+    assert "high-cpu" in two.book.rules  # a rule made on one replica is in force on the other
+    assert one.evaluate() == 1 and two.evaluate() == 0  # both run the job; one evaluates
+    assert one.leading and not two.leading
+    [seen] = two.active()  # the other shows what the evaluating one found
+    assert seen["state"] == "firing" and seen["labels"]["host"] == "a"
+    for _ in range(3):
+        clock.advance(5)
+        one.evaluate(), two.evaluate(), two.contend()
+    assert _outbox(one) == ["firing"]  # told once, however many evaluations and replicas
+    # The evaluating replica dies (no stop, no renewal): within its lease's time the other takes over,
+    # goes on from the alerts as they were (firing, told) and tells nothing twice.
+    clock.advance(16)
+    two.contend()
+    assert two.leading and _outbox(two) == ["firing"]
+    store.append([Sample(CPU, HOST, 0.1, clock.now + t) for t in range(1, 120, 5)])
+    clock.advance(120)
+    assert two.evaluate() == 1
+    assert _outbox(two) == ["firing", "resolved"] and two.active() == []
+    # What the dead replica would still write once back is refused: the lease is another's.
+    assert one.evaluate() == 0 and not one.leading and _outbox(one) == ["firing", "resolved"]
+
+
+def test_alert_state_and_history_survive_a_restart_and_a_stop_hands_over_at_once(url, clock, store):
+    cpu_history(store, clock, clock.now - 1800, spike=(0, 1800))
+    first = _alerting(url, clock, store)
+    first.book.put(rule(**{"for": 20}))
+    first.evaluate()
+    clock.advance(10)
+    first.evaluate()
+    [pending] = first.active()
+    first.stop()  # a clean stop lets the lease go
+    again = _alerting(url, clock, store)
+    [kept] = again.active()
+    assert kept["state"] == "pending" and kept["active_at"] == pending["active_at"]
+    clock.advance(10)
+    assert again.evaluate() == 1 and again.leading  # no wait for the lease: it was let go
+    [firing] = again.active()
+    assert firing["state"] == "firing" and firing["active_at"] == pending["active_at"]
+    assert _outbox(again) == ["firing"]
+
+
+def test_rules_audit_and_pushed_definitions_are_shared_and_their_files_imported_once(url, tmp_path):
+    saved = [rule(id="from-file", **{"for": 0}).as_json()]
+    (tmp_path / "alert_rules.json").write_text(json.dumps(saved))
+    (tmp_path / "custom_metrics.json").write_text(
+        json.dumps([{"name": "shop_orders_total", "type": "counter", "labels": ["shop"]}])
+    )
+    (tmp_path / "audit.log").write_text(json.dumps({"time": 1.0, "who": "ann", "target": "/x"}) + "\n")
+    engines = [open_database(database_url(url, Path("."))) for _ in range(2)]
+    for _ in range(2):  # the second start imports nothing again
+        books = [RuleBook(e, shipped={}, file=tmp_path / "alert_rules.json") for e in engines]
+        audits = [AuditLog(e, files=tmp_path / "audit.log") for e in engines]
+        definitions = [SavedDefinitions(e, tmp_path / "custom_metrics.json") for e in engines]
+    assert list(books[1].rules) == ["from-file"]
+    books[0].put(rule(id="made-on-one"))
+    books[1].refresh()
+    assert sorted(books[1].rules) == ["from-file", "made-on-one"]
+    audits[1].write("maria", "POST", "/alerts/rules", "10.0.0.2", 201)
+    assert [e["who"] for e in audits[0].read()] == ["maria", "ann"]
+    assert [d.name for d in definitions[1].all()] == ["shop_orders_total"]
+
+
+def test_running_totals_add_every_increment_from_both_replicas(url):
+    totals = [RunningTotals(open_database(database_url(url, Path(".")))) for _ in range(2)]
+    series = ("shop_orders_total", (("shop", "eu"),))
+    seen: list[float] = []
+
+    def push(replica: RunningTotals) -> None:
+        for _ in range(25):
+            with replica.adding([series]) as add:
+                seen.append(add(*series, 2.0))
+
+    threads = [threading.Thread(target=push, args=(t,)) for t in totals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == [2.0 * n for n in range(1, 51)]  # every total once: none lost, none repeated
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused):  # the server refused: the total stays as it was
+        with totals[0].adding([series]) as add:
+            add(*series, 1000.0)
+            raise Refused
+    with totals[1].adding([series]) as add:
+        assert add(*series, 1.0) == 101.0

@@ -70,6 +70,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
             "store": {"type": "object"},
             "scrape_targets": {"type": "array", "items": {"type": "object"}},
             "connections": {"type": "object"},
+            "alerting": {"type": "object"},
         },
     )
     def status():
@@ -101,6 +102,11 @@ def add_routes(api: Api, runtime: Runtime) -> None:
                 for t in runtime.targets
             ],
             "connections": {"open": connections, "max": runtime.connections.cap},
+            "alerting": {  # of replicas on one database, the one that evaluates and notifies
+                "replica": runtime.alerts.lease.holder,
+                "evaluates_here": runtime.alerts.leading,
+                "evaluating_replica": runtime.alerts.lease.holder_now(),
+            },
             "demo": runtime.demo is not None,
             "problems": runtime.problems,
         }
