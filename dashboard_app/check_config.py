@@ -111,6 +111,37 @@ def check_environment(
     return errors
 
 
+def check_database(url: str | None) -> list[str]:
+    """A database.url that is not one, or whose server cannot be reached or refuses the login (the default,
+    SQLite in the data directory, is made at the first start)."""
+    if not url:
+        return []
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dashboard_app.state.database import DatabaseError, database_url
+
+    try:
+        resolved = database_url(url, Path("."))
+        connect = {"connect_timeout": 5} if resolved.startswith("postgresql") else {}
+        engine = create_engine(resolved, connect_args=connect)
+        try:
+            with engine.connect() as db:
+                db.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except DatabaseError as exc:
+        return [str(exc)]
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return [f"database.url: cannot open {_without_password(url)}: {reason}"]
+    return []
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
 def _kind(path: Path) -> str:
     if path.is_dir():
         return "directory"
@@ -207,6 +238,8 @@ def check(paths: list[Path], environment: str, config: ConfigDir, environ: dict[
         values = {name: (value, 0) for name, value in environ.items()}
         errors = check_environment(values, "environment", environment, config)
         report.errors += [e.replace("environment:0: ", "environment: ", 1) for e in errors]
+        if not errors:
+            report.errors += check_database(load_settings(environment, environ, config).database.url)
         return report
     for path in paths:
         if not path.exists():

@@ -118,7 +118,13 @@ class DashboardStore:
             self._read_at = time.monotonic()
 
     def get(self, dashboard_id: str) -> Dashboard | None:
-        return self.dashboards.get(dashboard_id)
+        """A dashboard by id; one not known here is looked for in the database (saved on another replica
+        within the last second)."""
+        found = self.dashboards.get(dashboard_id)
+        if found is None:
+            self.refresh()
+            found = self._all.get(dashboard_id)
+        return found
 
     def is_shipped(self, dashboard_id: str) -> bool:
         return dashboard_id in self.shipped

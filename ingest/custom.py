@@ -56,18 +56,23 @@ class CustomMetrics:
         self._read_at = -math.inf
         self.refresh()
 
-    def refresh(self, now: bool = False) -> None:
-        """Take the definitions registered on other replicas (at most once a second unless ``now``)."""
-        if self.saved is None or (not now and time.monotonic() - self._read_at < FRESH_FOR):
+    def refresh(self, names: list[str] | None = None) -> None:
+        """Take the definitions registered on other replicas: all of them (at most once a second), or
+        those of ``names`` not known here (at once: a push may follow its registration elsewhere)."""
+        if self.saved is None:
             return
+        if names is None and time.monotonic() - self._read_at < FRESH_FOR:
+            return
+        found = self.saved.all(names)
         with self._lock:
-            for definition in self.saved.all():
+            for definition in found:
                 if definition.name not in self.definitions:
                     try:
                         self._add(definition)
                     except ValueError as exc:  # a name this replica's own producers declared otherwise
                         self.problems.append(f"pushed metric {definition.name}: {exc}")
-            self._read_at = time.monotonic()
+            if names is None:
+                self._read_at = time.monotonic()
 
     # ----- registration
     def register(self, definition: MetricSpec | Mapping, save: bool = True, pushed: bool = False) -> bool:
@@ -79,7 +84,7 @@ class CustomMetrics:
         if not isinstance(definition, MetricSpec):
             definition = parse_registration(definition)
         if save and definition.name not in self.definitions:
-            self.refresh(now=True)  # perhaps registered on another replica
+            self.refresh([definition.name])  # perhaps registered on another replica
         with self._lock:
             known = self.definitions.get(definition.name)
             if known == definition:
@@ -137,8 +142,9 @@ class CustomMetrics:
                 413,
                 "samples",
             )
-        if any(isinstance(s, Mapping) and s.get("name") not in self.definitions for s in samples):
-            self.refresh()  # a name registered on another replica
+        unknown = {s.get("name") for s in samples if isinstance(s, Mapping)} - set(self.definitions)
+        if unknown:  # perhaps registered on another replica
+            self.refresh([n for n in unknown if isinstance(n, str)])
         now = self.clock()
         if self.forward is not None:
             return self._forward(samples, now)

@@ -119,10 +119,13 @@ class RuleState:
                 alert.state, alert.fired_at = "firing", now
                 changed.append(alert)
         missing = {key for key in self.last_seen if key not in present}
-        if rule.no_data == "ok":
+        # A PromQL rule's series leaves the result when its condition clears (as in Prometheus): its
+        # absence resolves; no data can be told apart only for a rule's own condition on a query.
+        no_data = rule.no_data if rule.expr is None else "ok"
+        if no_data == "ok":
             for key in missing:
                 del self.last_seen[key]
-        if rule.no_data == "alerting":
+        if no_data == "alerting":
             for key in missing:
                 changed += self._no_data(key, now)
         for key in [k for k in self.alerts if k not in seen]:
@@ -130,9 +133,7 @@ class RuleState:
             if alert.no_data:
                 if _series_of(key) in missing:
                     continue  # still no samples: the no-data alert stays
-            elif key in missing and (
-                rule.no_data == "keep" or alert.state == "firing" and rule.no_data == "alerting"
-            ):
+            elif key in missing and (no_data == "keep" or alert.state == "firing" and no_data == "alerting"):
                 continue  # no samples: the alert holds its state until they return (never "resolved" unseen)
             elif alert.state == "firing" and now - alert.last_true < rule.keep_firing_for:
                 continue  # keep_firing_for: hold on through a short dip

@@ -74,7 +74,8 @@ class AlertRule(BaseModel):
     no_data: Literal["alerting", "ok", "keep"] = Field(
         "alerting",
         description="When a series the rule saw stops arriving for `for`: alerting fires a no-data "
-        "alert until samples return; ok resolves; keep holds the alert's state until they return.",
+        "alert until samples return; ok resolves; keep holds the alert's state until they return. "
+        "(A PromQL rule's series that leaves the result is resolved, as in Prometheus.)",
     )
     notify: tuple[str, ...] | None = Field(
         None, description="Names of alerts.notify targets to tell (all of them when not given)."
@@ -373,6 +374,14 @@ class RuleBook:
         if time.monotonic() - self._read_at > FRESH_FOR:
             self.refresh()
         return self._all
+
+    def get(self, rule_id: str) -> AlertRule | None:
+        """A rule by id; one not known here is looked for in the database (made on another replica)."""
+        found = self.rules.get(rule_id)
+        if found is None:
+            self.refresh()
+            found = self._all.get(rule_id)
+        return found
 
     def refresh(self) -> None:
         with self.engine.connect() as db:

@@ -86,7 +86,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     book, engine = runtime.rules, runtime.alerts
 
     def existing(rule_id: str) -> AlertRule:
-        rule = book.rules.get(rule_id)
+        rule = book.get(rule_id)
         if rule is None or not reads().visible(rule.metric):
             raise ApiError(f"no rule {rule_id!r}; POST /alerts/rules creates one", 404, "id")
         return rule
@@ -115,7 +115,7 @@ def add_routes(api: Api, runtime: Runtime) -> None:
     def create_rule():
         rule = parse_rule_body(api.json_body())
         _may_read(rule, runtime)
-        if rule.id in book.rules:
+        if book.get(rule.id) is not None:
             raise ApiError(f"a rule {rule.id!r} exists; PUT /alerts/rules/{rule.id} changes it", 409, "id")
         book.put(rule)
         return {"rule": engine.describe(rule)}, 201

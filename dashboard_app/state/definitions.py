@@ -28,9 +28,13 @@ class SavedDefinitions:
                     for spec in found:
                         self._insert(db, spec)
 
-    def all(self) -> list[MetricSpec]:
+    def all(self, names: list[str] | None = None) -> list[MetricSpec]:
+        """Every definition kept, or those of ``names``."""
+        query = select(metric_definitions.c.definition)
+        if names is not None:
+            query = query.where(metric_definitions.c.name.in_(names[:1000]))
         with self.engine.connect() as db:
-            rows = db.execute(select(metric_definitions.c.definition)).scalars().all()
+            rows = db.execute(query).scalars().all()
         return [declaration(json.loads(text)) for text in rows]
 
     def add(self, spec: MetricSpec) -> None:
