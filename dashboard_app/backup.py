@@ -1,11 +1,11 @@
 """``pulseboard backup DIR``: a consistent copy of a data directory, taken while the server runs.
 
 The metric history (one SQLite file with its write-ahead log of the samples still in the heads) and
-the state database (dashboards and their versions, ``state.sqlite``) are copied through SQLite's online
-backup, a snapshot of one moment that holds everything acknowledged before it began; users, keys, rules
-and the audit log are files Pulseboard replaces whole (write to a temporary file, then rename), so a
-plain copy of each is a complete version of it. With ``database.url`` naming PostgreSQL, back that
-database up with ``pg_dump`` (the state is there, not in the data directory).
+the state database (``state.sqlite``: users, keys, dashboards and their versions, rules, silences, alert
+state, the audit log) are copied through SQLite's online backup, a snapshot of one moment that holds
+everything acknowledged before it began; other files are copied as they are. With ``database.url``
+naming PostgreSQL, back that database up with ``pg_dump`` (the state is there, not in the data
+directory).
 Starting Pulseboard with ``--data-dir DIR`` serves the same history.
 """
 

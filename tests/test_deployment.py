@@ -79,14 +79,24 @@ def compose() -> dict:
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 
 
-def test_compose_runs_agents_prometheus_pulseboard_and_alertmanager(compose):
+def test_compose_runs_agents_prometheus_two_replicas_on_postgresql_and_alertmanager(compose):
     services = compose["services"]
-    assert {"agent", "prometheus", "pulseboard", "alertmanager"} <= set(services)
-    pulseboard = services["pulseboard"]["environment"]
-    assert pulseboard["PULSEBOARD_SOURCE"] == "prometheus"
-    assert pulseboard["PULSEBOARD_PROMETHEUS_URL"] == "http://prometheus:9090"
-    assert pulseboard["PULSEBOARD_ALERTS__ALERTMANAGER"] == "http://alertmanager:9093"
-    assert set(compose["secrets"]) == {"secret_key", "admin_password"}
+    assert {"agent", "prometheus", "postgres", "pulseboard-1", "pulseboard-2", "alertmanager"} <= set(
+        services
+    )
+    replicas = [services[f"pulseboard-{n}"]["environment"] for n in (1, 2)]
+    assert replicas[0] == replicas[1]  # interchangeable: one database, one server, the same secrets
+    assert replicas[0]["PULSEBOARD_SOURCE"] == "prometheus"
+    assert replicas[0]["PULSEBOARD_PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert replicas[0]["PULSEBOARD_ALERTS__ALERTMANAGER"] == "http://alertmanager:9093"
+    assert replicas[0]["PULSEBOARD_DATABASE__URL_FILE"] == "/run/secrets/database_url"
+    assert set(compose["secrets"]) == {"secret_key", "admin_password", "database_password", "database_url"}
+    assert "--web.enable-remote-write-receiver" in services["prometheus"]["command"]  # pushes go there
+    balancer = services["balancer"]["command"]
+    assert [balancer[i + 1] for i, a in enumerate(balancer) if a == "--to"] == [
+        "pulseboard-1:8050",
+        "pulseboard-2:8050",
+    ]
     agent = services["agent"]["command"]
     args = parser().parse_args(agent[1:])  # the command line is one `pulseboard` takes
     assert args.command == "agent" and args.port == 9101
@@ -95,7 +105,8 @@ def test_compose_runs_agents_prometheus_pulseboard_and_alertmanager(compose):
 def test_every_setting_the_compose_file_gives_pulseboard_is_valid(compose, tmp_path):
     (tmp_path / "secret_key").write_text("k" * 48 + "\n")
     (tmp_path / "admin_password").write_text("a long admin password\n")
-    for name in ("agent", "pulseboard"):
+    (tmp_path / "database_url").write_text("postgresql://pulseboard:pw@postgres:5432/pulseboard\n")
+    for name in ("agent", "pulseboard-1"):
         environment = compose["services"][name].get("environment", {})
         values = {
             var: (str(value).replace("/run/secrets", str(tmp_path)), line)
@@ -104,12 +115,22 @@ def test_every_setting_the_compose_file_gives_pulseboard_is_valid(compose, tmp_p
         assert check_environment(values, f"compose {name}", "production", ConfigDir()) == []
 
 
-def test_the_compose_servers_configurations_pass_their_own_checkers(compose):
+def test_the_compose_servers_configurations_pass_their_own_checkers(compose, tmp_path):
     promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
     assert promtool and amtool, "promtool and amtool come with `make test` (Debian's prometheus packages)"
-    for command in ([promtool, "check", "config"], [amtool, "check-config"]):
-        target = DEPLOY / ("prometheus.yml" if "promtool" in command[0] else "alertmanager.yml")
+    # The scrape key's file is where compose mounts it: here, beside a copy of the configuration.
+    (tmp_path / "scrape_key").write_text("pb_key\n")
+    prometheus = (DEPLOY / "prometheus.yml").read_text()
+    (tmp_path / "prometheus.yml").write_text(
+        prometheus.replace("/etc/prometheus/scrape_key", str(tmp_path / "scrape_key"))
+    )
+    for command, target in (
+        ([promtool, "check", "config"], tmp_path / "prometheus.yml"),
+        ([amtool, "check-config"], DEPLOY / "alertmanager.yml"),
+    ):
         done = subprocess.run([*command, str(target)], capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
-    scraped = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"][0]
-    assert scraped["static_configs"][0]["targets"] == ["agent:9101"]  # the compose agent's port
+    node, replicas = yaml.safe_load(prometheus)["scrape_configs"]
+    assert node["static_configs"][0]["targets"] == ["agent:9101"]  # the compose agent's port
+    assert replicas["static_configs"][0]["targets"] == ["pulseboard-1:8050", "pulseboard-2:8050"]
+    assert replicas["authorization"]["credentials_file"] == "/etc/prometheus/scrape_key"
