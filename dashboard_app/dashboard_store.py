@@ -20,7 +20,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dashboard_app.config_dir import ConfigDir
-from dashboard_app.state.database import dashboard_versions, dashboards, memory_database, state_marks
+from dashboard_app.state.database import dashboard_versions, dashboards, import_once, memory_database
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard, read_yaml
 from layouts.schema import Dashboard, id_for
 
@@ -343,9 +343,8 @@ class DashboardStore:
         if not directory.is_dir():
             return
         with self.engine.begin() as db:
-            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED_FILES)).scalar():
+            if not import_once(db, IMPORTED_FILES, directory):
                 return
-            db.execute(insert(state_marks).values(name=IMPORTED_FILES, value=str(directory)))
             for path in sorted(directory.glob("*.yaml")):
                 try:
                     dashboard = load_dashboard(path)

@@ -189,6 +189,27 @@ def start_agent(port: int, **env: str) -> subprocess.Popen:
     )
 
 
+REPLICA_ADMIN_PASSWORD = "correct-horse-battery"
+
+
+def start_replica(port: int, data_dir: Path, prometheus: str, **env: str) -> subprocess.Popen:
+    """Start a replica with the README's production command, reading from Prometheus (``env``: more
+    PULSEBOARD_ settings, its database.url among them); the same secrets on every replica."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    environ.update(
+        PULSEBOARD_ENV="production",
+        PULSEBOARD_DATA_DIR=str(data_dir),
+        PULSEBOARD_SOURCE="prometheus",
+        PULSEBOARD_PROMETHEUS_URL=prometheus,
+        PULSEBOARD_PROMETHEUS__SCRAPE_INTERVAL="1",
+        PULSEBOARD_SECRET_KEY="k" * 48,  # sessions are signed cookies: every replica has the same key
+        PULSEBOARD_ADMIN_PASSWORD=REPLICA_ADMIN_PASSWORD,
+        **env,
+    )
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]
+    return launch([*command, "--bind", f"127.0.0.1:{port}", "app:server"], environ)
+
+
 @contextmanager
 def prometheus_server(
     tmp_path: Path,

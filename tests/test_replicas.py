@@ -26,20 +26,20 @@ from opentelemetry.sdk.resources import Resource
 from dashboard_app.api.frame import PREFIX as API
 from ingest.forward import write_request
 from tests.servers import (
+    REPLICA_ADMIN_PASSWORD,
     api_key,
     free_port,
-    launch,
     logged_in,
     new_database,
     output,
     postgres_cluster,
     prometheus_query,
     prometheus_server,
+    start_replica,
     stop,
     wait_http,
 )
 
-ADMIN_PASSWORD = "correct-horse-battery"
 PASSWORD = "a-long-enough-password"
 DEPTH = "shop_queue_depth"
 
@@ -91,23 +91,16 @@ class Replica:
     def __init__(self, data_dir, database: str, prometheus: str, hook: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
-        environ.update(
-            PULSEBOARD_ENV="production",
-            PULSEBOARD_DATA_DIR=str(data_dir),
+        self.proc = start_replica(
+            self.port,
+            data_dir,
+            prometheus,
             PULSEBOARD_DATABASE__URL=database,
-            PULSEBOARD_SOURCE="prometheus",
-            PULSEBOARD_PROMETHEUS_URL=prometheus,
-            PULSEBOARD_PROMETHEUS__SCRAPE_INTERVAL="1",
             PULSEBOARD_ALERTS__INTERVAL="1",
             PULSEBOARD_ALERTS__WEBHOOKS=json.dumps([hook]),
-            PULSEBOARD_SECRET_KEY="k" * 48,  # the same secrets on every replica
-            PULSEBOARD_ADMIN_PASSWORD=ADMIN_PASSWORD,
         )
-        command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]
-        self.proc = launch([*command, "--bind", f"127.0.0.1:{self.port}", "app:server"], environ)
         wait_http(self.url + "/login", self.proc, timeout=60)
-        self.admin = logged_in(self.url, "admin", ADMIN_PASSWORD)
+        self.admin = logged_in(self.url, "admin", REPLICA_ADMIN_PASSWORD)
 
     def call(self, method: str, path: str, http: requests.Session | None = None, **kwargs):
         return (http or self.admin).request(method, self.url + API + path, timeout=20, **kwargs)

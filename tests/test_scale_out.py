@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
@@ -19,13 +17,13 @@ from layouts import ids
 from layouts.schema import Panel, PanelQuery
 from tests.servers import (
     free_port,
-    launch,
     logged_in,
     prometheus_query,
     prometheus_server,
     quiet_settings,
     serving,
     start_agent,
+    start_replica,
     stop,
     wait_http,
 )
@@ -184,25 +182,6 @@ def test_prometheus_down_is_named_not_hidden(tmp_path):
         assert answer.status_code == 502 and "cannot be reached" in answer.json()["error"]
         page = requests.get(pb.url + "/operations", timeout=10)
         assert page.status_code == 200  # the page itself still loads; its panels say why they are empty
-
-
-def start_replica(port: int, data_dir, prometheus: str) -> subprocess.Popen:
-    """Start a replica with the README's production command, reading from Prometheus."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
-    environ.update(
-        PULSEBOARD_ENV="production",
-        PULSEBOARD_DATA_DIR=str(data_dir),
-        PULSEBOARD_SOURCE="prometheus",
-        PULSEBOARD_PROMETHEUS_URL=prometheus,
-        PULSEBOARD_PROMETHEUS__SCRAPE_INTERVAL="1",
-        PULSEBOARD_SECRET_KEY="k" * 48,  # the same secrets on every replica: sessions are signed cookies
-        PULSEBOARD_ADMIN_PASSWORD="correct-horse-battery",
-    )
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:dashboard_app.production"]
-    return launch(
-        [*command, "--bind", f"127.0.0.1:{port}", "app:server"],
-        environ,
-    )
 
 
 def test_two_gunicorn_replicas_serve_the_same_dashboards_and_one_session(prometheus, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select, update
 
 from dashboard_app.access.identity import Identity
-from dashboard_app.state.database import api_keys, memory_database, state_marks
+from dashboard_app.state.database import api_keys, import_once, memory_database
 from tsdb.metrics import ACCESS_LEVELS
 from tsdb.persistence import load_json
 
@@ -104,9 +104,8 @@ class Keys:
             return
         saved = load_json(file, lambda items: {k["id"]: ApiKey(**k) for k in items}, self.problems) or {}
         with self.engine.begin() as db:
-            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED)).scalar():
+            if not import_once(db, IMPORTED, file):
                 return
-            db.execute(insert(state_marks).values(name=IMPORTED, value=str(file)))
             for key in saved.values():
                 if not db.execute(select(api_keys.c.id).where(api_keys.c.id == key.id)).first():
                     db.execute(insert(api_keys).values(**_key_row(key)))

@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboard_app.access.identity import ROLES, Identity
 from dashboard_app.access.secrets import MIN_PASSWORD, weak_password
-from dashboard_app.state.database import memory_database, state_marks
+from dashboard_app.state.database import import_once, memory_database
 from dashboard_app.state.database import users as users_table
 from tsdb.metrics import ACCESS_LEVELS
 from tsdb.persistence import load_json
@@ -140,9 +140,8 @@ class Users:
             return
         saved = load_json(file, lambda items: {u["name"]: _user(u) for u in items}, self.problems) or {}
         with self.engine.begin() as db:
-            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED)).scalar():
+            if not import_once(db, IMPORTED, file):
                 return
-            db.execute(insert(state_marks).values(name=IMPORTED, value=str(file)))
             for user in saved.values():
                 if db.execute(select(users_table.c.name).where(users_table.c.name == user.name)).first():
                     continue

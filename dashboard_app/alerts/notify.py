@@ -14,6 +14,10 @@ alert. Times are Unix seconds. A failed delivery is tried again with exponential
 RETRIES times; each target counts what it delivered and what it gave up on, with its last error,
 for the Alerts page and /metrics. Firing alerts are sent to Alertmanager again every
 ``resend_interval`` so that it keeps them active.
+
+Each delivery is first written to the outbox in the state database, in the transaction that writes the
+evaluation that made it, and marked done once delivered (or given up): a replica that takes alerting
+over delivers what another wrote and did not deliver, and nothing is delivered twice.
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ def apprise_target(name: str, url: str) -> Target:
 
 
 class Notifier:
-    """A delivery thread with a queue: ``send`` never blocks the caller."""
+    """A delivery thread with a queue: ``queue`` never blocks the caller; the outbox keeps what is due."""
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import Engine, delete, insert, select
 
-from dashboard_app.state.database import memory_database, state_marks
+from dashboard_app.state.database import import_once, memory_database
 from dashboard_app.state.database import silences as silences_table
 from layouts.validation import parse_duration
 from tsdb.persistence import load_json
@@ -168,9 +168,8 @@ class Silences:
             return
         saved = load_json(file, _SAVED.validate_python, self.problems) or []
         with self.engine.begin() as db:
-            if db.execute(select(state_marks.c.value).where(state_marks.c.name == IMPORTED)).scalar():
+            if not import_once(db, IMPORTED, file):
                 return
-            db.execute(insert(state_marks).values(name=IMPORTED, value=str(file)))
             for silence in saved:
                 if not db.execute(
                     select(silences_table.c.id).where(silences_table.c.id == silence.id)
