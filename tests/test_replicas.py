@@ -155,6 +155,15 @@ def test_what_one_replica_makes_the_other_serves_and_a_logout_ends_everywhere(re
     assert maria.get(one.url + "/edit", allow_redirects=False).status_code == 200
     maria.post(two.url + "/logout", allow_redirects=False)
     assert maria.get(one.url + "/edit", allow_redirects=False).status_code in (302, 401)
+    # A demotion on one replica ends the session on the other at once too.
+    maria = logged_in(one.url, "maria", PASSWORD)
+    assert maria.get(two.url + "/edit", allow_redirects=False).status_code == 200
+    demoted = two.call("POST", "/users", json={"name": "maria", "password": PASSWORD, "role": "viewer"})
+    assert demoted.status_code == 201, demoted.text
+    assert maria.get(one.url + "/edit", allow_redirects=False).status_code in (302, 401)
+    assert (
+        logged_in(one.url, "maria", PASSWORD).get(one.url + "/edit", allow_redirects=False).status_code == 403
+    )
 
 
 def test_writes_from_both_replicas_at_once_lose_nothing(replicas):
