@@ -369,3 +369,27 @@ def test_running_totals_add_every_increment_from_both_replicas(url):
             raise Refused
     with totals[1].adding([series]) as add:
         assert add(*series, 1.0) == 101.0
+
+
+def test_replicas_starting_together_make_the_admin_and_a_rule_once_without_failing(url):
+    engines = [open_database(database_url(url, Path("."))) for _ in range(2)]
+    users, books = [Users(e) for e in engines], [RuleBook(e, shipped={}) for e in engines]
+    start, failures = threading.Barrier(2), []
+
+    def start_replica(n: int) -> None:
+        start.wait()
+        try:
+            users[n].set("admin", "correct-horse-battery", "admin")  # each start sets the admin's password
+            books[n].put(rule(id="same-rule"))
+        except Exception as exc:  # noqa: BLE001 (any failure is the finding)
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=start_replica, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert users[1].check("admin", "correct-horse-battery").role == "admin"
+    books[0].refresh()
+    assert list(books[0].rules) == ["same-rule"]

@@ -74,26 +74,28 @@ class Users:
         if bad:
             raise ValueError(f"access levels are {', '.join(ACCESS_LEVELS)}, not {', '.join(bad)}")
         with self._lock:
-            known = self._get(name)
-            if known is not None and check_password_hash(known.password_hash, password):
-                if (known.role, known.access) == (role, levels):
-                    return  # unchanged (the admin's password is set again at every start)
-                password_hash = known.password_hash
-            else:
-                password_hash = generate_password_hash(password)
-            values = {"role": role, "access": json.dumps(levels), "password_hash": password_hash}
-            with self.engine.begin() as db:  # written before it takes effect: a failed write changes nothing
-                if known is None:
-                    try:
-                        db.execute(insert(users_table).values(name=name, generation=0, **values))
-                        return
-                    except IntegrityError:
-                        pass  # made by another replica a moment ago: change it as below
-                db.execute(
-                    update(users_table)
-                    .where(users_table.c.name == name)
-                    .values(generation=users_table.c.generation + 1, **values)
-                )
+            for _ in range(2):  # a second time when another replica made the user at the same moment
+                known = self._get(name)
+                if known is not None and check_password_hash(known.password_hash, password):
+                    if (known.role, known.access) == (role, levels):
+                        return  # unchanged (the admin's password is set again at every start)
+                    password_hash = known.password_hash
+                else:
+                    password_hash = generate_password_hash(password)
+                values = {"role": role, "access": json.dumps(levels), "password_hash": password_hash}
+                try:
+                    with self.engine.begin() as db:  # written before it takes effect
+                        if known is None:
+                            db.execute(insert(users_table).values(name=name, generation=0, **values))
+                        else:
+                            db.execute(
+                                update(users_table)
+                                .where(users_table.c.name == name)
+                                .values(generation=users_table.c.generation + 1, **values)
+                            )
+                    return
+                except IntegrityError:
+                    continue  # made by another replica a moment ago: look again
 
     def check(self, name: str, password: str) -> Identity | None:
         """Return the identity of a good login, or None; unknown names cost as much as known ones.

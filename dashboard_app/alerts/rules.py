@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.state.database import alert_rules, import_once, memory_database
@@ -396,13 +397,22 @@ class RuleBook:
 
     def put(self, rule: AlertRule) -> bool:
         """Add or replace a rule; True when it is new (stored first: a failed write changes nothing)."""
-        with self._lock, self.engine.begin() as db:
-            text = json.dumps(rule.as_json())
-            if db.execute(update(alert_rules).where(alert_rules.c.id == rule.id).values(rule=text)).rowcount:
-                new = False
-            else:
-                db.execute(insert(alert_rules).values(id=rule.id, rule=text))
-                new = rule.id not in self.shipped
+        text = json.dumps(rule.as_json())
+        with self._lock:
+            for _ in range(2):  # a second time when another replica made the same rule at that moment
+                try:
+                    with self.engine.begin() as db:
+                        row = alert_rules.c
+                        if db.execute(
+                            update(alert_rules).where(row.id == rule.id).values(rule=text)
+                        ).rowcount:
+                            new = False
+                        else:
+                            db.execute(insert(alert_rules).values(id=rule.id, rule=text))
+                            new = rule.id not in self.shipped
+                    break
+                except IntegrityError:
+                    continue
         self.refresh()
         return new
 
