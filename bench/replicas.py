@@ -35,6 +35,7 @@ from bench.report import free_port
 from bench.viewers import refresh_body
 from tests.servers import (
     REPLICA_ADMIN_PASSWORD,
+    logged_in,
     new_database,
     postgres_cluster,
     prometheus_server,
@@ -63,14 +64,6 @@ class Hook(BaseHTTPRequestHandler):
         pass
 
 
-def _login(url: str, user: str, password: str) -> requests.Session:
-    http = requests.Session()
-    http.headers["Origin"] = url
-    answer = http.post(url + "/login", data={"user": user, "password": password}, allow_redirects=False)
-    assert answer.status_code == 302, answer.text
-    return http
-
-
 def _replica(tmp: Path, prometheus: str, **env: str) -> tuple[str, object]:
     port = free_port()
     proc = start_replica(port, tmp / f"replica-{port}", prometheus, **env)
@@ -96,13 +89,13 @@ def requests_compared(tmp: Path, prometheus: str, postgres: str, count: int) -> 
     try:
         sessions, panels = {}, None
         for kind, (url, _) in started.items():
-            admin = _login(url, "admin", REPLICA_ADMIN_PASSWORD)
+            admin = logged_in(url, "admin", REPLICA_ADMIN_PASSWORD)
             made = admin.post(
                 url + API + "/users",
                 json={"name": "olga", "password": PASSWORD, "role": "operator", "access": ["operations"]},
             )
             assert made.status_code == 201, made.text
-            sessions[kind] = _login(url, "olga", PASSWORD)
+            sessions[kind] = logged_in(url, "olga", PASSWORD)
             sessions[kind].get(url + "/operations")
             panels = [
                 p["id"] for p in admin.get(url + API + "/dashboards/operations").json()["dashboard"]["panels"]
@@ -118,7 +111,7 @@ def requests_compared(tmp: Path, prometheus: str, postgres: str, count: int) -> 
             if n % 2 == 0:  # a login costs a password hash: half as many
                 for kind, (url, _) in started.items():
                     t0 = time.perf_counter()
-                    _login(url, "olga", PASSWORD)
+                    logged_in(url, "olga", PASSWORD)
                     timings[kind]["login"].append(time.perf_counter() - t0)
         return {kind: {what: _ms(v) for what, v in found.items()} for kind, found in timings.items()}
     finally:
@@ -137,7 +130,7 @@ def takeover(tmp: Path, prometheus: str, postgres: str, hook: str, interval: int
     started = [_replica(tmp, prometheus, **env) for _ in range(2)]
     Hook.bodies = []
     try:
-        admin = _login(started[0][0], "admin", REPLICA_ADMIN_PASSWORD)
+        admin = logged_in(started[0][0], "admin", REPLICA_ADMIN_PASSWORD)
         made = admin.post(started[0][0] + API + "/keys", json={"name": "bench", "scopes": ["ingest"]})
         key = {"Authorization": f"Bearer {made.json()['key']}"}
         url = started[0][0]

@@ -105,6 +105,13 @@ class Replica:
     def call(self, method: str, path: str, http: requests.Session | None = None, **kwargs):
         return (http or self.admin).request(method, self.url + API + path, timeout=20, **kwargs)
 
+    def push(self, sample: dict, key: dict) -> None:
+        """One sample by the JSON push, with an ingest key's header; it must be taken."""
+        answer = requests.post(
+            self.url + API + "/metrics/custom/record", json={"samples": [sample]}, headers=key, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+
     def alerting(self) -> dict:
         return self.call("GET", "/status").json()["alerting"]
 
@@ -201,14 +208,7 @@ def test_pushes_of_every_protocol_reach_the_server_and_counters_add_up_across_re
     registered = requests.post(one.url + API + "/metrics/custom/register", json=counter, headers=bearer)
     assert registered.status_code == 201, registered.text
     for n, replica in enumerate([one, two, one, two]):
-        sample = {"name": "shop_checkouts_total", "labels": {"shop": "eu"}, "value": n + 1}
-        answer = requests.post(
-            replica.url + API + "/metrics/custom/record",
-            json={"samples": [sample]},
-            headers=bearer,
-            timeout=10,
-        )
-        assert answer.status_code == 200, answer.text
+        replica.push({"name": "shop_checkouts_total", "labels": {"shop": "eu"}, "value": n + 1}, bearer)
     # OTLP with delta temporality: the SDK's increments, half to each replica.
     for replica, amount in ((one, 3), (two, 4)):
         exporter = OTLPMetricExporter(
@@ -269,14 +269,7 @@ def test_each_change_is_told_once_and_after_a_kill_the_other_replica_tells_the_r
     assert registered.status_code in (200, 201), registered.text
 
     def push(replica: Replica, value: float) -> None:
-        sample = {"name": DEPTH, "value": value}
-        answer = requests.post(
-            replica.url + API + "/metrics/custom/record",
-            json={"samples": [sample]},
-            headers=bearer,
-            timeout=10,
-        )
-        assert answer.status_code == 200, answer.text
+        replica.push({"name": DEPTH, "value": value}, bearer)
 
     rule = {"id": "queue-deep", "name": "Queue deep", "expr": f"{DEPTH} > 10", "severity": "critical"}
     assert two.call("POST", "/alerts/rules", json=rule).status_code == 201
