@@ -128,6 +128,18 @@ def shared(tmp_path):
     runtime.archive.close()
 
 
+@pytest.fixture
+def kept_longer(tmp_path):
+    """As ``shared``, with raw samples kept longer than the 15-minute window: the oldest points under a
+    window's left edge do not expire (by the wall clock) between an answer made ahead and a fresh render
+    of the same key beside it, which would make the two differ for a reason that is not the patching."""
+    runtime = Runtime(quiet_settings(store__raw__retention="1h"), tmp_path)
+    host_history(runtime, time.time())
+    with serving(runtime) as pb:
+        yield pb
+    runtime.archive.close()
+
+
 def test_many_viewers_of_one_view_cost_one_computation(shared):
     runtime, panels = shared.runtime, panels_of(shared.runtime, "operations")
     viewers = [Viewer(shared.url, "operations", panels) for _ in range(20)]
@@ -330,17 +342,17 @@ def test_a_cached_answer_never_crosses_levels(levels):
 NET = "pulseboard_system_network_receive_bytes_total"
 
 
-def test_watched_views_are_rendered_ahead_and_patched_into_what_a_fresh_render_gives(shared):
+def test_watched_views_are_rendered_ahead_and_patched_into_what_a_fresh_render_gives(kept_longer):
     """Second after second of new samples, with a gap and a counter reset: each refresh finds its
     answer and its patch made ahead (nothing computed for it), and the figures the page then holds,
     patch after patch, are the figures a full render gives."""
-    runtime, views = shared.runtime, shared.runtime.panel_views
+    runtime, views = kept_longer.runtime, kept_longer.runtime.panel_views
     dashboard = runtime.dashboards["operations"]
     source = runtime.sources.for_caller(OPEN).pages
     points = runtime.settings.dashboards.points
-    viewer = Viewer(shared.url, "operations", panels_of(runtime, "operations"))
+    viewer = Viewer(kept_longer.url, "operations", panels_of(runtime, "operations"))
     viewer.refresh()  # the view is watched from now on
-    start, total, compared = time.time(), 5e6, 0
+    total, compared = 5e6, 0
     for k in range(12):
         time.sleep(0.1)
         at = time.time()
@@ -372,4 +384,3 @@ def test_watched_views_are_rendered_ahead_and_patched_into_what_a_fresh_render_g
             assert orjson.loads(to_json_plotly(fresh)) == viewer.figures[panel.id], (k, panel.id)
             compared += 1
     assert compared >= 10 * len(dashboard.panels)
-    assert time.time() - start < 60
