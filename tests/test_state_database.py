@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from dashboard_app.access.audit import AuditLog
@@ -24,7 +26,7 @@ from dashboard_app.api.frame import PREFIX as API
 from dashboard_app.dashboard_store import DashboardError, DashboardStore
 from dashboard_app.runtime import Runtime
 from dashboard_app.sources.source import EmbeddedSource
-from dashboard_app.state.database import database_url, notifications, open_database
+from dashboard_app.state.database import database_url, metadata, notifications, open_database
 from dashboard_app.state.definitions import SavedDefinitions
 from dashboard_app.state.totals import RunningTotals
 from tests.servers import logged_in, new_database, postgres_cluster, quiet_settings, serving
@@ -393,3 +395,10 @@ def test_replicas_starting_together_make_the_admin_and_a_rule_once_without_faili
     assert users[1].check("admin", "correct-horse-battery").role == "admin"
     books[0].refresh()
     assert list(books[0].rules) == ["same-rule"]
+
+
+def test_the_migrations_make_exactly_the_tables_the_code_reads_and_writes(url):
+    engine = open_database(database_url(url, Path(".")))
+    with engine.connect() as db:
+        differences = compare_metadata(MigrationContext.configure(db), metadata)
+    assert differences == []

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -125,6 +126,7 @@ notifications = Table(
     Column("payload", Text, nullable=False),  # JSON, as the target gets it
     Column("created", Float, nullable=False),
     Column("done", Float, nullable=True),  # delivered or given up; None: still to deliver
+    Index("notifications_open", "done"),
 )
 audit_log = Table(
     "audit_log",
