@@ -119,9 +119,11 @@ def alerts_body(
     now: float,
     silences: list[dict] = (),
     targets: list[dict] = (),
+    sender: str | None = None,
 ) -> list:
     """Return the Alerts page's sections from the rules (with status), active alerts, history, the
-    silences in force and the notification targets (with what each delivered and its last error)."""
+    silences in force and the notification targets (with what each delivered and its last error).
+    ``sender``: which replica evaluates and notifies, when several share the state (None: this one)."""
     active_rows = [
         [
             _state(a),
@@ -174,6 +176,7 @@ def alerts_body(
             "No silence in force: every alert is notified.",
         ),
         html.H2("Notifications", className="section-title"),
+        *([html.P(sender, className="section-note")] if sender and targets else []),
         _table(
             ["state", "target", "where", "delivered", "given up", "last error"],
             _target_rows(list(targets)),

@@ -19,6 +19,16 @@ from layouts.units import format_time
 SPANS = {v for _, v in SILENCE_SPANS}
 
 
+def _sender(holder: str | None) -> str:
+    """Say, on a replica that does not evaluate, which one does: the counts below are this one's."""
+    if holder is None:
+        return "No replica evaluates the rules at this moment; the next to look takes it over."
+    return (
+        f"Rules are evaluated and notifications sent by the replica {holder}; "
+        "the counts below are what this replica delivered since it started."
+    )
+
+
 def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
     """Attach the banner's and the Alerts page's callbacks."""
     callback = permissions.callback
@@ -52,7 +62,10 @@ def register(app: Dash, runtime: Runtime, permissions: Permissions) -> None:
         silences = [s.model_dump() for s in visible_silences(runtime)]
         identity = reads().identity
         targets = runtime.notifier.status() if identity.at_least("operator") else []
-        return alerts_body(rules, visible_alerts(engine.active()), history, time.time(), silences, targets)
+        sender = None if engine.leading else _sender(engine.lease.holder_now())
+        return alerts_body(
+            rules, visible_alerts(engine.active()), history, time.time(), silences, targets, sender
+        )
 
     @callback(app, alerts, Output(ids.SILENCE_RULE, "options"), Input(ids.URL, "pathname"))
     def silence_rules(_path):
