@@ -196,7 +196,27 @@ def backup(args: argparse.Namespace) -> int:
         return 1
     print(f"backed up {len(copied)} file(s) from {args.data_dir} to {args.directory}")
     print(f"start on the copy with: pulseboard serve --data-dir {args.directory}")
+    elsewhere = _state_elsewhere()
+    if elsewhere:
+        print(
+            f"the state database (users, dashboards, rules, alerts) is {elsewhere}, not in the data "
+            "directory: back it up with pg_dump -Fc (restore with pg_restore into an empty database)"
+        )
     return 0
+
+
+def _state_elsewhere() -> str | None:
+    """The PostgreSQL database the environment's settings name, password left out; None for SQLite."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = load_settings(os.environ.get("PULSEBOARD_ENV", "development")).database.url
+    except ConfigError:
+        return None
+    if not url or not url.startswith("postgresql"):
+        return None
+    parsed = make_url(url)
+    return f"PostgreSQL {parsed.database} on {parsed.host}:{parsed.port or 5432}"
 
 
 COMMANDS = {

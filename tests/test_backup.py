@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -97,3 +98,22 @@ def test_a_backup_taken_during_pushes_keeps_every_acknowledged_sample_and_the_re
 def test_a_backup_refuses_a_missing_data_directory_by_name(tmp_path):
     done = backup(tmp_path / "nowhere", tmp_path / "copy")
     assert done.returncode == 1 and f"{tmp_path / 'nowhere'}: no such data directory" in done.stderr
+
+
+def test_a_backup_says_where_a_postgresql_state_database_is_and_how_to_back_it_up(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "custom_metrics.json").write_text("[]")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    environ["PULSEBOARD_DATABASE__URL"] = "postgresql://pulseboard:secret@db.internal:5433/pulseboard"
+    done = subprocess.run(
+        [sys.executable, "app.py", "backup", str(tmp_path / "copy"), "--data-dir", str(data)],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PostgreSQL pulseboard on db.internal:5433" in done.stdout and "pg_dump -Fc" in done.stdout
+    assert "secret" not in done.stdout
