@@ -31,6 +31,7 @@ class Report:
 
     checked: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
 
     def add(self, path: Path, problems: list[str] | str | None) -> None:
         self.checked.append(path)
@@ -239,7 +240,14 @@ def check(paths: list[Path], environment: str, config: ConfigDir, environ: dict[
         errors = check_environment(values, "environment", environment, config)
         report.errors += [e.replace("environment:0: ", "environment: ", 1) for e in errors]
         if not errors:
-            report.errors += check_database(load_settings(environment, environ, config).database.url)
+            settings = load_settings(environment, environ, config)
+            report.errors += check_database(settings.database.url)
+            if settings.source == "prometheus" and not settings.database.url:
+                report.notes.append(
+                    "database.url: not set, so this replica keeps users, dashboards, rules and alert state "
+                    "in its own data directory; replicas share them only through one database.url "
+                    "(PostgreSQL), and each would evaluate and notify alerts on its own"
+                )
         return report
     for path in paths:
         if not path.exists():

@@ -163,6 +163,8 @@ def check_config(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     report = check(args.paths, args.env, config, dict(os.environ))
+    for note in report.notes:
+        print(f"note: {note}")
     for error in report.errors:
         print(error, file=sys.stderr)
     files = len(report.checked)

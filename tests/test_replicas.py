@@ -310,3 +310,16 @@ def test_check_config_names_a_database_it_cannot_reach(tmp_path):
     assert result.returncode == 1
     assert "database.url: cannot open postgresql://pulseboard:***@127.0.0.1" in result.stderr
     assert "secret" not in result.stderr and "Connection refused" in result.stderr
+    # A replica reading from Prometheus with no shared database is told what it will not share.
+    alone = subprocess.run(
+        [sys.executable, "app.py", "check-config"],
+        env={
+            **environ,
+            "PULSEBOARD_SOURCE": "prometheus",
+            "PULSEBOARD_PROMETHEUS_URL": "http://127.0.0.1:9090",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert alone.returncode == 0 and "note: database.url: not set" in alone.stdout
