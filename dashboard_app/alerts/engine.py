@@ -271,10 +271,10 @@ class AlertEngine:
                     write_kept(db, rows, gone, resolved, now, HISTORY)
                     items = self.notifier.record(db, told, now) if told and self.notifier else []
             except LostLease:
-                self.leading = False  # another replica took over: what it writes is read next time
+                self.leading, self._written = False, {}  # another replica took over: read it whole
                 return 0
             except Exception:
-                self.leading = False  # not written: read back, and evaluated again, next time
+                self.leading, self._written = False, {}  # not written: read back whole, evaluated again
                 raise
             self._written.update(rows)
             for rule_id in gone:
@@ -318,25 +318,34 @@ class AlertEngine:
         """On a replica that does not evaluate: read what the evaluating one wrote (at most once a second)."""
         if self.leading or (not fresh and time.monotonic() - self._read_at < FRESH_FOR):
             return
-        self._load()
+        self._load(reuse=True)
 
-    def _load(self) -> None:
-        """Read the kept alerts, history and count of changes (at start, on taking over, following)."""
-        rows, past, changes = read_kept(self.database, HISTORY)
+    def _load(self, reuse: bool = False) -> None:
+        """Read the kept alerts, history and count of changes (at start, on taking over, following).
+
+        ``reuse`` (a replica following): a rule whose row is as last read keeps its state, and the
+        history is read again only when an alert changed, so a follower's second costs little."""
+        rows, past, changes = read_kept(self.database, HISTORY, self.changes if reuse else None)
         rules = self.book.rules
         states, written, evaluated = {}, {}, None
         for row in rows:
-            written[row.rule_id] = (row.alerts, row.seen, row.error)
+            kept = (row.alerts, row.seen, row.error)
+            written[row.rule_id] = kept
             rule = rules.get(row.rule_id)
             if rule is None:
+                continue
+            evaluated = max(evaluated or row.evaluated, row.evaluated)
+            known = self.states.get(row.rule_id)
+            if reuse and known is not None and known.rule == rule and self._written.get(row.rule_id) == kept:
+                states[row.rule_id] = known
                 continue
             state = states[row.rule_id] = RuleState(rule)
             state.alerts, state.last_seen = read_alerts(row.alerts, Alert), read_seen(row.seen)
             state.error = row.error
-            evaluated = max(evaluated or row.evaluated, row.evaluated)
         with self._lock:
             self.states, self._written, self.changes = states, written, changes
-            self._history = deque(past, maxlen=HISTORY)
+            if past is not None:
+                self._history = deque(past, maxlen=HISTORY)
             self._last_evaluation = evaluated or self._last_evaluation
             self._read_at = time.monotonic()
 

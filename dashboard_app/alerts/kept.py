@@ -122,15 +122,18 @@ def read_seen(text: str) -> dict[Labels, float]:
     return {freeze_labels(dict(key)): at for key, at in json.loads(text)}
 
 
-def read_kept(engine: Engine, history: int) -> tuple[list, list[dict], int]:
-    """Every rule's row, the newest ``history`` resolved alerts (oldest first), the count of changes."""
+def read_kept(engine: Engine, history: int, known: int | None = None) -> tuple[list, list[dict] | None, int]:
+    """Every rule's row, the newest ``history`` resolved alerts (oldest first; None when the count of
+    changes is still ``known``: no alert resolved since), the count of changes."""
     with engine.connect() as db:
         rows = db.execute(select(alert_state)).all()
-        past = db.execute(
-            select(alert_history.c.alert).order_by(alert_history.c.id.desc()).limit(history)
-        ).scalars()
-        past = [json.loads(text) for text in past][::-1]
         changes = db.execute(select(leases.c.changes).where(leases.c.name == LEASE)).scalar() or 0
+        past = None
+        if changes != known:
+            texts = db.execute(
+                select(alert_history.c.alert).order_by(alert_history.c.id.desc()).limit(history)
+            ).scalars()
+            past = [json.loads(text) for text in texts][::-1]
     return rows, past, changes
 
 
