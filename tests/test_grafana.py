@@ -14,7 +14,7 @@ from dashboard_app.alerts.rules import prometheus_rule_file
 from dashboard_app.config_dir import ConfigDir
 from dashboard_app.runtime import Runtime
 from tests import demo_service
-from tests.servers import prometheus_server, quiet_settings, serving
+from tests.servers import prometheus_query, prometheus_server, quiet_settings, serving
 from tests.test_promql_compliance import differences
 
 RULES = """\
@@ -61,9 +61,9 @@ def grafana_pair(tmp_path_factory):
             demo_service.write(pb.url + "/api/v1/write", series)
             runtime.alerts.evaluate()
             deadline = time.monotonic() + 30  # Prometheus evaluates its rules every second
-            while (
-                time.monotonic() < deadline
-                and not requests.get(prom + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+            while time.monotonic() < deadline and not (
+                requests.get(prom + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+                and prometheus_query(prom, "instance:demo_cpu_usage_seconds:rate1m")  # its rule evaluated
             ):
                 time.sleep(0.5)
             yield pb.url, prom, now_ms / 1000, runtime
