@@ -20,12 +20,17 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dashboard_app.config_dir import ConfigDir
-from dashboard_app.state.database import dashboard_versions, dashboards, import_once, memory_database
+from dashboard_app.state.database import (
+    FRESH_FOR,
+    dashboard_versions,
+    dashboards,
+    import_once,
+    memory_database,
+)
 from layouts.dashboards import load_dashboard, load_dashboards, parse_dashboard, read_yaml
 from layouts.schema import Dashboard, id_for
 
 KEPT_VERSIONS = 100  # versions kept per dashboard; older ones are removed as new ones are saved
-FRESH_FOR = 1.0  # seconds a replica trusts what it read of the saved dashboards
 IMPORTED_FILES = "dashboards files imported"
 
 

@@ -22,7 +22,6 @@ from tsdb.store import SeriesLimitError, Store
 # What a registered name keeps (409 otherwise), by declaration field and the API field that sets it.
 KEPT = {"type": "type", "labels": "labels", "unit": "unit", "category": "category", "level": "access"}
 OWNER = "push"  # the producer pushed metrics are declared by
-FRESH_FOR = 1.0  # seconds between two looks for definitions registered on other replicas
 
 if TYPE_CHECKING:
     from dashboard_app.state.definitions import SavedDefinitions
@@ -61,7 +60,7 @@ class CustomMetrics:
         those of ``names`` not known here (at once: a push may follow its registration elsewhere)."""
         if self.saved is None:
             return
-        if names is None and time.monotonic() - self._read_at < FRESH_FOR:
+        if names is None and time.monotonic() - self._read_at < self.saved.fresh_for:
             return
         found = self.saved.all(names)
         with self._lock:
@@ -142,7 +141,7 @@ class CustomMetrics:
                 413,
                 "samples",
             )
-        unknown = {s.get("name") for s in samples if isinstance(s, Mapping)} - set(self.definitions)
+        unknown = {s.get("name") for s in samples if isinstance(s, Mapping)} - self.definitions.keys()
         if unknown:  # perhaps registered on another replica
             self.refresh([n for n in unknown if isinstance(n, str)])
         now = self.clock()

@@ -31,16 +31,8 @@ from dashboard_app.state.definitions import SavedDefinitions
 from dashboard_app.state.totals import RunningTotals
 from tests.servers import logged_in, new_database, postgres_cluster, quiet_settings, serving
 from tests.test_alerts import CPU, HOST, cpu_history, rule
+from tests.test_dashboard_documents import SHOP
 from tsdb.metrics import Sample
-
-SHOP = {
-    "id": "shop",
-    "title": "Shop",
-    "access": "operations",
-    "panels": [
-        {"id": "orders", "title": "Orders", "type": "line", "queries": [{"expr": "shop_orders_total"}]}
-    ],
-}
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,13 @@ from dashboard_app.alerts.notify import Notifier
 from dashboard_app.alerts.rules import AlertRule, RuleBook
 from dashboard_app.alerts.silences import Silences
 from dashboard_app.sources.source import Source
-from dashboard_app.state.database import memory_database
+from dashboard_app.state.database import FRESH_FOR, memory_database
 from layouts.units import aggregated_unit, format_time, format_value
 from query.evaluate import Query
 from tsdb.metrics import Labels, Sample, freeze_labels
 
 log = logging.getLogger(__name__)
 HISTORY = 1000  # resolved alerts kept for the history view
-FRESH_FOR = 1.0  # seconds a replica that does not evaluate trusts the alert state it read
 
 
 class LostLease(Exception):
@@ -249,8 +248,7 @@ class AlertEngine:
         error and the others go on. Return how many alerts started firing or resolved."""
         now = self.clock()
         self._record(now)
-        if not self.lease.hold():
-            self.leading = False
+        if not self.leading and not self.lease.hold():  # the holder renews it in the write below
             self._follow(fresh=True)
             return 0
         changed: list[Alert] = []

@@ -71,13 +71,14 @@ class Lease:
 
     def fence(self, db: Connection, changes: int) -> bool:
         """Within the transaction that writes an evaluation: renew the lease and record the count of
-        alert changes, only if still held (the row stays locked until the transaction ends)."""
+        alert changes, only if no other replica took it over (the row stays locked until the
+        transaction ends, so none can meanwhile)."""
         now = self.clock()
         row = leases.c
         return bool(
             db.execute(
                 update(leases)
-                .where(row.name == self.name, row.holder == self.holder, row.expires >= now)
+                .where(row.name == self.name, row.holder == self.holder)
                 .values(expires=now + self.ttl, changes=changes)
             ).rowcount
         )

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dashboard_app.config_dir import ConfigDir
-from dashboard_app.state.database import alert_rules, import_once, memory_database
+from dashboard_app.state.database import FRESH_FOR, alert_rules, import_once, memory_database
 from layouts.schema import Aggregation
 from layouts.validation import ConfigError, describe, parse_duration, read_yaml
 from query.promql.printer import metric_names
@@ -439,7 +439,6 @@ class RuleBook:
 
 
 IMPORTED = "alert rules file imported"
-FRESH_FOR = 1.0  # seconds a replica trusts the rules it read
 
 
 def _duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import Engine, delete, insert, select
 
-from dashboard_app.state.database import import_once, memory_database
+from dashboard_app.state.database import FRESH_FOR, import_once, memory_database
 from dashboard_app.state.database import silences as silences_table
 from layouts.validation import parse_duration
 from tsdb.persistence import load_json
@@ -178,7 +178,6 @@ class Silences:
 
 
 IMPORTED = "silences file imported"
-FRESH_FOR = 1.0  # seconds a replica trusts the silences it read
 
 
 def _silence_row(silence: Silence) -> dict:

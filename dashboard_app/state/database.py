@@ -35,6 +35,7 @@ from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 STATE_FILE = "state.sqlite"  # the default database, in the data directory
+FRESH_FOR = 1.0  # seconds a replica trusts what it read of the state others may change (lists, alerts)
 metadata = MetaData()
 dashboards = Table(
     "dashboards",

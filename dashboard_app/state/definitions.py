@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from dashboard_app.state.database import import_once, metric_definitions
+from dashboard_app.state.database import FRESH_FOR, import_once, metric_definitions
 from ingest.definitions_file import declaration, load_definitions
 from ingest.registration import MetricError, registration
 from tsdb.metrics import MetricSpec
@@ -18,6 +18,8 @@ IMPORTED = "custom metrics file imported"
 
 
 class SavedDefinitions:
+    fresh_for = FRESH_FOR  # seconds between two looks for definitions registered on other replicas
+
     def __init__(self, engine: Engine, file: Path | None = None):
         self.engine = engine
         self.problems: list[str] = []

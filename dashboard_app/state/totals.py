@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -35,23 +35,34 @@ class RunningTotals:
     @contextmanager
     def adding(self, series: list[tuple[str, Labels]]) -> Iterator[Add]:
         """Lock the totals of ``series`` and hand over a function adding an increment to one; the
-        totals are written when the block ends without an error, and left as they were otherwise."""
+        totals are written when the block ends without an error, and left as they were otherwise.
+        A block that adds nothing (a push of gauges) opens no transaction."""
         keys = sorted({series_key(name, labels) for name, labels in series})
-        with self.engine.begin() as db:
-            totals = _locked(db, keys)
-            start = dict(totals)
+        with ExitStack() as stack:
+            db: Connection | None = None
+            totals: dict[str, float] = {}
+            start: dict[str, float] = {}
+
+            def lock(more: list[str]) -> None:
+                nonlocal db
+                if db is None:
+                    db = stack.enter_context(self.engine.begin())
+                start.update(_locked(db, more))
+                totals.update({key: start[key] for key in more})
+
+            if keys:
+                lock(keys)
 
             def add(name: str, labels: Labels, increment: float) -> float:
                 key = series_key(name, labels)
                 if key not in totals:  # a series not named beforehand: locked as it comes
-                    start.update(_locked(db, [key]))
-                    totals[key] = start[key]
+                    lock([key])
                 totals[key] += increment
                 return totals[key]
 
             yield add
             for key, total in totals.items():
-                if total != start.get(key):
+                if total != start[key]:
                     db.execute(
                         update(running_totals).where(running_totals.c.series == key).values(total=total)
                     )
